@@ -1,0 +1,40 @@
+"""The errors paperbot reports to people: each renders as one line that says what and where."""
+
+from __future__ import annotations
+
+
+class PaperbotError(Exception):
+    """Base of every error paperbot reports to a user as one line (never a traceback)."""
+
+
+class ConfigError(PaperbotError):
+    """The config file is invalid; `path` is where (e.g. `sources[2].kind`)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ParseError(PaperbotError):
+    """A source's document is not what its kind expects (changed page, error feed, bad XML)."""
+
+
+class FetchError(PaperbotError):
+    """A source URL could not be fetched (network error, HTTP error, too large)."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(f"{url}: {message}")
+
+
+class SendError(PaperbotError):
+    """A digest could not be handed to the mail server; `permanent` for 5xx refusals."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class StoreError(PaperbotError):
+    """The SQLite store cannot be opened or is of an unknown schema version."""

@@ -1,0 +1,106 @@
+"""Frozen data types that flow between the pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A labelled URL of a paper: `abs`, `pdf`, `code`, `hf`, `alphaxiv`, `page`, `doi`..."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper as a source lists it, or as the store knows it after merging sources.
+
+    `id` is the canonical id (see `bot.ids.canonical_id`): the arXiv id without version
+    (`2411.01234`, `hep-ph/9411242`), else `doi:<lowercased DOI>`, else `title:<hash>`.
+    """
+
+    id: str
+    title: str
+    authors: tuple[str, ...] = ()
+    abstract: str = ""
+    url: str = ""
+    arxiv_id: str | None = None
+    doi: str | None = None
+    published: datetime | None = None
+    categories: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    sources: tuple[str, ...] = ()
+    announce_type: str | None = None
+    votes: int | None = None
+    stars: int | None = None
+    keywords: tuple[str, ...] = ()
+    organizations: tuple[str, ...] = ()
+    first_seen: datetime | None = None
+
+    def link(self, label: str) -> str | None:
+        """The URL with this label, if the paper has one."""
+        return next((lk.url for lk in self.links if lk.label == label), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a parser read from one fetched document: its papers and the next page, if any."""
+
+    papers: tuple[Paper, ...]
+    next_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a paper matched: the alert that fired (`kind` keyword/author/...) and the words hit."""
+
+    kind: str
+    alert: str
+    terms: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.alert}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A paper matched for one subscriber, with every reason and a ranking score."""
+
+    paper_id: str
+    reasons: tuple[Reason, ...]
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A subscriber and their alerts, as the pipeline sees them (config or web)."""
+
+    email: str
+    keywords: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_papers: int = 50
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One email's worth of matched papers for one subscriber, ranked."""
+
+    subscriber: Subscriber
+    entries: tuple[DigestEntry, ...]
+    message_id: str
+    omitted: int = 0
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """A paper in a digest with the reasons it matched."""
+
+    paper: Paper
+    reasons: tuple[Reason, ...] = field(default_factory=tuple)

@@ -1,0 +1,63 @@
+"""The source-kind registry: every kind is a class registered by name, one file per kind."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.models import Listing
+
+
+class SourceOptions(BaseModel):
+    """Options every source kind accepts; kinds subclass this to add their own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = Field(None, description="override the endpoint (a mirror, a local test server)")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchWindow:
+    """When this source last fetched successfully and what day it is, for date-windowed kinds."""
+
+    today: date
+    last_success: date | None = None
+
+
+class SourceKind(ABC):
+    """A kind of source: which URLs to fetch and how to read what they return (no I/O here)."""
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[SourceOptions]] = SourceOptions
+    #: seconds between two requests to this kind's hosts (arXiv asks for 3)
+    min_interval: ClassVar[float] = 0.0
+
+    @abstractmethod
+    def start_urls(self, options: Any, window: FetchWindow) -> list[str]:
+        """The URLs one fetch of this source starts from."""
+
+    @abstractmethod
+    def parse(self, body: bytes, url: str, options: Any) -> Listing:
+        """Read one fetched document; raise `ParseError` when it is not what this kind expects."""
+
+    def max_pages(self, options: Any) -> int:
+        """How many `next_url` pages one fetch may follow."""
+        return 1
+
+
+KINDS: dict[str, type[SourceKind]] = {}
+
+
+def register(cls: type[SourceKind]) -> type[SourceKind]:
+    """Class decorator: make a source kind available under its `name`."""
+    KINDS[cls.name] = cls
+    return cls
+
+
+def get_kind(name: str) -> SourceKind:
+    """An instance of the registered kind `name` (KeyError when unknown)."""
+    return KINDS[name]()
