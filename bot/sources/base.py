@@ -17,7 +17,9 @@ class SourceOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str | None = Field(None, description="override the endpoint (a mirror, a local test server)")
+    url: str | None = Field(
+        None, description="override the endpoint (a mirror, a local test server)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,6 @@ class SourceKind(ABC):
 
     name: ClassVar[str]
     options_model: ClassVar[type[SourceOptions]] = SourceOptions
-    #: seconds between two requests to this kind's hosts (arXiv asks for 3)
-    min_interval: ClassVar[float] = 0.0
 
     @abstractmethod
     def start_urls(self, options: Any, window: FetchWindow) -> list[str]:

@@ -1,0 +1,253 @@
+"""Benchmark of the alert index (not a test): synthetic arXiv-like days x 100,000 subscribers.
+
+    .venv/bin/python bench/match.py [--papers 2000 10000] [--subscribers 100000] [--seed 1]
+
+Papers: ~10-word titles and ~180-word abstracts of filler words with Zipf-like
+frequencies, plus 3-6 topic phrases per paper drawn from a pool with Zipf-like popularity
+(so a few topics are in many papers); ~5 authors each from a pool where a few are
+prolific. Subscribers: ~5 keyword phrases (some quoted, capitalised, hyphenated, a
+prefix, a boolean query, a title: scope) and ~3 followed authors (some as "F. Last" or
+"Last, First") drawn with the same kind of popularity; some restrict categories or
+exclude a phrase. Prints index build time, match times, match counts, peak memory
+(max RSS), and the plain per-subscriber loop's rate on a sample, extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import statistics
+import sys
+import time
+from itertools import accumulate
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.match import AlertIndex  # noqa: E402
+from bot.match_reference import reference_match  # noqa: E402
+from bot.models import Match, Paper, Subscriber  # noqa: E402
+
+VOCABULARY = 20_000
+TOPICS = 30_000
+AUTHORS = 60_000
+CATEGORIES = ["cs.LG", "cs.CV", "cs.CL", "cs.AI", "stat.ML", "cs.RO", "math.OC", "q-bio.NC"]
+FIRST = (
+    "Guillaume Yoshua Samy Rémy Ana María José Wei Li Xin Yu Jing Hao Chen Ming Olga Ivan"
+    " Sofia Lukas Zoë Hélène François Jürgen Søren Łukasz Ahmed Fatima Priya Arjun Kenji"
+    " Yuki Min-jun Seo-yeon Oriol Geoffrey Yann Emma Noah Liam Mia Lucas Chloé Mateo Ines"
+).split()
+LAST = (
+    "Lajoie Bengio Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He"
+    " Lin Smith Johnson Müller Schmidt García Martínez Rossi Dubois Nguyen Kim Park Lee"
+    " Suzuki Tanaka Kowalski Novák Ivanov Petrov Singh Kumar Sharma Das Silva Santos Costa"
+    " Hinton LeCun Vinyals Pérez Gómez Jansen de-Vries Andersen Nielsen Virtanen Öztürk"
+).split()
+
+
+def zipf_weights(n: int, shift: float, power: float = 1.0) -> list[float]:
+    """Cumulative Zipf–Mandelbrot weights 1/(rank+shift)^power for random.choices."""
+    return list(accumulate(1.0 / (rank + shift) ** power for rank in range(1, n + 1)))
+
+
+def make_words(rng: random.Random, count: int) -> list[str]:
+    """Distinct pronounceable words, most frequent first."""
+    onsets = [*"bcdfghjklmnprstvz", "br", "ch", "cr", "gr", "pl", "qu", "sh", "st", "th", "tr"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou"]
+    seen: set[str] = set()
+    out: list[str] = []
+    while len(out) < count:
+        syllables = rng.choice((1, 2, 2, 3, 3, 4))
+        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(syllables))
+        word += rng.choice(("", "", "n", "s", "r", "l", "x", "m"))
+        if word not in seen and len(word) > 2:
+            seen.add(word)
+            out.append(word)
+    return out
+
+
+class World:
+    """The shared vocabulary, topics and people that papers and subscribers draw from."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.words = make_words(rng, VOCABULARY)
+        self.word_weights = zipf_weights(VOCABULARY, 2.7, 1.07)
+        content = self.words[300:]  # topic words are not the filler's commonest words
+        self.topics = [
+            tuple(rng.sample(content, rng.choice((1, 2, 2, 2, 3, 3)))) for _ in range(TOPICS)
+        ]
+        self.paper_topic_weights = zipf_weights(TOPICS, 30.0)
+        self.subscriber_topic_weights = zipf_weights(TOPICS, 60.0)
+        self.people = [(rng.choice(FIRST), rng.choice(LAST), rng.random()) for _ in range(AUTHORS)]
+        self.paper_author_weights = zipf_weights(AUTHORS, 300.0)
+        self.follow_weights = zipf_weights(AUTHORS, 100.0)
+
+    def filler(self, count: int) -> list[str]:
+        """Filler words with Zipf-like frequencies."""
+        return self.rng.choices(self.words, cum_weights=self.word_weights, k=count)
+
+    def written(self, topic: tuple[str, ...], title_case: bool) -> str:
+        """A topic phrase as a paper writes it: sometimes hyphenated or capitalised."""
+        words = [w.capitalize() for w in topic] if title_case else list(topic)
+        if len(words) > 1 and self.rng.random() < 0.2:
+            return "-".join(words)
+        return " ".join(words)
+
+
+def make_paper(world: World, number: int) -> Paper:
+    """One synthetic arXiv-like paper."""
+    rng = world.rng
+    topics = rng.choices(world.topics, cum_weights=world.paper_topic_weights, k=rng.randint(3, 6))
+    title = world.filler(rng.randint(5, 9))
+    title.insert(rng.randrange(len(title) + 1), world.written(topics[0], title_case=True))
+    abstract = world.filler(rng.randint(160, 200))
+    for topic in [*topics, *topics[:2]]:
+        abstract.insert(rng.randrange(len(abstract) + 1), world.written(topic, title_case=False))
+    for i in range(12, len(abstract), 15):
+        abstract[i] += "."
+    people = rng.choices(world.people, cum_weights=world.paper_author_weights, k=rng.randint(1, 9))
+    return Paper(
+        id=f"2501.{number:05d}",
+        title=" ".join(w.capitalize() for w in title),
+        abstract=" ".join(abstract).capitalize(),
+        authors=tuple(dict.fromkeys(f"{first} {last}" for first, last, _ in people)),
+        categories=tuple(rng.sample(CATEGORIES, rng.choice((1, 1, 2, 3)))),
+        sources=("arxiv",),
+        votes=rng.choice((None, None, 0, 1, 3, 12, 40)),
+    )
+
+
+def keyword(world: World, topic: tuple[str, ...]) -> str:
+    """A keyword entry as a subscriber writes it."""
+    rng = world.rng
+    roll = rng.random()
+    text = " ".join(topic)
+    if roll < 0.05:
+        return f"{text[: max(4, len(text) - 3)]}*".replace(" ", " ") if len(topic) == 1 else text
+    if roll < 0.10:
+        return f'"{text}" AND ({rng.choice(world.words[300:3000])} OR {rng.choice(world.words[300:3000])})'
+    if roll < 0.13:
+        return f"{text} -{rng.choice(world.words[300:3000])}"
+    if roll < 0.16:
+        return f"title:{text}"
+    if roll < 0.26:
+        return f'"{text}"'
+    if roll < 0.36:
+        return text.title()
+    if roll < 0.42 and len(topic) > 1:
+        return "-".join(topic)
+    return text
+
+
+def follow(world: World, person: tuple[str, str, float]) -> str:
+    """An author follow as a subscriber writes it: full name, initial, or comma form."""
+    first, last, style = person
+    if style < 0.2:
+        return f"{first[0]}. {last}"
+    if style < 0.3:
+        return f"{last}, {first}"
+    return f"{first} {last}"
+
+
+def make_subscriber(world: World, number: int) -> Subscriber:
+    """One synthetic subscriber with ~5 phrases and ~3 follows."""
+    rng = world.rng
+    topics = rng.choices(world.topics, cum_weights=world.subscriber_topic_weights, k=rng.randint(3, 7))
+    people = rng.choices(world.people, cum_weights=world.follow_weights, k=rng.randint(1, 5))
+    roll = rng.random()
+    return Subscriber(
+        email=f"user{number}@example.org",
+        keywords=tuple(dict.fromkeys(keyword(world, t) for t in topics)),
+        authors=tuple(dict.fromkeys(follow(world, p) for p in people)),
+        categories=tuple(rng.sample(CATEGORIES, 2)) if roll < 0.15 else (),
+        exclude=(" ".join(rng.choice(world.topics[:2000])),) if 0.15 <= roll < 0.25 else (),
+    )
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_match(index: AlertIndex, papers: list[Paper]) -> tuple[float, dict[str, list[Match]]]:
+    """Match once (after a warm-up on a few papers) and return (seconds, result)."""
+    index.match(papers[:50])
+    gc.collect()
+    start = time.perf_counter()
+    result = index.match(papers)
+    return time.perf_counter() - start, result
+
+
+def report_matches(label: str, seconds: float, result: dict[str, list[Match]], subscribers: int) -> None:
+    """Print a match run's time and how many matches it produced."""
+    counts = [len(v) for v in result.values()]
+    total = sum(counts)
+    per_subscriber = counts + [0] * (subscribers - len(counts))
+    print(
+        f"{label}: match {seconds:.3f} s; {total:,} matches; {len(counts):,} subscribers reached;"
+        f" per subscriber mean {total / subscribers:.1f}, median"
+        f" {statistics.median(per_subscriber):.0f}, max {max(counts, default=0)}"
+    )
+
+
+def reference_sample(
+    subscribers: list[Subscriber], papers: list[Paper], result: dict[str, list[Match]], count: int
+) -> float:
+    """Run the plain per-subscriber loop on a sample; check it agrees; return pairs/second."""
+    sample = subscribers[:: max(1, len(subscribers) // count)][:count]
+    start = time.perf_counter()
+    expected = {
+        s.email: [m for p in papers if (m := reference_match(s, p)) is not None] for s in sample
+    }
+    rate = len(sample) * len(papers) / (time.perf_counter() - start)
+    wrong = [s.email for s in sample if expected[s.email] != result.get(s.email, [])]
+    print(f"reference check on {len(sample)} subscribers x {len(papers):,} papers: ", end="")
+    print("index agrees" if not wrong else f"DIFFERS for {wrong[:5]}")
+    return rate
+
+
+def main() -> None:
+    """Generate, build, match, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--papers", type=int, nargs="+", default=[2000, 10000])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample", type=int, default=25, help="subscribers for the reference loop")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    world = World(random.Random(args.seed))
+    subscribers = [make_subscriber(world, i) for i in range(args.subscribers)]
+    days = {n: [make_paper(world, i) for i in range(n)] for n in args.papers}
+    print(f"generated in {time.perf_counter() - start:.1f} s (seed {args.seed}); "
+          f"max RSS {max_rss_mb():.0f} MB")
+    gc.collect()
+
+    start = time.perf_counter()
+    index = AlertIndex.build(subscribers)
+    print(f"index build: {time.perf_counter() - start:.3f} s for {len(subscribers):,} subscribers; "
+          f"max RSS {max_rss_mb():.0f} MB")
+
+    rate = 0.0
+    for n, papers in days.items():
+        seconds, result = timed_match(index, papers)
+        report_matches(f"{n:,} papers", seconds, result, len(subscribers))
+        print(f"  max RSS {max_rss_mb():.0f} MB")
+        if rate == 0.0:
+            rate = reference_sample(subscribers, papers, result, args.sample)
+        del result
+        gc.collect()
+
+    pairs = args.papers[0] * len(subscribers)
+    print(
+        f"plain per-subscriber loop: {rate:,.0f} (subscriber, paper) pairs/s ->"
+        f" {pairs / rate / 60:,.0f} min for {args.papers[0]:,} x {len(subscribers):,}"
+    )
+    print(f"peak memory (max RSS, whole process incl. generated data): {max_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The `paperbot` command line: every user error is one line and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot import __version__
+from bot.config import Config, config_path, load_config
+from bot.errors import ConfigError, PaperbotError
+from bot.pipeline import run_once
+from bot.preview import preview_digest
+from bot.render import render_digest
+from bot.sources import KINDS, FetchWindow, get_kind
+from bot.store import Store
+
+log = logging.getLogger("paperbot")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="paperbot", description="Daily-papers alert bot: fetch, match, mail digests."
+    )
+    parser.add_argument("--version", action="version", version=f"paperbot {__version__}")
+    parser.add_argument(
+        "--config", help="config file (default: $PAPERBOT_CONFIG, else config/paperbot.yaml)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    once = commands.add_parser("once", help="one full cycle now: fetch, record, match, send")
+    mode = once.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run", action="store_true", help="write .eml files, change nothing in the store"
+    )
+    mode.add_argument(
+        "--no-send",
+        action="store_true",
+        help="record and mark everything delivered (primes a new install)",
+    )
+    commands.add_parser("run", help="long-lived worker on the configured schedules")
+    web = commands.add_parser("web", help="the subscription web app")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    preview = commands.add_parser("preview", help="render a subscriber's next digest, send nothing")
+    preview.add_argument("email")
+    preview.add_argument("--html", type=Path, metavar="FILE", help="also write the HTML part here")
+    commands.add_parser("check-config", help="validate the config and print what it understood")
+    commands.add_parser("sources", help="list source kinds and their options")
+    commands.add_parser("status", help="last fetch per source, counts, pending/failed digests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"paperbot: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PaperbotError as exc:
+        print(f"paperbot: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("paperbot: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line unless asked for the traceback
+        if args.verbose:
+            raise
+        print(
+            f"paperbot: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, format="paperbot: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(config_path(args.config))
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    """`paperbot once`: one cycle; 0 all well, 1 a source or a send failed."""
+    config = _config(args)
+    report = asyncio.run(run_once(config, send=not args.no_send, dry_run=args.dry_run))
+    delivery = report.delivery
+    where = f"to {config.outbox}/" if args.dry_run or config.smtp is None else "by SMTP"
+    log.info(
+        "done: %d new papers, %d matches, %d digests sent %s, %d failed, %d pending",
+        report.new_papers,
+        report.matched,
+        delivery.sent,
+        where,
+        delivery.failed,
+        delivery.pending,
+    )
+    return report.exit_code
+
+
+def cmd_not_yet(args: argparse.Namespace) -> int:
+    """`paperbot run` / `web` before their issues land: say so, do not crash."""
+    print(
+        f"paperbot {args.command}: not available yet in this version; "
+        "schedule `paperbot once` from cron instead",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """`paperbot preview EMAIL`: print the next digest's text part (and write the HTML)."""
+    config = _config(args)
+    digest = preview_digest(config, args.email)
+    if digest is None:
+        print(f"paperbot: no subscriber {args.email} in the config or the store", file=sys.stderr)
+        return EXIT_USAGE
+    if not digest.entries:
+        print(f"nothing to send to {args.email} yet")
+        return EXIT_OK
+    rendered = render_digest(digest, list_name=config.list_name)
+    print(f"Subject: {rendered.subject}\n\n{rendered.text}")
+    if args.html:
+        args.html.write_text(rendered.html, encoding="utf-8")
+        print(f"HTML written to {args.html}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """`paperbot check-config`: validate and print what was understood."""
+    config = _config(args)
+    print("\n".join(describe_config(config)))
+    return EXIT_OK
+
+
+def describe_config(config: Config) -> list[str]:
+    """Human-readable lines saying what the config means."""
+    today = FetchWindow(today=datetime.now(UTC).date())
+    lines = [
+        f"config: {config.path}",
+        f"database: {config.database}",
+        f"timezone: {config.timezone}",
+    ]
+    if config.smtp:
+        smtp = config.smtp
+        lines.append(
+            f"delivery: SMTP {smtp.host}:{smtp.effective_port} ({smtp.security})"
+            f"{' as ' + smtp.username if smtp.username else ''}, from {smtp.from_}"
+        )
+    else:
+        lines.append(f"delivery: .eml files in {config.outbox}/ (no smtp: section)")
+    lines.append(f"sources ({len(config.sources)}):")
+    for spec in config.sources:
+        urls = get_kind(spec.kind).start_urls(spec.options, today)
+        lines.append(f"  {spec.name} [{spec.kind}] {' '.join(urls)}")
+    lines.append(f"subscribers ({len(config.subscribers)}):")
+    for sub in config.subscribers:
+        parts = [f"keywords: {', '.join(sub.keywords)}" if sub.keywords else ""]
+        parts.append(f"authors: {', '.join(sub.authors)}" if sub.authors else "")
+        parts.append(f"categories: {', '.join(sub.categories)}" if sub.categories else "")
+        parts.append(f"exclude: {', '.join(sub.exclude)}" if sub.exclude else "")
+        alerts = "; ".join(p for p in parts if p) or "no alerts"
+        lines.append(f"  {sub.email} ({alerts}; at most {sub.max_papers} papers)")
+    return lines
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """`paperbot sources`: every kind and its options, from the code's docstrings."""
+    print("\n".join(describe_kinds()))
+    return EXIT_OK
+
+
+def describe_kinds() -> list[str]:
+    """Lines listing each source kind, its summary and its options."""
+    lines: list[str] = []
+    for name in sorted(KINDS):
+        kind = KINDS[name]
+        summary = (kind.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"{name}: {summary}")
+        for option, info in kind.options_model.model_fields.items():
+            default = "required" if info.is_required() else f"default {info.default!r}"
+            lines.append(f"    {option} ({default}): {info.description or ''}")
+        lines.append("")
+    return lines[:-1]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`paperbot status`: last fetch per source, counts, pending and failed digests."""
+    config = _config(args)
+    if not config.database.exists():
+        print(f"no store yet at {config.database}: run `paperbot once` first")
+        return EXIT_OK
+    store = Store.open(config.database)
+    try:
+        status = store.status()
+    finally:
+        store.close()
+    print(f"last run: {_when(status.last_run)} ({status.last_run_status or 'never'})")
+    print(f"papers: {status.papers}, active subscribers: {status.subscribers}")
+    print(
+        f"digests: {status.sent_digests} sent, {status.pending_digests} pending,"
+        f" {status.failed_digests} failed"
+    )
+    print("sources:")
+    for health in status.sources:
+        line = (
+            f"  {health.source}: {health.last_status}, last success {_when(health.last_success)},"
+            f" {health.items} items / {health.new} new"
+        )
+        if health.consecutive_failures:
+            line += f", {health.consecutive_failures} failures in a row: {health.last_error}"
+        print(line)
+    return EXIT_OK
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "once": cmd_once,
+    "run": cmd_not_yet,
+    "web": cmd_not_yet,
+    "preview": cmd_preview,
+    "check-config": cmd_check_config,
+    "sources": cmd_sources,
+    "status": cmd_status,
+}

@@ -1,0 +1,308 @@
+"""Load and validate the YAML config once; everything after this sees typed, frozen values."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+from bot.models import Subscriber
+from bot.sources import KINDS, SourceOptions
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_CONFIG = Path("config/paperbot.yaml")
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SmtpSettings(_Strict):
+    """How to reach the mail server; the password comes from the environment only."""
+
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    from_: str = Field(alias="from")
+    timeout: float = Field(30.0, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        """The port, defaulting by security mode (587, 465, 25)."""
+        return self.port or DEFAULT_PORTS[self.security]
+
+    def password(self) -> str | None:
+        """The SMTP password read from the environment variable named in the config."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class FetchSettings(_Strict):
+    """How politely and how patiently sources are fetched."""
+
+    timeout: float = Field(30.0, gt=0, description="seconds before a request is abandoned")
+    retries: int = Field(3, ge=0, le=10, description="retries on 429/5xx/network errors")
+    backoff: float = Field(2.0, ge=0, description="first retry delay in seconds, doubling")
+    max_bytes: int = Field(25_000_000, gt=0, description="largest response accepted")
+
+
+class SubscriberSettings(_Strict):
+    """One subscriber as written in the config file."""
+
+    email: str
+    name: str | None = None
+    keywords: list[str] = []
+    authors: list[str] = []
+    categories: list[str] = []
+    exclude: list[str] = []
+    max_papers: int | None = Field(None, ge=1)
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        return check_email(value)
+
+
+class _Settings(_Strict):
+    """The top level of the config file, sources left raw for per-kind validation."""
+
+    database: Path = Path("data/paperbot.db")
+    outbox: Path = Path("outbox")
+    timezone: str = "UTC"
+    contact: str | None = None
+    list_name: str = "paperbot"
+    max_papers: int = Field(50, ge=1)
+    fetch: FetchSettings = FetchSettings()
+    sources: list[dict[str, Any]] = []
+    smtp: SmtpSettings | None = None
+    subscribers: list[SubscriberSettings] = []
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A configured source: its unique name, its kind and that kind's validated options."""
+
+    name: str
+    kind: str
+    options: SourceOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    path: Path | None
+    database: Path
+    outbox: Path
+    timezone: str
+    contact: str | None
+    list_name: str
+    fetch: FetchSettings
+    sources: tuple[SourceSpec, ...]
+    smtp: SmtpSettings | None
+    subscribers: tuple[Subscriber, ...]
+
+
+def check_email(value: str) -> str:
+    """Return the normalized address, or raise ValueError saying why it is not one."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address {value!r}: {exc}") from None
+
+
+def config_path(cli_value: str | None) -> Path:
+    """The config file to use: --config, else $PAPERBOT_CONFIG, else config/paperbot.yaml."""
+    return Path(cli_value or os.environ.get("PAPERBOT_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at `path`, raising one-line ConfigErrors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path | None = None) -> Config:
+    """Validate config YAML text (`path` only names it in errors and in the result)."""
+    raw = _read_yaml(text, path)
+    settings = _validated(_Settings, raw, "")
+    sources = _source_specs(settings.sources)
+    subscribers = _subscribers(settings)
+    _check_smtp(settings.smtp)
+    return Config(
+        path=path,
+        database=settings.database,
+        outbox=settings.outbox,
+        timezone=_check_timezone(settings.timezone),
+        contact=settings.contact,
+        list_name=settings.list_name,
+        fetch=settings.fetch,
+        sources=sources,
+        smtp=settings.smtp,
+        subscribers=subscribers,
+    )
+
+
+def _read_yaml(text: str, path: Path | None) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path or 'config'}:{where}", f"invalid YAML: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path or "config"), "the top level must be a mapping of keys")
+    return raw
+
+
+def _validated(model: type[M], raw: Any, prefix: str) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(exc, prefix) from None
+
+
+def _config_error(exc: ValidationError, prefix: str) -> ConfigError:
+    """The first validation problem as `path: message` (pydantic's loc → `a[2].b`)."""
+    first = exc.errors()[0]
+    path = format_path(prefix, first["loc"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if "input" in first and kind not in ("value_error",):
+            message += f" (got {first['input']!r})"
+    more = len(exc.errors()) - 1
+    return ConfigError(path, message + (f" (and {more} more problems)" if more else ""))
+
+
+def format_path(prefix: str, loc: Sequence[int | str]) -> str:
+    """Join a location like ('sources', 2, 'kind') into `sources[2].kind`."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _source_specs(entries: list[dict[str, Any]]) -> tuple[SourceSpec, ...]:
+    specs: list[SourceSpec] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        spec = _source_spec(entry, f"sources[{index}]")
+        if spec.name in seen:
+            raise ConfigError(
+                f"sources[{index}].name",
+                f"duplicate source name {spec.name!r} (also sources[{seen[spec.name]}])",
+            )
+        seen[spec.name] = index
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _source_spec(entry: Mapping[str, Any], where: str) -> SourceSpec:
+    options = dict(entry)
+    name = options.pop("name", None)
+    kind = options.pop("kind", None)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name", "required: a unique name for this source")
+    if not isinstance(kind, str):
+        raise ConfigError(f"{where}.kind", f"required; known: {', '.join(sorted(KINDS))}")
+    if kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        raise ConfigError(f"{where}.kind", f"unknown kind {kind!r}; known: {known}")
+    validated = _validated(KINDS[kind].options_model, options, where)
+    return SourceSpec(name=name, kind=kind, options=validated)
+
+
+def _subscribers(settings: _Settings) -> tuple[Subscriber, ...]:
+    seen: set[str] = set()
+    result = []
+    for index, sub in enumerate(settings.subscribers):
+        where = f"subscribers[{index}]"
+        if sub.email.lower() in seen:
+            raise ConfigError(f"{where}.email", f"duplicate subscriber {sub.email!r}")
+        seen.add(sub.email.lower())
+        _check_queries(sub, where)
+        result.append(
+            Subscriber(
+                email=sub.email,
+                name=sub.name,
+                keywords=tuple(sub.keywords),
+                authors=tuple(sub.authors),
+                categories=tuple(sub.categories),
+                exclude=tuple(sub.exclude),
+                max_papers=sub.max_papers or settings.max_papers,
+            )
+        )
+    return tuple(result)
+
+
+def _check_queries(sub: SubscriberSettings, where: str) -> None:
+    """Every keyword and exclude entry must parse as an alert query."""
+    check = _query_checker()
+    for field in ("keywords", "exclude"):
+        for index, text in enumerate(getattr(sub, field)):
+            problem = check(text)
+            if problem:
+                raise ConfigError(f"{where}.{field}[{index}]", problem)
+
+
+def _query_checker() -> Callable[[str], str | None]:
+    from bot.query import QueryError, parse_query
+
+    def check(text: str) -> str | None:
+        try:
+            parse_query(text)
+        except QueryError as exc:
+            return str(exc)
+        return None
+
+    return check
+
+
+def _check_smtp(smtp: SmtpSettings | None) -> None:
+    if smtp and smtp.password_env and smtp.password_env not in os.environ:
+        raise ConfigError(
+            "smtp.password_env", f"environment variable {smtp.password_env} is not set"
+        )
+    if smtp:
+        try:
+            check_email(_address_part(smtp.from_))
+        except ValueError as exc:
+            raise ConfigError("smtp.from", str(exc)) from None
+
+
+def _address_part(value: str) -> str:
+    return parseaddr(value)[1] or value
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("timezone", f"unknown time zone {name!r}") from None
+    return name

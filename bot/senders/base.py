@@ -1,0 +1,110 @@
+"""The sender registry: every way of delivering a digest is a class registered by name."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage
+from email.policy import SMTP, EmailPolicy
+from email.utils import getaddresses
+from types import TracebackType
+from typing import ClassVar, Self
+
+from bot.errors import SendError
+
+
+class FatalSendError(SendError):
+    """A failure every further message would hit too (auth, TLS, unreachable server, no disk).
+
+    The caller stops sending and leaves the rest pending instead of trying each of them.
+    """
+
+    fatal: ClassVar[bool] = True
+
+
+class Sender(ABC):
+    """Hands email messages to their destination; an async context manager around `send`."""
+
+    name: ClassVar[str]
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:  # noqa: B027  (most senders have nothing to set up)
+        """Get ready to send (connect, create folders); raise FatalSendError if impossible."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release what `open` and `send` acquired."""
+
+    @abstractmethod
+    async def send(self, message: EmailMessage) -> None:
+        """Deliver one message to the addresses of its To header.
+
+        Raises SendError with a one-line message: `permanent=True` when the recipient was
+        refused for good (go on with the others), FatalSendError when nothing more can be sent.
+        """
+
+
+KINDS: dict[str, type[Sender]] = {}
+
+
+def register(cls: type[Sender]) -> type[Sender]:
+    """Class decorator: make a sender available under its `name`."""
+    KINDS[cls.name] = cls
+    return cls
+
+
+def get_kind(name: str) -> type[Sender]:
+    """The sender class registered as `name` (KeyError when unknown)."""
+    return KINDS[name]
+
+
+def recipients_of(message: EmailMessage) -> list[str]:
+    """The bare addresses of the message's To header (ValueError when there are none)."""
+    found = _addresses(message, "To")
+    if not found:
+        raise ValueError("the message has no To address")
+    return found
+
+
+def envelope_sender(message: EmailMessage) -> str:
+    """The bounce address: the Sender header's address, else the From header's."""
+    found = _addresses(message, "Sender") or _addresses(message, "From")
+    if not found:
+        raise ValueError("the message has no From address")
+    return found[0]
+
+
+def message_bytes(message: EmailMessage, *, eight_bit: bool = True, utf8: bool = False) -> bytes:
+    """The message as SMTP wants it: CRLF line ends, 8bit bodies only where allowed."""
+    policy = message.policy
+    cte_type = "8bit" if eight_bit else "7bit"
+    if not isinstance(policy, EmailPolicy):
+        policy = SMTP
+    if (policy.linesep, policy.cte_type, policy.utf8) != ("\r\n", cte_type, utf8):
+        policy = policy.clone(linesep="\r\n", cte_type=cte_type, utf8=utf8)
+    return message.as_bytes(policy=policy)
+
+
+def one_line(text: object) -> str:
+    """The text with every run of whitespace (server replies span lines) made one space."""
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def _addresses(message: EmailMessage, name: str) -> list[str]:
+    header = message.get(name)
+    if header is None:
+        return []
+    if isinstance(header, AddressHeader):
+        return [address.addr_spec for address in header.addresses if address.addr_spec]
+    return [address for _, address in getaddresses([str(header)]) if address]

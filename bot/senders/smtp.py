@@ -1,0 +1,199 @@
+"""The `smtp` sender: aiosmtplib over a few persistent connections, reused across messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from email.message import EmailMessage
+from typing import Literal, NoReturn
+
+import aiosmtplib
+
+from bot.errors import SendError
+from bot.senders.base import (
+    FatalSendError,
+    Sender,
+    envelope_sender,
+    message_bytes,
+    one_line,
+    recipients_of,
+    register,
+)
+
+log = logging.getLogger("paperbot.smtp")
+
+Security = Literal["starttls", "tls", "none"]
+#: 552 at MAIL FROM is about this message's size, not about who we are
+_SIZE_REFUSED = 552
+
+
+@register
+class SmtpSender(Sender):
+    """Sends through an SMTP server: STARTTLS, implicit TLS or plain; optional AUTH.
+
+    Up to `connections` connections are opened as concurrent `send` calls need them and kept
+    for the whole batch. A connection found dropped is reopened once per message. Failures
+    to connect or log in are FatalSendError (every message would fail alike).
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        security: Security = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        connections: int = 1,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if security not in ("starttls", "tls", "none"):
+            raise ValueError(f"security must be starttls, tls or none, not {security!r}")
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1, not {connections}")
+        self.host, self.port, self.security = host, port, security
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.connections = connections
+        self.tls_context = tls_context
+        self._clients: list[aiosmtplib.SMTP] = []
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] | None = None
+
+    @property
+    def where(self) -> str:
+        """`host:port`, as error messages name the server."""
+        return f"{self.host}:{self.port}"
+
+    async def open(self) -> None:
+        """Connect (and log in) once now, so that a wrong setting fails before any message."""
+        # last in, first out: the warm connection is reused; others open only under load
+        self._idle = asyncio.LifoQueue()
+        self._clients = [self._client() for _ in range(self.connections)]
+        for client in reversed(self._clients):
+            self._idle.put_nowait(client)
+        await self._connect(self._clients[0])
+
+    async def close(self) -> None:
+        """Say QUIT on every open connection."""
+        for client in self._clients:
+            if client.is_connected:
+                # the server may have gone away first: nothing left to close politely
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
+            client.close()
+        self._clients, self._idle = [], None
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send on an idle connection (waiting for one if all are busy)."""
+        if self._idle is None:
+            raise RuntimeError("SmtpSender.send outside `async with sender:`")
+        recipients = recipients_of(message)
+        client = await self._idle.get()
+        try:
+            await self._send_on(client, message, envelope_sender(message), recipients)
+        finally:
+            self._idle.put_nowait(client)
+
+    # --- connections ----------------------------------------------------------------------
+
+    def _client(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            timeout=self.timeout,
+            use_tls=self.security == "tls",
+            # required, not opportunistic: never fall back to plain text silently
+            start_tls=self.security == "starttls",
+            tls_context=self.tls_context,
+        )
+
+    async def _connect(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise FatalSendError(
+                f"SMTP authentication failed for user {self.username} at {self.where}: "
+                f"{exc.code} {one_line(exc.message)}"
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            reason = one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
+            raise FatalSendError(f"cannot connect to SMTP server {self.where}: {reason}") from exc
+
+    # --- one message ----------------------------------------------------------------------
+
+    async def _send_on(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> None:
+        for attempt in (1, 2):
+            if not client.is_connected:
+                await self._connect(client)
+            try:
+                await self._transaction(client, message, sender, recipients)
+                return
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                # an idle connection the server has closed: reopen it once and resend
+                client.close()
+                if attempt == 2:
+                    raise SendError(
+                        f"{', '.join(recipients)}: connection to {self.where} lost: "
+                        f"{one_line(exc.message)}"
+                    ) from exc
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> None:
+        to = ", ".join(recipients)
+        options, eight_bit, utf8 = self._mail_options(client, sender, recipients)
+        data = message_bytes(message, eight_bit=eight_bit, utf8=utf8)
+        try:
+            refused, _ = await client.sendmail(sender, recipients, data, mail_options=options)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            first = exc.recipients[0]
+            self._refused(f"{to}: recipient refused by {self.where}", first.code, first.message)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            self._sender_refused(sender, exc)
+        except aiosmtplib.SMTPTimeoutError as exc:
+            client.close()  # the conversation is out of step: never reuse it
+            raise SendError(f"{to}: {self.where} timed out: {one_line(exc.message)}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the server is closing this connection
+                client.close()
+            self._refused(f"{to}: message refused by {self.where}", exc.code, exc.message)
+        for address, reply in refused.items():  # some recipients of several: the rest got it
+            log.warning("%s refused %s: %s %s", self.where, address, reply.code, reply.message)
+
+    def _mail_options(
+        self, client: aiosmtplib.SMTP, sender: str, recipients: list[str]
+    ) -> tuple[list[str], bool, bool]:
+        """MAIL FROM options, and whether the body may be 8bit and addresses UTF-8."""
+        options: list[str] = []
+        eight_bit = client.supports_extension("8bitmime")
+        if eight_bit:
+            options.append("BODY=8BITMIME")
+        utf8 = not all(address.isascii() for address in (sender, *recipients))
+        if utf8:
+            if not client.supports_extension("smtputf8"):
+                raise SendError(
+                    f"{', '.join(recipients)}: {self.where} does not accept non-ASCII addresses "
+                    "(no SMTPUTF8)",
+                    permanent=True,
+                )
+            options.append("SMTPUTF8")
+        return options, eight_bit, utf8
+
+    @staticmethod
+    def _refused(what: str, code: int, reply: str) -> NoReturn:
+        raise SendError(f"{what}: {code} {one_line(reply)}", permanent=code >= 500)
+
+    def _sender_refused(self, sender: str, exc: aiosmtplib.SMTPSenderRefused) -> NoReturn:
+        what = f"sender {sender} refused by {self.where}: {exc.code} {one_line(exc.message)}"
+        if exc.code >= 500 and exc.code != _SIZE_REFUSED:
+            raise FatalSendError(what) from exc
+        raise SendError(what, permanent=exc.code >= 500) from exc

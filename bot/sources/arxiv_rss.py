@@ -1,0 +1,250 @@
+"""Source kind `arxiv-rss`: the daily announcement feeds of rss.arxiv.org (RSS or Atom)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from bot.errors import ParseError
+from bot.ids import arxiv_id_from, canonical_id, doi_from
+from bot.models import Link, Listing, Paper
+from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
+from bot.sources.rss import (
+    EntryError,
+    arxiv_abs_url,
+    arxiv_pdf_url,
+    collapse,
+    entry_authors,
+    entry_categories,
+    entry_datetime,
+    entry_text,
+    merge_name_suffixes,
+    papers_from_entries,
+    read_feed,
+    split_top_level,
+)
+from bot.tex import decode_tex
+
+FEED_BASE = "https://rss.arxiv.org/rss/"
+_CATEGORY = re.compile(r"[A-Za-z-]+(?:\.[A-Za-z-]+)?")
+_ERROR_TITLE = re.compile(r"^\s*Feed error for query:?\s*(?P<query>.*)$", re.S)
+_ANNOUNCE_TYPE = re.compile(r"Announce Type:\s*(?P<type>[\w-]+)")
+# Description: "arXiv:2411.01234v1 Announce Type: new \nAbstract: ..."
+_ABSTRACT_MARK = re.compile(r"\bAbstract:\s*")
+_DESCRIPTION_HEADER = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*[\w-]+\s*")
+# The pre-2024 feed appended "(arXiv:2411.01234v1 [cs.LG])" to every title.
+_TITLE_ID_SUFFIX = re.compile(r"\s*\(arXiv:[^()]*\)\s*$")
+_FINAL_AND = re.compile(r",?\s+and\s+")
+# arXiv lists a paper under both names of an aliased category, but only one may be asked for.
+_ALIASES = {
+    "cs.it": "math.it",
+    "cs.na": "math.na",
+    "cs.sy": "eess.sy",
+    "econ.gn": "q-fin.ec",
+    "math-ph": "math.mp",
+    "stat.th": "math.st",
+}
+_ALIASES |= {alias: name for name, alias in _ALIASES.items()}
+
+
+class ArxivRssOptions(SourceOptions):
+    """Options of the `arxiv-rss` kind; give `categories`, or `url` for a feed elsewhere."""
+
+    categories: list[str] = Field(
+        default_factory=list,
+        description="arXiv categories or archives to follow, e.g. [cs.LG, stat.ML] or [math]",
+    )
+    include_replacements: bool = Field(
+        False, description="also list replaced papers (new versions), not only new and cross-lists"
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _category_names(cls, categories: list[str]) -> list[str]:
+        """Reject names that cannot be an arXiv category (they would make an error feed)."""
+        for category in categories:
+            if not _CATEGORY.fullmatch(category):
+                raise ValueError(f"{category!r} is not an arXiv category (like cs.LG or math)")
+        return categories
+
+    @model_validator(mode="after")
+    def _categories_or_url(self) -> ArxivRssOptions:
+        """Without categories there is nothing to ask arXiv for, unless a URL is given."""
+        if not self.categories and not self.url:
+            raise ValueError("give categories (e.g. [cs.LG]) or a feed url")
+        return self
+
+
+@register
+class ArxivRssSource(SourceKind):
+    """arXiv's daily feed of new submissions and cross-lists for some categories."""
+
+    name = "arxiv-rss"
+    options_model = ArxivRssOptions
+    min_interval = 3.0
+
+    def start_urls(self, options: ArxivRssOptions, window: FetchWindow) -> list[str]:
+        """One feed for all the categories (`cs.LG+stat.ML`), or the configured URL."""
+        return [options.url or feed_url(options.categories)]
+
+    def parse(self, body: bytes, url: str, options: ArxivRssOptions) -> Listing:
+        """The day's announcements; an error feed or a non-feed is a `ParseError`."""
+        # Unsanitized: arXiv's text is plain, and `<think>` in an abstract is a word, not a tag.
+        feed = read_feed(body, url, sanitize=False)
+        _raise_for_error_feed(feed, url)
+        wanted = _category_filter(options.categories)
+
+        def build(entry: Any) -> Paper | None:
+            kind = announce_type(entry)
+            if kind and kind.startswith("replace") and not options.include_replacements:
+                return None
+            paper = paper_from_entry(entry)
+            return paper if wanted(paper.categories) else None
+
+        return Listing(papers_from_entries(feed.entries, build, url))
+
+
+def feed_url(categories: list[str]) -> str:
+    """The rss.arxiv.org feed for these categories."""
+    return FEED_BASE + "+".join(categories)
+
+
+def _raise_for_error_feed(feed: Any, url: str) -> None:
+    """arXiv answers a bad category with a normal-looking channel titled `Feed error...`."""
+    match = _ERROR_TITLE.match(str(feed.feed.get("title", "")))
+    if match is None:
+        return
+    query = match.group("query").strip() or url
+    detail = collapse(str(feed.feed.get("subtitle") or feed.feed.get("description") or ""))
+    raise ParseError(
+        f"{url}: arXiv feed error for query {query}" + (f": {detail}" if detail else "")
+    )
+
+
+def _category_filter(categories: list[str]) -> Callable[[tuple[str, ...]], bool]:
+    """A test for a paper's categories: any of them asked for (archives match `cs.*`)."""
+    asked = {c.lower() for c in categories}
+    asked |= {_ALIASES[c] for c in asked if c in _ALIASES}
+
+    def wanted(paper_categories: tuple[str, ...]) -> bool:
+        if not asked or not paper_categories:
+            return True  # nothing to filter by: keep rather than lose a paper
+        return any(_category_matches(c.lower(), asked) for c in paper_categories)
+
+    return wanted
+
+
+def _category_matches(category: str, asked: set[str]) -> bool:
+    """Whether a category is asked for itself or through its archive (`cs` for `cs.LG`)."""
+    return category in asked or category.split(".", 1)[0] in asked
+
+
+def announce_type(entry: Any) -> str | None:
+    """`new`, `cross`, `replace` or `replace-cross`, from the element or the description."""
+    value = entry_text(entry, "arxiv_announce_type").strip().lower()
+    if value:
+        return value
+    match = _ANNOUNCE_TYPE.search(entry_text(entry, "summary"))
+    return match.group("type").lower() if match else None
+
+
+def paper_from_entry(entry: Any) -> Paper:
+    """A paper from one arXiv feed entry (`EntryError` when it has no arXiv id or title)."""
+    arxiv_id = _entry_arxiv_id(entry)
+    title = arxiv_title(_plain(entry, "title"))
+    if not title:
+        raise EntryError(f"{arxiv_id}: no title")
+    doi = doi_from(entry_text(entry, "arxiv_doi"))
+    links = [Link("abs", arxiv_abs_url(arxiv_id)), Link("pdf", arxiv_pdf_url(arxiv_id))]
+    if doi:
+        links.append(Link("doi", f"https://doi.org/{doi}"))
+    return Paper(
+        id=canonical_id(arxiv_id=arxiv_id),
+        title=title,
+        authors=tuple(entry_authors(entry, split=split_creators)),
+        abstract=arxiv_abstract(_plain(entry, "summary")),
+        url=arxiv_abs_url(arxiv_id),
+        arxiv_id=arxiv_id,
+        doi=doi,
+        published=entry_datetime(entry),
+        categories=entry_categories(entry),
+        links=tuple(links),
+        announce_type=announce_type(entry),
+    )
+
+
+def _entry_arxiv_id(entry: Any) -> str:
+    """The arXiv id from the guid, else the link, else the description's `arXiv:` line."""
+    for key in ("id", "link", "summary"):
+        found = arxiv_id_from(entry_text(entry, key))
+        if found:
+            return found
+    title = collapse(entry_text(entry, "title"))[:60]
+    raise EntryError(f"no arXiv id in guid, link or description (title {title!r})")
+
+
+def _plain(entry: Any, key: str) -> str:
+    """A text field as arXiv wrote it: the RSS flavour is escaped HTML, the Atom one text."""
+    value = entry_text(entry, key)
+    detail = entry.get(f"{key}_detail") or {}
+    return html.unescape(value) if "html" in str(detail.get("type", "")) else value
+
+
+def arxiv_title(raw: str) -> str:
+    """A title with TeX decoded (`\\&` is &) and whitespace collapsed; math is kept."""
+    return _TITLE_ID_SUFFIX.sub("", collapse(decode_tex(raw)))
+
+
+def arxiv_abstract(description: str) -> str:
+    """The abstract: what follows `Abstract:` in the description, TeX accents decoded."""
+    mark = _ABSTRACT_MARK.search(description)
+    text = description[mark.end() :] if mark else _DESCRIPTION_HEADER.sub("", description)
+    return collapse(decode_tex(text))
+
+
+def split_creators(creators: str) -> list[str]:
+    """Names from arXiv's one `dc:creator` string: "A (Univ, X), B and C" -> [A, B, C].
+
+    Affiliations are the parenthesised parts (nested parentheses and commas included);
+    TeX escapes in the names are decoded.
+    """
+    pieces = [_without_parentheses(p) for p in split_top_level(_balanced(creators), ",")]
+    pieces = [p for p in pieces if p]
+    if pieces:
+        pieces[-1:] = [p for p in _FINAL_AND.split(pieces[-1]) if p]
+        pieces[-1] = re.sub(r"^and\s+", "", pieces[-1])  # "A, B, and C"
+    return merge_name_suffixes([collapse(decode_tex(p)) for p in pieces if p])
+
+
+def _without_parentheses(text: str) -> str:
+    """The text outside parentheses; an unmatched parenthesis is dropped, not its text."""
+    kept: list[str] = []
+    depth = 0
+    for char in _balanced(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0:
+            kept.append(char)
+    return collapse("".join(kept))
+
+
+def _balanced(text: str) -> str:
+    """The text with every parenthesis that has no partner removed."""
+    unmatched: set[int] = set()
+    stack: list[int] = []
+    for index, char in enumerate(text):
+        if char == "(":
+            stack.append(index)
+        elif char == ")":
+            if stack:
+                stack.pop()
+            else:
+                unmatched.add(index)
+    unmatched.update(stack)
+    return "".join(char for index, char in enumerate(text) if index not in unmatched)

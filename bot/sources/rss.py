@@ -1,0 +1,303 @@
+"""Source kind `rss`: any RSS 2.0, RSS 1.0 or Atom feed, one paper per entry.
+
+Also the feed-reading helpers that `arxiv-rss` shares: reading bytes with feedparser,
+telling a feed from an HTML page or broken XML, and skipping one bad entry at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import xml.sax
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+from bs4 import BeautifulSoup
+from pydantic import Field
+
+from bot.errors import ParseError
+from bot.ids import arxiv_id_from, canonical_id, doi_from
+from bot.models import Link, Listing, Paper
+from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
+
+log = logging.getLogger(__name__)
+
+_WHITESPACE = re.compile(r"\s+")
+_HTML_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S
+)
+# A final "and" (or "&") joins the last two names of a list: "A, B and C", "A, B, & C".
+_FINAL_AND = re.compile(r"\s*,?\s+(?:and|&)\s+")
+_LEADING_AND = re.compile(r"^(?:and|&)\s+")
+_NAME_SUFFIX = re.compile(r"(?:Jr|Sr|II|III|IV)\.?", re.I)
+# Block elements end a line of text; inline ones (`H<sub>2</sub>O`) sit inside a word.
+_BLOCK_TAGS = [
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
+    "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+]  # fmt: skip
+
+
+class EntryError(ValueError):
+    """One feed entry cannot become a paper (no title, no usable id); the others still can."""
+
+
+class RssOptions(SourceOptions):
+    """Options of the `rss` kind: the feed's URL."""
+
+    url: str = Field(..., description="the RSS or Atom feed to read (required)")
+
+
+@register
+class RssSource(SourceKind):
+    """Any RSS/Atom feed: one paper per entry, identified by the arXiv id or DOI it links to."""
+
+    name = "rss"
+    options_model = RssOptions
+
+    def start_urls(self, options: RssOptions, window: FetchWindow) -> list[str]:
+        """The feed URL itself."""
+        return [options.url]
+
+    def parse(self, body: bytes, url: str, options: RssOptions) -> Listing:
+        """One paper per entry; entries without a title are skipped and logged."""
+        feed = read_feed(body, url)
+        return Listing(papers_from_entries(feed.entries, lambda e: paper_from_entry(e, url), url))
+
+
+def read_feed(body: bytes, url: str, *, sanitize: bool = True) -> Any:
+    """Parse bytes with feedparser; raise `ParseError` unless they are an RSS or Atom feed.
+
+    A feed that has entries is read even when feedparser flags it (`bozo`), since its
+    loose parser recovers most real-world breakage; one without entries is only trusted
+    when its XML was well formed, so a truncated download is never taken for an empty day.
+    """
+    # A stream, never bytes: feedparser tries `open()` on anything else, as a file name.
+    feed = feedparser.parse(io.BytesIO(body), sanitize_html=sanitize, resolve_relative_uris=False)
+    if not feed.get("version"):
+        raise ParseError(f"{url}: expected an RSS or Atom feed, got {_describe(body, feed)}")
+    if not feed.entries and _xml_error(feed) is not None:
+        raise ParseError(f"{url}: expected an RSS or Atom feed, got {_describe(body, feed)}")
+    if not feed.entries and not feed.feed:
+        raise ParseError(f"{url}: expected an RSS channel or Atom feed element, found neither")
+    return feed
+
+
+def _xml_error(feed: Any) -> xml.sax.SAXException | None:
+    """The XML syntax error feedparser hit, if any (encoding notices do not count)."""
+    error = feed.get("bozo_exception")
+    return error if isinstance(error, xml.sax.SAXException) else None
+
+
+def _describe(body: bytes, feed: Any) -> str:
+    """A few words on what a document that is not a feed looks like, for the error line."""
+    head = body[:2048]
+    if not body.strip():
+        return "an empty document"
+    if _HTML_START.match(head):
+        return "an HTML page"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "JSON"
+    error = _xml_error(feed)
+    if isinstance(error, xml.sax.SAXParseException):
+        return f"malformed XML ({error.getMessage()} at line {error.getLineNumber()})"
+    if error is not None:
+        return f"malformed XML ({error})"
+    return "an XML document that is neither RSS nor Atom"
+
+
+def papers_from_entries(
+    entries: Iterable[Any], build: Callable[[Any], Paper | None], url: str
+) -> tuple[Paper, ...]:
+    """Build a paper from each entry, skipping (and logging) the bad ones.
+
+    `build` returns None for an entry it leaves out on purpose and raises `EntryError`
+    for one it cannot read. When every entry it tried was unreadable the feed itself has
+    changed, so that is a `ParseError` rather than an empty day.
+    """
+    papers: list[Paper] = []
+    errors: list[str] = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            paper = build(entry)
+        except EntryError as exc:
+            errors.append(f"entry {number}: {exc}")
+            log.warning("%s: skipped entry %d: %s", url, number, exc)
+            continue
+        if paper is not None:
+            papers.append(paper)
+    if errors and not papers:
+        raise ParseError(f"{url}: none of {len(errors)} entries could be read ({errors[0]})")
+    return tuple(papers)
+
+
+def paper_from_entry(entry: Any, url: str) -> Paper:
+    """A paper from one generic feed entry (`EntryError` when it has no title)."""
+    title = collapse(html_text(entry, "title"))
+    if not title:
+        raise EntryError(f"no title ({entry_text(entry, 'id') or entry_text(entry, 'link')})")
+    link = entry_text(entry, "link")
+    page = urljoin(url, link) if link else ""
+    candidates = _identity_candidates(entry, url)
+    arxiv_id = next(filter(None, map(arxiv_id_from, candidates)), None)
+    doi = next(filter(None, map(doi_from, candidates)), None)
+    try:
+        paper_id = canonical_id(arxiv_id=arxiv_id, doi=doi, title=title)
+    except ValueError as exc:  # a title of punctuation only
+        raise EntryError(str(exc)) from exc
+    return Paper(
+        id=paper_id,
+        title=title,
+        authors=tuple(entry_authors(entry, split=split_names)),
+        abstract=collapse(_abstract_html(entry)),
+        url=page,
+        arxiv_id=arxiv_id,
+        doi=doi,
+        published=entry_datetime(entry),
+        categories=entry_categories(entry),
+        links=_links(page, arxiv_id, doi),
+    )
+
+
+def _identity_candidates(entry: Any, url: str) -> list[str]:
+    """Where an entry may name its paper, most explicit first (never the free text)."""
+    keys = ("prism_doi", "dc_identifier", "arxiv_doi", "id", "link")
+    values = [entry_text(entry, key) for key in keys]
+    values += [urljoin(url, str(link.get("href", ""))) for link in entry.get("links", [])]
+    return [value for value in values if value]
+
+
+def _abstract_html(entry: Any) -> str:
+    """The entry's summary, or its content when it has no summary, as plain text."""
+    # feedparser copies Atom content into `summary` without saying that it is HTML.
+    if entry.get("summary_detail"):
+        return html_text(entry, "summary")
+    for content in entry.get("content", []):
+        return _as_text(str(content.get("value", "")), str(content.get("type", "")))
+    return entry_text(entry, "summary")
+
+
+def _links(page: str, arxiv_id: str | None, doi: str | None) -> tuple[Link, ...]:
+    """The entry's page, plus arXiv and DOI links when the paper has those ids."""
+    links = [Link("page", page)] if page else []
+    if arxiv_id:
+        links += [Link("abs", arxiv_abs_url(arxiv_id)), Link("pdf", arxiv_pdf_url(arxiv_id))]
+    if doi:
+        links.append(Link("doi", f"https://doi.org/{doi}"))
+    return tuple(links)
+
+
+def arxiv_abs_url(arxiv_id: str) -> str:
+    """The abstract page of an arXiv paper (latest version)."""
+    return f"https://arxiv.org/abs/{arxiv_id}"
+
+
+def arxiv_pdf_url(arxiv_id: str) -> str:
+    """The PDF of an arXiv paper (latest version)."""
+    return f"https://arxiv.org/pdf/{arxiv_id}"
+
+
+def entry_text(entry: Any, key: str) -> str:
+    """A string field of an entry, '' when missing."""
+    value = entry.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def html_text(entry: Any, key: str) -> str:
+    """A text field as plain text: HTML (feedparser's `*_detail.type`) reduced to its text."""
+    detail = entry.get(f"{key}_detail") or {}
+    return _as_text(entry_text(entry, key), str(detail.get("type", "")))
+
+
+def _as_text(value: str, content_type: str) -> str:
+    """Plain text of a feed value whose declared or guessed type is `content_type`."""
+    if "html" not in content_type:
+        return value
+    return html_to_text(value)
+
+
+def html_to_text(markup: str) -> str:
+    """The text of an HTML fragment: scripts dropped, block elements apart, inline ones joined."""
+    soup = BeautifulSoup(markup, "html.parser")
+    for tag in soup(["script", "style", "template"]):
+        tag.decompose()
+    for tag in soup(_BLOCK_TAGS):
+        tag.insert_before(" ")
+        tag.insert_after(" ")
+    return soup.get_text("")
+
+
+def collapse(text: str) -> str:
+    """Whitespace runs (newlines included) to single spaces, trimmed."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def entry_authors(entry: Any, *, split: Callable[[str], list[str]]) -> list[str]:
+    """Author names: every `author`/`dc:creator` element, each split into names by `split`."""
+    names = [str(a.get("name", "")) for a in entry.get("authors", []) if a.get("name")]
+    if not names and entry_text(entry, "author"):
+        names = [entry_text(entry, "author")]
+    return [name for raw in names for name in split(raw) if name]
+
+
+def split_names(text: str) -> list[str]:
+    """Split "A B, C D and E F" into names; "Smith, J." (one name, last-first) stays whole."""
+    text = collapse(text)
+    pieces = [collapse(p) for p in split_top_level(text, ";")]
+    if len(pieces) > 1:
+        return [p for p in pieces if p]
+    parts = (_LEADING_AND.sub("", collapse(part)) for part in split_top_level(text, ","))
+    pieces = [collapse(p) for part in parts for p in _FINAL_AND.split(part)]
+    pieces = merge_name_suffixes([p for p in pieces if p])
+    # Names are at least two words; one-word pieces mean the commas were inside names.
+    if len(pieces) > 1 and all(" " in p for p in pieces):
+        return pieces
+    return [text] if text else []
+
+
+def split_top_level(text: str, separator: str) -> list[str]:
+    """Split on `separator` where it is outside (), [] and {} (affiliations, TeX groups)."""
+    pieces: list[str] = []
+    depth = 0
+    start = 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char == separator and depth == 0:
+            pieces.append(text[start:index])
+            start = index + 1
+    pieces.append(text[start:])
+    return pieces
+
+
+def merge_name_suffixes(names: list[str]) -> list[str]:
+    """Join a lone "Jr."/"III" piece back onto the name it belongs to."""
+    merged: list[str] = []
+    for name in names:
+        if merged and _NAME_SUFFIX.fullmatch(name):
+            merged[-1] = f"{merged[-1]} {name}"
+        else:
+            merged.append(name)
+    return merged
+
+
+def entry_datetime(entry: Any) -> datetime | None:
+    """When the entry was published (else updated), in UTC."""
+    for key in ("published_parsed", "updated_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            year, month, day, hour, minute, second = parsed[:6]
+            return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    return None
+
+
+def entry_categories(entry: Any) -> tuple[str, ...]:
+    """The entry's category terms, in order, without repeats."""
+    terms = (str(tag.get("term") or "").strip() for tag in entry.get("tags", []))
+    return tuple(dict.fromkeys(term for term in terms if term))

@@ -1,0 +1,712 @@
+"""The SQLite seen-store: the only module that opens the database.
+
+Papers by canonical id, which sources listed them, subscribers, matches (a paper is
+matched at most once per subscriber: that row is the "never twice" ledger), digests
+as an outbox (pending until the server accepts), fetch validators, runs and fetches.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot.errors import StoreError
+from bot.fetch import Validators
+from bot.ids import normalize_title, title_key
+from bot.merge import matching_changed, merge_papers
+from bot.models import Link, Match, Paper, Reason, Subscriber
+
+#: shortest normalized title that may join two records with different ids
+MIN_TITLE_KEY_LENGTH = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """Which papers one `record` call saw for the first time, and which it enriched."""
+
+    new: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """One source's fetch in one run: outcome and counts, for status and health."""
+
+    source: str
+    status: str  # ok | empty | not_modified | error | broken
+    items: int = 0
+    new: int = 0
+    duration: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDigest:
+    """A digest in the outbox: who it is for, its fixed Message-ID, and its matches."""
+
+    id: int
+    subscriber: Subscriber
+    message_id: str
+    created: datetime
+    matches: tuple[Match, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """The last known state of one source."""
+
+    source: str
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_status: str | None
+    last_error: str | None
+    consecutive_failures: int
+    items: int
+    new: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """Counts and health for `paperbot status`."""
+
+    papers: int
+    subscribers: int
+    pending_digests: int
+    failed_digests: int
+    sent_digests: int
+    last_run: datetime | None
+    last_run_status: str | None
+    sources: tuple[SourceHealth, ...]
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (aware)."""
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+# --- schema ----------------------------------------------------------------------------
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE papers (
+            id TEXT PRIMARY KEY, title TEXT NOT NULL, title_key TEXT NOT NULL,
+            authors TEXT NOT NULL, abstract TEXT NOT NULL, url TEXT NOT NULL,
+            arxiv_id TEXT, doi TEXT, published TEXT, categories TEXT NOT NULL,
+            links TEXT NOT NULL, sources TEXT NOT NULL, announce_type TEXT,
+            votes INTEGER, stars INTEGER, keywords TEXT NOT NULL, organizations TEXT NOT NULL,
+            first_seen TEXT NOT NULL, updated TEXT NOT NULL
+        );
+        CREATE INDEX papers_title_key ON papers(title_key);
+        CREATE INDEX papers_doi ON papers(doi);
+        CREATE INDEX papers_arxiv_id ON papers(arxiv_id);
+        CREATE INDEX papers_first_seen ON papers(first_seen);
+        CREATE TABLE paper_sources (
+            paper_id TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
+            first_seen TEXT NOT NULL, PRIMARY KEY (paper_id, source)
+        );
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT,
+            keywords TEXT NOT NULL, authors TEXT NOT NULL, categories TEXT NOT NULL,
+            exclude TEXT NOT NULL, max_papers INTEGER NOT NULL, origin TEXT NOT NULL,
+            status TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL
+        );
+        CREATE TABLE matches (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+            paper_id TEXT NOT NULL, reasons TEXT NOT NULL, score REAL NOT NULL,
+            matched_at TEXT NOT NULL, digest_id INTEGER REFERENCES digests(id),
+            PRIMARY KEY (subscriber_id, paper_id)
+        );
+        CREATE INDEX matches_digest ON matches(digest_id);
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY, subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+            message_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created TEXT NOT NULL,
+            sent_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT
+        );
+        CREATE INDEX digests_status ON digests(status);
+        CREATE TABLE validators (
+            url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, updated TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, started TEXT NOT NULL, finished TEXT, status TEXT,
+            summary TEXT
+        );
+        CREATE TABLE fetches (
+            id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id), source TEXT NOT NULL,
+            started TEXT NOT NULL, duration REAL NOT NULL, status TEXT NOT NULL,
+            items INTEGER NOT NULL, new INTEGER NOT NULL, error TEXT
+        );
+        CREATE INDEX fetches_source ON fetches(source, id);
+        CREATE TABLE source_state (
+            source TEXT PRIMARY KEY, last_attempt TEXT, last_success TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0
+        );
+        """
+    )
+
+
+#: schema migrations, in order; the store's version is how many have run
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """A connection to the seen-store, migrated to the current schema."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating it and its folder if needed) the store at `path`."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{path}: cannot open the database: {exc}") from None
+        store = cls(sqlite_utils.Database(conn))
+        try:
+            store._configure()
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{path}: not a usable paperbot database: {exc}") from None
+        return store
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    def _configure(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {version} is newer than this paperbot "
+                f"({SCHEMA_VERSION}); upgrade paperbot"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version={number + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One logical step: everything inside commits together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        """The schema version the database is at."""
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- papers --------------------------------------------------------------------------
+
+    def record(
+        self, source: str, papers: Sequence[Paper], now: datetime | None = None
+    ) -> RecordResult:
+        """Upsert the papers one source listed; say which were new and which enriched."""
+        now = now or utcnow()
+        new: list[str] = []
+        changed: list[str] = []
+        with self.transaction():
+            for paper in papers:
+                paper = replace(paper, sources=(source,), first_seen=now)
+                existing = self._find_existing(paper)
+                if existing is None:
+                    self._insert_paper(paper, now)
+                    new.append(paper.id)
+                    stored_id = paper.id
+                else:
+                    stored_id = self._merge_into(existing, paper, now, changed)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO paper_sources VALUES (?, ?, ?, ?)",
+                    (stored_id, source, paper.url, _iso(now)),
+                )
+        return RecordResult(new=tuple(new), changed=tuple(dict.fromkeys(changed)))
+
+    def _merge_into(self, existing: Paper, paper: Paper, now: datetime, changed: list[str]) -> str:
+        merged = merge_papers(existing, paper)
+        if merged == existing:
+            return existing.id
+        if merged.id != existing.id:
+            self._rekey(existing.id, merged.id)
+        self._update_paper(merged, now)
+        if matching_changed(existing, merged):
+            changed.append(merged.id)
+        return merged.id
+
+    def _find_existing(self, paper: Paper) -> Paper | None:
+        row = self._paper_row("id = ?", paper.id)
+        if row is None and paper.doi:
+            row = self._paper_row(
+                "doi = ? AND (arxiv_id IS NULL OR arxiv_id = ?)", paper.doi, paper.arxiv_id
+            )
+        if row is None and len(normalize_title(paper.title)) >= MIN_TITLE_KEY_LENGTH:
+            row = self._paper_row(
+                "title_key = ? AND (arxiv_id IS NULL OR ? IS NULL OR arxiv_id = ?)"
+                " AND (doi IS NULL OR ? IS NULL OR doi = ?)",
+                title_key(paper.title),
+                paper.arxiv_id,
+                paper.arxiv_id,
+                paper.doi,
+                paper.doi,
+            )
+        return _row_paper(row) if row else None
+
+    def _paper_row(self, where: str, *params: Any) -> dict[str, Any] | None:
+        cursor = self.db.execute(f"SELECT * FROM papers WHERE {where} LIMIT 1", params)
+        row = cursor.fetchone()
+        return dict(zip([c[0] for c in cursor.description], row, strict=True)) if row else None
+
+    def _insert_paper(self, paper: Paper, now: datetime) -> None:
+        row = _paper_to_row(paper, now)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.db.execute(f"INSERT INTO papers ({columns}) VALUES ({marks})", list(row.values()))
+
+    def _update_paper(self, paper: Paper, now: datetime) -> None:
+        row = _paper_to_row(paper, now)
+        row.pop("first_seen")
+        sets = ", ".join(f"{column} = ?" for column in row if column != "id")
+        values = [value for column, value in row.items() if column != "id"]
+        self.db.execute(f"UPDATE papers SET {sets} WHERE id = ?", [*values, paper.id])
+
+    def _rekey(self, old_id: str, new_id: str) -> None:
+        """A paper first known by title or DOI got a stronger id: move every reference."""
+        self.db.execute("UPDATE papers SET id = ? WHERE id = ?", (new_id, old_id))
+        self.db.execute(
+            "UPDATE OR IGNORE paper_sources SET paper_id = ? WHERE paper_id = ?", (new_id, old_id)
+        )
+        self.db.execute("DELETE FROM paper_sources WHERE paper_id = ?", (old_id,))
+        # a subscriber matched under both ids keeps the older (possibly delivered) match
+        self.db.execute(
+            "DELETE FROM matches WHERE paper_id = ? AND subscriber_id IN "
+            "(SELECT subscriber_id FROM matches WHERE paper_id = ?)",
+            (new_id, old_id),
+        )
+        self.db.execute("UPDATE matches SET paper_id = ? WHERE paper_id = ?", (new_id, old_id))
+
+    def papers(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """The stored papers with these ids, by id."""
+        ids = list(dict.fromkeys(ids))
+        result: dict[str, Paper] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.db.query(f"SELECT * FROM papers WHERE id IN ({marks})", chunk):
+                paper = _row_paper(row)
+                result[paper.id] = paper
+        return result
+
+    def papers_seen_since(self, since: datetime) -> list[Paper]:
+        """Papers first seen at or after `since`, newest first."""
+        rows = self.db.query(
+            "SELECT * FROM papers WHERE first_seen >= ? ORDER BY first_seen DESC", [_iso(since)]
+        )
+        return [_row_paper(row) for row in rows]
+
+    def paper_count(self) -> int:
+        """How many distinct papers the store holds."""
+        return int(self.db.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    # --- fetch validators and source health ---------------------------------------------
+
+    def validators(self, url: str) -> Validators | None:
+        """The ETag / Last-Modified last seen for this URL."""
+        row = self.db.execute(
+            "SELECT etag, last_modified FROM validators WHERE url = ?", (url,)
+        ).fetchone()
+        return Validators(etag=row[0], last_modified=row[1]) if row else None
+
+    def save_validators(self, url: str, validators: Validators, now: datetime | None = None) -> None:
+        """Remember a URL's validators for the next conditional GET."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO validators VALUES (?, ?, ?, ?)",
+                (url, validators.etag, validators.last_modified, _iso(now or utcnow())),
+            )
+
+    def start_run(self, now: datetime | None = None) -> int:
+        """Open a run row and return its id."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO runs (started) VALUES (?)", (_iso(now or utcnow()),)
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any]) -> None:
+        """Close a run row with its outcome."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET finished = ?, status = ?, summary = ? WHERE id = ?",
+                (_iso(utcnow()), status, json.dumps(summary), run_id),
+            )
+
+    def record_fetch(self, run_id: int | None, fetch: FetchRecord, started: datetime) -> None:
+        """Record one source's fetch and update its health counters."""
+        ok = fetch.status in ("ok", "empty", "not_modified")
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO fetches (run_id, source, started, duration, status, items, new, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    fetch.source,
+                    _iso(started),
+                    fetch.duration,
+                    fetch.status,
+                    fetch.items,
+                    fetch.new,
+                    fetch.error,
+                ),
+            )
+            self.db.execute(
+                "INSERT INTO source_state (source, last_attempt, last_success, consecutive_failures)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET"
+                " last_attempt = excluded.last_attempt,"
+                " last_success = coalesce(excluded.last_success, last_success),"
+                " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures + 1 END",
+                (fetch.source, _iso(started), _iso(started) if ok else None, 0 if ok else 1, ok),
+            )
+
+    def last_success(self, source: str) -> datetime | None:
+        """When this source was last fetched successfully."""
+        row = self.db.execute(
+            "SELECT last_success FROM source_state WHERE source = ?", (source,)
+        ).fetchone()
+        return _dt(row[0]) if row else None
+
+    # --- subscribers ---------------------------------------------------------------------
+
+    def sync_config_subscribers(
+        self, subscribers: Sequence[Subscriber], now: datetime | None = None
+    ) -> None:
+        """Make the store's config-file subscribers exactly those of the config file."""
+        stamp = _iso(now or utcnow())
+        emails = [s.email for s in subscribers]
+        with self.transaction():
+            for sub in subscribers:
+                self.db.execute(
+                    "INSERT INTO subscribers (email, name, keywords, authors, categories, exclude,"
+                    " max_papers, origin, status, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'config', 'active', ?, ?)"
+                    " ON CONFLICT(email) DO UPDATE SET name = excluded.name,"
+                    " keywords = excluded.keywords, authors = excluded.authors,"
+                    " categories = excluded.categories, exclude = excluded.exclude,"
+                    " max_papers = excluded.max_papers, origin = 'config',"
+                    " status = CASE WHEN origin = 'config' THEN 'active' ELSE status END,"
+                    " updated = excluded.updated",
+                    (*_subscriber_values(sub), stamp, stamp),
+                )
+            marks = ", ".join("?" for _ in emails) or "''"
+            self.db.execute(
+                f"UPDATE subscribers SET status = 'removed', updated = ? WHERE origin = 'config'"
+                f" AND status = 'active' AND email NOT IN ({marks})",
+                [stamp, *emails],
+            )
+
+    def active_subscribers(self) -> list[Subscriber]:
+        """Every subscriber who should receive digests."""
+        rows = self.db.query("SELECT * FROM subscribers WHERE status = 'active' ORDER BY id")
+        return [_row_subscriber(row) for row in rows]
+
+    def subscriber(self, email: str) -> Subscriber | None:
+        """The active subscriber with this address, if any."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM subscribers WHERE email = ? AND status = 'active'", [email]
+            )
+        )
+        return _row_subscriber(rows[0]) if rows else None
+
+    # --- matches and the digest outbox ---------------------------------------------------
+
+    def add_matches(
+        self, matches: Mapping[str, Sequence[Match]], now: datetime | None = None
+    ) -> int:
+        """Record new matches; a paper already matched for a subscriber is never added again."""
+        stamp = _iso(now or utcnow())
+        ids = self._subscriber_ids()
+        rows = [
+            (ids[email], m.paper_id, _reasons_json(m.reasons), m.score, stamp)
+            for email, found in matches.items()
+            if email in ids
+            for m in found
+        ]
+        with self.transaction():
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO matches (subscriber_id, paper_id, reasons, score,"
+                " matched_at) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            return self.db.conn.total_changes - before
+
+    def _subscriber_ids(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT email, id FROM subscribers WHERE status = 'active'")
+        return {email: sid for email, sid in rows}
+
+    def create_digests(self, domain: str, now: datetime | None = None) -> int:
+        """Put every active subscriber's unassigned matches into a new pending digest."""
+        stamp = _iso(now or utcnow())
+        with self.transaction():
+            waiting = self.db.execute(
+                "SELECT DISTINCT m.subscriber_id FROM matches m JOIN subscribers s"
+                " ON s.id = m.subscriber_id WHERE m.digest_id IS NULL AND s.status = 'active'"
+            ).fetchall()
+            for (subscriber_id,) in waiting:
+                message_id = f"<{uuid.uuid4().hex}@{domain}>"
+                cursor = self.db.execute(
+                    "INSERT INTO digests (subscriber_id, message_id, status, created)"
+                    " VALUES (?, ?, 'pending', ?)",
+                    (subscriber_id, message_id, stamp),
+                )
+                self.db.execute(
+                    "UPDATE matches SET digest_id = ? WHERE subscriber_id = ?"
+                    " AND digest_id IS NULL",
+                    (cursor.lastrowid, subscriber_id),
+                )
+        return len(waiting)
+
+    def drop_inactive_pending(self) -> int:
+        """Pending digests of subscribers no longer active are dropped, never sent."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE digests SET status = 'dropped' WHERE status = 'pending' AND"
+                " subscriber_id IN (SELECT id FROM subscribers WHERE status != 'active')"
+            )
+        return cursor.rowcount
+
+    def pending_digests(self) -> list[PendingDigest]:
+        """Every digest waiting to be sent, oldest first, with its matches."""
+        rows = list(
+            self.db.query(
+                "SELECT d.id AS digest_id, d.message_id, d.created, s.* FROM digests d"
+                " JOIN subscribers s ON s.id = d.subscriber_id"
+                " WHERE d.status = 'pending' AND s.status = 'active' ORDER BY d.id"
+            )
+        )
+        return [
+            PendingDigest(
+                id=row["digest_id"],
+                subscriber=_row_subscriber(row),
+                message_id=row["message_id"],
+                created=_dt(row["created"]) or utcnow(),
+                matches=tuple(self._digest_matches(row["digest_id"])),
+            )
+            for row in rows
+        ]
+
+    def _digest_matches(self, digest_id: int) -> list[Match]:
+        rows = self.db.execute(
+            "SELECT paper_id, reasons, score FROM matches WHERE digest_id = ?", (digest_id,)
+        )
+        return [Match(pid, _reasons_from(reasons), score) for pid, reasons, score in rows]
+
+    def undelivered_matches(self, email: str) -> list[Match]:
+        """Matches of this subscriber not yet in a sent digest (for a preview)."""
+        rows = self.db.execute(
+            "SELECT m.paper_id, m.reasons, m.score FROM matches m"
+            " JOIN subscribers s ON s.id = m.subscriber_id"
+            " LEFT JOIN digests d ON d.id = m.digest_id"
+            " WHERE s.email = ? AND (m.digest_id IS NULL OR d.status = 'pending')",
+            (email,),
+        )
+        return [Match(pid, _reasons_from(reasons), score) for pid, reasons, score in rows]
+
+    def matched_paper_ids(self, email: str) -> set[str]:
+        """Every paper ever matched for this subscriber (delivered or waiting)."""
+        rows = self.db.execute(
+            "SELECT m.paper_id FROM matches m JOIN subscribers s ON s.id = m.subscriber_id"
+            " WHERE s.email = ?",
+            (email,),
+        )
+        return {pid for (pid,) in rows}
+
+    def last_sent(self, email: str) -> datetime | None:
+        """When this subscriber's last digest was accepted by the mail server."""
+        row = self.db.execute(
+            "SELECT max(d.sent_at) FROM digests d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE s.email = ? AND d.status = 'sent'",
+            (email,),
+        ).fetchone()
+        return _dt(row[0]) if row else None
+
+    def mark_sent(self, digest_id: int, now: datetime | None = None, status: str = "sent") -> None:
+        """The server accepted this digest (or `--no-send` skipped it): never send it again."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE digests SET status = ?, sent_at = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                (status, _iso(now or utcnow()), digest_id),
+            )
+
+    def mark_attempt_failed(self, digest_id: int, error: str, *, permanent: bool) -> None:
+        """A send failed: a permanent refusal ends the digest, anything else leaves it pending."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE digests SET attempts = attempts + 1, last_error = ?,"
+                " status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?",
+                (error, permanent, digest_id),
+            )
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self) -> StoreStatus:
+        """Counts, last run and per-source health."""
+        counts = dict(
+            self.db.execute("SELECT status, count(*) FROM digests GROUP BY status").fetchall()
+        )
+        last_run = self.db.execute(
+            "SELECT started, status FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return StoreStatus(
+            papers=self.paper_count(),
+            subscribers=len(self._subscriber_ids()),
+            pending_digests=counts.get("pending", 0),
+            failed_digests=counts.get("failed", 0),
+            sent_digests=counts.get("sent", 0),
+            last_run=_dt(last_run[0]) if last_run else None,
+            last_run_status=last_run[1] if last_run else None,
+            sources=tuple(self._source_health()),
+        )
+
+    def _source_health(self) -> Iterator[SourceHealth]:
+        rows = self.db.query(
+            "SELECT s.*, f.status, f.error, f.items, f.new FROM source_state s"
+            " LEFT JOIN fetches f ON f.id = (SELECT max(id) FROM fetches WHERE source = s.source)"
+            " ORDER BY s.source"
+        )
+        for row in rows:
+            yield SourceHealth(
+                source=row["source"],
+                last_attempt=_dt(row["last_attempt"]),
+                last_success=_dt(row["last_success"]),
+                last_status=row["status"],
+                last_error=row["error"],
+                consecutive_failures=row["consecutive_failures"],
+                items=row["items"] or 0,
+                new=row["new"] or 0,
+            )
+
+    def backup_to(self, path: Path) -> Store:
+        """A copy of this store at `path` (for `--dry-run`, which must change nothing here)."""
+        target = sqlite3.connect(path, isolation_level=None)
+        self.db.conn.backup(target)
+        copy = Store(sqlite_utils.Database(target))
+        copy._configure()
+        return copy
+
+
+# --- row <-> dataclass ------------------------------------------------------------------
+
+
+def _paper_to_row(paper: Paper, now: datetime) -> dict[str, Any]:
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        "title_key": title_key(paper.title),
+        "authors": json.dumps(paper.authors, ensure_ascii=False),
+        "abstract": paper.abstract,
+        "url": paper.url,
+        "arxiv_id": paper.arxiv_id,
+        "doi": paper.doi,
+        "published": _iso(paper.published),
+        "categories": json.dumps(paper.categories),
+        "links": json.dumps([[lk.label, lk.url] for lk in paper.links]),
+        "sources": json.dumps(paper.sources),
+        "announce_type": paper.announce_type,
+        "votes": paper.votes,
+        "stars": paper.stars,
+        "keywords": json.dumps(paper.keywords, ensure_ascii=False),
+        "organizations": json.dumps(paper.organizations, ensure_ascii=False),
+        "first_seen": _iso(paper.first_seen or now),
+        "updated": _iso(now),
+    }
+
+
+def _row_paper(row: Mapping[str, Any]) -> Paper:
+    return Paper(
+        id=row["id"],
+        title=row["title"],
+        authors=tuple(json.loads(row["authors"])),
+        abstract=row["abstract"],
+        url=row["url"],
+        arxiv_id=row["arxiv_id"],
+        doi=row["doi"],
+        published=_dt(row["published"]),
+        categories=tuple(json.loads(row["categories"])),
+        links=tuple(Link(label, url) for label, url in json.loads(row["links"])),
+        sources=tuple(json.loads(row["sources"])),
+        announce_type=row["announce_type"],
+        votes=row["votes"],
+        stars=row["stars"],
+        keywords=tuple(json.loads(row["keywords"])),
+        organizations=tuple(json.loads(row["organizations"])),
+        first_seen=_dt(row["first_seen"]),
+    )
+
+
+def _subscriber_values(sub: Subscriber) -> tuple[Any, ...]:
+    return (
+        sub.email,
+        sub.name,
+        json.dumps(sub.keywords, ensure_ascii=False),
+        json.dumps(sub.authors, ensure_ascii=False),
+        json.dumps(sub.categories),
+        json.dumps(sub.exclude, ensure_ascii=False),
+        sub.max_papers,
+    )
+
+
+def _row_subscriber(row: Mapping[str, Any]) -> Subscriber:
+    return Subscriber(
+        email=row["email"],
+        name=row["name"],
+        keywords=tuple(json.loads(row["keywords"])),
+        authors=tuple(json.loads(row["authors"])),
+        categories=tuple(json.loads(row["categories"])),
+        exclude=tuple(json.loads(row["exclude"])),
+        max_papers=row["max_papers"],
+    )
+
+
+def _reasons_json(reasons: Sequence[Reason]) -> str:
+    return json.dumps([[r.kind, r.alert, list(r.terms)] for r in reasons], ensure_ascii=False)
+
+
+def _reasons_from(text: str) -> tuple[Reason, ...]:
+    return tuple(Reason(kind, alert, tuple(terms)) for kind, alert, terms in json.loads(text))
+
+
+def recent_window(days: int = 7, now: datetime | None = None) -> datetime:
+    """The start of the last `days` days."""
+    return (now or utcnow()) - timedelta(days=days)

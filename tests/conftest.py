@@ -1,0 +1,3 @@
+"""Shared fixtures: a real HTTP server and a real SMTP server on 127.0.0.1."""
+
+from tests.httpserver import http_server, http_server_factory  # noqa: F401

@@ -1,0 +1,190 @@
+"""The seen-store on a real SQLite file: identity, merging, the match ledger, the outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.errors import StoreError
+from bot.fetch import Validators
+from bot.ids import canonical_id
+from bot.models import Link, Match, Paper, Reason, Subscriber
+from bot.store import SCHEMA_VERSION, FetchRecord, Store, utcnow
+
+TITLE = "Neural Collapse in Deep Classifiers Revisited"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "data" / "paperbot.db")
+    yield s
+    s.close()
+
+
+def arxiv_paper(arxiv_id: str = "2411.01234", **fields: object) -> Paper:
+    base: dict[str, object] = {
+        "id": arxiv_id,
+        "arxiv_id": arxiv_id,
+        "title": TITLE,
+        "authors": ("Ada Lovelace", "Alan Turing"),
+        "abstract": "We revisit neural collapse in deep classifiers at length.",
+        "url": f"https://arxiv.org/abs/{arxiv_id}",
+        "categories": ("cs.LG",),
+        "links": (Link("abs", f"https://arxiv.org/abs/{arxiv_id}"),),
+    }
+    base.update(fields)
+    return Paper(**base)  # type: ignore[arg-type]
+
+
+def lab_paper(title: str = TITLE) -> Paper:
+    return Paper(
+        id=canonical_id(title=title),
+        title=title,
+        authors=("Ada Lovelace",),
+        abstract="We revisit neural collapse…",
+        url="https://lab.example.org/pubs/42",
+        links=(Link("page", "https://lab.example.org/pubs/42"),),
+    )
+
+
+def test_open_creates_folder_wal_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "paperbot.db"
+    store = Store.open(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "paperbot.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this paperbot"):
+        Store.open(path)
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "paperbot.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a usable paperbot database"):
+        Store.open(path)
+
+
+def test_record_reports_new_once(store: Store) -> None:
+    first = store.record("arxiv", [arxiv_paper()])
+    again = store.record("arxiv", [arxiv_paper()])
+    assert first.new == ("2411.01234",)
+    assert again.new == ()
+    assert again.changed == ()
+    assert store.paper_count() == 1
+
+
+def test_second_source_adds_itself_and_links(store: Store) -> None:
+    store.record("arxiv", [arxiv_paper()])
+    hf = arxiv_paper(votes=42, links=(Link("hf", "https://huggingface.co/papers/2411.01234"),))
+    result = store.record("hf", [hf])
+    assert result.new == ()
+    assert result.changed == ("2411.01234",), "new sources and votes can change what matches"
+    paper = store.papers(["2411.01234"])["2411.01234"]
+    assert paper.sources == ("arxiv", "hf")
+    assert paper.votes == 42
+    assert {lk.label for lk in paper.links} == {"abs", "hf"}
+
+
+def test_lab_page_paper_later_seen_on_arxiv_is_one_paper(store: Store) -> None:
+    lab = lab_paper()
+    store.record("lab", [lab])
+    sub = Subscriber(email="ada@example.org", keywords=("neural collapse",))
+    store.sync_config_subscribers([sub])
+    store.add_matches({sub.email: [Match(lab.id, (Reason("keyword", "neural collapse"),))]})
+
+    result = store.record("arxiv", [arxiv_paper()])
+    assert result.new == ()
+    assert store.paper_count() == 1
+    paper = store.papers(["2411.01234"])["2411.01234"]
+    assert paper.sources == ("lab", "arxiv")
+    assert paper.abstract.startswith("We revisit neural collapse in deep classifiers")
+    assert paper.authors == ("Ada Lovelace", "Alan Turing")
+    assert store.matched_paper_ids(sub.email) == {"2411.01234"}, "the ledger follows the re-key"
+
+
+def test_arxiv_paper_then_lab_page_merges_into_the_arxiv_id(store: Store) -> None:
+    store.record("arxiv", [arxiv_paper()])
+    result = store.record("lab", [lab_paper()])
+    assert result.new == ()
+    assert store.paper_count() == 1
+    paper = store.papers(["2411.01234"])["2411.01234"]
+    assert paper.link("page") == "https://lab.example.org/pubs/42"
+
+
+def test_two_arxiv_papers_with_one_title_stay_two(store: Store) -> None:
+    store.record("arxiv", [arxiv_paper("2411.00001"), arxiv_paper("2411.00002")])
+    assert store.paper_count() == 2
+
+
+def test_a_match_is_recorded_once_per_subscriber(store: Store) -> None:
+    sub = Subscriber(email="ada@example.org")
+    store.sync_config_subscribers([sub])
+    store.record("arxiv", [arxiv_paper()])
+    match = Match("2411.01234", (Reason("keyword", "neural collapse", ("neural collapse",)),))
+    assert store.add_matches({sub.email: [match]}) == 1
+    assert store.add_matches({sub.email: [match]}) == 0
+
+
+def test_outbox_pending_until_marked_sent(store: Store) -> None:
+    sub = Subscriber(email="ada@example.org")
+    store.sync_config_subscribers([sub])
+    store.record("arxiv", [arxiv_paper()])
+    store.add_matches({sub.email: [Match("2411.01234", (Reason("author", "Ada Lovelace"),))]})
+    assert store.create_digests("example.org") == 1
+    [pending] = store.pending_digests()
+    assert pending.message_id.endswith("@example.org>")
+    assert [m.paper_id for m in pending.matches] == ["2411.01234"]
+
+    store.mark_attempt_failed(pending.id, "451 try later", permanent=False)
+    assert [d.id for d in store.pending_digests()] == [pending.id], "a 4xx leaves it pending"
+    assert store.create_digests("example.org") == 0, "no second digest for the same matches"
+
+    store.mark_sent(pending.id)
+    assert store.pending_digests() == []
+    assert store.undelivered_matches(sub.email) == []
+
+
+def test_removed_config_subscriber_gets_nothing(store: Store) -> None:
+    ada, bob = Subscriber(email="ada@example.org"), Subscriber(email="bob@example.org")
+    store.sync_config_subscribers([ada, bob])
+    store.record("arxiv", [arxiv_paper()])
+    store.add_matches({bob.email: [Match("2411.01234", (Reason("author", "x"),))]})
+    store.create_digests("example.org")
+    store.sync_config_subscribers([ada])
+    assert [s.email for s in store.active_subscribers()] == ["ada@example.org"]
+    assert store.drop_inactive_pending() == 1
+    assert store.pending_digests() == []
+
+
+def test_validators_and_source_health(store: Store) -> None:
+    url = "https://rss.arxiv.org/rss/cs.LG"
+    store.save_validators(url, Validators(etag='"abc"', last_modified=None))
+    assert store.validators(url) == Validators(etag='"abc"', last_modified=None)
+
+    now = utcnow()
+    store.record_fetch(None, FetchRecord("arxiv", "error", error="HTTP 500"), now)
+    store.record_fetch(None, FetchRecord("arxiv", "error", error="HTTP 500"), now)
+    [health] = store.status().sources
+    assert health.consecutive_failures == 2
+    assert health.last_success is None
+    store.record_fetch(None, FetchRecord("arxiv", "ok", items=3, new=3), now)
+    [health] = store.status().sources
+    assert (health.consecutive_failures, health.last_status, health.items) == (0, "ok", 3)
+    assert health.last_success is not None
+
+
+def test_dry_run_copy_leaves_the_original_alone(store: Store, tmp_path: Path) -> None:
+    copy = store.backup_to(tmp_path / "copy.db")
+    copy.record("arxiv", [arxiv_paper()])
+    assert copy.paper_count() == 1
+    assert store.paper_count() == 0
+    copy.close()
