@@ -32,7 +32,7 @@ from bot.models import Match, Paper, Subscriber  # noqa: E402
 
 VOCABULARY = 20_000
 TOPICS = 30_000
-AUTHORS = 60_000
+AUTHORS = 200_000
 CATEGORIES = ["cs.LG", "cs.CV", "cs.CL", "cs.AI", "stat.ML", "cs.RO", "math.OC", "q-bio.NC"]
 FIRST = (
     "Guillaume Yoshua Samy Rémy Ana María José Wei Li Xin Yu Jing Hao Chen Ming Olga Ivan"
@@ -75,15 +75,31 @@ class World:
         self.rng = rng
         self.words = make_words(rng, VOCABULARY)
         self.word_weights = zipf_weights(VOCABULARY, 2.7, 1.07)
-        content = self.words[300:]  # topic words are not the filler's commonest words
+        content = self.words[1000:]  # topic words are not the filler's commonest words
         self.topics = [
             tuple(rng.sample(content, rng.choice((1, 2, 2, 2, 3, 3)))) for _ in range(TOPICS)
         ]
         self.paper_topic_weights = zipf_weights(TOPICS, 30.0)
-        self.subscriber_topic_weights = zipf_weights(TOPICS, 60.0)
-        self.people = [(rng.choice(FIRST), rng.choice(LAST), rng.random()) for _ in range(AUTHORS)]
-        self.paper_author_weights = zipf_weights(AUTHORS, 300.0)
-        self.follow_weights = zipf_weights(AUTHORS, 100.0)
+        self.subscriber_topic_weights = zipf_weights(TOPICS, 1000.0)
+        self.people = self.make_people()
+        self.paper_author_weights = zipf_weights(AUTHORS, 2000.0)
+        self.follow_weights = zipf_weights(AUTHORS, 300.0)
+
+    def make_people(self) -> list[tuple[str, str, float]]:
+        """Authors: (first, last, how a follower writes the name); surnames are Zipf-like."""
+        rng = self.rng
+        made = [w.capitalize() for w in make_words(rng, 40_000)]
+        firsts, lasts = FIRST + made[:5_000], LAST + made[5_000:]
+        first_weights = zipf_weights(len(firsts), 20.0)
+        last_weights = zipf_weights(len(lasts), 10.0)
+        return [
+            (first, last, rng.random())
+            for first, last in zip(
+                rng.choices(firsts, cum_weights=first_weights, k=AUTHORS),
+                rng.choices(lasts, cum_weights=last_weights, k=AUTHORS),
+                strict=True,
+            )
+        ]
 
     def filler(self, count: int) -> list[str]:
         """Filler words with Zipf-like frequencies."""
@@ -125,12 +141,12 @@ def keyword(world: World, topic: tuple[str, ...]) -> str:
     rng = world.rng
     roll = rng.random()
     text = " ".join(topic)
-    if roll < 0.05:
-        return f"{text[: max(4, len(text) - 3)]}*".replace(" ", " ") if len(topic) == 1 else text
+    if roll < 0.05 and len(topic) == 1 and len(text) >= 7:
+        return f"{text[:-2]}*"  # a stem, as in transform*
     if roll < 0.10:
-        return f'"{text}" AND ({rng.choice(world.words[300:3000])} OR {rng.choice(world.words[300:3000])})'
+        return f'"{text}" AND ({rng.choice(world.words[1000:4000])} OR {rng.choice(world.words[1000:4000])})'
     if roll < 0.13:
-        return f"{text} -{rng.choice(world.words[300:3000])}"
+        return f"{text} -{rng.choice(world.words[1000:4000])}"
     if roll < 0.16:
         return f"title:{text}"
     if roll < 0.26:

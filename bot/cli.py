@@ -195,7 +195,11 @@ def describe_kinds() -> list[str]:
         summary = (kind.__doc__ or "").strip().splitlines()[0]
         lines.append(f"{name}: {summary}")
         for option, info in kind.options_model.model_fields.items():
-            default = "required" if info.is_required() else f"default {info.default!r}"
+            default = (
+                "required"
+                if info.is_required()
+                else f"default {info.get_default(call_default_factory=True)!r}"
+            )
             lines.append(f"    {option} ({default}): {info.description or ''}")
         lines.append("")
     return lines[:-1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class PaperbotError(Exception):
     """Base of every error paperbot reports to a user as one line (never a traceback)."""
@@ -29,7 +31,12 @@ class FetchError(PaperbotError):
 
 
 class SendError(PaperbotError):
-    """A digest could not be handed to the mail server; `permanent` for 5xx refusals."""
+    """A digest could not be handed to the mail server; `permanent` for 5xx refusals.
+
+    `fatal` errors (server unreachable, authentication or TLS failure) stop the whole send.
+    """
+
+    fatal: ClassVar[bool] = False
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         self.permanent = permanent

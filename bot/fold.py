@@ -124,8 +124,11 @@ class AuthorKey:
 
 def _name_words(part: str) -> list[str]:
     """Folded words of a name part; an all-capitals short word ("JB") is a run of initials."""
+    pieces = part.split()
+    if not any(len(p) > 1 and p.isupper() for p in pieces):
+        return words(part)
     out: list[str] = []
-    for raw in part.split():
+    for raw in pieces:
         folded = words(raw)
         letters = "".join(folded)
         # "GE Hinton", "J.-B. Smith": initials written together or hyphenated
@@ -152,8 +155,13 @@ def author_key(name: str) -> AuthorKey | None:
     particle such as "van" or "de" counts as a middle name. Returns None when the name has
     no letters or digits.
     """
-    # bot.tex (TeX escapes → Unicode) is the single place where name TeX is decoded.
-    text = _PARENS.sub(" ", decode_tex(name))
+    # TeX escapes (R\'emy) are decoded by bot.tex, the one place that knows them
+    text = decode_tex(name) if "\\" in name or "{" in name else name
+    if "(" in text:
+        text = _PARENS.sub(" ", text)  # affiliations: "Ada Lovelace (Analytical Engines)"
+    if "," not in text:
+        tokens = _drop_suffix(_name_words(text))
+        return AuthorKey(tokens[-1], tuple(tokens[:-1])) if tokens else None
     parts = [p for p in text.split(",") if words(p)]
     if len(parts) >= 2 and not all(w in _SUFFIXES for w in words(parts[1])):
         # "Lajoie, Guillaume" / "Lajoie, G." / "King, Martin Luther, Jr."

@@ -29,8 +29,7 @@ _ARXIV_IN_TEXT = re.compile(rf"(?:{_ID_CONTEXT}){_ID}", re.IGNORECASE)
 _ARXIV_ALONE = re.compile(rf"\s*{_ID}\s*", re.IGNORECASE)
 
 _DOI = re.compile(r"10\.\d{4,9}/[^\s\"<>]+")
-# A URL's query and fragment are cut before unquoting, so `%3F` inside a DOI survives.
-_URL_QUERY = re.compile(r"(://[^\s?#]*)[?#]\S*")
+_ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)
 # The host of the URL a DOI sits in, if it sits in one.
 _URL_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([^/\s?#]+)\S*$", re.IGNORECASE)
 _DOI_TRAILING = ".,;:!'\""
@@ -79,20 +78,27 @@ def _valid_arxiv_id(match: re.Match[str]) -> str | None:
 
 def doi_from(text: str) -> str | None:
     """The DOI (lowercased) in a doi.org link, `doi:` string, publisher URL or bare `10.x/y`."""
-    text = unquote(_URL_QUERY.sub(r"\1", text))
-    match = _DOI.search(text)
-    if match is None:
+    # Only an encoded slash is decoded before the search: `%3F` inside a DOI is part of it,
+    # while a real `?` after it starts the URL's query.
+    for source in (text, _ENCODED_SLASH.sub("/", text)):
+        match = _DOI.search(source)
+        if match is not None:
+            break
+    else:
         return None
     doi = match.group()
-    in_url = _URL_HOST.search(text, 0, match.start())
+    in_url = _URL_HOST.search(source, 0, match.start())
     if in_url is not None:
-        doi = _strip_url_parts(doi, in_url.group(1).lower())
-    doi = _trim_punctuation(doi)
-    return doi.lower() if "/" in doi and not doi.endswith("/") else None
+        doi = _strip_url_parts(doi, in_url, match.start())
+    doi = _trim_punctuation(unquote(doi))
+    return doi.lower() if not doi.endswith("/") else None
 
 
-def _strip_url_parts(doi: str, host: str) -> str:
-    """Cut what a landing-page URL adds after the DOI: a view or a version suffix."""
+def _strip_url_parts(doi: str, url: re.Match[str], doi_start: int) -> str:
+    """Cut what the URL a DOI sits in adds after it: query, fragment, view, version."""
+    in_query = "?" in url.string[url.start() : doi_start]  # `...?doi=10.1/x&from=rss`
+    doi = re.split(r"[&#]" if in_query else r"[?#]", doi, maxsplit=1)[0]
+    host = url.group(1).lower()
     if host.endswith("doi.org"):
         return doi
     if host.endswith(("biorxiv.org", "medrxiv.org")):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -173,7 +174,11 @@ def _log_fetch(record: FetchRecord) -> None:
         log.error("source %s: %s: %s", record.source, record.status, record.error)
     else:
         log.info(
-            "source %s: %s, %d items, %d new", record.source, record.status, record.items, record.new
+            "source %s: %s, %d items, %d new",
+            record.source,
+            record.status,
+            record.items,
+            record.new,
         )
 
 
@@ -229,7 +234,7 @@ async def deliver(config: Config, store: Store, sender: Sender) -> DeliveryRepor
                     await sender.send(_message_for(config, store, digest))
                 except SendError as exc:
                     errors.append(f"{digest.subscriber.email}: {exc}")
-                    if getattr(exc, "fatal", False):
+                    if exc.fatal:
                         break
                     store.mark_attempt_failed(digest.id, str(exc), permanent=exc.permanent)
                     failed += exc.permanent
@@ -243,7 +248,7 @@ async def deliver(config: Config, store: Store, sender: Sender) -> DeliveryRepor
     return DeliveryReport(sent, failed, len(pending) - sent - failed, tuple(errors))
 
 
-def _message_for(config: Config, store: Store, pending: PendingDigest) -> object:
+def _message_for(config: Config, store: Store, pending: PendingDigest) -> EmailMessage:
     papers = store.papers(m.paper_id for m in pending.matches)
     digest = build_digest(
         pending.subscriber,

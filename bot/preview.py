@@ -1,12 +1,15 @@
-"""What a subscriber's next digest would hold, computed without sending or recording anything."""
+"""What a subscriber's next digest holds, rendered without sending or recording anything.
+
+The next digest is what the store already matched for them and has not delivered: new
+alerts apply to papers fetched from now on, as `paperbot once` would send them.
+"""
 
 from __future__ import annotations
 
 from bot.config import Config
 from bot.digest import build_digest
-from bot.match import AlertIndex
-from bot.models import Digest, Match, Subscriber
-from bot.store import Store, recent_window
+from bot.models import Digest, Subscriber
+from bot.store import Store
 
 PREVIEW_MESSAGE_ID = "<preview@paperbot.invalid>"
 
@@ -21,19 +24,11 @@ def preview_digest(config: Config, email: str) -> Digest | None:
         subscriber = subscriber or store.subscriber(email)
         if subscriber is None:
             return None
-        matches = [*store.undelivered_matches(subscriber.email), *_fresh(store, subscriber)]
+        matches = store.undelivered_matches(subscriber.email)
         papers = store.papers(m.paper_id for m in matches)
     finally:
         store.close()
     return build_digest(subscriber, matches, papers, message_id=PREVIEW_MESSAGE_ID)
-
-
-def _fresh(store: Store, subscriber: Subscriber) -> list[Match]:
-    """Recent papers never matched for this subscriber, matched against their current alerts."""
-    already = store.matched_paper_ids(subscriber.email)
-    since = store.last_sent(subscriber.email) or recent_window()
-    recent = [p for p in store.papers_seen_since(since) if p.id not in already]
-    return AlertIndex.build([subscriber]).match(recent).get(subscriber.email, [])
 
 
 def _config_subscriber(config: Config, email: str) -> Subscriber | None:

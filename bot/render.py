@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import binascii
 import functools
+import logging
 import os
 import re
 import textwrap
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import EmailMessage, Message
@@ -26,6 +27,8 @@ import jinja2
 from markupsafe import Markup, escape
 
 from bot.models import Digest, DigestEntry, Paper, Reason
+
+log = logging.getLogger("paperbot.render")
 
 #: Gmail clips HTML bodies past ~102 KB; the HTML part is kept below this many bytes
 MAX_HTML_BYTES = 100_000
@@ -39,6 +42,11 @@ TEXT_WIDTH = 76
 #: CRLF serialization as SMTP wants it. Headers we store pre-folded are written as they are:
 #: re-folding would turn a long List-Unsubscribe URL into RFC 2047 encoded words.
 MESSAGE_POLICY = email_policy.SMTP.clone(refold_source="none")
+
+TEXT_TEMPLATE = "digest.txt.j2"
+HTML_TEMPLATE = "digest.html.j2"
+#: where the papers go in the HTML document; autoescaping keeps any data from forging it
+_PAPERS_SLOT = "<!--papers-->"
 
 _DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"
 #: what may separate the words of a phrase in text: spaces, newlines, any kind of hyphen
@@ -111,7 +119,8 @@ def render_digest(
         "manage_url": _safe_url(manage_url),
         "unsubscribe_url": _safe_url(unsubscribe_url),
     }
-    text = _template("digest.txt.j2").render(context, entries=views)
+    papers = [_paper_text(view) for view in views]
+    text = _template(TEXT_TEMPLATE).render(context, papers=papers)
     html = _render_html_within_budget(digest.entries, views, context)
     return RenderedDigest(subject=str(context["subject"]), text=text, html=html)
 
@@ -289,18 +298,78 @@ def _inliner() -> css_inline.CSSInliner:
 def _render_html_within_budget(
     entries: Sequence[DigestEntry], views: Sequence[EntryView], context: dict[str, object]
 ) -> str:
-    """Render the HTML, shortening abstracts (never dropping papers) until it fits."""
-    limit = ABSTRACT_CHARS
-    while True:
+    """The HTML under MAX_HTML_BYTES: abstracts are shortened until it fits, papers never cut."""
+
+    def render(limit: int) -> str:
         abstracts = [_abstract_html(e.paper.abstract, _terms(e.reasons), limit) for e in entries]
-        items = list(zip(views, abstracts, strict=True))
-        html: str = _inliner().inline(_template("digest.html.j2").render(context, items=items))
-        size = len(html.encode("utf-8"))
-        if size < MAX_HTML_BYTES or limit == 0:
+        return _render_html(views, abstracts, context)
+
+    html = render(ABSTRACT_CHARS)
+    size = _byte_size(html)
+    if size < MAX_HTML_BYTES:
+        return html
+    bare = render(0)
+    bare_size = _byte_size(bare)
+    if bare_size >= MAX_HTML_BYTES:
+        return _render_last_resort(views, context)
+    limit = ABSTRACT_CHARS
+    for _ in range(4):
+        # abstracts grow about linearly with the limit: aim a little below the budget
+        limit = limit * (MAX_HTML_BYTES - bare_size) * 19 // ((size - bare_size) * 20)
+        if limit < 40:
+            break
+        html = render(limit)
+        size = _byte_size(html)
+        if size < MAX_HTML_BYTES:
             return html
-        # spread the excess over the abstracts, with a margin for the markup around marks
-        excess_per_entry = (size - MAX_HTML_BYTES) * 5 // 4 // max(len(entries), 1) + 40
-        limit = max(0, min(limit, max(len(a) for a in abstracts)) - excess_per_entry)
+    return bare
+
+
+def _render_last_resort(views: Sequence[EntryView], context: dict[str, object]) -> str:
+    """No abstracts and no highlights: all that can go without dropping papers."""
+    plain = [replace(view, title_html=escape(view.title)) for view in views]
+    html = _render_html(plain, [Markup("")] * len(plain), context)
+    if _byte_size(html) >= MAX_HTML_BYTES:
+        log.warning("the digest for %s is %d bytes of HTML", context["email"], _byte_size(html))
+    return html
+
+
+def _byte_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _render_html(
+    views: Sequence[EntryView], abstracts: Sequence[Markup], context: dict[str, object]
+) -> str:
+    """The document with its CSS inlined; each paper's piece comes inlined from the cache."""
+    papers = "".join(map(_paper_html, views, abstracts))
+    shell = _template(HTML_TEMPLATE).render(context, papers=Markup(_PAPERS_SLOT))
+    inlined = str(_inliner().inline(shell))
+    if _PAPERS_SLOT not in inlined:  # a css_inline that drops comments must not drop papers
+        raise RuntimeError("the CSS inliner removed the papers' place from the digest")
+    return inlined.replace(_PAPERS_SLOT, papers, 1)
+
+
+@functools.lru_cache(maxsize=8192)
+def _paper_html(view: EntryView, abstract: Markup) -> str:
+    html = _render_block(HTML_TEMPLATE, "paper", e=view, abstract=abstract)
+    return str(_inliner().inline_fragment(html, _css()))
+
+
+@functools.lru_cache(maxsize=8192)
+def _paper_text(view: EntryView) -> str:
+    return _render_block(TEXT_TEMPLATE, "paper", e=view).rstrip("\n") + "\n"
+
+
+@functools.cache
+def _css() -> str:
+    return _render_block(HTML_TEMPLATE, "css")
+
+
+def _render_block(template_name: str, block: str, **values: object) -> str:
+    """One block of a template on its own (a paper's piece, the CSS)."""
+    template = _template(template_name)
+    return "".join(template.blocks[block](template.new_context(values)))
 
 
 @functools.lru_cache(maxsize=16384)

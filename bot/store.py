@@ -346,7 +346,9 @@ class Store:
         ).fetchone()
         return Validators(etag=row[0], last_modified=row[1]) if row else None
 
-    def save_validators(self, url: str, validators: Validators, now: datetime | None = None) -> None:
+    def save_validators(
+        self, url: str, validators: Validators, now: datetime | None = None
+    ) -> None:
         """Remember a URL's validators for the next conditional GET."""
         with self.transaction():
             self.db.execute(
@@ -389,7 +391,8 @@ class Store:
                 ),
             )
             self.db.execute(
-                "INSERT INTO source_state (source, last_attempt, last_success, consecutive_failures)"
+                "INSERT INTO source_state"
+                " (source, last_attempt, last_success, consecutive_failures)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET"
                 " last_attempt = excluded.last_attempt,"
                 " last_success = coalesce(excluded.last_success, last_success),"
@@ -472,7 +475,7 @@ class Store:
 
     def _subscriber_ids(self) -> dict[str, int]:
         rows = self.db.execute("SELECT email, id FROM subscribers WHERE status = 'active'")
-        return {email: sid for email, sid in rows}
+        return dict(rows)
 
     def create_digests(self, domain: str, now: datetime | None = None) -> int:
         """Put every active subscriber's unassigned matches into a new pending digest."""
@@ -564,8 +567,7 @@ class Store:
         """The server accepted this digest (or `--no-send` skipped it): never send it again."""
         with self.transaction():
             self.db.execute(
-                "UPDATE digests SET status = ?, sent_at = ?, attempts = attempts + 1"
-                " WHERE id = ?",
+                "UPDATE digests SET status = ?, sent_at = ?, attempts = attempts + 1 WHERE id = ?",
                 (status, _iso(now or utcnow()), digest_id),
             )
 

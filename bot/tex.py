@@ -139,6 +139,7 @@ def _accent(table: dict[str, str]) -> Callable[[re.Match[str]], str]:
     """A substitution that puts the matched accent on its base letter."""
 
     def sub(match: re.Match[str]) -> str:
+        """The accented letter, NFC-composable; nothing for an accent on `{}`."""
         base = match.group("braced") or match.group("bare") or ""
         if base.startswith("\\"):
             base = base[1]  # `\'\i` is í: the accent replaces the dot

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 from email.message import EmailMessage
 from typing import Literal, NoReturn
@@ -25,6 +26,7 @@ from bot.senders.base import (
 log = logging.getLogger("paperbot.smtp")
 
 Security = Literal["starttls", "tls", "none"]
+_CONNECT_PREFIX = re.compile(r"^Error connecting to \S+ on port \d+: ")
 #: 552 at MAIL FROM is about this message's size, not about who we are
 _SIZE_REFUSED = 552
 
@@ -124,6 +126,7 @@ class SmtpSender(Sender):
             ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             reason = one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
+            reason = _CONNECT_PREFIX.sub("", reason)  # aiosmtplib repeats host and port
             raise FatalSendError(f"cannot connect to SMTP server {self.where}: {reason}") from exc
 
     # --- one message ----------------------------------------------------------------------
@@ -137,13 +140,13 @@ class SmtpSender(Sender):
             try:
                 await self._transaction(client, message, sender, recipients)
                 return
-            except aiosmtplib.SMTPServerDisconnected as exc:
-                # an idle connection the server has closed: reopen it once and resend
+            except ConnectionError as exc:  # SMTPServerDisconnected, a reset socket
+                # most often an idle connection the server has closed: reopen it once, resend
                 client.close()
                 if attempt == 2:
+                    reason = one_line(getattr(exc, "message", None) or exc)
                     raise SendError(
-                        f"{', '.join(recipients)}: connection to {self.where} lost: "
-                        f"{one_line(exc.message)}"
+                        f"{', '.join(recipients)}: connection to {self.where} lost: {reason}"
                     ) from exc
 
     async def _transaction(
@@ -160,12 +163,20 @@ class SmtpSender(Sender):
         except aiosmtplib.SMTPSenderRefused as exc:
             self._sender_refused(sender, exc)
         except aiosmtplib.SMTPTimeoutError as exc:
-            client.close()  # the conversation is out of step: never reuse it
+            # the conversation is out of step: never reuse it. The server may still accept
+            # the message, so a retry can deliver it twice (with the same Message-ID)
+            client.close()
             raise SendError(f"{to}: {self.where} timed out: {one_line(exc.message)}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing this connection
                 client.close()
             self._refused(f"{to}: message refused by {self.where}", exc.code, exc.message)
+        except aiosmtplib.SMTPServerDisconnected:
+            raise  # a ConnectionError: `_send_on` reconnects
+        except aiosmtplib.SMTPException as exc:  # nothing the server said: try again later
+            raise SendError(f"{to}: {self.where}: {one_line(exc.message)}") from exc
+        except ValueError as exc:  # an address aiosmtplib will not put in an envelope
+            raise SendError(f"{to}: cannot send: {one_line(exc)}", permanent=True) from exc
         for address, reply in refused.items():  # some recipients of several: the rest got it
             log.warning("%s refused %s: %s %s", self.where, address, reply.code, reply.message)
 

@@ -31,7 +31,7 @@ from bot.tex import decode_tex
 
 FEED_BASE = "https://rss.arxiv.org/rss/"
 _CATEGORY = re.compile(r"[A-Za-z-]+(?:\.[A-Za-z-]+)?")
-_ERROR_TITLE = re.compile(r"^\s*Feed error for query:?\s*(?P<query>.*)$", re.S)
+_ERROR_TITLE = re.compile(r"Feed error for query\b")
 _ANNOUNCE_TYPE = re.compile(r"Announce Type:\s*(?P<type>[\w-]+)")
 # Description: "arXiv:2411.01234v1 Announce Type: new \nAbstract: ..."
 _ABSTRACT_MARK = re.compile(r"\bAbstract:\s*")
@@ -39,6 +39,7 @@ _DESCRIPTION_HEADER = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*[\w-]+\s*")
 # The pre-2024 feed appended "(arXiv:2411.01234v1 [cs.LG])" to every title.
 _TITLE_ID_SUFFIX = re.compile(r"\s*\(arXiv:[^()]*\)\s*$")
 _FINAL_AND = re.compile(r",?\s+and\s+")
+_LEADING_AND = re.compile(r"^and\s+")  # the last piece of "A, B, and C"
 # arXiv lists a paper under both names of an aliased category, but only one may be asked for.
 _ALIASES = {
     "cs.it": "math.it",
@@ -85,7 +86,6 @@ class ArxivRssSource(SourceKind):
 
     name = "arxiv-rss"
     options_model = ArxivRssOptions
-    min_interval = 3.0
 
     def start_urls(self, options: ArxivRssOptions, window: FetchWindow) -> list[str]:
         """One feed for all the categories (`cs.LG+stat.ML`), or the configured URL."""
@@ -99,13 +99,14 @@ class ArxivRssSource(SourceKind):
         wanted = _category_filter(options.categories)
 
         def build(entry: Any) -> Paper | None:
+            """The entry's paper, or None when it is a replacement or another category."""
             kind = announce_type(entry)
             if kind and kind.startswith("replace") and not options.include_replacements:
                 return None
             paper = paper_from_entry(entry)
             return paper if wanted(paper.categories) else None
 
-        return Listing(papers_from_entries(feed.entries, build, url))
+        return Listing(papers_from_entries(feed, build, url))
 
 
 def feed_url(categories: list[str]) -> str:
@@ -115,14 +116,11 @@ def feed_url(categories: list[str]) -> str:
 
 def _raise_for_error_feed(feed: Any, url: str) -> None:
     """arXiv answers a bad category with a normal-looking channel titled `Feed error...`."""
-    match = _ERROR_TITLE.match(str(feed.feed.get("title", "")))
-    if match is None:
+    title = collapse(str(feed.feed.get("title", "")))
+    if not _ERROR_TITLE.match(title):
         return
-    query = match.group("query").strip() or url
     detail = collapse(str(feed.feed.get("subtitle") or feed.feed.get("description") or ""))
-    raise ParseError(
-        f"{url}: arXiv feed error for query {query}" + (f": {detail}" if detail else "")
-    )
+    raise ParseError(f"{url}: {title}" + (f" ({detail})" if detail else ""))
 
 
 def _category_filter(categories: list[str]) -> Callable[[tuple[str, ...]], bool]:
@@ -131,6 +129,7 @@ def _category_filter(categories: list[str]) -> Callable[[tuple[str, ...]], bool]
     asked |= {_ALIASES[c] for c in asked if c in _ALIASES}
 
     def wanted(paper_categories: tuple[str, ...]) -> bool:
+        """Whether a paper with these categories belongs in the listing."""
         if not asked or not paper_categories:
             return True  # nothing to filter by: keep rather than lose a paper
         return any(_category_matches(c.lower(), asked) for c in paper_categories)
@@ -215,8 +214,7 @@ def split_creators(creators: str) -> list[str]:
     pieces = [_without_parentheses(p) for p in split_top_level(_balanced(creators), ",")]
     pieces = [p for p in pieces if p]
     if pieces:
-        pieces[-1:] = [p for p in _FINAL_AND.split(pieces[-1]) if p]
-        pieces[-1] = re.sub(r"^and\s+", "", pieces[-1])  # "A, B, and C"
+        pieces += _FINAL_AND.split(_LEADING_AND.sub("", pieces.pop()))
     return merge_name_suffixes([collapse(decode_tex(p)) for p in pieces if p])
 
 

@@ -10,7 +10,7 @@ import io
 import logging
 import re
 import xml.sax
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -24,7 +24,7 @@ from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 _WHITESPACE = re.compile(r"\s+")
 _HTML_START = re.compile(
@@ -49,7 +49,7 @@ class EntryError(ValueError):
 class RssOptions(SourceOptions):
     """Options of the `rss` kind: the feed's URL."""
 
-    url: str = Field(..., description="the RSS or Atom feed to read (required)")
+    url: str = Field(..., description="the RSS or Atom feed to read")
 
 
 @register
@@ -66,7 +66,7 @@ class RssSource(SourceKind):
     def parse(self, body: bytes, url: str, options: RssOptions) -> Listing:
         """One paper per entry; entries without a title are skipped and logged."""
         feed = read_feed(body, url)
-        return Listing(papers_from_entries(feed.entries, lambda e: paper_from_entry(e, url), url))
+        return Listing(papers_from_entries(feed, lambda e: paper_from_entry(e, url), url))
 
 
 def read_feed(body: bytes, url: str, *, sanitize: bool = True) -> Any:
@@ -102,18 +102,21 @@ def _describe(body: bytes, feed: Any) -> str:
         return "an HTML page"
     if head.lstrip()[:1] in (b"{", b"["):
         return "JSON"
+    return _xml_problem(feed) or "an XML document that is neither RSS nor Atom"
+
+
+def _xml_problem(feed: Any) -> str | None:
+    """The XML syntax error feedparser hit, in words, if it hit one."""
     error = _xml_error(feed)
     if isinstance(error, xml.sax.SAXParseException):
         return f"malformed XML ({error.getMessage()} at line {error.getLineNumber()})"
-    if error is not None:
-        return f"malformed XML ({error})"
-    return "an XML document that is neither RSS nor Atom"
+    return None if error is None else f"malformed XML ({error})"
 
 
 def papers_from_entries(
-    entries: Iterable[Any], build: Callable[[Any], Paper | None], url: str
+    feed: Any, build: Callable[[Any], Paper | None], url: str
 ) -> tuple[Paper, ...]:
-    """Build a paper from each entry, skipping (and logging) the bad ones.
+    """Build a paper from each entry of a feed, skipping (and logging) the bad ones.
 
     `build` returns None for an entry it leaves out on purpose and raises `EntryError`
     for one it cannot read. When every entry it tried was unreadable the feed itself has
@@ -121,17 +124,21 @@ def papers_from_entries(
     """
     papers: list[Paper] = []
     errors: list[str] = []
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate(feed.entries, start=1):
         try:
             paper = build(entry)
         except EntryError as exc:
             errors.append(f"entry {number}: {exc}")
-            log.warning("%s: skipped entry %d: %s", url, number, exc)
+            _log.warning("%s: skipped entry %d: %s", url, number, exc)
             continue
         if paper is not None:
             papers.append(paper)
     if errors and not papers:
-        raise ParseError(f"{url}: none of {len(errors)} entries could be read ({errors[0]})")
+        problem = _xml_problem(feed)
+        broken = f"; the feed is {problem}" if problem else ""
+        raise ParseError(
+            f"{url}: none of {len(errors)} entries could be read ({errors[0]}){broken}"
+        )
     return tuple(papers)
 
 
@@ -139,7 +146,8 @@ def paper_from_entry(entry: Any, url: str) -> Paper:
     """A paper from one generic feed entry (`EntryError` when it has no title)."""
     title = collapse(html_text(entry, "title"))
     if not title:
-        raise EntryError(f"no title ({entry_text(entry, 'id') or entry_text(entry, 'link')})")
+        where = entry_text(entry, "id") or entry_text(entry, "link")
+        raise EntryError(f"no title ({where})" if where else "no title")
     link = entry_text(entry, "link")
     page = urljoin(url, link) if link else ""
     candidates = _identity_candidates(entry, url)

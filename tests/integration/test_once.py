@@ -165,7 +165,9 @@ def pending_digests(config: Path) -> int:
     """Digests the store still has to send (read straight from the SQLite file)."""
     database = yaml.safe_load(config.read_text())["database"]
     with sqlite3.connect(database) as conn:
-        return int(conn.execute("SELECT count(*) FROM digests WHERE status='pending'").fetchone()[0])
+        return int(
+            conn.execute("SELECT count(*) FROM digests WHERE status='pending'").fetchone()[0]
+        )
 
 
 @pytest.mark.parametrize(
@@ -266,14 +268,19 @@ def test_no_send_primes_a_new_install(
 
 
 def test_preview_shows_the_next_digest_without_sending(
-    tmp_path: Path, http_server: LocalHTTPServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = write_config(
         tmp_path,
         sources=[arxiv_source(http_server)],
-        subscribers=[{"email": "ada@example.org", "keywords": ["diffusion"]}],
+        smtp=smtp_section(smtp_server),
+        subscribers=[{"email": "ada@example.org", "keywords": ["diffusion"], "max_papers": 500}],
     )
-    assert run(config, "once", "--no-send") == 0
+    smtp_server.stop()
+    assert run(config, "once") == 1, "the digest stays pending"
     capsys.readouterr()
     html = tmp_path / "preview.html"
     assert run(config, "preview", "ada@example.org", "--html", str(html)) == 0
@@ -281,7 +288,12 @@ def test_preview_shows_the_next_digest_without_sending(
     first_title = sorted(expected_titles(ALL_ARCHIVES, "diffusion"))[0]
     assert first_title in out.splitlines()
     assert "<html" in html.read_text(encoding="utf-8").lower()
-    assert not (tmp_path / "outbox").exists()
+    assert pending_digests(config) == 1, "preview records nothing"
+
+    smtp_server.start()
+    assert run(config, "once") == 0
+    [digest] = smtp_server.messages
+    assert first_title in text_part(digest).splitlines(), "preview showed what was sent"
 
 
 def test_same_paper_from_two_sources_is_mailed_once(
@@ -301,18 +313,38 @@ def test_same_paper_from_two_sources_is_mailed_once(
 
 
 CONFIG_ERRORS = [
-    ({"sources": [{"name": "a", "kind": "arxv", "url": "http://x"}]}, r"sources\[0\]\.kind: unknown kind 'arxv'; known: .*arxiv-rss.*rss"),
+    (
+        {"sources": [{"name": "a", "kind": "arxv", "url": "http://x"}]},
+        r"sources\[0\]\.kind: unknown kind 'arxv'; known: .*arxiv-rss.*rss",
+    ),
     ({"colour": "blue"}, r"colour: unknown key"),
-    ({"subscribers": [{"email": "not-an-address"}]}, r"subscribers\[0\]\.email: .*not a valid email"),
-    ({"subscribers": [{"email": "a@example.org", "keywords": "grokking"}]}, r"subscribers\[0\]\.keywords: "),
+    (
+        {"subscribers": [{"email": "not-an-address"}]},
+        r"subscribers\[0\]\.email: .*not a valid email",
+    ),
+    (
+        {"subscribers": [{"email": "a@example.org", "keywords": "grokking"}]},
+        r"subscribers\[0\]\.keywords: ",
+    ),
     ({"max_papers": "many"}, r"max_papers: "),
     (
-        {"sources": [{"name": "a", "kind": "rss", "url": "http://x"}, {"name": "a", "kind": "rss", "url": "http://y"}]},
+        {
+            "sources": [
+                {"name": "a", "kind": "rss", "url": "http://x"},
+                {"name": "a", "kind": "rss", "url": "http://y"},
+            ]
+        },
         r"sources\[1\]\.name: duplicate source name 'a'",
     ),
-    ({"sources": [{"name": "a", "kind": "arxiv-rss", "categories": ["cs.LG"], "colour": 1}]}, r"sources\[0\]\.colour: unknown key"),
-    ({"smtp": {"host": "h", "from": "x@example.org", "password_env": "PAPERBOT_TEST_UNSET"}}, r"smtp\.password_env: environment variable PAPERBOT_TEST_UNSET is not set"),
-]  # fmt: skip
+    (
+        {"sources": [{"name": "a", "kind": "arxiv-rss", "categories": ["cs.LG"], "colour": 1}]},
+        r"sources\[0\]\.colour: unknown key",
+    ),
+    (
+        {"smtp": {"host": "h", "from": "x@example.org", "password_env": "PAPERBOT_TEST_UNSET"}},
+        r"smtp\.password_env: environment variable PAPERBOT_TEST_UNSET is not set",
+    ),
+]
 
 
 @pytest.mark.parametrize(("settings", "message"), CONFIG_ERRORS)

@@ -112,6 +112,8 @@ def test_every_guid_of_the_real_feed_gives_its_link_id() -> None:
             "10.1101/2024.01.02.24300001",
         ),
         ("https://doi.org/10.48550/arXiv.2411.01234", "10.48550/arxiv.2411.01234"),
+        ("https://example.org/cite?doi=10.1000%2Fabc&format=bib", "10.1000/abc"),
+        ("https://example.org/cite?doi=10.1000/abc&format=bib#x", "10.1000/abc"),
     ],
 )
 def test_doi_found(text: str, expected: str) -> None:

@@ -9,6 +9,7 @@ import functools
 import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from bot.errors import ParseError
 from bot.models import Listing, Paper
+from bot.pipeline import HOST_INTERVALS
 from bot.sources import get_kind
 from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource, split_creators
 from bot.sources.base import FetchWindow
@@ -105,8 +107,8 @@ def feed_of(items: list[bytes]) -> bytes:
 def test_registered_with_arxiv_etiquette() -> None:
     kind = get_kind("arxiv-rss")
     assert isinstance(kind, ArxivRssSource)
-    assert kind.min_interval == 3.0
     assert kind.options_model is ArxivRssOptions
+    assert HOST_INTERVALS["arxiv.org"] == 3.0, "one request every 3 s to arXiv hosts"
 
 
 def test_every_option_is_described() -> None:
@@ -199,8 +201,9 @@ def test_url_without_categories_keeps_every_category() -> None:
         (["stat.ML", "eess.SP"], lambda cats: "stat.ML" in cats or "eess.SP" in cats),
     ],
 )
-def test_category_and_archive_filter(categories: list[str], wanted: object) -> None:
-    assert callable(wanted)
+def test_category_and_archive_filter(
+    categories: list[str], wanted: Callable[[list[str]], bool]
+) -> None:
     expected = [
         item_id(i)
         for i in rss_items()
@@ -448,7 +451,7 @@ def test_error_feed_raises_with_the_query() -> None:
     with pytest.raises(ParseError) as info:
         parse(body(ERROR), categories=["cs.LG"])
     message = str(info.value)
-    assert "http://rss.arxiv.org/rss/astroph" in message
+    assert message.startswith(f"{FEED_URL}: Feed error for query: http://rss.arxiv.org/rss/astroph")
     assert "Bad archive 'astroph'" in message
     assert "\n" not in message
 

@@ -1,0 +1,321 @@
+"""A real SMTP server on 127.0.0.1 for tests (aiosmtpd), with refusals and failures on demand.
+
+Import the fixtures into `tests/conftest.py`::
+
+    from tests.smtpserver import smtp_server, smtp_server_factory, tls_certificate  # noqa: F401
+
+`smtp_server` is a plain server (no TLS, no AUTH) on a free port. `smtp_server_factory(...)`
+starts more, with `auth=(user, password)` and/or `security="starttls"|"tls"` (the latter
+two use `tls_certificate`, a throwaway self-signed certificate made with `openssl`).
+A server can `stop()` and `start()` again on the same port ("SMTP down, then up").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+HOST = "127.0.0.1"
+#: the one account servers made with `auth=True` accept
+USER, PASSWORD = "paperbot", "s3cret"
+
+Security = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One accepted message: the envelope, the raw bytes, and the parsed message."""
+
+    mail_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    message: EmailMessage
+    mail_options: tuple[str, ...] = ()
+    login: str | None = None
+    tls: bool = False
+    #: the client's (host, port): one value per connection
+    peer: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class TlsCertificate:
+    """A self-signed certificate for 127.0.0.1 and localhost, and contexts for both ends."""
+
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        """What the test server presents."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this certificate (verification stays on)."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+@dataclass
+class Behaviour:
+    """What the server does to incoming mail; tests change it while the server runs."""
+
+    #: address (lowercase) -> reply code for RCPT TO, e.g. 550 or 451
+    refuse: dict[str, int] = field(default_factory=dict)
+    #: the next this-many DATA commands get 451
+    fail_next: int = 0
+    #: seconds to sit on DATA before answering (client timeouts)
+    data_delay: float = 0.0
+
+
+class RecordingHandler:
+    """aiosmtpd handler: applies the Behaviour and keeps what it accepted."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        """Accept the recipient unless the test told us to refuse it."""
+        code = self.behaviour.refuse.get(address.lower())
+        if code is not None and code >= 500:
+            return f"{code} 5.1.1 <{address}>: Recipient address rejected: no such user"
+        if code is not None:
+            return f"{code} 4.2.0 <{address}>: Recipient address rejected: try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Keep the message (parsed with the modern policy), or fail it as told."""
+        if self.behaviour.data_delay:
+            await asyncio.sleep(self.behaviour.data_delay)
+        with self.lock:
+            if self.behaviour.fail_next > 0:
+                self.behaviour.fail_next -= 1
+                return "451 4.3.0 Temporary local problem, try again later"
+        raw = bytes(envelope.original_content or envelope.content)
+        # aiosmtpd's own Message handler parses with compat32; the tests want EmailMessage
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        assert isinstance(message, EmailMessage)
+        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
+        received = Received(
+            mail_from=envelope.mail_from,
+            recipients=tuple(envelope.rcpt_tos),
+            raw=raw,
+            message=message,
+            mail_options=tuple(envelope.mail_options),
+            login=login.decode() if login else None,
+            # session.ssl is only set by STARTTLS; implicit TLS shows on the transport
+            tls=session.ssl is not None or bool(server.transport.get_extra_info("ssl_object")),
+            peer=tuple(session.peer) if session.peer else None,
+        )
+        with self.lock:
+            self.received.append(received)
+        return "250 2.0.0 Ok: queued"
+
+
+def _authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (
+        auth_data.login.decode(),
+        auth_data.password.decode(),
+    ) == (USER, PASSWORD)
+    return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
+class _Controller(Controller):
+    def factory(self) -> Any:
+        with warnings.catch_warnings():
+            # AUTH without TLS is deliberate here: it tests the credentials, not the channel
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return super().factory()  # type: ignore[no-untyped-call]
+
+    def _trigger_server(self) -> None:
+        # port 0 asks for a free port; aiosmtpd 1.4 would then poke port 0 itself
+        assert isinstance(self.server, asyncio.Server)
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
+
+
+class SmtpTestServer:
+    """A running aiosmtpd server on 127.0.0.1 that records what it accepts."""
+
+    def __init__(
+        self,
+        *,
+        auth: bool = False,
+        security: Security = "none",
+        certificate: TlsCertificate | None = None,
+    ) -> None:
+        if security != "none" and certificate is None:
+            raise ValueError(f"security={security!r} needs a certificate")
+        self.host = HOST
+        self.port = 0
+        self.auth = auth
+        self.security = security
+        self.certificate = certificate
+        self.behaviour = Behaviour()
+        self.handler = RecordingHandler(self.behaviour)
+        self._controller: _Controller | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Listen (again, on the same port once it has one)."""
+        if self._controller is not None:
+            return self
+        controller = _Controller(
+            self.handler, hostname=self.host, port=self.port, **self._options()
+        )
+        controller.start()
+        self.port = controller.port
+        self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and drop every open connection (connects are refused until start)."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is listening."""
+        return self._controller is not None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"server_hostname": "smtp.test", "ready_timeout": 10.0}
+        if self.auth:
+            # plain AUTH without TLS is what a test of the credentials needs
+            options.update(
+                authenticator=_authenticate,
+                auth_required=True,
+                # aiosmtpd sees TLS only when it came by STARTTLS
+                auth_require_tls=self.security == "starttls",
+            )
+        if self.certificate and self.security == "starttls":
+            options.update(tls_context=self.certificate.server_context(), require_starttls=True)
+        if self.certificate and self.security == "tls":
+            options.update(ssl_context=self.certificate.server_context())
+        return options
+
+    # --- behaviour -------------------------------------------------------------------------
+
+    def refuse(self, address: str, code: int = 550) -> None:
+        """Answer RCPT TO for this address with `code` (550: for good; 451: try later)."""
+        self.behaviour.refuse[address.lower()] = code
+
+    def fail_next(self, count: int = 1) -> None:
+        """Answer the next `count` DATA commands with 451."""
+        with self.handler.lock:
+            self.behaviour.fail_next = count
+
+    def delay_data(self, seconds: float) -> None:
+        """Wait this long before answering DATA."""
+        self.behaviour.data_delay = seconds
+
+    # --- what arrived ------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[Received]:
+        """Every accepted message with its envelope, in arrival order."""
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """Every accepted message, parsed with `email.policy.default`."""
+        return [r.message for r in self.received]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """The received messages once there are at least `count` (AssertionError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.received)} of {count} messages after {timeout}s")
+            time.sleep(0.01)
+        return self.received
+
+
+def make_certificate(directory: Path) -> TlsCertificate:
+    """A fresh self-signed certificate for 127.0.0.1/localhost (needs the `openssl` command)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return TlsCertificate(cert, key)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> TlsCertificate:
+    """A self-signed certificate for the test servers' TLS (skips without `openssl`)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpTestServer]:
+    """A plain SMTP server (no TLS, no AUTH) on 127.0.0.1, stopped after the test."""
+    with SmtpTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server_factory(
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., SmtpTestServer]]:
+    """`factory(auth=True, security="starttls")` -> a started server; all stopped afterwards."""
+    servers: list[SmtpTestServer] = []
+
+    def factory(*, auth: bool = False, security: Security = "none") -> SmtpTestServer:
+        certificate = None
+        if security != "none":
+            certificate = request.getfixturevalue("tls_certificate")
+        server = SmtpTestServer(auth=auth, security=security, certificate=certificate)
+        servers.append(server.start())
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
