@@ -163,8 +163,24 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-#: schema migrations, in order; the store's version is how many have run
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Cadence, web sign-up and bounce columns on subscribers."""
+    db.executescript(
+        """
+        ALTER TABLE subscribers ADD COLUMN frequency TEXT NOT NULL DEFAULT 'daily';
+        ALTER TABLE subscribers ADD COLUMN weekday INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE subscribers ADD COLUMN send_at TEXT;
+        ALTER TABLE subscribers ADD COLUMN timezone TEXT;
+        ALTER TABLE subscribers ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE subscribers ADD COLUMN confirmed_at TEXT;
+        ALTER TABLE subscribers ADD COLUMN hard_bounces INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+#: schema migrations, in order; the store's version is how many have run.
+#: Append only: a migration that has shipped is never edited.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -419,12 +435,14 @@ class Store:
             for sub in subscribers:
                 self.db.execute(
                     "INSERT INTO subscribers (email, name, keywords, authors, categories, exclude,"
-                    " max_papers, origin, status, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'config', 'active', ?, ?)"
+                    " max_papers, frequency, weekday, send_at, timezone, origin, status, created,"
+                    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'config', 'active', ?, ?)"
                     " ON CONFLICT(email) DO UPDATE SET name = excluded.name,"
                     " keywords = excluded.keywords, authors = excluded.authors,"
                     " categories = excluded.categories, exclude = excluded.exclude,"
-                    " max_papers = excluded.max_papers, origin = 'config',"
+                    " max_papers = excluded.max_papers, frequency = excluded.frequency,"
+                    " weekday = excluded.weekday, send_at = excluded.send_at,"
+                    " timezone = excluded.timezone, origin = 'config',"
                     " status = CASE WHEN origin = 'config' THEN 'active' ELSE status END,"
                     " updated = excluded.updated",
                     (*_subscriber_values(sub), stamp, stamp),
@@ -512,7 +530,8 @@ class Store:
         """Every digest waiting to be sent, oldest first, with its matches."""
         rows = list(
             self.db.query(
-                "SELECT d.id AS digest_id, d.message_id, d.created, s.* FROM digests d"
+                "SELECT s.*, d.id AS digest_id, d.message_id, d.created AS digest_created"
+                " FROM digests d"
                 " JOIN subscribers s ON s.id = d.subscriber_id"
                 " WHERE d.status = 'pending' AND s.status = 'active' ORDER BY d.id"
             )
@@ -522,7 +541,7 @@ class Store:
                 id=row["digest_id"],
                 subscriber=_row_subscriber(row),
                 message_id=row["message_id"],
-                created=_dt(row["created"]) or utcnow(),
+                created=_dt(row["digest_created"]) or utcnow(),
                 matches=tuple(self._digest_matches(row["digest_id"])),
             )
             for row in rows
@@ -686,6 +705,10 @@ def _subscriber_values(sub: Subscriber) -> tuple[Any, ...]:
         json.dumps(sub.categories),
         json.dumps(sub.exclude, ensure_ascii=False),
         sub.max_papers,
+        sub.frequency,
+        sub.weekday,
+        sub.send_at,
+        sub.timezone,
     )
 
 
@@ -698,6 +721,12 @@ def _row_subscriber(row: Mapping[str, Any]) -> Subscriber:
         categories=tuple(json.loads(row["categories"])),
         exclude=tuple(json.loads(row["exclude"])),
         max_papers=row["max_papers"],
+        frequency=row["frequency"],
+        weekday=row["weekday"],
+        send_at=row["send_at"],
+        timezone=row["timezone"],
+        origin=row["origin"],
+        status=row["status"],
     )
 
 
