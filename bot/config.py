@@ -82,6 +82,8 @@ class _Settings(_Strict):
     outbox: Path = Path("outbox")
     timezone: str = "UTC"
     contact: str | None = None
+    base_url: str | None = None
+    admin_email: str | None = None
     list_name: str = "paperbot"
     max_papers: int = Field(50, ge=1)
     fetch: FetchSettings = FetchSettings()
@@ -108,6 +110,8 @@ class Config:
     outbox: Path
     timezone: str
     contact: str | None
+    base_url: str | None
+    admin_email: str | None
     list_name: str
     fetch: FetchSettings
     sources: tuple[SourceSpec, ...]
@@ -150,6 +154,8 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         outbox=settings.outbox,
         timezone=_check_timezone(settings.timezone),
         contact=settings.contact,
+        base_url=_check_base_url(settings.base_url),
+        admin_email=_check_admin(settings.admin_email),
         list_name=settings.list_name,
         fetch=settings.fetch,
         sources=sources,
@@ -306,3 +312,16 @@ def _check_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("timezone", f"unknown time zone {name!r}") from None
     return name
+
+
+def _check_base_url(url: str | None) -> str | None:
+    if url and not url.startswith(("https://", "http://")):
+        raise ConfigError("base_url", f"must start with https:// (got {url!r})")
+    return url.rstrip("/") if url else None
+
+
+def _check_admin(address: str | None) -> str | None:
+    try:
+        return check_email(address) if address else None
+    except ValueError as exc:
+        raise ConfigError("admin_email", str(exc)) from None

@@ -145,13 +145,20 @@ def _triggers(node: Node, negated: bool = False) -> tuple[Atom, ...] | None:
 
 def _evaluate(query: int | _Op, hit: Collection[int]) -> bool:
     """A compiled query's truth when exactly the atom ids in `hit` hit."""
-    if isinstance(query, int):
+    if query.__class__ is int:
         return query in hit
-    if query.op == "not":
-        return not _evaluate(query.args[0], hit)
-    if query.op == "and":
-        return all(_evaluate(c, hit) for c in query.args)
-    return any(_evaluate(c, hit) for c in query.args)
+    op, args = query.op, query.args  # type: ignore[union-attr]
+    if op == "and":
+        for arg in args:
+            if not _evaluate(arg, hit):
+                return False
+        return True
+    if op == "or":
+        for arg in args:
+            if _evaluate(arg, hit):
+                return True
+        return False
+    return not _evaluate(args[0], hit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,7 +535,7 @@ class _Run:
                 subscribers = list(filterfalse(multi.__contains__, subscribers))
                 if not subscribers:
                     continue
-            reason, score = explained.get(vid) or self.explain(hits, vid, explained)
+            reason, score = self.explain(hits, vid, explained)
             match = Match(paper.id, (reason,), score)
             deque(map(append, map(self.found.__getitem__, subscribers), repeat(match)), 0)
         if multi:
@@ -581,7 +588,9 @@ class _Run:
     def explain(
         self, hits: _Hits, vid: int, explained: dict[int, tuple[Reason, float]]
     ) -> tuple[Reason, float]:
-        """The reason an alert gives for this paper and its score on its own."""
+        """The reason an alert gives for this paper and its score on its own (cached)."""
+        if (got := explained.get(vid)) is not None:
+            return got
         alert = self.index._alerts[vid]
         if len(alert.positive) == 1:
             terms, score = hits.terms(alert.positive[0])
@@ -621,7 +630,7 @@ class _Run:
             match = merged.get(ordered)
             if match is None:
                 positive = [aid for vid in ordered for aid in index._alerts[vid].positive]
-                reasons = tuple(explained[vid][0] for vid in ordered)
+                reasons = tuple(self.explain(hits, vid, explained)[0] for vid in ordered)
                 score = self._combined(hits, positive)[1]
                 match = merged[ordered] = Match(hits.paper.id, reasons, score)
             self.found[sid].append(match)

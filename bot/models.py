@@ -76,7 +76,11 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    """A subscriber and their alerts, as the pipeline sees them (config or web)."""
+    """A subscriber, their alerts and their cadence, as the pipeline sees them (config or web).
+
+    `send_at`/`timezone` None mean "whenever a run finds something" and the config's zone;
+    `weekday` (0 = Monday) matters only for `frequency == "weekly"`.
+    """
 
     email: str
     keywords: tuple[str, ...] = ()
@@ -85,6 +89,12 @@ class Subscriber:
     exclude: tuple[str, ...] = ()
     max_papers: int = 50
     name: str | None = None
+    frequency: str = "daily"
+    weekday: int = 0
+    send_at: str | None = None
+    timezone: str | None = None
+    origin: str = "config"
+    status: str = "active"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,63 @@
+"""Signed tokens for the links in mail (confirm, manage, unsubscribe).
+
+A token names its purpose, the subscriber's address and their token version; bumping the
+version (on unsubscribe) makes every earlier manage/unsubscribe link invalid at once.
+The secret comes from the environment (`PAPERBOT_SECRET_KEY`), never from the config file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from bot.errors import PaperbotError
+
+SECRET_ENV = "PAPERBOT_SECRET_KEY"
+PURPOSES = ("confirm", "manage", "unsubscribe")
+
+
+class TokenError(PaperbotError):
+    """A token is forged, for another purpose, or expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenData:
+    """What a valid token says: whose it is and which token version it was made for."""
+
+    email: str
+    version: int
+
+
+def secret_from_env() -> str | None:
+    """The signing secret from the environment, if set."""
+    return os.environ.get(SECRET_ENV) or None
+
+
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return URLSafeTimedSerializer(secret, salt=f"paperbot-{purpose}")
+
+
+def make_token(secret: str, purpose: str, email: str, version: int = 0) -> str:
+    """A URL-safe token for this purpose and subscriber."""
+    return str(_serializer(secret, purpose).dumps([email, version]))
+
+
+def read_token(secret: str, purpose: str, token: str, max_age: float | None = None) -> TokenData:
+    """Check a token's signature (and age); raise TokenError when it is not valid."""
+    try:
+        email, version = _serializer(secret, purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenError("this link has expired") from None
+    except (BadSignature, ValueError, TypeError):
+        raise TokenError("this link is not valid") from None
+    return TokenData(email=str(email), version=int(version))
+
+
+def link(base_url: str, path: str, token: str) -> str:
+    """An absolute link on the web app: `{base_url}/{path}/{token}`."""
+    return f"{base_url.rstrip('/')}/{path.strip('/')}/{quote(token, safe='')}"
