@@ -150,15 +150,13 @@ async def fetch_all(config: Config, store: Store, now: datetime) -> list[SourceO
 
 def record_outcomes(
     store: Store, run_id: int, outcomes: Sequence[SourceOutcome]
-) -> tuple[list[str], list[FetchRecord]]:
-    """Store each source's papers and fetch record; return the ids to match and the records."""
-    to_match: list[str] = []
+) -> list[FetchRecord]:
+    """Store each source's papers and fetch record (with its count of new papers)."""
     records: list[FetchRecord] = []
     for outcome in outcomes:
         record = outcome.record
         if outcome.papers:
             result = store.record(outcome.spec.name, outcome.papers)
-            to_match += [*result.new, *result.changed]
             record = replace(record, new=len(result.new))
         # validators only after the papers are safe, so a 304 never hides unrecorded papers
         for url, validators in outcome.validators:
@@ -166,7 +164,7 @@ def record_outcomes(
         store.record_fetch(run_id, record, outcome.started)
         records.append(record)
         _log_fetch(record)
-    return list(dict.fromkeys(to_match)), records
+    return records
 
 
 def _log_fetch(record: FetchRecord) -> None:
@@ -182,14 +180,14 @@ def _log_fetch(record: FetchRecord) -> None:
         )
 
 
-def match_new(store: Store, paper_ids: Sequence[str]) -> int:
-    """Match these papers against every active subscriber's alerts and record the matches."""
-    if not paper_ids:
+def match_pending(store: Store) -> int:
+    """Match every paper waiting for it against all active subscribers; commit both at once."""
+    papers = store.papers_to_match()
+    if not papers:
         return 0
-    papers = store.papers(paper_ids)
     index = AlertIndex.build(store.active_subscribers())
-    found = index.match(list(papers.values()))
-    return store.add_matches(found)
+    found = index.match(papers)
+    return store.add_matches(found, matched=[p.id for p in papers])
 
 
 # --- deliver ------------------------------------------------------------------------------
@@ -303,8 +301,8 @@ async def _cycle(
     store.sync_config_subscribers(config.subscribers)
     run_id = store.start_run(now)
     outcomes = await fetch_all(config, store, now)
-    to_match, fetches = record_outcomes(store, run_id, outcomes)
-    matched = match_new(store, to_match)
+    fetches = record_outcomes(store, run_id, outcomes)
+    matched = match_pending(store)
     store.drop_inactive_pending()
     store.create_digests(message_domain(config))
     if not send:

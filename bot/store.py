@@ -178,9 +178,23 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Papers wait for matching until their matches are committed (crash-safe matching)."""
+    db.executescript(
+        """
+        ALTER TABLE papers ADD COLUMN pending_match INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX papers_pending_match ON papers(pending_match) WHERE pending_match = 1;
+        """
+    )
+
+
 #: schema migrations, in order; the store's version is how many have run.
 #: Append only: a migration that has shipped is never edited.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -277,6 +291,7 @@ class Store:
         self._update_paper(merged, now)
         if matching_changed(existing, merged):
             changed.append(merged.id)
+            self.db.execute("UPDATE papers SET pending_match = 1 WHERE id = ?", (merged.id,))
         return merged.id
 
     def _find_existing(self, paper: Paper) -> Paper | None:
@@ -303,7 +318,7 @@ class Store:
         return dict(zip([c[0] for c in cursor.description], row, strict=True)) if row else None
 
     def _insert_paper(self, paper: Paper, now: datetime) -> None:
-        row = _paper_to_row(paper, now)
+        row = {**_paper_to_row(paper, now), "pending_match": 1}
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         self.db.execute(f"INSERT INTO papers ({columns}) VALUES ({marks})", list(row.values()))
@@ -341,6 +356,16 @@ class Store:
                 paper = _row_paper(row)
                 result[paper.id] = paper
         return result
+
+    def papers_to_match(self) -> list[Paper]:
+        """Papers recorded (or enriched) whose matches are not committed yet.
+
+        A run that dies between recording and matching leaves them here, so the next run
+        matches them: a paper is never seen-but-unmatched.
+        """
+        return [
+            _row_paper(r) for r in self.db.query("SELECT * FROM papers WHERE pending_match = 1")
+        ]
 
     def papers_seen_since(self, since: datetime) -> list[Paper]:
         """Papers first seen at or after `since`, newest first."""
@@ -471,9 +496,16 @@ class Store:
     # --- matches and the digest outbox ---------------------------------------------------
 
     def add_matches(
-        self, matches: Mapping[str, Sequence[Match]], now: datetime | None = None
+        self,
+        matches: Mapping[str, Sequence[Match]],
+        now: datetime | None = None,
+        *,
+        matched: Iterable[str] = (),
     ) -> int:
-        """Record new matches; a paper already matched for a subscriber is never added again."""
+        """Record new matches, and that the `matched` papers are done, in one transaction.
+
+        A paper already matched for a subscriber is never added again.
+        """
         stamp = _iso(now or utcnow())
         ids = self._subscriber_ids()
         rows = [
@@ -489,7 +521,11 @@ class Store:
                 " matched_at) VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-            return self.db.conn.total_changes - before
+            added = self.db.conn.total_changes - before
+            self.db.conn.executemany(
+                "UPDATE papers SET pending_match = 0 WHERE id = ?", [(pid,) for pid in matched]
+            )
+            return added
 
     def _subscriber_ids(self) -> dict[str, int]:
         rows = self.db.execute("SELECT email, id FROM subscribers WHERE status = 'active'")

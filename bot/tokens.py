@@ -47,7 +47,7 @@ def make_token(secret: str, purpose: str, email: str, version: int = 0) -> str:
     return str(_serializer(secret, purpose).dumps([email, version]))
 
 
-def read_token(secret: str, purpose: str, token: str, max_age: float | None = None) -> TokenData:
+def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> TokenData:
     """Check a token's signature (and age); raise TokenError when it is not valid."""
     try:
         email, version = _serializer(secret, purpose).loads(token, max_age=max_age)

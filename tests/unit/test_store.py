@@ -188,3 +188,21 @@ def test_dry_run_copy_leaves_the_original_alone(store: Store, tmp_path: Path) ->
     assert copy.paper_count() == 1
     assert store.paper_count() == 0
     copy.close()
+
+
+def test_papers_wait_for_matching_until_their_matches_commit(tmp_path: Path) -> None:
+    path = tmp_path / "paperbot.db"
+    store = Store.open(path)
+    store.record("arxiv", [arxiv_paper("2411.00001"), arxiv_paper("2411.00002")])
+    store.close()  # the run dies before matching
+
+    store = Store.open(path)
+    assert {p.id for p in store.papers_to_match()} == {"2411.00001", "2411.00002"}
+    store.add_matches({}, matched=["2411.00001", "2411.00002"])
+    assert store.papers_to_match() == []
+
+    store.record("arxiv", [arxiv_paper("2411.00001")])
+    assert store.papers_to_match() == [], "seeing a paper again does not re-match it"
+    store.record("hf", [arxiv_paper("2411.00001", votes=7)])
+    assert [p.id for p in store.papers_to_match()] == ["2411.00001"], "enriched: match again"
+    store.close()
