@@ -7,21 +7,28 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot import __version__
+from bot.cadence import describe_cadence
 from bot.config import Config, config_path, load_config
 from bot.errors import ConfigError, PaperbotError
-from bot.pipeline import run_once
+from bot.pipeline import RunReport, run_once
 from bot.preview import preview_digest
+from bot.progress import Progress, log_handler, progress_for
 from bot.render import render_digest
+from bot.shutdown import Shutdown
 from bot.sources import KINDS, FetchWindow, get_kind
-from bot.store import Store
+from bot.store import Store, StoreStatus
+from bot.tokens import SECRET_ENV
+from bot.worker import Worker, embedded_web, source_schedule
 
 log = logging.getLogger("paperbot")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: hours without a good run before `paperbot status` fails (a daily job plus slack)
+DEFAULT_MAX_AGE = 26.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,16 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="record and mark everything delivered (primes a new install)",
     )
-    commands.add_parser("run", help="long-lived worker on the configured schedules")
+    run = commands.add_parser("run", help="long-lived worker on the configured schedules")
+    run.add_argument("--web", action="store_true", help="also serve the web app in this process")
+    run.add_argument("--host", default="127.0.0.1", help="with --web: address to listen on")
+    run.add_argument("--port", type=int, default=8000, help="with --web: port to listen on")
     web = commands.add_parser("web", help="the subscription web app")
-    web.add_argument("--host", default="127.0.0.1")
-    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    web.add_argument("--port", type=int, default=8000, help="port to listen on")
+    web.add_argument(
+        "--dev",
+        action="store_true",
+        help=f"try it locally: no {SECRET_ENV} or base_url needed (links die on restart)",
+    )
     preview = commands.add_parser("preview", help="render a subscriber's next digest, send nothing")
     preview.add_argument("email")
     preview.add_argument("--html", type=Path, metavar="FILE", help="also write the HTML part here")
     commands.add_parser("check-config", help="validate the config and print what it understood")
     commands.add_parser("sources", help="list source kinds and their options")
-    commands.add_parser("status", help="last fetch per source, counts, pending/failed digests")
+    status = commands.add_parser(
+        "status", help="last fetch per source, counts, pending/failed digests"
+    )
+    status.add_argument(
+        "--max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        metavar="HOURS",
+        help="exit 1 when the last good run, or the oldest waiting digest, is older than this"
+        f" (default {DEFAULT_MAX_AGE:g})",
+    )
     return parser
 
 
@@ -100,7 +125,8 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_once(args: argparse.Namespace) -> int:
     """`paperbot once`: one cycle; 0 all well, 1 a source or a send failed."""
     config = _config(args)
-    report = asyncio.run(run_once(config, send=not args.no_send, dry_run=args.dry_run))
+    progress = _progress(args)
+    report = asyncio.run(_once(config, args, progress))
     delivery = report.delivery
     where = f"to {config.outbox}/" if args.dry_run or config.smtp is None else "by SMTP"
     log.info(
@@ -115,6 +141,42 @@ def cmd_once(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+async def _once(config: Config, args: argparse.Namespace, progress: Progress) -> RunReport:
+    shutdown = Shutdown()
+    shutdown.install()
+    try:
+        return await run_once(
+            config,
+            send=not args.no_send,
+            dry_run=args.dry_run,
+            progress=progress,
+            shutdown=shutdown,
+        )
+    finally:
+        shutdown.uninstall()
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Bars on a terminal (log lines then print above them), plain lines otherwise."""
+    progress = progress_for(sys.stderr, quiet=args.quiet)
+    handler = log_handler(progress)
+    if handler is not None:
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+    return progress
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`paperbot run`: the worker, until SIGTERM/SIGINT (then 0 after a clean stop)."""
+    config = _config(args)
+    web = embedded_web(config, args.host, args.port) if args.web else None
+    if not args.verbose:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return asyncio.run(Worker(config).run(web))
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     """`paperbot run` / `web` before their issues land: say so, do not crash."""
     print(
@@ -123,6 +185,14 @@ def cmd_not_yet(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_USAGE
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """`paperbot web`: the subscription web app, until SIGINT/SIGTERM."""
+    from bot.web import serve  # the web stack loads only for this command
+
+    serve(_config(args), host=args.host, port=args.port, dev=args.dev)
+    return EXIT_OK
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -169,7 +239,8 @@ def describe_config(config: Config) -> list[str]:
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
-        lines.append(f"  {spec.name} [{spec.kind}] {' '.join(urls)}")
+        when = source_schedule(spec).describe(config.timezone)
+        lines.append(f"  {spec.name} [{spec.kind}] {' '.join(urls)}; `run` fetches at {when}")
     lines.append(f"subscribers ({len(config.subscribers)}):")
     for sub in config.subscribers:
         parts = [f"keywords: {', '.join(sub.keywords)}" if sub.keywords else ""]
@@ -177,7 +248,8 @@ def describe_config(config: Config) -> list[str]:
         parts.append(f"categories: {', '.join(sub.categories)}" if sub.categories else "")
         parts.append(f"exclude: {', '.join(sub.exclude)}" if sub.exclude else "")
         alerts = "; ".join(p for p in parts if p) or "no alerts"
-        lines.append(f"  {sub.email} ({alerts}; at most {sub.max_papers} papers)")
+        cadence = describe_cadence(sub, config.timezone)
+        lines.append(f"  {sub.email} ({alerts}; at most {sub.max_papers} papers; {cadence})")
     return lines
 
 
@@ -209,14 +281,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     """`paperbot status`: last fetch per source, counts, pending and failed digests."""
     config = _config(args)
     if not config.database.exists():
-        print(f"no store yet at {config.database}: run `paperbot once` first")
-        return EXIT_OK
+        print(f"no store yet at {config.database}: paperbot has never run", file=sys.stderr)
+        return EXIT_FAILED
     store = Store.open(config.database)
     try:
         status = store.status()
+        problems = [a for a in store.alert_states().values() if a.state == "problem"]
     finally:
         store.close()
     print(f"last run: {_when(status.last_run)} ({status.last_run_status or 'never'})")
+    print(f"last good run: {_when(status.last_good_run)}")
     print(f"papers: {status.papers}, active subscribers: {status.subscribers}")
     print(
         f"digests: {status.sent_digests} sent, {status.pending_digests} pending,"
@@ -231,7 +305,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         if health.consecutive_failures:
             line += f", {health.consecutive_failures} failures in a row: {health.last_error}"
         print(line)
+    for problem in problems:
+        print(f"problem since {_when(problem.since)}: {problem.message}")
+    stale = stale_reason(status, datetime.now(UTC), timedelta(hours=args.max_age))
+    if stale:
+        print(f"paperbot status: {stale}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def stale_reason(status: StoreStatus, now: datetime, max_age: timedelta) -> str | None:
+    """Why monitoring should worry (no good run lately, mail stuck), or None."""
+    hours = f"{max_age.total_seconds() / 3600:g} h"
+    if status.last_good_run is None:
+        return "no run has succeeded yet"
+    if now - status.last_good_run > max_age:
+        return f"the last good run was at {_when(status.last_good_run)}, more than {hours} ago"
+    if status.oldest_pending and now - status.oldest_pending > max_age:
+        return (
+            f"a digest has waited since {_when(status.oldest_pending)}, more than {hours}:"
+            " mail is not going out"
+        )
+    return None
 
 
 def _when(moment: datetime | None) -> str:
@@ -240,8 +335,8 @@ def _when(moment: datetime | None) -> str:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": cmd_once,
-    "run": cmd_not_yet,
-    "web": cmd_not_yet,
+    "run": cmd_run,
+    "web": cmd_web,
     "preview": cmd_preview,
     "check-config": cmd_check_config,
     "sources": cmd_sources,

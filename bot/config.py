@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -12,20 +13,33 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from bot.cadence import format_clock, parse_clock, parse_weekday
 from bot.errors import ConfigError
 from bot.models import Subscriber
+from bot.schedule import check_cron
+from bot.signing import DkimSigner, load_key
 from bot.sources import KINDS, SourceOptions
 
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_CONFIG = Path("config/paperbot.yaml")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DkimSettings(_Strict):
+    """DKIM signing: the selector and domain published in DNS, and where the key is."""
+
+    selector: str = Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+    domain: str = Field(pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+    key_file: Path | None = Field(None, description="PEM RSA private key file")
+    key_env: str | None = Field(None, description="environment variable holding the PEM key")
 
 
 class SmtpSettings(_Strict):
@@ -38,11 +52,40 @@ class SmtpSettings(_Strict):
     password_env: str | None = None
     from_: str = Field(alias="from")
     timeout: float = Field(30.0, gt=0)
+    connections: int = Field(4, ge=1, le=64, description="persistent connections in parallel")
+    rate_limit: str | None = Field(None, description="at most this many messages: 10/s, 600/min")
+    retries: int = Field(2, ge=0, le=10, description="in-run retries of a 4xx or lost connection")
+    retry_delay: float = Field(5.0, ge=0, description="first retry delay in seconds, doubling")
+    max_hard_bounces: int = Field(3, ge=1, description="consecutive 5xx refusals to suspend")
+    reply_to: str | None = None
+    sender: str | None = None
+    unsubscribe_mailto: str | None = None
+    dkim: DkimSettings | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _valid_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            rate_per_second(value)
+        return value
 
     @property
     def effective_port(self) -> int:
         """The port, defaulting by security mode (587, 465, 25)."""
         return self.port or DEFAULT_PORTS[self.security]
+
+    @property
+    def messages_per_second(self) -> float | None:
+        """The rate limit as messages per second (None: as fast as the server takes them)."""
+        return rate_per_second(self.rate_limit) if self.rate_limit else None
+
+    @property
+    def unsubscribe_address(self) -> str:
+        """The mailto: address of List-Unsubscribe: the setting, else From's `local+unsubscribe`."""
+        if self.unsubscribe_mailto:
+            return self.unsubscribe_mailto
+        local, _, domain = _address_part(self.from_).rpartition("@")
+        return f"{local.partition('+')[0]}+unsubscribe@{domain}"
 
     def password(self) -> str | None:
         """The SMTP password read from the environment variable named in the config."""
@@ -68,11 +111,47 @@ class SubscriberSettings(_Strict):
     categories: list[str] = []
     exclude: list[str] = []
     max_papers: int | None = Field(None, ge=1)
+    frequency: Literal["daily", "weekly"] | None = None
+    weekday: str | None = None
+    send_at: str | None = None
+    timezone: str | None = None
 
     @field_validator("email")
     @classmethod
     def _valid_email(cls, value: str) -> str:
         return check_email(value)
+
+    @field_validator("weekday", "send_at", "timezone")
+    @classmethod
+    def _valid_cadence(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _cadence_value(info.field_name, value)
+
+
+class SchedulingSettings(_Strict):
+    """When the worker delivers, how late a missed job may still run, how long runs wait."""
+
+    deliver: str = Field(
+        "* * * * *", description="when the worker looks for subscribers whose digest is due"
+    )
+    misfire_grace: float = Field(
+        6 * 3600, gt=0, description="seconds a missed job may be late and still run (once)"
+    )
+    lock_wait: float = Field(
+        5.0, ge=0, description="seconds a run waits for another to finish before giving up"
+    )
+
+    @field_validator("deliver")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return check_cron(value)
+
+
+class AlertSettings(_Strict):
+    """When the operator (`admin_email`) is told that something is wrong."""
+
+    source_failures: int = Field(
+        3, ge=1, description="failed fetches in a row before a source counts as broken"
+    )
 
 
 class _Settings(_Strict):
@@ -86,10 +165,20 @@ class _Settings(_Strict):
     admin_email: str | None = None
     list_name: str = "paperbot"
     max_papers: int = Field(50, ge=1)
+    frequency: Literal["daily", "weekly"] = "daily"
+    weekday: str = "monday"
+    send_at: str | None = None
+    scheduling: SchedulingSettings = SchedulingSettings()
+    alerts: AlertSettings = AlertSettings()
     fetch: FetchSettings = FetchSettings()
     sources: list[dict[str, Any]] = []
     smtp: SmtpSettings | None = None
     subscribers: list[SubscriberSettings] = []
+
+    @field_validator("weekday", "send_at")
+    @classmethod
+    def _valid_cadence(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _cadence_value(info.field_name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +206,8 @@ class Config:
     sources: tuple[SourceSpec, ...]
     smtp: SmtpSettings | None
     subscribers: tuple[Subscriber, ...]
+    scheduling: SchedulingSettings = dataclass_field(default_factory=SchedulingSettings)
+    alerts: AlertSettings = dataclass_field(default_factory=AlertSettings)
 
 
 def check_email(value: str) -> str:
@@ -161,6 +252,8 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         sources=sources,
         smtp=settings.smtp,
         subscribers=subscribers,
+        scheduling=settings.scheduling,
+        alerts=settings.alerts,
     )
 
 
@@ -262,9 +355,33 @@ def _subscribers(settings: _Settings) -> tuple[Subscriber, ...]:
                 categories=tuple(sub.categories),
                 exclude=tuple(sub.exclude),
                 max_papers=sub.max_papers or settings.max_papers,
+                frequency=sub.frequency or settings.frequency,
+                weekday=parse_weekday(sub.weekday or settings.weekday),
+                send_at=sub.send_at or settings.send_at,
+                timezone=sub.timezone,
             )
         )
     return tuple(result)
+
+
+def _cadence_value(key: str | None, value: str | None) -> str | None:
+    """A subscriber's weekday, send_at or timezone, checked (send_at normalized to HH:MM)."""
+    if value is None:
+        return None
+    if key == "weekday":
+        parse_weekday(value)
+    elif key == "send_at":
+        return format_clock(parse_clock(value))
+    elif key == "timezone":
+        _zone_problem(value)
+    return value
+
+
+def _zone_problem(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def _check_queries(sub: SubscriberSettings, where: str) -> None:
@@ -300,6 +417,44 @@ def _check_smtp(smtp: SmtpSettings | None) -> None:
             check_email(_address_part(smtp.from_))
         except ValueError as exc:
             raise ConfigError("smtp.from", str(exc)) from None
+        _check_smtp_addresses(smtp)
+    if smtp and smtp.dkim:
+        dkim_signer(smtp.dkim)
+
+
+def _check_smtp_addresses(smtp: SmtpSettings) -> None:
+    for key in ("reply_to", "sender", "unsubscribe_mailto"):
+        value = getattr(smtp, key)
+        try:
+            if value:
+                check_email(_address_part(value))
+        except ValueError as exc:
+            raise ConfigError(f"smtp.{key}", str(exc)) from None
+
+
+def dkim_signer(settings: DkimSettings) -> DkimSigner:
+    """The signer for these DKIM settings (ConfigError naming smtp.dkim when the key is bad)."""
+    if (settings.key_file is None) == (settings.key_env is None):
+        raise ConfigError("smtp.dkim", "give exactly one of key_file and key_env")
+    key = load_key(key_file=settings.key_file, key_env=settings.key_env, where="smtp.dkim")
+    try:
+        return DkimSigner(selector=settings.selector, domain=settings.domain, private_key=key)
+    except ValueError as exc:
+        key_key = "key_file" if settings.key_file else "key_env"
+        raise ConfigError(f"smtp.dkim.{key_key}", str(exc)) from None
+
+
+def rate_per_second(text: str) -> float:
+    """`10/s`, `600/min`, `20000/h` (or `/second`, `/minute`, `/hour`) as messages per second."""
+    count, _, unit = text.replace(" ", "").partition("/")
+    seconds = _RATE_UNITS.get(unit.lower())
+    try:
+        number = float(count)
+    except ValueError:
+        number = 0.0
+    if seconds is None or not 0 < number < float("inf"):
+        raise ValueError(f"not a rate like 10/s, 600/min or 20000/h: {text!r}")
+    return number / seconds
 
 
 def _address_part(value: str) -> str:

@@ -1,8 +1,8 @@
 """Matching: every subscriber's alerts compiled once into one index that papers run through.
 
 An *alert* is one distinct (kind, text) — `keyword: neural collapse`, `author: G. Lajoie`,
-`exclude: survey` — shared by every subscriber who wrote it, parsed once. An *atom* is one
-distinct phrase, author name, category, source or votes threshold, shared by every alert.
+`exclude: survey` — shared by every subscriber who wrote it and parsed once. An *atom* is
+one distinct phrase, author name, category, source or votes threshold, shared by alerts.
 
 `AlertIndex.match`, per paper:
 
@@ -11,9 +11,13 @@ distinct phrase, author name, category, source or votes threshold, shared by eve
 2. alerts: a one-atom alert fires when its atom hit; a boolean one is evaluated (once per
    paper, never per subscriber) only when one of its *trigger* atoms hit — atoms chosen so
    that the query cannot be true without one of them (`_triggers`);
-3. subscribers: the postings of the fired alerts, less those the paper is excluded or
-   restricted for, with set operations. Subscribers reached by one alert share one
-   `Match` (it is immutable), so each (subscriber, paper) pair costs a few C-level steps.
+3. subscribers: each fired alert's `Match` is appended to its subscribers' lists (those
+   the paper is not excluded or restricted for). A Match is immutable, so one serves
+   every subscriber of the alert; the few reached by two alerts get one merged Match.
+
+So the cost grows with the papers' text and the number of matches, not with subscribers x
+alerts. Index tables are flat (arrays of ids, dicts of arrays) so that 100,000
+subscribers' worth of them is small and gives the garbage collector little to walk.
 
 Scoring (`Match.score`): each distinct term that fired counts once — a phrase 2.0 when it
 was found in the title, 1.0 when only in the abstract; an author, category, source or
@@ -24,12 +28,12 @@ from __future__ import annotations
 
 import gc
 import re
+from array import array
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, filterfalse, repeat
+from itertools import chain
 from typing import TypeVar
 
 import ahocorasick
@@ -46,25 +50,38 @@ from bot.query import (
     Or,
     Phrase,
     QueryError,
+    Votes,
     atoms,
     parse_follow,
     parse_query,
+    plain_words,
 )
 
 TITLE_WEIGHT = 2.0
 OTHER_WEIGHT = 1.0
 # Where a term was found, in the order a reason lists its terms.
 TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES = range(5)
+_FIELDS = {"text": 0, "title": 1, "abstract": 2}
+# Boolean programs are postfix arrays: an atom id (>= 0) pushes "it hit", these combine.
+_NOT, _AND, _OR = -1, -2, -3
 
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
-Weights = tuple[tuple[object, float], ...]
+Ids = array  # array("i") of ids; not a container the garbage collector has to walk
 _K = TypeVar("_K")
+
+
+def _ids(values: Iterable[int] = ()) -> Ids:
+    """An array of ids."""
+    return array("i", values)
 
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic GC: the index makes millions of objects and no cycles, and the
-    collector's passes over them would otherwise take most of the build and match time."""
+    """Pause the cyclic garbage collector around bulk work that makes no reference cycles.
+
+    Building the index or a day's matches allocates millions of objects; letting the
+    collector walk them again and again as they are made costs more than the work itself.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -74,25 +91,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-# ------------------------------------------------------------------------ compiling
-
-
-@dataclass(frozen=True, slots=True)
-class _Op:
-    """A boolean query node over atom ids: `op` is "and", "or" or "not" (one argument)."""
-
-    op: str
-    args: tuple[int | _Op, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Alert:
-    """One distinct alert; `query` is None when the alert is its single positive atom."""
-
-    kind: str
-    text: str
-    query: _Op | None
-    positive: tuple[int, ...]
+# ----------------------------------------------------------------------- compiling
 
 
 def phrase_pattern(phrase_words: tuple[str, ...]) -> tuple[str, re.Pattern[str] | None]:
@@ -110,11 +109,6 @@ def phrase_pattern(phrase_words: tuple[str, ...]) -> tuple[str, re.Pattern[str] 
     for w in phrase_words[cut + 1 :]:
         rest += " " + (re.escape(w[:-1]) + "[^ ]*" if w.endswith("*") else re.escape(w) + "(?= )")
     return head, re.compile(rest)
-
-
-def term_key(atom: Atom) -> object:
-    """What makes two fired terms the same for scoring: a phrase whatever its field."""
-    return atom.words if isinstance(atom, Phrase) else atom
 
 
 def _rarity(atom: Atom) -> float:
@@ -143,22 +137,18 @@ def _triggers(node: Node, negated: bool = False) -> tuple[Atom, ...] | None:
     return None if negated else (node,)
 
 
-def _evaluate(query: int | _Op, hit: Collection[int]) -> bool:
-    """A compiled query's truth when exactly the atom ids in `hit` hit."""
-    if query.__class__ is int:
-        return query in hit
-    op, args = query.op, query.args  # type: ignore[union-attr]
-    if op == "and":
-        for arg in args:
-            if not _evaluate(arg, hit):
-                return False
-        return True
-    if op == "or":
-        for arg in args:
-            if _evaluate(arg, hit):
-                return True
-        return False
-    return not _evaluate(args[0], hit)
+def _run_program(program: Ids, hit: set[int]) -> bool:
+    """Evaluate a postfix boolean program over the atom ids that hit."""
+    stack: list[bool] = []
+    for step in program:
+        if step >= 0:
+            stack.append(step in hit)
+        elif step == _NOT:
+            stack[-1] = not stack[-1]
+        else:
+            last = stack.pop()
+            stack[-1] = (stack[-1] and last) if step == _AND else (stack[-1] or last)
+    return stack[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,153 +172,203 @@ def restriction(categories: Iterable[str]) -> _Restrict:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Gated:
-    """An alert's subscribers who have `exclude` entries or a `categories` restriction."""
+class _Atoms:
+    """Atom ids and the look-ups that find each kind of atom in a paper (build time)."""
 
-    excluders: tuple[int, ...]  # not restricted, but with exclude entries
-    by_category: dict[str, tuple[int, ...]]  # restricted to exact names, by each name
-    checked: tuple[int, ...]  # restricted with prefixes (`cs.*`): checked one by one
+    def __init__(self) -> None:
+        self.count = 0
+        self.term_keys: list[int] = []  # what counts once in a score: the phrase, or the atom
+        self.phrases: list[dict[tuple[str, ...], int]] = [{}, {}, {}]  # by field
+        self.patterns: dict[tuple[str, ...], int] = {}
+        self.pattern_atoms: list[list[int]] = [[], [], []]  # by field: pattern → atom (-1)
+        self.authors: dict[tuple[str, tuple[str, ...]], int] = {}
+        self.author_buckets: dict[str, list[int]] = {}  # "surname initial" → atoms
+        self.author_given: dict[int, str] = {}
+        self.labels: dict[str, list[int]] = {}  # "category:cs.lg" → atoms
+        self.label_prefixes: list[tuple[str, str, int]] = []
+        self.label_ids: dict[tuple[str, str, bool], int] = {}
+        self.votes: dict[int, int] = {}  # minimum → atom
 
-    def allowed(self, categories: Iterable[str], prefixed: Mapping[int, _Restrict]) -> list[int]:
-        """Those whose restriction admits a paper in these folded categories."""
-        out = list(self.excluders)
-        if self.by_category:
-            for name in categories:
-                out += self.by_category.get(name, ())
-        out += [sid for sid in self.checked if prefixed[sid].allows(categories)]
-        return out
+    def _new(self, term_key: int | None = None) -> int:
+        aid = self.count
+        self.count += 1
+        self.term_keys.append(aid if term_key is None else term_key)
+        return aid
+
+    def phrase(self, phrase_words: tuple[str, ...], field: str) -> int:
+        """The atom of a phrase in a field ("text" = title or abstract)."""
+        index = _FIELDS[field]
+        aid = self.phrases[index].get(phrase_words)
+        if aid is None:
+            pid = self.patterns.get(phrase_words)
+            if pid is None:
+                pid = self.patterns[phrase_words] = len(self.patterns)
+                for table in self.pattern_atoms:
+                    table.append(-1)
+            aid = self.phrases[index][phrase_words] = self._new(-1 - pid)
+            self.pattern_atoms[index][pid] = aid
+        return aid
+
+    def author(self, key: AuthorKey) -> int:
+        """The atom of a followed name."""
+        aid = self.authors.get((key.surname, key.given))
+        if aid is None:
+            aid = self.authors[(key.surname, key.given)] = self._new()
+            bucket = f"{key.surname} {key.initial}"
+            self.author_buckets.setdefault(bucket, []).append(aid)
+            self.author_given[aid] = " ".join(key.given)
+        return aid
+
+    def label(self, atom: Label) -> int:
+        """The atom of a category or source name (or prefix)."""
+        aid = self.label_ids.get((atom.field, atom.value, atom.prefix))
+        if aid is None:
+            aid = self.label_ids[(atom.field, atom.value, atom.prefix)] = self._new()
+            if atom.prefix:
+                self.label_prefixes.append((atom.field, atom.value, aid))
+            else:
+                self.labels.setdefault(f"{atom.field}:{atom.value}", []).append(aid)
+        return aid
+
+    def atom(self, atom: Atom) -> int:
+        """The id of any atom."""
+        if isinstance(atom, Phrase):
+            return self.phrase(atom.words, atom.field)
+        if isinstance(atom, Author):
+            return self.author(atom.key)
+        if isinstance(atom, Label):
+            return self.label(atom)
+        aid = self.votes.get(atom.minimum)
+        if aid is None:
+            aid = self.votes[atom.minimum] = self._new()
+        return aid
 
 
 class _Compiler:
-    """Collects every subscriber's atoms, alerts and postings into look-up tables."""
+    """Collects every subscriber's alerts and postings (build time; frozen by AlertIndex)."""
 
     def __init__(self) -> None:
-        self.atom_ids: dict[Atom, int] = {}
-        self.atoms: list[Atom] = []
+        self.atoms = _Atoms()
         self.alert_ids: dict[str, dict[str, int]] = {"author": {}, "keyword": {}, "exclude": {}}
-        self.alerts: list[_Alert] = []
+        self.kinds: list[str] = []
+        self.texts: list[str] = []
+        self.single: list[int] = []  # the alert's one atom, or -1 for a boolean alert
+        self.programs: dict[int, Ids] = {}
+        self.positives: dict[int, Ids] = {}
         # atom → alerts it triggers: one-atom alerts fire, boolean ones get evaluated
         self.fires: dict[int, list[int]] = {}
         self.evaluates: dict[int, list[int]] = {}
         self.fires_exclude: dict[int, list[int]] = {}
         self.evaluates_exclude: dict[int, list[int]] = {}
-        self.patterns: dict[tuple[str, ...], int] = {}
-        self.pattern_atoms: list[list[tuple[int, str]]] = []
-        self.author_buckets: dict[tuple[str, str], list[tuple[AuthorKey, int]]] = {}
-        self.labels: dict[tuple[str, str], list[int]] = {}
-        self.label_prefixes: list[tuple[str, str, int]] = []
-        self.votes: list[tuple[int, int]] = []
-        # alert → subscribers: `plain` ones get every paper the alert fires for
+        # alert → subscribers, by what must be checked before a paper is theirs
         self.plain: dict[int, list[int]] = {}
-        self.gated: dict[int, tuple[list[int], dict[str, list[int]], list[int]]] = {}
-        self.exclude_subscribers: dict[int, list[int]] = {}
+        self.excluders: dict[int, list[int]] = {}  # have exclude entries, no restriction
+        self.by_category: dict[str, dict[int, list[int]]] = {}  # restricted: by each name
+        self.checked: dict[int, list[int]] = {}  # restricted with prefixes (`cs.*`)
+        self.gated: set[int] = set()  # alerts with subscribers in the last three
         self.prefixed: dict[int, _Restrict] = {}
+        self.exclude_subscribers: dict[int, list[int]] = {}
         self.emails: list[str] = []
-        self.orders: list[tuple[int, ...]] = []
-
-    def atom(self, atom: Atom) -> int:
-        """The id of an atom, registering it in the look-up that finds it on first sight."""
-        found = self.atom_ids.get(atom)
-        if found is not None:
-            return found
-        aid = self.atom_ids[atom] = len(self.atoms)
-        self.atoms.append(atom)
-        if isinstance(atom, Phrase):
-            pid = self.patterns.setdefault(atom.words, len(self.patterns))
-            if pid == len(self.pattern_atoms):
-                self.pattern_atoms.append([])
-            self.pattern_atoms[pid].append((aid, atom.field))
-        elif isinstance(atom, Author):
-            bucket = (atom.key.surname, atom.key.initial)
-            self.author_buckets.setdefault(bucket, []).append((atom.key, aid))
-        elif isinstance(atom, Label) and atom.prefix:
-            self.label_prefixes.append((atom.field, atom.value, aid))
-        elif isinstance(atom, Label):
-            self.labels.setdefault((atom.field, atom.value), []).append(aid)
-        else:
-            self.votes.append((atom.minimum, aid))
-        return aid
-
-    def compile(self, node: Node) -> int | _Op:
-        """The query tree over atom ids (registering every atom, negated ones too)."""
-        if isinstance(node, Not):
-            return _Op("not", (self.compile(node.child),))
-        if isinstance(node, And | Or):
-            kind = "and" if isinstance(node, And) else "or"
-            return _Op(kind, tuple(self.compile(child) for child in node.children))
-        return self.atom(node)
+        self.orders: list[int] = []  # every subscriber's alerts, one after the other
+        self.order_starts: list[int] = [0]
 
     def alert(self, kind: str, text: str) -> int:
-        """The id of an alert, parsing its text the first time it is seen."""
+        """The id of an alert, compiling its text the first time it is seen."""
         known = self.alert_ids[kind]
         vid = known.get(text)
         if vid is not None:
             return vid
-        root: Node = Author(parse_follow(text)) if kind == "author" else parse_query(text).root
-        query = self.compile(root)
-        positive = tuple(dict.fromkeys(self.atom_ids[a] for a, pos in atoms(root) if pos))
-        vid = known[text] = len(self.alerts)
+        vid = known[text] = len(self.kinds)
+        self.kinds.append(kind)
+        self.texts.append(text)
         exclude = kind == "exclude"
-        if isinstance(query, int):
-            self.alerts.append(_Alert(kind, text, None, positive))
-            (self.fires_exclude if exclude else self.fires).setdefault(query, []).append(vid)
-            return vid
-        self.alerts.append(_Alert(kind, text, query, positive))
-        table = self.evaluates_exclude if exclude else self.evaluates
-        for atom in dict.fromkeys(_triggers(root) or ()):
-            table.setdefault(self.atom_ids[atom], []).append(vid)
+        if kind == "author":
+            aid = self.atoms.author(parse_follow(text))
+        elif (plain := plain_words(text)) is not None:
+            aid = self.atoms.phrase(plain, "text")  # most alerts: no need for the parser
+        else:
+            root = parse_query(text).root
+            if not isinstance(root, Phrase | Author | Label | Votes):
+                self._boolean(vid, root, exclude)
+                return vid
+            aid = self.atoms.atom(root)
+        self.single.append(aid)
+        (self.fires_exclude if exclude else self.fires).setdefault(aid, []).append(vid)
         return vid
+
+    def _boolean(self, vid: int, root: Node, exclude: bool) -> None:
+        """Compile a boolean query: its program, positive atoms and triggers."""
+        self.single.append(-1)
+        program: list[int] = []
+        self._program(root, program)
+        self.programs[vid] = _ids(program)
+        positive = dict.fromkeys(self.atoms.atom(a) for a, pos in atoms(root) if pos)
+        self.positives[vid] = _ids(positive)
+        table = self.evaluates_exclude if exclude else self.evaluates
+        for aid in dict.fromkeys(map(self.atoms.atom, _triggers(root) or ())):
+            table.setdefault(aid, []).append(vid)
+
+    def _program(self, node: Node, out: list[int]) -> None:
+        """Append the postfix program of a query tree."""
+        if isinstance(node, Not):
+            self._program(node.child, out)
+            out.append(_NOT)
+        elif isinstance(node, And | Or):
+            self._program(node.children[0], out)
+            for child in node.children[1:]:
+                self._program(child, out)
+                out.append(_AND if isinstance(node, And) else _OR)
+        else:
+            out.append(self.atoms.atom(node))
 
     def subscriber(self, sub: Subscriber) -> None:
         """Add a subscriber: alerts (authors first, then keywords), excludes, restriction."""
         sid = len(self.emails)
+        alert = self.alert
+        order = [alert("author", t) for t in sub.authors]
+        order += [alert("keyword", t) for t in sub.keywords]
+        order = list(dict.fromkeys(order))
+        excludes = [alert("exclude", t) for t in sub.exclude]
         self.emails.append(sub.email)
-        order = self._alerts_of(sub, (("authors", "author"), ("keywords", "keyword")))
-        excludes = self._alerts_of(sub, (("exclude", "exclude"),))
-        restrict = restriction(sub.categories) if sub.categories else None
-        self.orders.append(order)
+        self.orders += order
+        self.order_starts.append(len(self.orders))
         for vid in excludes:
             self.exclude_subscribers.setdefault(vid, []).append(sid)
-        if restrict is None and not excludes:
+        if not sub.categories and not excludes:
             for vid in order:
                 self.plain.setdefault(vid, []).append(sid)
             return
-        if restrict is not None and restrict.prefixes:
+        self.gated.update(order)
+        restrict = restriction(sub.categories) if sub.categories else None
+        if restrict is None:
+            for vid in order:
+                self.excluders.setdefault(vid, []).append(sid)
+        elif restrict.prefixes:
             self.prefixed[sid] = restrict
-        for vid in order:
-            excluders, by_category, checked = self.gated.setdefault(vid, ([], {}, []))
-            if restrict is None:
-                excluders.append(sid)
-            elif restrict.prefixes:
-                checked.append(sid)
-            else:
-                for name in restrict.names:
-                    by_category.setdefault(name, []).append(sid)
-
-    def _alerts_of(self, sub: Subscriber, fields: tuple[tuple[str, str], ...]) -> tuple[int, ...]:
-        """The distinct alert ids of these fields, in order; errors name the entry."""
-        found: dict[int, None] = {}
-        for field, kind in fields:
-            for i, text in enumerate(getattr(sub, field)):
-                try:
-                    found[self.alert(kind, text)] = None
-                except QueryError as exc:
-                    where = f"subscriber {sub.email}: {field}[{i}]"
-                    raise QueryError(f"{where}: {exc.message}", exc.column) from exc
-        return tuple(found)
-
-    def gates(self) -> dict[int, _Gated]:
-        """The frozen `_Gated` of every alert that has such subscribers."""
-        return {
-            vid: _Gated(tuple(ex), {n: tuple(ids) for n, ids in by.items()}, tuple(ch))
-            for vid, (ex, by, ch) in self.gated.items()
-        }
+            for vid in order:
+                self.checked.setdefault(vid, []).append(sid)
+        else:
+            for name in restrict.names:
+                postings = self.by_category.setdefault(name, {})
+                for vid in order:
+                    postings.setdefault(vid, []).append(sid)
 
 
-def _postings(table: Mapping[_K, list[int]]) -> dict[_K, tuple[int, ...]]:
-    """Freeze a postings table."""
-    return {key: tuple(ids) for key, ids in table.items()}
+def _entry_error(sub: Subscriber, error: QueryError) -> QueryError:
+    """The error of a subscriber's first entry that does not parse, naming the entry."""
+    for field in ("authors", "keywords", "exclude"):
+        for i, text in enumerate(getattr(sub, field)):
+            try:
+                parse_follow(text) if field == "authors" else parse_query(text)
+            except QueryError as exc:
+                where = f"subscriber {sub.email}: {field}[{i}]"
+                return QueryError(f"{where}: {exc.message}", exc.column)
+    return error
+
+
+def _frozen(table: Mapping[_K, list[int]]) -> dict[_K, Ids]:
+    """A postings table as arrays."""
+    return {key: _ids(ids) for key, ids in table.items()}
 
 
 # ------------------------------------------------------------------------ the index
@@ -339,27 +379,35 @@ class AlertIndex:
 
     def __init__(self, c: _Compiler) -> None:
         """Use `AlertIndex.build`."""
-        self._atoms = c.atoms
-        self._term_keys = [term_key(atom) for atom in c.atoms]
-        self._alerts = c.alerts
-        self._queries = {vid: a.query for vid, a in enumerate(c.alerts) if a.query is not None}
-        self._fires = _postings(c.fires)
-        self._evaluates = _postings(c.evaluates)
-        self._fires_exclude = _postings(c.fires_exclude)
-        self._evaluates_exclude = _postings(c.evaluates_exclude)
-        self._pattern_atoms = [tuple(x) for x in c.pattern_atoms]
-        self._author_buckets = c.author_buckets
-        self._labels = c.labels
-        self._label_prefixes = c.label_prefixes
-        self._votes = sorted(c.votes)
+        a = c.atoms
+        self._term_keys = _ids(a.term_keys)
+        self._pattern_atoms = [_ids(table) for table in a.pattern_atoms]
+        self._author_buckets = _frozen(a.author_buckets)
+        self._author_given = a.author_given
+        self._labels = _frozen(a.labels)
+        self._label_prefixes = a.label_prefixes
+        self._votes = sorted(a.votes.items())
         self._vote_minimums = [m for m, _ in self._votes]
-        self._automaton, self._heads = _automaton(c.patterns)
-        self._plain = _postings(c.plain)
-        self._gated = c.gates()
-        self._exclude_subscribers = _postings(c.exclude_subscribers)
+        self._automaton, self._heads = _automaton(a.patterns)
+        self._kinds = c.kinds
+        self._texts = c.texts
+        self._single = _ids(c.single)
+        self._programs = c.programs
+        self._positives = c.positives
+        self._fires = _frozen(c.fires)
+        self._evaluates = _frozen(c.evaluates)
+        self._fires_exclude = _frozen(c.fires_exclude)
+        self._evaluates_exclude = _frozen(c.evaluates_exclude)
+        self._plain = _frozen(c.plain)
+        self._excluders = _frozen(c.excluders)
+        self._by_category = {name: _frozen(table) for name, table in c.by_category.items()}
+        self._checked = _frozen(c.checked)
+        self._gated = frozenset(c.gated)
         self._prefixed = c.prefixed
+        self._exclude_subscribers = _frozen(c.exclude_subscribers)
         self._emails = c.emails
-        self._orders = c.orders
+        self._orders = _ids(c.orders)
+        self._order_starts = _ids(c.order_starts)
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
@@ -373,7 +421,10 @@ class AlertIndex:
         with _collector_paused():
             compiler = _Compiler()
             for sub in subscribers:
-                compiler.subscriber(sub)
+                try:
+                    compiler.subscriber(sub)
+                except QueryError as exc:
+                    raise _entry_error(sub, exc) from exc
             return cls(compiler)
 
     def match(self, papers: Sequence[Paper]) -> dict[str, list[Match]]:
@@ -387,30 +438,63 @@ class AlertIndex:
                     run.paper(paper)
             return {email: got for email, got in zip(self._emails, run.found, strict=True) if got}
 
-    def _author_atoms(self, name: str) -> tuple[int, ...]:
+    def _author_atoms(self, name: str) -> Ids:
         """The followed-name atoms that designate this paper author."""
         key = author_key(name)
         if key is None:
-            return ()
-        buckets = self._author_buckets
-        candidates = buckets.get((key.surname, key.initial), ())
-        if key.given and (key.surname, "") in buckets:
-            candidates = [*candidates, *buckets[(key.surname, "")]]
-        return tuple(aid for alert, aid in candidates if same_author(alert, key))
+            return _ids()
+        candidates = list(self._author_buckets.get(f"{key.surname} {key.initial}", ()))
+        if key.given:
+            candidates += self._author_buckets.get(f"{key.surname} ", ())
+        given = self._author_given
+        return _ids(
+            aid
+            for aid in candidates
+            if same_author(AuthorKey(key.surname, tuple(given[aid].split())), key)
+        )
+
+    def _order(self, sid: int) -> Ids:
+        """A subscriber's alerts, authors first, in the order they wrote them."""
+        return self._orders[self._order_starts[sid] : self._order_starts[sid + 1]]
+
+
+def _automaton(
+    patterns: Mapping[tuple[str, ...], int],
+) -> tuple[
+    ahocorasick.Automaton | None, list[tuple[int, list[tuple[int, re.Pattern[str] | None]]]]
+]:
+    """The Aho-Corasick automaton of every phrase; its values index (key length, patterns)."""
+    heads: list[tuple[int, list[tuple[int, re.Pattern[str] | None]]]] = []
+    head_ids: dict[str, int] = {}
+    for phrase_words, pid in patterns.items():
+        head, rest = phrase_pattern(phrase_words)
+        hid = head_ids.setdefault(head, len(heads))
+        if hid == len(heads):
+            heads.append((len(head), []))
+        heads[hid][1].append((pid, rest))
+    if not heads:
+        return None, heads
+    automaton = ahocorasick.Automaton()
+    for head, hid in head_ids.items():
+        automaton.add_word(head, hid)
+    automaton.make_automaton()
+    return automaton, heads
+
+
+# ---------------------------------------------------------------------- one paper
 
 
 class _Hits:
     """The atoms one paper satisfies; where and how it writes them is worked out on demand."""
 
-    def __init__(self, index: AlertIndex, paper: Paper, authors: dict[str, tuple[int, ...]]):
+    def __init__(self, index: AlertIndex, paper: Paper, authors: dict[str, Ids]) -> None:
         self.index = index
         self.paper = paper
-        self.phrases: dict[int, tuple[int, str]] = {}  # atom → (pattern, field)
+        self.phrases: dict[int, tuple[int, int]] = {}  # atom → (pattern, field)
         self.others: dict[int, list[Found]] = {}  # author, label and votes atoms
         self.places: dict[int, list[tuple[int, int]]] = {}  # pattern → (start, stop) in text
         self.spans: dict[int, list[tuple[int, int]]] = {}
         self._terms: dict[int, tuple[tuple[str, ...], float]] = {}
-        self._all: set[int] | None = None
         self._scan_text()
         if paper.authors:
             self._scan_authors(authors)
@@ -420,6 +504,7 @@ class _Hits:
         if paper.votes is not None:
             for _, aid in index._votes[: bisect_right(index._vote_minimums, paper.votes)]:
                 self.others[aid] = []
+        self.all = {*self.phrases, *self.others}
 
     def _scan_text(self) -> None:
         """Phrase atoms found in the title or abstract, by one automaton scan of both."""
@@ -444,14 +529,17 @@ class _Hits:
                     places[pid] = [place]
                 else:
                     got.append(place)
-        bar = self.bar
+        anywhere, in_title, in_abstract = index._pattern_atoms
+        bar, phrases = self.bar, self.phrases
         for pid, where in places.items():
-            in_title, in_abstract = where[0][0] < bar, where[-1][0] > bar
-            for aid, field in index._pattern_atoms[pid]:
-                if field == "text" or (in_title if field == "title" else in_abstract):
-                    self.phrases[aid] = (pid, field)
+            if (aid := anywhere[pid]) >= 0:
+                phrases[aid] = (pid, 0)
+            if where[0][0] < bar and (aid := in_title[pid]) >= 0:
+                phrases[aid] = (pid, 1)
+            if where[-1][0] > bar and (aid := in_abstract[pid]) >= 0:
+                phrases[aid] = (pid, 2)
 
-    def _scan_authors(self, cache: dict[str, tuple[int, ...]]) -> None:
+    def _scan_authors(self, cache: dict[str, Ids]) -> None:
         """Followed-author atoms, by surname and initial (cached per name for the run)."""
         for i, name in enumerate(self.paper.authors):
             ids = cache.get(name)
@@ -465,16 +553,10 @@ class _Hits:
         index = self.index
         for i, value in enumerate(values):
             folded = fold_label(value)
-            ids = list(index._labels.get((field, folded), ()))
+            ids = list(index._labels.get(f"{field}:{folded}", ()))
             ids += [a for f, p, a in index._label_prefixes if f == field and folded.startswith(p)]
             for aid in ids:
                 self.others.setdefault(aid, []).append((section, i, value))
-
-    def atom_ids(self) -> set[int]:
-        """Every atom that hit."""
-        if self._all is None:
-            self._all = {*self.phrases, *self.others}
-        return self._all
 
     def found(self, aid: int) -> list[Found]:
         """Where the paper satisfies an atom that hit, in reading order (title first)."""
@@ -483,8 +565,8 @@ class _Hits:
             return got
         pid, field = self.phrases[aid]
         got = [self._quote(start, stop) for start, stop in self.places[pid]]
-        if field != "text":
-            got = [f for f in got if (f[0] == TITLE) == (field == "title")]
+        if field:
+            got = [f for f in got if (f[0] == TITLE) == (field == 1)]
         return got
 
     def terms(self, aid: int) -> tuple[tuple[str, ...], float]:
@@ -511,170 +593,153 @@ class _Hits:
 
 
 class _Run:
-    """One `match` call: the subscribers' result lists and the caches shared by its papers."""
+    """One `match` call: the subscribers' result lists and the caches shared by its papers.
+
+    Each fired alert's Match goes to its subscribers' lists; a subscriber already given
+    this paper by another alert (seen through `stamp`) is noted in `twice` and gets one
+    merged Match when the paper is done.
+    """
 
     def __init__(self, index: AlertIndex) -> None:
         self.index = index
         self.found: list[list[Match]] = [[] for _ in index._emails]
-        self.authors: dict[str, tuple[int, ...]] = {}
+        self.stamp = _ids([-1]) * len(index._emails)  # the last paper each one was given
+        self.number = 0
+        self.authors: dict[str, Ids] = {}
         # the same alert often quotes the same words in many papers: one Reason for all
         self.reasons: dict[tuple[int, tuple[str, ...]], Reason] = {}
 
     def paper(self, paper: Paper) -> None:
         """Append this paper's Match to every subscriber one of its alerts fired for."""
         hits = _Hits(self.index, paper, self.authors)
-        fired = self.fired(hits, exclude=False)
-        if not fired:
+        if not hits.all:
             return
-        groups = self.groups(hits, fired)
-        multi = _reached_twice(groups) if len(groups) > 1 else None
-        explained: dict[int, tuple[Reason, float]] = {}
-        append = list.append
-        for vid, subscribers in groups:
-            if multi and not multi.isdisjoint(subscribers):
-                subscribers = list(filterfalse(multi.__contains__, subscribers))
-                if not subscribers:
-                    continue
-            reason, score = self.explain(hits, vid, explained)
-            match = Match(paper.id, (reason,), score)
-            deque(map(append, map(self.found.__getitem__, subscribers), repeat(match)), 0)
-        if multi:
-            self.merged(hits, multi, {vid for vid, _ in groups}, explained)
+        self.number += 1
+        delivery = _Delivery(self, hits)
+        fires = self.index._fires
+        for aid in hits.all:
+            if aid in fires:
+                terms, weight = hits.terms(aid)
+                for vid in fires[aid]:
+                    delivery.send(vid, terms, weight)
+        positives = self.index._positives
+        for vid in self.evaluated(hits, self.index._evaluates):
+            delivery.send(vid, *delivery.combined(positives[vid]))
+        if delivery.twice:
+            delivery.merge()
 
-    def fired(self, hits: _Hits, exclude: bool) -> list[int]:
-        """The keyword/author alerts (or the exclude alerts) that this paper makes true."""
-        index = self.index
-        fires = index._fires_exclude if exclude else index._fires
-        evaluates = index._evaluates_exclude if exclude else index._evaluates
-        hit = hits.atom_ids()
-        fired = list(chain.from_iterable(fires[a] for a in hit if a in fires))
-        maybe = [evaluates[a] for a in hit if a in evaluates]
-        if maybe:
-            queries = index._queries
-            candidates = maybe[0] if len(maybe) == 1 else dict.fromkeys(chain(*maybe))
-            fired += [v for v in candidates if _evaluate(queries[v], hit)]
-        return fired
-
-    def groups(self, hits: _Hits, fired: list[int]) -> list[tuple[int, Sequence[int]]]:
-        """(alert, subscribers to deliver to) per fired alert, with restrictions applied."""
-        index = self.index
-        plain, gated = index._plain, index._gated
-        groups: list[tuple[int, Sequence[int]]] = []
-        excluded: set[int] | None = None
-        categories: list[str] = []
-        for vid in fired:
-            if vid in plain:
-                groups.append((vid, plain[vid]))
-            gate = gated.get(vid)
-            if gate is None:
-                continue
-            if excluded is None:
-                categories = list(dict.fromkeys(map(fold_label, hits.paper.categories)))
-                excluded = self.excluded(hits)
-            allowed = gate.allowed(categories, index._prefixed)
-            if len(categories) > 1 and gate.by_category:
-                allowed = list(dict.fromkeys(allowed))  # restricted to two of its categories
-            if excluded and allowed:
-                allowed = [sid for sid in allowed if sid not in excluded]
-            if allowed:
-                groups.append((vid, allowed))
-        return groups
+    def evaluated(self, hits: _Hits, table: Mapping[int, Ids]) -> list[int]:
+        """The boolean alerts that one of the paper's atoms triggers and that hold true."""
+        hit = hits.all
+        triggered = [table[aid] for aid in hit if aid in table]
+        if not triggered:
+            return []
+        programs = self.index._programs
+        candidates = triggered[0] if len(triggered) == 1 else dict.fromkeys(chain(*triggered))
+        return [vid for vid in candidates if _run_program(programs[vid], hit)]
 
     def excluded(self, hits: _Hits) -> set[int]:
         """Subscribers one of whose exclude entries this paper matches."""
-        postings = self.index._exclude_subscribers
-        return set(chain.from_iterable(postings[v] for v in self.fired(hits, exclude=True)))
+        index = self.index
+        fires = index._fires_exclude
+        fired = [vid for aid in hits.all if aid in fires for vid in fires[aid]]
+        fired += self.evaluated(hits, index._evaluates_exclude)
+        return {sid for vid in fired for sid in index._exclude_subscribers[vid]}
 
-    def explain(
-        self, hits: _Hits, vid: int, explained: dict[int, tuple[Reason, float]]
-    ) -> tuple[Reason, float]:
-        """The reason an alert gives for this paper and its score on its own (cached)."""
-        if (got := explained.get(vid)) is not None:
-            return got
-        alert = self.index._alerts[vid]
-        if len(alert.positive) == 1:
-            terms, score = hits.terms(alert.positive[0])
-        else:
-            terms, score = self._combined(hits, alert.positive)
-        reason = self.reasons.get((vid, terms))
+
+class _Delivery:
+    """Delivering one paper: a Match per fired alert, merged for those reached twice."""
+
+    def __init__(self, run: _Run, hits: _Hits) -> None:
+        self.run = run
+        self.index = run.index
+        self.hits = hits
+        self.fired: set[int] = set()
+        self.twice: set[int] = set()
+        self._excluded: set[int] = set()
+        self._categories: list[str] | None = None
+        self._by_category: list[Mapping[int, Ids]] = []
+
+    def send(self, vid: int, terms: tuple[str, ...], score: float) -> None:
+        """Give the alert's Match to its subscribers (those the paper is allowed for)."""
+        index, run = self.index, self.run
+        self.fired.add(vid)
+        reason = run.reasons.get((vid, terms))
         if reason is None:
-            reason = self.reasons[(vid, terms)] = Reason(alert.kind, alert.text, terms)
-        explained[vid] = (reason, score)
-        return reason, score
+            reason = Reason(index._kinds[vid], index._texts[vid], terms)
+            run.reasons[(vid, terms)] = reason
+        match = Match(self.hits.paper.id, (reason,), score)
+        if vid in index._plain:
+            self._append(index._plain[vid], match)
+        if vid in index._gated:
+            self._append(self._allowed(vid), match)
 
-    def _combined(self, hits: _Hits, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
+    def _append(self, subscribers: Iterable[int], match: Match) -> None:
+        """Append to each subscriber's list, or note it when it already has this paper."""
+        stamp, number, found = self.run.stamp, self.run.number, self.run.found
+        for sid in subscribers:
+            if stamp[sid] != number:
+                stamp[sid] = number
+                found[sid].append(match)
+            else:
+                self.twice.add(sid)
+
+    def _allowed(self, vid: int) -> list[int]:
+        """The alert's gated subscribers this paper is not excluded or restricted for."""
+        index = self.index
+        if self._categories is None:
+            self._categories = list(dict.fromkeys(map(fold_label, self.hits.paper.categories)))
+            self._by_category = [index._by_category.get(c, {}) for c in self._categories]
+            self._excluded = self.run.excluded(self.hits)
+        allowed = list(index._excluders.get(vid, ()))
+        for table in self._by_category:
+            allowed += table.get(vid, ())
+        if vid in index._checked:
+            prefixed, categories = index._prefixed, self._categories
+            allowed += [s for s in index._checked[vid] if prefixed[s].allows(categories)]
+        if self._excluded:
+            allowed = [sid for sid in allowed if sid not in self._excluded]
+        return allowed
+
+    def combined(self, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
         """Words (in reading order) and score of several atoms, each distinct term once."""
-        hit = hits.atom_ids()
+        hits, keys = self.hits, self.index._term_keys
         found: list[Found] = []
-        best: dict[object, float] = {}
+        best: dict[int, float] = {}
         for aid in positive:
-            if aid in hit:
+            if aid in hits.all:
                 found += hits.found(aid)
-                key, weight = self.index._term_keys[aid], hits.terms(aid)[1]
-                best[key] = max(weight, best.get(key, 0.0))
+                weight = hits.terms(aid)[1]
+                best[keys[aid]] = max(weight, best.get(keys[aid], 0.0))
         found.sort()
         return tuple(dict.fromkeys(f[2] for f in found)), sum(best.values())
 
-    def merged(
-        self,
-        hits: _Hits,
-        multi: set[int],
-        fired: set[int],
-        explained: dict[int, tuple[Reason, float]],
-    ) -> None:
-        """One Match each for subscribers reached by several alerts, reasons in their order."""
-        index = self.index
+    def merge(self) -> None:
+        """Replace the Match of each subscriber reached twice by one with every reason."""
+        found = self.run.found
         merged: dict[tuple[int, ...], Match] = {}
-        for sid in sorted(multi):
-            ordered = tuple(vid for vid in index._orders[sid] if vid in fired)
+        for sid in self.twice:
+            ordered = tuple(vid for vid in self.index._order(sid) if vid in self.fired)
             match = merged.get(ordered)
             if match is None:
-                positive = [aid for vid in ordered for aid in index._alerts[vid].positive]
-                reasons = tuple(self.explain(hits, vid, explained)[0] for vid in ordered)
-                score = self._combined(hits, positive)[1]
-                match = merged[ordered] = Match(hits.paper.id, reasons, score)
-            self.found[sid].append(match)
+                match = merged[ordered] = self._merged(ordered)
+            found[sid][-1] = match
 
-
-def _reached_twice(groups: list[tuple[int, Sequence[int]]]) -> set[int]:
-    """Subscribers present in more than one group."""
-    seen: set[int] = set()
-    total = 0
-    for _, subscribers in groups:
-        seen.update(subscribers)
-        total += len(subscribers)
-    if len(seen) == total:
-        return seen.difference(seen)  # nobody twice: the common case costs one pass
-    seen.clear()
-    multi: set[int] = set()
-    for _, subscribers in groups:
-        if not seen.isdisjoint(subscribers):
-            multi.update(seen.intersection(subscribers))
-        seen.update(subscribers)
-    return multi
-
-
-def _automaton(
-    patterns: Mapping[tuple[str, ...], int],
-) -> tuple[
-    ahocorasick.Automaton | None, list[tuple[int, list[tuple[int, re.Pattern[str] | None]]]]
-]:
-    """The Aho-Corasick automaton of every phrase; its values index (key length, patterns)."""
-    heads: list[tuple[int, list[tuple[int, re.Pattern[str] | None]]]] = []
-    head_ids: dict[str, int] = {}
-    for phrase_words, pid in patterns.items():
-        head, rest = phrase_pattern(phrase_words)
-        hid = head_ids.setdefault(head, len(heads))
-        if hid == len(heads):
-            heads.append((len(head), []))
-        heads[hid][1].append((pid, rest))
-    if not heads:
-        return None, heads
-    automaton = ahocorasick.Automaton()
-    for head, hid in head_ids.items():
-        automaton.add_word(head, hid)
-    automaton.make_automaton()
-    return automaton, heads
+    def _merged(self, ordered: tuple[int, ...]) -> Match:
+        """The Match of several alerts: reasons in the subscriber's order, one score."""
+        index, reasons = self.index, self.run.reasons
+        positive: list[int] = []
+        explained: list[Reason] = []
+        for vid in ordered:
+            single = index._single[vid]
+            if single >= 0:
+                positive.append(single)
+                terms = self.hits.terms(single)[0]
+            else:
+                positive += index._positives[vid]
+                terms = self.combined(index._positives[vid])[0]
+            explained.append(reasons[(vid, terms)])
+        return Match(self.hits.paper.id, tuple(explained), self.combined(positive)[1])
 
 
 def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:

@@ -1,7 +1,9 @@
 """One cycle: fetch every source, record, match, queue digests, send them.
 
 A failure is data until the run ends: a broken source or a refused recipient is recorded
-and reported, and everything else is still delivered.
+and reported, and everything else is still delivered. The cycle is two stages the worker
+also runs on their own schedules: `fetch_stage` (fetch, record, match) and
+`deliver_stage` (digests for the subscribers who are due, then the outbox).
 """
 
 from __future__ import annotations
@@ -13,26 +15,35 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 
+from bot.alerts import SMTP, notify, smtp_problem, source_problems
+from bot.cadence import is_due
 from bot.config import Config, SourceSpec
-from bot.digest import build_digest
-from bot.errors import FetchError, ParseError, SendError
+from bot.deliver import (
+    DeliveryReport,
+    deliver,
+    make_sender,
+    message_domain,
+    sender_address,
+    skip_pending,
+)
+from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher, Validators, user_agent_for
+from bot.lock import RunLock
 from bot.match import AlertIndex
 from bot.models import Paper
-from bot.render import build_message, render_digest
-from bot.senders import OutboxSender, Sender, SmtpSender
+from bot.progress import NO_PROGRESS, Progress
+from bot.senders import OutboxSender, Sender
+from bot.shutdown import GuardedSender, Shutdown
 from bot.sources import FetchWindow, get_kind
-from bot.store import FetchRecord, PendingDigest, Store, utcnow
+from bot.store import FetchRecord, Store, utcnow
 
 log = logging.getLogger("paperbot")
 
-DEFAULT_FROM = "paperbot <paperbot@localhost>"
-#: hosts that ask for a pause between requests (arXiv: one request every 3 seconds)
-HOST_INTERVALS = {"arxiv.org": 3.0}
+#: hosts that ask for a pause between requests (arXiv: one request every 3 seconds; Hugging
+#: Face allows ~100 pages per 5 minutes; bioRxiv and alphaXiv publish no limit, so be gentle)
+HOST_INTERVALS = {"arxiv.org": 3.0, "huggingface.co": 1.0, "biorxiv.org": 1.0, "alphaxiv.org": 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +55,6 @@ class SourceOutcome:
     started: datetime
     papers: tuple[Paper, ...] = ()
     validators: tuple[tuple[str, Validators], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryReport:
-    """How the outbox went: sent, refused for good, left pending, and the errors."""
-
-    sent: int = 0
-    failed: int = 0
-    pending: int = 0
-    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,19 +131,34 @@ async def _fetch_pages(
     return list(papers.values()), validators, not_modified
 
 
-async def fetch_all(config: Config, store: Store, now: datetime) -> list[SourceOutcome]:
-    """Fetch every configured source concurrently through one polite client."""
-    async with Fetcher(
-        user_agent=user_agent_for(config.contact),
-        timeout=config.fetch.timeout,
-        retries=config.fetch.retries,
-        backoff=config.fetch.backoff,
-        max_bytes=config.fetch.max_bytes,
-        host_intervals=HOST_INTERVALS,
-    ) as fetcher:
-        return list(
-            await asyncio.gather(*(fetch_source(fetcher, s, store, now) for s in config.sources))
-        )
+async def fetch_all(
+    config: Config,
+    store: Store,
+    now: datetime,
+    specs: Sequence[SourceSpec] | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> list[SourceOutcome]:
+    """Fetch these sources (default: every one) concurrently through one polite client."""
+    specs = config.sources if specs is None else specs
+
+    async def one(fetcher: Fetcher, spec: SourceSpec) -> SourceOutcome:
+        outcome = await fetch_source(fetcher, spec, store, now)
+        progress.advance("fetch", spec.name)
+        return outcome
+
+    progress.start("fetch", len(specs))
+    try:
+        async with Fetcher(
+            user_agent=user_agent_for(config.contact),
+            timeout=config.fetch.timeout,
+            retries=config.fetch.retries,
+            backoff=config.fetch.backoff,
+            max_bytes=config.fetch.max_bytes,
+            host_intervals=HOST_INTERVALS,
+        ) as fetcher:
+            return list(await asyncio.gather(*(one(fetcher, spec) for spec in specs)))
+    finally:
+        progress.finish("fetch")
 
 
 # --- record + match -----------------------------------------------------------------------
@@ -190,131 +206,209 @@ def match_pending(store: Store) -> int:
     return store.add_matches(found, matched=[p.id for p in papers])
 
 
-# --- deliver ------------------------------------------------------------------------------
-
-
-def make_sender(config: Config) -> Sender:
-    """The SMTP sender when `smtp:` is configured, else the .eml outbox folder."""
-    smtp = config.smtp
-    if smtp is None:
-        return OutboxSender(config.outbox)
-    return SmtpSender(
-        host=smtp.host,
-        port=smtp.effective_port,
-        security=smtp.security,
-        username=smtp.username,
-        password=smtp.password(),
-        timeout=smtp.timeout,
-    )
-
-
-def sender_address(config: Config) -> str:
-    """The From address of every digest."""
-    return config.smtp.from_ if config.smtp else DEFAULT_FROM
-
-
-def message_domain(config: Config) -> str:
-    """The domain of Message-IDs: the From address's domain."""
-    return parseaddr(sender_address(config))[1].rpartition("@")[2] or "localhost"
-
-
-async def deliver(config: Config, store: Store, sender: Sender) -> DeliveryReport:
-    """Send every pending digest; mark each sent only once the server has accepted it."""
-    pending = store.pending_digests()
-    if not pending:
-        return DeliveryReport()
-    sent = failed = 0
-    errors: list[str] = []
-    try:
-        async with sender:
-            for digest in pending:
-                try:
-                    await sender.send(_message_for(config, store, digest))
-                except SendError as exc:
-                    errors.append(f"{digest.subscriber.email}: {exc}")
-                    if exc.fatal:
-                        break
-                    store.mark_attempt_failed(digest.id, str(exc), permanent=exc.permanent)
-                    failed += exc.permanent
-                    continue
-                store.mark_sent(digest.id)
-                sent += 1
-    except SendError as exc:  # the server is unreachable or refuses us: nothing is marked
-        errors.append(str(exc))
-    for error in errors:
-        log.error("send: %s", error)
-    return DeliveryReport(sent, failed, len(pending) - sent - failed, tuple(errors))
-
-
-def _message_for(config: Config, store: Store, pending: PendingDigest) -> EmailMessage:
-    papers = store.papers(m.paper_id for m in pending.matches)
-    digest = build_digest(
-        pending.subscriber,
-        pending.matches,
-        papers,
-        message_id=pending.message_id,
-        created=pending.created,
-    )
-    rendered = render_digest(digest, list_name=config.list_name)
-    return build_message(
-        rendered,
-        sender=sender_address(config),
-        recipient=pending.subscriber.email,
-        message_id=pending.message_id,
-        date=utcnow(),
-        list_id=f"{config.list_name} <{config.list_name}.{message_domain(config)}>",
-    )
-
-
-def skip_pending(store: Store) -> DeliveryReport:
-    """`--no-send`: mark every pending digest as delivered without sending it."""
-    pending = store.pending_digests()
-    for digest in pending:
-        store.mark_sent(digest.id, status="skipped")
-    return DeliveryReport()
+# --- deliver: see bot/deliver.py ---------------------------------------------------------
 
 
 # --- the cycle ----------------------------------------------------------------------------
 
 
 async def run_once(
-    config: Config, *, send: bool = True, dry_run: bool = False, now: datetime | None = None
+    config: Config,
+    *,
+    send: bool = True,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    progress: Progress = NO_PROGRESS,
+    shutdown: Shutdown | None = None,
 ) -> RunReport:
-    """One full cycle; `dry_run` works on a copy of the store and writes .eml files only."""
-    store = Store.open(config.database)
-    scratch = None
-    if dry_run:
-        scratch = tempfile.TemporaryDirectory(prefix="paperbot-dry-run-")
-        live, store = store, store.backup_to(Path(scratch.name) / "dry-run.db")
-        live.close()
+    """One full cycle, holding the run lock (LockBusy if another run keeps it too long).
+
+    `dry_run` works on a copy of the store and writes .eml files only (it needs no lock).
+    """
+    lock = RunLock(config.database, "paperbot once")
+    if not dry_run:
+        await lock.acquire_async(config.scheduling.lock_wait)
     try:
-        return await _cycle(config, store, send=send, dry_run=dry_run, now=now or utcnow())
+        store = Store.open(config.database)
+        scratch = None
+        if dry_run:
+            scratch = tempfile.TemporaryDirectory(prefix="paperbot-dry-run-")
+            live, store = store, store.backup_to(Path(scratch.name) / "dry-run.db")
+            live.close()
+        try:
+            return await _cycle(
+                config,
+                store,
+                send=send,
+                dry_run=dry_run,
+                now=now or utcnow(),
+                progress=progress,
+                shutdown=shutdown or Shutdown(),
+            )
+        finally:
+            store.close()
+            if scratch:
+                scratch.cleanup()
     finally:
-        store.close()
-        if scratch:
-            scratch.cleanup()
+        lock.release()
 
 
 async def _cycle(
-    config: Config, store: Store, *, send: bool, dry_run: bool, now: datetime
+    config: Config,
+    store: Store,
+    *,
+    send: bool,
+    dry_run: bool,
+    now: datetime,
+    progress: Progress,
+    shutdown: Shutdown,
 ) -> RunReport:
     store.sync_config_subscribers(config.subscribers)
     run_id = store.start_run(now)
-    outcomes = await fetch_all(config, store, now)
-    fetches = record_outcomes(store, run_id, outcomes)
-    matched = match_pending(store)
-    store.drop_inactive_pending()
-    store.create_digests(message_domain(config))
+    fetches, matched = await fetch_stage(
+        config, store, run_id, config.sources, now=now, progress=progress, shutdown=shutdown
+    )
+    delivery = DeliveryReport()
     if not send:
+        store.drop_inactive_pending()
+        store.create_digests(message_domain(config), now)  # priming: everyone, due or not
         delivery = skip_pending(store)
-    else:
+    elif not shutdown.requested:
         sender = OutboxSender(config.outbox) if dry_run else make_sender(config)
-        delivery = await deliver(config, store, sender)
+        delivery = await deliver_stage(
+            config, store, sender, now=now, progress=progress, shutdown=shutdown
+        )
     errors = tuple(f"source {f.source}: {f.error}" for f in fetches if f.error) + delivery.errors
+    if shutdown.requested:
+        stopped = f"stopped by {shutdown.signal_name}; what is left waits for the next run"
+        log.warning("%s", stopped)
+        errors += (stopped,)
     new_papers = sum(f.new for f in fetches)
     report = RunReport(tuple(fetches), new_papers, matched, delivery, errors)
-    store.finish_run(run_id, "ok" if report.ok else "failed", _summary(report))
+    status = run_status(fetches, delivery, interrupted=shutdown.requested)
+    store.finish_run(run_id, status, _summary(report))
+    if send and not dry_run:
+        await alert_operator(config, store, now=now, delivery=delivery, shutdown=shutdown)
     return report
+
+
+async def fetch_stage(
+    config: Config,
+    store: Store,
+    run_id: int,
+    specs: Sequence[SourceSpec],
+    *,
+    now: datetime,
+    progress: Progress = NO_PROGRESS,
+    shutdown: Shutdown | None = None,
+) -> tuple[list[FetchRecord], int]:
+    """Fetch these sources, record what they list, match what is new; ([], 0) when stopped.
+
+    A stop cancels the fetch itself: nothing of it is recorded yet, so nothing is lost.
+    """
+    shutdown = shutdown or Shutdown()
+    try:
+        with shutdown.cancellable():
+            outcomes = await fetch_all(config, store, now, specs, progress)
+    except asyncio.CancelledError:
+        if not shutdown.requested:
+            raise
+        shutdown.absorb()
+        return [], 0
+    fetches = record_outcomes(store, run_id, outcomes)
+    return fetches, match_pending(store)
+
+
+def due_subscriber_ids(config: Config, store: Store, now: datetime) -> list[int]:
+    """The active subscribers whose digest is due at `now` (see bot.cadence)."""
+    return [
+        subscriber_id
+        for subscriber_id, subscriber, served in store.cadence_marks()
+        if is_due(subscriber, now, served, config.timezone)
+    ]
+
+
+async def deliver_stage(
+    config: Config,
+    store: Store,
+    sender: Sender,
+    *,
+    now: datetime,
+    progress: Progress = NO_PROGRESS,
+    shutdown: Shutdown | None = None,
+) -> DeliveryReport:
+    """Put the due subscribers' matches into digests, then send every pending digest.
+
+    After a stop no new message is started; the one in flight finishes and is marked.
+    """
+    stop = shutdown or Shutdown()
+    store.drop_inactive_pending()
+    due = due_subscriber_ids(config, store, now)
+    made = store.create_digests(message_domain(config), now, subscriber_ids=due, served=True)
+    if due:
+        log.debug("%d subscribers due now, %d new digests", len(due), made)
+    if progress.enabled:
+        progress.start("send", store.pending_count())
+    guarded = GuardedSender(
+        sender,
+        lambda: stop.requested,
+        on_sent=lambda message: progress.advance("send", str(message["To"])),
+    )
+    try:
+        return await deliver(config, store, guarded)
+    finally:
+        progress.finish("send")
+
+
+def run_status(
+    fetches: Sequence[FetchRecord],
+    delivery: DeliveryReport | None = None,
+    *,
+    interrupted: bool = False,
+) -> str:
+    """`ok`; `partial` (some source or send failed); `failed` (every source failed).
+
+    Monitoring (`paperbot status --max-age`) counts `ok` and `partial` runs as alive.
+    """
+    if interrupted:
+        return "interrupted"
+    failed = sum(1 for f in fetches if f.error)
+    if fetches and failed == len(fetches):
+        return "failed"
+    return "partial" if failed or (delivery and delivery.errors) else "ok"
+
+
+async def alert_operator(
+    config: Config,
+    store: Store,
+    *,
+    now: datetime,
+    delivery: DeliveryReport | None = None,
+    shutdown: Shutdown | None = None,
+) -> None:
+    """Tell the operator what broke or recovered (sources always; mail after a delivery)."""
+    names = [spec.name for spec in config.sources]
+    watched, problems = source_problems(
+        store.status().sources, names, config.alerts.source_failures
+    )
+    stopped = shutdown is not None and shutdown.requested
+    if delivery is not None and not stopped:
+        smtp = smtp_problem(delivery.sent, delivery.pending, delivery.errors)
+        if smtp is not None:
+            watched.add(SMTP)
+            problems |= smtp
+    try:
+        await notify(
+            config,
+            store,
+            make_sender(config),
+            from_address=sender_address(config),
+            watched=watched,
+            problems=problems,
+            now=now,
+        )
+    except Exception:  # an alert must never cost a run its result
+        log.exception("operator alerts failed")
 
 
 def _summary(report: RunReport) -> dict[str, object]:

@@ -386,11 +386,19 @@ def _phrase_words(raw: str, column: int, *, quoted: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
+def plain_words(text: str) -> tuple[str, ...] | None:
+    """The folded words of an entry that is a plain phrase (no syntax at all), else None."""
+    if _SYNTAX.search(text):
+        return None
+    return tuple(words(text)) or None
+
+
 @lru_cache(maxsize=8192)
 def parse_query(text: str) -> Query:
     """Parse one keyword or exclude entry; raise `QueryError` (message, 1-based column)."""
-    if not _SYNTAX.search(text) and (plain := words(text)):
-        return Query(text, Phrase(tuple(plain)))
+    plain = plain_words(text)
+    if plain is not None:
+        return Query(text, Phrase(plain))
     root = _Parser(text).parse()
     if evaluate(root, frozenset()):
         raise QueryError(

@@ -7,9 +7,9 @@ as an outbox (pending until the server accepts), fetch validators, runs and fetc
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -27,6 +27,8 @@ from bot.models import Link, Match, Paper, Reason, Subscriber
 
 #: shortest normalized title that may join two records with different ids
 MIN_TITLE_KEY_LENGTH = 20
+#: rate-limit events older than this are forgotten (the longest window the web app uses)
+RATE_HORIZON = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,23 @@ class PendingDigest:
     message_id: str
     created: datetime
     matches: tuple[Match, ...]
+    subscriber_id: int = 0
+    #: what the subscriber's manage/unsubscribe links must carry
+    token_version: int = 0
+    #: refusals in a row so far; a delivery resets them
+    hard_bounces: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the operator should hear about (e.g. `subscriber_suspended`), once."""
+
+    id: int
+    at: datetime
+    kind: str
+    email: str | None
+    detail: str
+    notified_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +105,44 @@ class StoreStatus:
     last_run: datetime | None
     last_run_status: str | None
     sources: tuple[SourceHealth, ...]
+    #: start of the last run that fetched at least one source well (monitoring's heartbeat)
+    last_good_run: datetime | None = None
+    #: creation time of the oldest digest still waiting to be sent
+    oldest_pending: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """One operator problem (`source:arxiv`, `smtp`): its state and what the operator heard.
+
+    `state` is `problem` or `ok`; `told` is the last thing mailed (`problem`, `ok` or None);
+    `last_alert` when the last problem alert went out (at most one a day).
+    """
+
+    problem: str
+    state: str
+    message: str
+    since: datetime
+    told: str | None = None
+    last_alert: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRecord:
+    """A subscriber in any status, with the token version their links must carry."""
+
+    subscriber: Subscriber
+    token_version: int
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignupResult:
+    """What a web sign-up did: `confirm` (now pending: mail a confirmation link) or `known`
+    (already active: nothing changed, mail the manage link)."""
+
+    action: str
+    record: SubscriberRecord
 
 
 def utcnow() -> datetime:
@@ -188,12 +245,54 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Rate-limit events of the web app (sign-ups, link mails), kept across restarts."""
+    db.executescript(
+        """
+        CREATE TABLE rate_events (bucket TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX rate_events_bucket ON rate_events(bucket, at);
+        CREATE INDEX rate_events_at ON rate_events(at);
+        """
+    )
+
+
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Operator events (suspensions), and digests found by subscriber."""
+    db.executescript(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL,
+            subscriber_id INTEGER REFERENCES subscribers(id), detail TEXT NOT NULL,
+            notified_at TEXT
+        );
+        CREATE INDEX events_unnotified ON events(id) WHERE notified_at IS NULL;
+        CREATE INDEX digests_subscriber ON digests(subscriber_id);
+        """
+    )
+
+
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Cadence: when each subscriber was last served; operator alerts, one per problem."""
+    db.executescript(
+        """
+        ALTER TABLE subscribers ADD COLUMN served_at TEXT;
+        CREATE TABLE operator_alerts (
+            problem TEXT PRIMARY KEY, state TEXT NOT NULL, message TEXT NOT NULL,
+            since TEXT NOT NULL, told TEXT, last_alert TEXT
+        );
+        """
+    )
+
+
 #: schema migrations, in order; the store's version is how many have run.
 #: Append only: a migration that has shipped is never edited.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
+    _migration_5,
+    _migration_6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -468,7 +567,10 @@ class Store:
                     " max_papers = excluded.max_papers, frequency = excluded.frequency,"
                     " weekday = excluded.weekday, send_at = excluded.send_at,"
                     " timezone = excluded.timezone, origin = 'config',"
-                    " status = CASE WHEN origin = 'config' THEN 'active' ELSE status END,"
+                    # the file wins for alerts, never over a person's own unsubscribe:
+                    # only a row the file had dropped comes back to life
+                    " status = CASE WHEN origin = 'config' AND status = 'removed'"
+                    " THEN 'active' ELSE status END,"
                     " updated = excluded.updated",
                     (*_subscriber_values(sub), stamp, stamp),
                 )
@@ -492,6 +594,136 @@ class Store:
             )
         )
         return _row_subscriber(rows[0]) if rows else None
+
+    # --- web subscribers -----------------------------------------------------------------
+
+    def subscriber_record(self, email: str) -> SubscriberRecord | None:
+        """The subscriber with this address whatever their status, with their token version."""
+        rows = list(self.db.query("SELECT * FROM subscribers WHERE email = ?", [email]))
+        return _row_record(rows[0]) if rows else None
+
+    def request_subscription(self, sub: Subscriber, now: datetime | None = None) -> SignupResult:
+        """A web sign-up: a new or lapsed address becomes pending, an active one is left alone.
+
+        A config-file address keeps the file's alerts; one the file dropped becomes a web
+        subscriber with the submitted alerts.
+        """
+        stamp = _iso(now or utcnow())
+        with self.transaction():
+            record = self.subscriber_record(sub.email)
+            if record is None:
+                self.db.execute(
+                    "INSERT INTO subscribers (email, name, keywords, authors, categories, exclude,"
+                    " max_papers, frequency, weekday, send_at, timezone, origin, status, created,"
+                    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'web', 'pending', ?, ?)",
+                    (*_subscriber_values(sub), stamp, stamp),
+                )
+            elif record.subscriber.status == "active":
+                return SignupResult("known", record)
+            elif record.subscriber.origin == "config" and record.subscriber.status != "removed":
+                self.db.execute(
+                    "UPDATE subscribers SET status = 'pending', updated = ? WHERE email = ?",
+                    (stamp, sub.email),
+                )
+            else:
+                self._write_alerts(sub, stamp, sets="origin = 'web', status = 'pending'")
+            fresh = self.subscriber_record(sub.email)
+        assert fresh is not None
+        return SignupResult("confirm", fresh)
+
+    def confirm_subscription(
+        self, email: str, version: int, now: datetime | None = None
+    ) -> SubscriberRecord | None:
+        """Activate a pending subscriber; None when the link's version or status no longer fit."""
+        stamp = _iso(now or utcnow())
+        with self.transaction():
+            self.db.execute(
+                "UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at,"
+                " ?), updated = ? WHERE email = ? AND token_version = ? AND status = 'pending'",
+                (stamp, stamp, email, version),
+            )
+            record = self.subscriber_record(email)
+        if record is None or record.token_version != version:
+            return None
+        return record if record.subscriber.status == "active" else None
+
+    def update_alerts(
+        self, sub: Subscriber, version: int, now: datetime | None = None
+    ) -> SubscriberRecord | None:
+        """Save a web subscriber's alerts and cadence; None when the link or origin do not allow."""
+        stamp = _iso(now or utcnow())
+        with self.transaction():
+            changed = self._write_alerts(
+                sub,
+                stamp,
+                where="token_version = ? AND origin = 'web' AND status IN ('active', 'pending')",
+                params=(version,),
+            )
+            record = self.subscriber_record(sub.email)
+        return record if changed else None
+
+    def _write_alerts(
+        self,
+        sub: Subscriber,
+        stamp: str | None,
+        *,
+        sets: str = "",
+        where: str = "1",
+        params: tuple[Any, ...] = (),
+    ) -> bool:
+        """Overwrite the alert and cadence columns of `sub.email` (where `where` holds)."""
+        extra = f", {sets}" if sets else ""
+        cursor = self.db.execute(
+            "UPDATE subscribers SET name = ?, keywords = ?, authors = ?, categories = ?,"
+            " exclude = ?, max_papers = ?, frequency = ?, weekday = ?, send_at = ?,"
+            f" timezone = ?, updated = ?{extra} WHERE email = ? AND {where}",
+            (*_subscriber_values(sub)[1:], stamp, sub.email, *params),
+        )
+        return cursor.rowcount == 1
+
+    def unsubscribe(self, email: str, version: int, now: datetime | None = None) -> bool:
+        """Stop all mail now: unsubscribed, every earlier link void, pending digests dropped."""
+        stamp = _iso(now or utcnow())
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT id FROM subscribers WHERE email = ? AND token_version = ?"
+                " AND status != 'unsubscribed'",
+                (email, version),
+            ).fetchone()
+            if row is None:
+                return False
+            self.db.execute(
+                "UPDATE subscribers SET status = 'unsubscribed', token_version = token_version + 1,"
+                " updated = ? WHERE id = ?",
+                (stamp, row[0]),
+            )
+            self.db.execute(
+                "UPDATE digests SET status = 'dropped' WHERE status = 'pending'"
+                " AND subscriber_id = ?",
+                (row[0],),
+            )
+        return True
+
+    def take_rate_slot(
+        self, bucket: str, limit: int, window: timedelta, now: datetime | None = None
+    ) -> bool:
+        """Count one event in `bucket` unless `limit` were counted within `window`; True if so.
+
+        Events older than RATE_HORIZON are forgotten, so the table stays small.
+        """
+        moment = (now or utcnow()).timestamp()
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM rate_events WHERE at < ?", (moment - RATE_HORIZON.total_seconds(),)
+            )
+            count = self.db.execute(
+                "SELECT count(*) FROM rate_events WHERE bucket = ? AND at > ?",
+                (bucket, moment - window.total_seconds()),
+            ).fetchone()[0]
+            if count >= limit:
+                return False
+            self.db.execute("INSERT INTO rate_events VALUES (?, ?)", (bucket, moment))
+        return True
 
     # --- matches and the digest outbox ---------------------------------------------------
 
@@ -531,27 +763,80 @@ class Store:
         rows = self.db.execute("SELECT email, id FROM subscribers WHERE status = 'active'")
         return dict(rows)
 
-    def create_digests(self, domain: str, now: datetime | None = None) -> int:
-        """Put every active subscriber's unassigned matches into a new pending digest."""
+    def create_digests(
+        self,
+        domain: str,
+        now: datetime | None = None,
+        *,
+        subscriber_ids: Iterable[int] | None = None,
+        served: bool = False,
+    ) -> int:
+        """Put active subscribers' unassigned matches into new pending digests, one each.
+
+        `subscriber_ids` limits this to those subscribers (e.g. the ones whose digest is
+        due); `served` also records that their cadence slot was served now, digest or not.
+        Set-based SQL in one transaction: a run dies before or after, never halfway.
+        """
         stamp = _iso(now or utcnow())
         with self.transaction():
-            waiting = self.db.execute(
-                "SELECT DISTINCT m.subscriber_id FROM matches m JOIN subscribers s"
-                " ON s.id = m.subscriber_id WHERE m.digest_id IS NULL AND s.status = 'active'"
-            ).fetchall()
-            for (subscriber_id,) in waiting:
-                message_id = f"<{uuid.uuid4().hex}@{domain}>"
-                cursor = self.db.execute(
-                    "INSERT INTO digests (subscriber_id, message_id, status, created)"
-                    " VALUES (?, ?, 'pending', ?)",
-                    (subscriber_id, message_id, stamp),
-                )
+            chosen = ""
+            if subscriber_ids is not None:
+                self._fill_temp_ids("chosen_subscribers", subscriber_ids)
+                chosen = " AND m.subscriber_id IN (SELECT id FROM temp.chosen_subscribers)"
+            before = self.db.execute("SELECT coalesce(max(id), 0) FROM digests").fetchone()[0]
+            # a 128-bit random left part, like uuid4().hex, made by SQLite in the same pass
+            cursor = self.db.execute(
+                "INSERT INTO digests (subscriber_id, message_id, status, created)"
+                " SELECT subscriber_id, '<' || lower(hex(randomblob(16))) || '@' || ? || '>',"
+                " 'pending', ? FROM (SELECT DISTINCT m.subscriber_id FROM matches m"
+                " JOIN subscribers s ON s.id = m.subscriber_id"
+                f" WHERE m.digest_id IS NULL AND s.status = 'active'{chosen})"
+                " ORDER BY subscriber_id",
+                (domain, stamp),
+            )
+            created = cursor.rowcount
+            self.db.execute(
+                "UPDATE matches SET digest_id = d.id FROM digests d"
+                " WHERE d.id > ? AND d.subscriber_id = matches.subscriber_id"
+                " AND matches.digest_id IS NULL",
+                (before,),
+            )
+            if served and subscriber_ids is not None:
                 self.db.execute(
-                    "UPDATE matches SET digest_id = ? WHERE subscriber_id = ?"
-                    " AND digest_id IS NULL",
-                    (cursor.lastrowid, subscriber_id),
+                    "UPDATE subscribers SET served_at = ?"
+                    " WHERE id IN (SELECT id FROM temp.chosen_subscribers)",
+                    (stamp,),
                 )
-        return len(waiting)
+        return int(created)
+
+    def cadence_marks(self) -> list[tuple[int, Subscriber, datetime | None]]:
+        """Every active subscriber's id, cadence and when they were last served.
+
+        The Subscribers carry only the address and the cadence fields (the worker asks
+        this every minute; alerts are not needed to decide who is due). Never served yet
+        counts from when they subscribed: the first digest comes at the first slot after
+        that, not the moment they appear.
+        """
+        rows = self.db.execute(
+            "SELECT id, email, frequency, weekday, send_at, timezone,"
+            " coalesce(served_at, created) FROM subscribers WHERE status = 'active' ORDER BY id"
+        )
+        return [
+            (
+                sid,
+                Subscriber(email, frequency=freq, weekday=day, send_at=at, timezone=zone),
+                _dt(mark),
+            )
+            for sid, email, freq, day, at, zone, mark in rows
+        ]
+
+    def _fill_temp_ids(self, table: str, ids: Iterable[int]) -> None:
+        """A temporary table of ids (a filter too long for `IN (?, ?, ...)`)."""
+        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY)")
+        self.db.execute(f"DELETE FROM temp.{table}")
+        self.db.conn.executemany(
+            f"INSERT OR IGNORE INTO temp.{table} VALUES (?)", ((i,) for i in ids)
+        )
 
     def drop_inactive_pending(self) -> int:
         """Pending digests of subscribers no longer active are dropped, never sent."""
@@ -564,30 +849,42 @@ class Store:
 
     def pending_digests(self) -> list[PendingDigest]:
         """Every digest waiting to be sent, oldest first, with its matches."""
-        rows = list(
-            self.db.query(
-                "SELECT s.*, d.id AS digest_id, d.message_id, d.created AS digest_created"
-                " FROM digests d"
-                " JOIN subscribers s ON s.id = d.subscriber_id"
-                " WHERE d.status = 'pending' AND s.status = 'active' ORDER BY d.id"
-            )
-        )
-        return [
-            PendingDigest(
-                id=row["digest_id"],
-                subscriber=_row_subscriber(row),
-                message_id=row["message_id"],
-                created=_dt(row["digest_created"]) or utcnow(),
-                matches=tuple(self._digest_matches(row["digest_id"])),
-            )
-            for row in rows
-        ]
+        return [digest for batch in self.pending_batches() for digest in batch]
 
-    def _digest_matches(self, digest_id: int) -> list[Match]:
+    def pending_batches(self, size: int = 500) -> Iterator[list[PendingDigest]]:
+        """The pending digests of active subscribers, oldest first, `size` at a time.
+
+        Each batch is read whole before it is handed out (two queries), so the caller may
+        mark digests in between; memory stays at one batch however long the outbox is.
+        """
+        after = 0
+        while True:
+            rows = list(
+                self.db.query(
+                    "SELECT s.*, d.id AS digest_id, d.subscriber_id, d.message_id,"
+                    " d.created AS digest_created FROM digests d"
+                    " JOIN subscribers s ON s.id = d.subscriber_id"
+                    " WHERE d.status = 'pending' AND d.id > ? AND s.status = 'active'"
+                    " ORDER BY d.id LIMIT ?",
+                    [after, size],
+                )
+            )
+            if not rows:
+                return
+            after = rows[-1]["digest_id"]
+            matches = self._matches_of_digests([row["digest_id"] for row in rows])
+            yield [_row_pending(row, matches.get(row["digest_id"], ())) for row in rows]
+
+    def _matches_of_digests(self, digest_ids: Sequence[int]) -> dict[int, tuple[Match, ...]]:
+        marks = ", ".join("?" for _ in digest_ids)
+        found: dict[int, list[Match]] = {}
         rows = self.db.execute(
-            "SELECT paper_id, reasons, score FROM matches WHERE digest_id = ?", (digest_id,)
+            f"SELECT digest_id, paper_id, reasons, score FROM matches WHERE digest_id IN ({marks})",
+            list(digest_ids),
         )
-        return [Match(pid, _reasons_from(reasons), score) for pid, reasons, score in rows]
+        for digest_id, pid, reasons, score in rows:
+            found.setdefault(digest_id, []).append(Match(pid, _reasons_from(reasons), score))
+        return {digest_id: tuple(matches) for digest_id, matches in found.items()}
 
     def undelivered_matches(self, email: str) -> list[Match]:
         """Matches of this subscriber not yet in a sent digest (for a preview)."""
@@ -619,12 +916,33 @@ class Store:
         return _dt(row[0]) if row else None
 
     def mark_sent(self, digest_id: int, now: datetime | None = None, status: str = "sent") -> None:
-        """The server accepted this digest (or `--no-send` skipped it): never send it again."""
+        """The server accepted this digest (or `--no-send` skipped it): never send it again.
+
+        One statement, committed at once (autocommit): called after every accepted message,
+        it is what keeps a killed run from sending that message again.
+        """
+        self.db.execute(
+            "UPDATE digests SET status = ?, sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+            (status, _iso(now or utcnow()), digest_id),
+        )
+
+    def pending_count(self) -> int:
+        """How many digests of active subscribers wait to be sent."""
+        row = self.db.execute(
+            "SELECT count(*) FROM digests d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.status = 'pending' AND s.status = 'active'"
+        ).fetchone()
+        return int(row[0])
+
+    def skip_all_pending(self, now: datetime | None = None) -> int:
+        """`--no-send`: every pending digest of an active subscriber counts as delivered."""
         with self.transaction():
-            self.db.execute(
-                "UPDATE digests SET status = ?, sent_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (status, _iso(now or utcnow()), digest_id),
+            cursor = self.db.execute(
+                "UPDATE digests SET status = 'skipped', sent_at = ? WHERE status = 'pending'"
+                " AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+                (_iso(now or utcnow()),),
             )
+        return int(cursor.rowcount)
 
     def mark_attempt_failed(self, digest_id: int, error: str, *, permanent: bool) -> None:
         """A send failed: a permanent refusal ends the digest, anything else leaves it pending."""
@@ -633,6 +951,111 @@ class Store:
                 "UPDATE digests SET attempts = attempts + 1, last_error = ?,"
                 " status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?",
                 (error, permanent, digest_id),
+            )
+
+    # --- bounces and operator events ---------------------------------------------------
+
+    def clear_hard_bounces(self, subscriber_id: int) -> None:
+        """A digest reached this subscriber: earlier refusals are no longer "in a row"."""
+        self.db.execute(
+            "UPDATE subscribers SET hard_bounces = 0 WHERE id = ? AND hard_bounces != 0",
+            (subscriber_id,),
+        )
+
+    def record_bounce(
+        self,
+        digest_id: int,
+        subscriber_id: int,
+        error: str,
+        *,
+        suspend_after: int,
+        now: datetime | None = None,
+    ) -> bool:
+        """A permanent refusal: the digest fails, and the `suspend_after`-th in a row suspends.
+
+        Returns True when this bounce suspended the subscriber; a `subscriber_suspended`
+        event then waits for the operator's notice (`unnotified_events`).
+        """
+        stamp = _iso(now or utcnow())
+        with self.transaction():
+            self.db.execute(
+                "UPDATE digests SET status = 'failed', attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (error, digest_id),
+            )
+            cursor = self.db.execute(
+                "UPDATE subscribers SET hard_bounces = hard_bounces + 1,"
+                " status = CASE WHEN hard_bounces + 1 >= ? THEN 'suspended' ELSE status END,"
+                " updated = ? WHERE id = ? AND status = 'active' RETURNING status, hard_bounces",
+                (suspend_after, stamp, subscriber_id),
+            )
+            row = cursor.fetchone()
+            suspended = row is not None and row[0] == "suspended"
+            if suspended:
+                self.db.execute(
+                    "INSERT INTO events (at, kind, subscriber_id, detail)"
+                    " VALUES (?, 'subscriber_suspended', ?, ?)",
+                    (stamp, subscriber_id, f"{row[1]} hard bounces in a row; last: {error}"),
+                )
+        return suspended
+
+    def unnotified_events(self) -> list[Event]:
+        """Operator events not yet reported, oldest first."""
+        return self._events("WHERE e.notified_at IS NULL")
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        """Every operator event (of this kind), oldest first."""
+        return self._events("WHERE e.kind = ?", kind) if kind else self._events("")
+
+    def _events(self, where: str, *params: Any) -> list[Event]:
+        rows = self.db.execute(
+            "SELECT e.id, e.at, e.kind, s.email, e.detail, e.notified_at FROM events e"
+            f" LEFT JOIN subscribers s ON s.id = e.subscriber_id {where} ORDER BY e.id",
+            params,
+        )
+        return [
+            Event(id, _dt(at) or utcnow(), kind, email, detail, _dt(notified))
+            for id, at, kind, email, detail, notified in rows
+        ]
+
+    def mark_events_notified(self, ids: Iterable[int], now: datetime | None = None) -> None:
+        """These events have been reported to the operator."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE events SET notified_at = ? WHERE id = ?",
+                [(_iso(now or utcnow()), i) for i in ids],
+            )
+
+    # --- operator alerts -----------------------------------------------------------------
+
+    def alert_states(self) -> dict[str, AlertState]:
+        """Every operator problem ever seen, by key."""
+        rows = self.db.query("SELECT * FROM operator_alerts")
+        return {
+            row["problem"]: AlertState(
+                problem=row["problem"],
+                state=row["state"],
+                message=row["message"],
+                since=_dt(row["since"]) or utcnow(),
+                told=row["told"],
+                last_alert=_dt(row["last_alert"]),
+            )
+            for row in rows
+        }
+
+    def save_alert_state(self, alert: AlertState) -> None:
+        """Remember an operator problem's state and what the operator was told."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO operator_alerts VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    alert.problem,
+                    alert.state,
+                    alert.message,
+                    _iso(alert.since),
+                    alert.told,
+                    _iso(alert.last_alert),
+                ),
             )
 
     # --- status --------------------------------------------------------------------------
@@ -645,6 +1068,13 @@ class Store:
         last_run = self.db.execute(
             "SELECT started, status FROM runs ORDER BY id DESC LIMIT 1"
         ).fetchone()
+        last_good = self.db.execute(
+            "SELECT max(started) FROM runs WHERE status IN ('ok', 'partial')"
+        ).fetchone()[0]
+        oldest_pending = self.db.execute(
+            "SELECT min(d.created) FROM digests d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.status = 'pending' AND s.status = 'active'"
+        ).fetchone()[0]
         return StoreStatus(
             papers=self.paper_count(),
             subscribers=len(self._subscriber_ids()),
@@ -654,6 +1084,8 @@ class Store:
             last_run=_dt(last_run[0]) if last_run else None,
             last_run_status=last_run[1] if last_run else None,
             sources=tuple(self._source_health()),
+            last_good_run=_dt(last_good),
+            oldest_pending=_dt(oldest_pending),
         )
 
     def _source_health(self) -> Iterator[SourceHealth]:
@@ -766,12 +1198,35 @@ def _row_subscriber(row: Mapping[str, Any]) -> Subscriber:
     )
 
 
+def _row_record(row: Mapping[str, Any]) -> SubscriberRecord:
+    return SubscriberRecord(
+        subscriber=_row_subscriber(row),
+        token_version=row["token_version"],
+        confirmed_at=_dt(row["confirmed_at"]),
+    )
+
+
 def _reasons_json(reasons: Sequence[Reason]) -> str:
     return json.dumps([[r.kind, r.alert, list(r.terms)] for r in reasons], ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=65536)
 def _reasons_from(text: str) -> tuple[Reason, ...]:
+    # cached: a popular alert yields the same reasons text for many subscribers
     return tuple(Reason(kind, alert, tuple(terms)) for kind, alert, terms in json.loads(text))
+
+
+def _row_pending(row: Mapping[str, Any], matches: tuple[Match, ...]) -> PendingDigest:
+    return PendingDigest(
+        id=row["digest_id"],
+        subscriber=_row_subscriber(row),
+        message_id=row["message_id"],
+        created=_dt(row["digest_created"]) or utcnow(),
+        matches=matches,
+        subscriber_id=row["subscriber_id"],
+        token_version=row["token_version"],
+        hard_bounces=row["hard_bounces"],
+    )
 
 
 def recent_window(days: int = 7, now: datetime | None = None) -> datetime:

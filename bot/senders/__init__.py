@@ -3,7 +3,10 @@
 from bot.senders.base import (
     KINDS,
     FatalSendError,
+    MessageSigner,
+    RecipientRefused,
     Sender,
+    ServerUnavailable,
     envelope_sender,
     get_kind,
     message_bytes,
@@ -16,8 +19,11 @@ from bot.senders.smtp import SmtpSender
 __all__ = [
     "KINDS",
     "FatalSendError",
+    "MessageSigner",
     "OutboxSender",
+    "RecipientRefused",
     "Sender",
+    "ServerUnavailable",
     "SmtpSender",
     "envelope_sender",
     "get_kind",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from bot.senders.base import (
     FatalSendError,
+    MessageSigner,
     Sender,
-    message_bytes,
     one_line,
     recipients_of,
     register,
@@ -28,8 +28,9 @@ class OutboxSender(Sender):
 
     name = "outbox"
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, *, signer: MessageSigner | None = None) -> None:
         self.directory = Path(directory)
+        self.signer = signer
 
     async def open(self) -> None:
         """Create the folder."""
@@ -42,7 +43,7 @@ class OutboxSender(Sender):
         """Write the message as an .eml file; a reader never sees half a file."""
         path = self.directory / file_name(message)
         try:
-            _write_atomically(path, message_bytes(message))
+            _write_atomically(path, self.serialize(message))
         except OSError as exc:
             raise FatalSendError(f"cannot write {path}: {one_line(exc)}") from exc
 

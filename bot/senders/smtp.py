@@ -15,9 +15,11 @@ import aiosmtplib
 from bot.errors import SendError
 from bot.senders.base import (
     FatalSendError,
+    MessageSigner,
+    RecipientRefused,
     Sender,
+    ServerUnavailable,
     envelope_sender,
-    message_bytes,
     one_line,
     recipients_of,
     register,
@@ -37,7 +39,9 @@ class SmtpSender(Sender):
 
     Up to `connections` connections are opened as concurrent `send` calls need them and kept
     for the whole batch. A connection found dropped is reopened once per message. Failures
-    to connect or log in are FatalSendError (every message would fail alike).
+    to connect or log in are FatalSendError (every message would fail alike); of those, a
+    server that is down or busy is ServerUnavailable (worth retrying), while a refused login
+    or a failed TLS handshake is not.
     """
 
     name = "smtp"
@@ -53,6 +57,7 @@ class SmtpSender(Sender):
         timeout: float = 30.0,
         connections: int = 1,
         tls_context: ssl.SSLContext | None = None,
+        signer: MessageSigner | None = None,
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError(f"security must be starttls, tls or none, not {security!r}")
@@ -63,6 +68,7 @@ class SmtpSender(Sender):
         self.timeout = timeout
         self.connections = connections
         self.tls_context = tls_context
+        self.signer = signer
         self._clients: list[aiosmtplib.SMTP] = []
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] | None = None
 
@@ -127,7 +133,10 @@ class SmtpSender(Sender):
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             reason = one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
             reason = _CONNECT_PREFIX.sub("", reason)  # aiosmtplib repeats host and port
-            raise FatalSendError(f"cannot connect to SMTP server {self.where}: {reason}") from exc
+            what = f"cannot connect to SMTP server {self.where}: {reason}"
+            if _retryable_connect_error(exc):
+                raise ServerUnavailable(what) from exc
+            raise FatalSendError(what) from exc
 
     # --- one message ----------------------------------------------------------------------
 
@@ -154,12 +163,15 @@ class SmtpSender(Sender):
     ) -> None:
         to = ", ".join(recipients)
         options, eight_bit, utf8 = self._mail_options(client, sender, recipients)
-        data = message_bytes(message, eight_bit=eight_bit, utf8=utf8)
+        data = self.serialize(message, eight_bit=eight_bit, utf8=utf8)
         try:
             refused, _ = await client.sendmail(sender, recipients, data, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
-            self._refused(f"{to}: recipient refused by {self.where}", first.code, first.message)
+            raise RecipientRefused(
+                f"{to}: recipient refused by {self.where}: {first.code} {one_line(first.message)}",
+                permanent=first.code >= 500,
+            ) from exc
         except aiosmtplib.SMTPSenderRefused as exc:
             self._sender_refused(sender, exc)
         except aiosmtplib.SMTPTimeoutError as exc:
@@ -208,3 +220,21 @@ class SmtpSender(Sender):
         if exc.code >= 500 and exc.code != _SIZE_REFUSED:
             raise FatalSendError(what) from exc
         raise SendError(what, permanent=exc.code >= 500) from exc
+
+
+def _retryable_connect_error(exc: BaseException) -> bool:
+    """Whether a failure to connect may go away by itself (down, busy) rather than by a fix.
+
+    TLS failures (a bad certificate, no STARTTLS offered) and 5xx greetings need the operator.
+    """
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code < 500
+    seen: BaseException | None = exc
+    for _ in range(10):  # the cause chain is short; the bound only guards against a cycle
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            return False
+        seen = seen.__cause__ or seen.__context__
+    message = str(getattr(exc, "message", exc))
+    return "STARTTLS" not in message

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from bot.errors import ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
+from bot.schedule import Schedule
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.rss import (
     EntryError,
@@ -86,6 +87,9 @@ class ArxivRssSource(SourceKind):
 
     name = "arxiv-rss"
     options_model = ArxivRssOptions
+    # arXiv announces at 20:00 New York time and rebuilds these feeds at midnight after it;
+    # daily, so that monitoring sees a run at weekends too (the feeds are empty then)
+    default_schedule = Schedule("30 0 * * *", "America/New_York")
 
     def start_urls(self, options: ArxivRssOptions, window: FetchWindow) -> list[str]:
         """One feed for all the categories (`cs.LG+stat.ML`), or the configured URL."""

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.models import Listing
+from bot.schedule import Schedule, check_cron
 
 
 class SourceOptions(BaseModel):
@@ -20,6 +21,16 @@ class SourceOptions(BaseModel):
     url: str | None = Field(
         None, description="override the endpoint (a mirror, a local test server)"
     )
+    schedule: str | None = Field(
+        None,
+        description="when `paperbot run` fetches it: cron, e.g. '0 6 * * *', in the config's"
+        " timezone (default: the kind's rhythm, shown by check-config)",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        return check_cron(value) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +46,8 @@ class SourceKind(ABC):
 
     name: ClassVar[str]
     options_model: ClassVar[type[SourceOptions]] = SourceOptions
+    #: when the worker fetches a source of this kind unless its `schedule:` says otherwise
+    default_schedule: ClassVar[Schedule] = Schedule("0 5 * * *")
 
     @abstractmethod
     def start_urls(self, options: Any, window: FetchWindow) -> list[str]:

@@ -1,0 +1,306 @@
+"""Benchmark of the whole daily cycle (not a test): feed over HTTP -> ... -> SMTP sink.
+
+    .venv/bin/python bench/deliver.py [--subscribers 10000 100000] [--papers 2000]
+                                      [--connections 4] [--seed 1]
+
+For each subscriber count, in a fresh process and a fresh SQLite file: a synthetic
+arXiv-like day of `--papers` papers (bench/match.py's generator: ~10-word titles,
+~180-word abstracts, Zipf-like topics and authors) is served as an arXiv RSS feed by a
+local HTTP server, and subscribers with ~5 phrases and ~3 followed authors each are
+synced from the config. The cycle then runs stage by stage as `paperbot once` does
+(sync, fetch + parse, record, match, digests, deliver) against a local aiosmtpd sink on
+`--connections` connections. The HTTP server and the sink run in another process, so
+they do not share this one's event loop (the machine's second core goes to the sink).
+Then the same cycle runs again the same day (`run_once`, as `paperbot once` does): it
+must send nothing.
+
+Prints the time per stage, digests/s (deliver stage and end to end), peak memory (max
+RSS of the measuring process, which holds the config's subscribers but not the data
+generator), and the sink's message count and CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import pickle
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.match import World, make_paper, make_subscriber
+from bot.config import Config, parse_config
+from bot.deliver import deliver, make_sender, message_domain
+from bot.match import AlertIndex
+from bot.models import Paper, Subscriber
+from bot.pipeline import fetch_all, record_outcomes, run_once
+from bot.store import Store, utcnow
+
+HOST = "127.0.0.1"
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def generate(folder: Path, papers: int, subscribers: int, seed: int) -> None:
+    """Write the day's feed and the subscribers (pickled) into `folder`."""
+    world = World(random.Random(seed))
+    day = [make_paper(world, i) for i in range(papers)]
+    (folder / "feed.xml").write_bytes(arxiv_rss(day))
+    people = [make_subscriber(world, i) for i in range(subscribers)]
+    (folder / "subscribers.pickle").write_bytes(pickle.dumps(people))
+
+
+def arxiv_rss(papers: list[Paper]) -> bytes:
+    """The papers as rss.arxiv.org writes its daily feed."""
+    date = format_datetime(utcnow().replace(hour=0, minute=0, second=0, microsecond=0))
+    items = "".join(_item(paper, date) for paper in papers)
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?>\n"
+        '<rss xmlns:arxiv="http://arxiv.org/schemas/atom"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/" version="2.0"><channel>'
+        "<title>cs updates on arXiv.org</title><link>http://rss.arxiv.org/rss/cs</link>"
+        f"<description>cs updates</description><pubDate>{date}</pubDate>"
+        f"{items}</channel></rss>\n"
+    ).encode()
+
+
+def _item(paper: Paper, date: str) -> str:
+    categories = "".join(f"<category>{c}</category>" for c in paper.categories)
+    return (
+        f"<item><title>{escape(paper.title)}</title>"
+        f"<link>https://arxiv.org/abs/{paper.id}</link>"
+        f"<description>arXiv:{paper.id}v1 Announce Type: new \n"
+        f"Abstract: {escape(paper.abstract)}</description>"
+        f'<guid isPermaLink="false">oai:arXiv.org:{paper.id}v1</guid>{categories}'
+        f"<pubDate>{date}</pubDate><arxiv:announce_type>new</arxiv:announce_type>"
+        f"<dc:creator>{escape(', '.join(paper.authors))}</dc:creator></item>"
+    )
+
+
+# --- the HTTP server and the SMTP sink (another process) ---------------------------------------
+
+
+def services(feed: Path, ports: Any, stop: Any, results: Any) -> None:
+    """Serve the feed over HTTP and sink SMTP mail until `stop` is set; report the count."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from aiosmtpd.smtp import SMTP
+
+    body = feed.read_bytes()
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    http = ThreadingHTTPServer((HOST, 0), Feed)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+
+    class Sink:
+        count = 0
+        size = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            Sink.count += 1
+            Sink.size += len(envelope.content)
+            return "250 2.0.0 Ok: queued"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(Sink(), hostname="sink"), HOST, 0)
+        ports.put((http.server_address[1], server.sockets[0].getsockname()[1]))
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        server.close()
+
+    asyncio.run(main())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put((Sink.count, Sink.size, usage.ru_utime + usage.ru_stime))
+
+
+@contextlib.contextmanager
+def running_services(feed: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(http port, smtp port, results) while the services process runs."""
+    context = multiprocessing.get_context("spawn")
+    ports, results, stop = context.Queue(), context.Queue(), context.Event()
+    process = context.Process(target=services, args=(feed, ports, stop, results))
+    process.start()
+    outcome: dict[str, Any] = {}
+    try:
+        http_port, smtp_port = ports.get(timeout=60)
+        yield http_port, smtp_port, outcome
+    finally:
+        stop.set()
+        outcome["count"], outcome["bytes"], outcome["cpu"] = results.get(timeout=60)
+        process.join()
+
+
+# --- the cycle --------------------------------------------------------------------------------
+
+
+def bench_config(folder: Path, http_port: int, smtp_port: int, connections: int) -> Config:
+    """A config reading the served feed and sending to the sink."""
+    return parse_config(
+        f"""
+database: {folder / "paperbot.db"}
+outbox: {folder / "outbox"}
+base_url: https://papers.example.org
+sources:
+  - {{name: arxiv, kind: arxiv-rss, url: "http://{HOST}:{http_port}/rss/cs"}}
+smtp:
+  host: {HOST}
+  port: {smtp_port}
+  security: none
+  from: "paperbot <bot@example.org>"
+  connections: {connections}
+""",
+        folder / "paperbot.yaml",
+    )
+
+
+class Stages:
+    """Wall and CPU time per stage, printed as it goes."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage."""
+        start, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.times[name] = time.perf_counter() - start
+        print(
+            f"  {name:<20} {self.times[name]:8.2f} s wall {time.process_time() - cpu:8.2f} s CPU"
+            f"   (max RSS {max_rss_mb():,.0f} MB)"
+        )
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds of this process since the first stage began."""
+        return time.process_time() - self.cpu_start
+
+    @property
+    def total(self) -> float:
+        """Seconds since the first stage began."""
+        return time.perf_counter() - self.start
+
+
+async def first_run(config: Config) -> tuple[Stages, int, int]:
+    """The cycle stage by stage, as `pipeline._cycle` runs it; (stages, matches, sent)."""
+    stages = Stages()
+    store = Store.open(config.database)
+    now = utcnow()
+    with stages.stage("sync subscribers"):
+        store.sync_config_subscribers(config.subscribers)
+        run_id = store.start_run(now)
+    with stages.stage("fetch + parse"):
+        outcomes = await fetch_all(config, store, now)
+    with stages.stage("record"):
+        record_outcomes(store, run_id, outcomes)
+    with stages.stage("match: build index"):
+        papers = store.papers_to_match()
+        index = AlertIndex.build(store.active_subscribers())
+    with stages.stage("match: match"):
+        found = index.match(papers)
+    with stages.stage("match: store"):
+        matched = store.add_matches(found, matched=[p.id for p in papers])
+        del found, index
+    with stages.stage("create digests"):
+        store.drop_inactive_pending()
+        digests = store.create_digests(message_domain(config))
+    with stages.stage("render + send"):
+        report = await deliver(config, store, make_sender(config))
+    store.finish_run(run_id, "ok", {"sent": report.sent})
+    store.close()
+    print(f"  {digests:,} digests created, {report.sent:,} sent, {report.pending} pending,")
+    print(f"  errors: {list(report.errors)[:3]}")
+    return stages, matched, report.sent
+
+
+def run_scale(folder: Path, subscribers: int, connections: int) -> None:
+    """Both runs for one subscriber count, printing figures (in its own process)."""
+    people: list[Subscriber] = pickle.loads((folder / "subscribers.pickle").read_bytes())
+    with running_services(folder / "feed.xml") as (http_port, smtp_port, sink):
+        config = replace(
+            bench_config(folder, http_port, smtp_port, connections), subscribers=tuple(people)
+        )
+        del people
+        print(f"{subscribers:,} subscribers, first run:")
+        stages, matched, sent = asyncio.run(first_run(config))
+        total, cpu = stages.total, stages.cpu
+        deliver_time = stages.times["render + send"]
+        print(f"  {matched:,} matches")
+        print(
+            f"  whole cycle {total:.1f} s ({cpu:.1f} s CPU): {sent / total:,.0f} digests/s end to"
+            f" end; render + send {sent / deliver_time:,.0f} digests/s"
+        )
+        start = time.perf_counter()
+        again = asyncio.run(run_once(config))
+        print(
+            f"second run the same day: {time.perf_counter() - start:.1f} s,"
+            f" {again.delivery.sent} sent, {again.new_papers} new papers"
+        )
+    print(
+        f"sink: {sink['count']:,} messages, {sink['bytes'] / max(sink['count'], 1) / 1000:.1f} KB"
+        f" average, {sink['cpu']:.1f} s CPU"
+    )
+    print(f"peak memory (max RSS of the measuring process): {max_rss_mb():,.0f} MB")
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}\n")
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    """Generate the data, then measure each subscriber count in a fresh process."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--papers", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    for count in args.subscribers:
+        with tempfile.TemporaryDirectory(prefix="paperbot-bench-") as scratch:
+            folder = Path(scratch)
+            start = time.perf_counter()
+            maker = context.Process(target=generate, args=(folder, args.papers, count, args.seed))
+            maker.start()
+            maker.join()
+            print(
+                f"generated {args.papers:,} papers and {count:,} subscribers"
+                f" in {time.perf_counter() - start:.1f} s (seed {args.seed})"
+            )
+            runner = context.Process(target=run_scale, args=(folder, count, args.connections))
+            runner.start()
+            runner.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,476 @@
+"""Delivery: send the outbox's pending digests over a few connections, marking each at once.
+
+The store's outbox is read a batch at a time and each digest is rendered just before it
+is sent, so memory stays flat however many subscribers there are. `connections` workers
+each keep one SMTP connection busy; an optional rate limit spaces messages out. A digest
+is marked sent the moment the server accepts it: a run killed at any point and started
+again sends each pending digest once, except the messages in flight at the kill (at most
+one per connection), which go again with the same Message-ID.
+
+Failures: a 4xx or a lost connection is retried with back-off within the run, then left
+pending for the next run; a 5xx for one recipient fails that digest (a hard bounce; the
+`max_hard_bounces`-th in a row suspends the subscriber) and the others go on; a server
+that stays unreachable, refuses our login or fails TLS stops the run with one error and
+leaves everything else pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from bot.config import Config, dkim_signer
+from bot.digest import build_digest
+from bot.errors import SendError
+from bot.models import Paper
+from bot.render import build_message, render_digest
+from bot.senders import (
+    FatalSendError,
+    MessageSigner,
+    OutboxSender,
+    RecipientRefused,
+    Sender,
+    ServerUnavailable,
+    SmtpSender,
+)
+from bot.store import PendingDigest, Store, utcnow
+from bot.tokens import link, make_token, secret_from_env
+
+log = logging.getLogger("paperbot.deliver")
+
+DEFAULT_FROM = "paperbot <paperbot@localhost>"
+#: the web app's pages that the links in every digest point to (see bot/web.py)
+UNSUBSCRIBE_PATH, MANAGE_PATH = "unsubscribe", "manage"
+#: errors listed one by one in the report and the log; the rest are counted
+MAX_LISTED_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """How the outbox went: sent, refused for good, left pending, and the errors."""
+
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    errors: tuple[str, ...] = ()
+    bounced: int = 0
+    suspended: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How hard and how fast to push: connections, rate, retries, bounce threshold."""
+
+    connections: int = 1
+    messages_per_second: float | None = None
+    retries: int = 2
+    retry_delay: float = 5.0
+    max_hard_bounces: int = 3
+    batch_size: int = 500
+
+    @classmethod
+    def from_config(cls, config: Config) -> DeliverySettings:
+        """The settings of the config's `smtp:` section (one connection for .eml files)."""
+        smtp = config.smtp
+        if smtp is None:
+            return cls()
+        return cls(
+            connections=smtp.connections,
+            messages_per_second=smtp.messages_per_second,
+            retries=smtp.retries,
+            retry_delay=smtp.retry_delay,
+            max_hard_bounces=smtp.max_hard_bounces,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Letterhead:
+    """What every digest's headers and links share: addresses, list identity, link secret."""
+
+    from_: str
+    domain: str
+    list_name: str
+    unsubscribe_mailto: str
+    base_url: str | None = None
+    secret: str | None = None
+    reply_to: str | None = None
+    sender: str | None = None
+
+    @property
+    def list_id(self) -> str:
+        """`List-Id: paperbot <paperbot.example.org>`."""
+        return f"{self.list_name} <{self.list_name}.{self.domain}>"
+
+    def links(self, email: str, token_version: int) -> tuple[str | None, str | None]:
+        """(manage, unsubscribe) links of the web app, or (None, None) without base_url+secret."""
+        if not (self.base_url and self.secret):
+            return None, None
+        return (
+            link(
+                self.base_url, MANAGE_PATH, make_token(self.secret, "manage", email, token_version)
+            ),
+            link(
+                self.base_url,
+                UNSUBSCRIBE_PATH,
+                make_token(self.secret, "unsubscribe", email, token_version),
+            ),
+        )
+
+
+# --- configuration -> parts ------------------------------------------------------------------
+
+
+def sender_address(config: Config) -> str:
+    """The From address of every digest."""
+    return config.smtp.from_ if config.smtp else DEFAULT_FROM
+
+
+def message_domain(config: Config) -> str:
+    """The domain of Message-IDs: the From address's domain."""
+    return parseaddr(sender_address(config))[1].rpartition("@")[2] or "localhost"
+
+
+def letterhead(config: Config) -> Letterhead:
+    """The shared headers and link settings of this config's digests."""
+    smtp = config.smtp
+    domain = message_domain(config)
+    return Letterhead(
+        from_=sender_address(config),
+        domain=domain,
+        list_name=config.list_name,
+        unsubscribe_mailto=smtp.unsubscribe_address if smtp else f"paperbot+unsubscribe@{domain}",
+        base_url=config.base_url,
+        secret=secret_from_env(),
+        reply_to=smtp.reply_to if smtp else None,
+        sender=smtp.sender if smtp else None,
+    )
+
+
+def make_signer(config: Config) -> MessageSigner | None:
+    """The DKIM signer when `smtp.dkim` is configured."""
+    smtp = config.smtp
+    return dkim_signer(smtp.dkim) if smtp and smtp.dkim else None
+
+
+def make_sender(config: Config) -> Sender:
+    """The SMTP sender when `smtp:` is configured, else the .eml outbox folder."""
+    smtp = config.smtp
+    if smtp is None:
+        return OutboxSender(config.outbox)
+    return SmtpSender(
+        host=smtp.host,
+        port=smtp.effective_port,
+        security=smtp.security,
+        username=smtp.username,
+        password=smtp.password(),
+        timeout=smtp.timeout,
+        connections=smtp.connections,
+        signer=make_signer(config),
+    )
+
+
+def digest_message(
+    head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper], now: datetime
+) -> EmailMessage:
+    """The email of one pending digest (pure; ValueError on a header that cannot be sent)."""
+    digest = build_digest(
+        pending.subscriber,
+        pending.matches,
+        papers,
+        message_id=pending.message_id,
+        created=pending.created,
+    )
+    manage, unsubscribe = head.links(pending.subscriber.email, pending.token_version)
+    rendered = render_digest(
+        digest, list_name=head.list_name, manage_url=manage, unsubscribe_url=unsubscribe
+    )
+    return build_message(
+        rendered,
+        sender=head.from_,
+        recipient=pending.subscriber.email,
+        message_id=pending.message_id,
+        date=now,
+        list_id=head.list_id,
+        unsubscribe_url=unsubscribe,
+        unsubscribe_mailto=head.unsubscribe_mailto,
+        reply_to=head.reply_to,
+        sender_header=head.sender,
+    )
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+async def deliver(
+    config: Config, store: Store, sender: Sender, settings: DeliverySettings | None = None
+) -> DeliveryReport:
+    """Send every pending digest; mark each sent only once the server has accepted it."""
+    run = _Delivery(
+        store, sender, letterhead(config), settings or DeliverySettings.from_config(config)
+    )
+    return await run.run()
+
+
+def skip_pending(store: Store) -> DeliveryReport:
+    """`--no-send`: mark every pending digest as delivered without sending it."""
+    store.skip_all_pending()
+    return DeliveryReport()
+
+
+@dataclass(slots=True)
+class _Item:
+    """A digest on its way: its message, and how many times this run has tried it."""
+
+    pending: PendingDigest
+    message: EmailMessage
+    tries: int = 0
+
+
+class RateLimiter:
+    """Spaces calls evenly: at most `per_second` on average and never in bursts."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        """Return when the next message may go."""
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval  # reserved before sleeping: no lock needed
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class _Delivery:
+    """One delivery run: a producer renders, `connections` workers send, the store records."""
+
+    def __init__(
+        self, store: Store, sender: Sender, head: Letterhead, settings: DeliverySettings
+    ) -> None:
+        self.store, self.sender, self.head, self.settings = store, sender, head, settings
+        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=4 * settings.connections)
+        self.limiter = RateLimiter(settings.messages_per_second)
+        self.papers: dict[str, Paper] = {}
+        self.outstanding = 0  # queued, being sent, or waiting for a retry
+        self.drained = asyncio.Event()
+        self.retrying: set[asyncio.Task[None]] = set()
+        self.stopped = False
+        self.paused_until = 0.0
+        self.server_failures = 0
+        self.sent = self.failed = self.bounced = self.suspended = 0
+        self.errors: list[str] = []
+        self.error_count = 0
+
+    async def run(self) -> DeliveryReport:
+        """Open the sender (retrying a server that is down), send everything, close."""
+        if self.store.pending_count() and await self._open():
+            try:
+                await self._send_all()
+            finally:
+                await self.sender.close()
+        return self._report()
+
+    async def _send_all(self) -> None:
+        """The producer and the workers; a bug in any of them stops all (never a hang)."""
+        tasks = [asyncio.create_task(self._produce())]
+        tasks += [asyncio.create_task(self._worker()) for _ in range(self.settings.connections)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # re-raises the first unexpected error
+        finally:
+            for task in [*tasks, *self.retrying]:
+                task.cancel()
+
+    async def _open(self) -> bool:
+        for attempt in range(self.settings.retries + 1):
+            try:
+                await self.sender.open()
+                return True
+            except ServerUnavailable as exc:
+                if attempt == self.settings.retries:
+                    self._error(f"{exc} (tried {attempt + 1} times)")
+                    return False
+                await asyncio.sleep(self._backoff(attempt))
+            except SendError as exc:  # authentication, TLS, an unusable outbox folder
+                self._error(str(exc))
+                return False
+        return False
+
+    # --- producer ---------------------------------------------------------------------------
+
+    async def _produce(self) -> None:
+        """Render each pending digest into the queue; then wait for the stragglers."""
+        for batch in self.store.pending_batches(self.settings.batch_size):
+            self._load_papers(batch)
+            for pending in batch:
+                if self.stopped:
+                    break
+                item = self._item(pending)
+                if item is not None:
+                    self._track(+1)
+                    await self.queue.put(item)
+            if self.stopped:
+                break
+        if self.outstanding:
+            await self.drained.wait()
+        for _ in range(self.settings.connections):
+            await self.queue.put(None)
+
+    def _load_papers(self, batch: list[PendingDigest]) -> None:
+        # one query per batch for the papers not seen yet: most recur in many digests
+        wanted = {m.paper_id for digest in batch for m in digest.matches} - self.papers.keys()
+        if wanted:
+            self.papers.update(self.store.papers(wanted))
+
+    def _item(self, pending: PendingDigest) -> _Item | None:
+        try:
+            return _Item(pending, digest_message(self.head, pending, self.papers, utcnow()))
+        except ValueError as exc:  # an address or header that no server would take
+            error = f"{pending.subscriber.email}: cannot build the digest: {exc}"
+            self.store.mark_attempt_failed(pending.id, error, permanent=True)
+            self.failed += 1
+            self._error(error)
+            return None
+
+    def _track(self, change: int) -> None:
+        self.outstanding += change
+        if self.outstanding:
+            self.drained.clear()
+        else:
+            self.drained.set()
+
+    # --- workers ----------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            if self.stopped:
+                self._track(-1)  # left pending for the next run
+                continue
+            await self._pause()
+            await self.limiter.wait()
+            await self._send(item)
+
+    async def _pause(self) -> None:
+        """Wait while the server is being given time to come back."""
+        delay = self.paused_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _send(self, item: _Item) -> None:
+        pending = item.pending
+        try:
+            await self.sender.send(item.message)
+        except ServerUnavailable as exc:
+            self._server_down(item, exc)
+            return
+        except FatalSendError as exc:  # every further message would fail alike
+            self._stop(str(exc))
+        except SendError as exc:
+            if not exc.permanent:
+                self._retry_or_leave(item, exc)
+                return
+            self._refused(pending, exc)
+        else:
+            self.store.mark_sent(pending.id)
+            self.sent += 1
+            self.server_failures = 0
+            if pending.hard_bounces:
+                self.store.clear_hard_bounces(pending.subscriber_id)
+        self._track(-1)
+
+    def _refused(self, pending: PendingDigest, exc: SendError) -> None:
+        """A permanent refusal: the digest fails; a refused recipient is a hard bounce."""
+        self.failed += 1
+        self._error(str(exc))
+        if not isinstance(exc, RecipientRefused):
+            self.store.mark_attempt_failed(pending.id, str(exc), permanent=True)
+            return
+        self.bounced += 1
+        limit = self.settings.max_hard_bounces
+        if self.store.record_bounce(
+            pending.id, pending.subscriber_id, str(exc), suspend_after=limit
+        ):
+            self.suspended += 1
+            log.warning(
+                "operator notice: subscriber %s suspended after %d hard bounces in a row; last: %s",
+                pending.subscriber.email,
+                limit,
+                exc,
+            )
+
+    def _retry_or_leave(self, item: _Item, exc: SendError) -> None:
+        """A 4xx or a lost connection: try again after a pause, or leave it for the next run."""
+        item.tries += 1
+        if item.tries <= self.settings.retries and not self.stopped:
+            self._later(item, self._backoff(item.tries - 1))
+            return
+        self.store.mark_attempt_failed(item.pending.id, str(exc), permanent=False)
+        self._error(f"{exc} (left pending after {item.tries} tries)")
+        self._track(-1)
+
+    def _server_down(self, item: _Item, exc: ServerUnavailable) -> None:
+        """The server went away: everyone pauses, the message waits; give up after retries."""
+        now = time.monotonic()
+        if now >= self.paused_until:  # several workers notice one outage: count it once
+            self.server_failures += 1
+            if self.server_failures > self.settings.retries:
+                self._stop(f"{exc} (tried {self.server_failures} times)")
+                self._track(-1)
+                return
+            self.paused_until = now + self._backoff(self.server_failures - 1)
+        self._later(item, max(0.0, self.paused_until - now))
+
+    def _later(self, item: _Item, delay: float) -> None:
+        async def requeue() -> None:
+            try:
+                await asyncio.sleep(delay)
+                await self.queue.put(item)
+            except asyncio.CancelledError:  # the run stopped: the digest stays pending
+                self._track(-1)
+                raise
+
+        task = asyncio.create_task(requeue())
+        self.retrying.add(task)
+        task.add_done_callback(self.retrying.discard)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(self.settings.retry_delay * 2**attempt)
+
+    def _stop(self, error: str) -> None:
+        """Send nothing more: what is queued or waiting stays pending for the next run."""
+        if not self.stopped:
+            self.stopped = True
+            self._error(error)
+            for task in self.retrying:
+                task.cancel()
+
+    def _error(self, error: str) -> None:
+        self.error_count += 1
+        if self.error_count <= MAX_LISTED_ERRORS:
+            self.errors.append(error)
+            log.error("send: %s", error)
+
+    def _report(self) -> DeliveryReport:
+        errors = list(self.errors)
+        if self.error_count > len(errors):
+            more = f"... and {self.error_count - len(errors)} more send errors"
+            errors.append(more)
+            log.error("send: %s", more)
+        return DeliveryReport(
+            sent=self.sent,
+            failed=self.failed,
+            pending=self.store.pending_count(),
+            errors=tuple(errors),
+            bounced=self.bounced,
+            suspended=self.suspended,
+        )

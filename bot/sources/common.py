@@ -1,0 +1,135 @@
+"""Helpers the API and page kinds share: query strings, JSON bodies, dates and day windows."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from bot.errors import ParseError
+from bot.models import Link
+from bot.sources.base import FetchWindow
+from bot.sources.rss import arxiv_abs_url, arxiv_pdf_url
+
+_HTML_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S
+)
+_XML_START = re.compile(rb"^\s*<")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def with_query(url: str, params: Mapping[str, str]) -> str:
+    """The URL with these query parameters added; a parameter the URL already has is kept."""
+    parts = urlsplit(url)
+    present = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name for name, _value in present}
+    added = [(name, value) for name, value in params.items() if name not in names]
+    return urlunsplit(parts._replace(query=urlencode([*present, *added], quote_via=quote)))
+
+
+def replace_query(url: str, params: Mapping[str, str]) -> str:
+    """The URL with these query parameters set (replacing values it had)."""
+    parts = urlsplit(url)
+    kept = [(n, v) for n, v in parse_qsl(parts.query, keep_blank_values=True) if n not in params]
+    return urlunsplit(parts._replace(query=urlencode([*kept, *params.items()], quote_via=quote)))
+
+
+def query_value(url: str, name: str) -> str | None:
+    """The value of one query parameter of the URL, if present."""
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)).get(name)
+
+
+def read_json(body: bytes, url: str) -> Any:
+    """The JSON document in `body`; a `ParseError` saying what came instead when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"{url}: expected JSON, got {describe_body(body, exc)}") from None
+
+
+def describe_body(body: bytes, exc: Exception | None = None) -> str:
+    """A few words on what a document is, for an error line (an HTML page, XML, empty...)."""
+    head = body[:2048]
+    if not body.strip():
+        return "an empty document"
+    if _HTML_START.match(head):
+        return "an HTML page"
+    if _XML_START.match(head):
+        return "an XML document"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    return "something that is not JSON"
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An aware UTC datetime from an ISO string (`Z` allowed), a date, or epoch milliseconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if _DATE_ONLY.fullmatch(text):
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def fetch_days(
+    window: FetchWindow, *, catch_up: int, last_day: date, first_run: int = 1
+) -> list[date]:
+    """The days one fetch asks for: from the day before the last success up to `last_day`.
+
+    The day before the last success is asked again because it may have been incomplete when
+    it was last read; ids make the repeat harmless. A first fetch asks for the `first_run`
+    days ending at `last_day`, and a long outage is caught up for at most `catch_up` days.
+    """
+    if window.last_success is None:
+        first = last_day - timedelta(days=first_run - 1)
+    else:
+        first = window.last_success - timedelta(days=1)
+    first = max(first, last_day - timedelta(days=catch_up - 1))
+    first = min(first, last_day)
+    return [first + timedelta(days=n) for n in range((last_day - first).days + 1)]
+
+
+def arxiv_links(arxiv_id: str) -> list[Link]:
+    """The abstract page and PDF links of an arXiv paper."""
+    return [Link("abs", arxiv_abs_url(arxiv_id)), Link("pdf", arxiv_pdf_url(arxiv_id))]
+
+
+def text_field(record: Mapping[str, Any], key: str) -> str:
+    """A string field of a JSON record, '' when it is missing, null or not a string."""
+    value = record.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def string_list(raw: Any) -> list[str]:
+    """The non-blank strings of a JSON list, whitespace collapsed, each once ([] otherwise)."""
+    if not isinstance(raw, list):
+        return []
+    return list(dict.fromkeys(" ".join(s.split()) for s in raw if isinstance(s, str) and s.strip()))
+
+
+def int_field(record: Mapping[str, Any], key: str) -> int | None:
+    """An integer field of a JSON record (numeric strings accepted), None when unusable."""
+    value = record.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
