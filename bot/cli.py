@@ -177,16 +177,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(Worker(config).run(web))
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    """`paperbot run` / `web` before their issues land: say so, do not crash."""
-    print(
-        f"paperbot {args.command}: not available yet in this version; "
-        "schedule `paperbot once` from cron instead",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
-
-
 def cmd_web(args: argparse.Namespace) -> int:
     """`paperbot web`: the subscription web app, until SIGINT/SIGTERM."""
     from bot.web import serve  # the web stack loads only for this command

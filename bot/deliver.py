@@ -29,7 +29,7 @@ from bot.config import Config, dkim_signer
 from bot.digest import build_digest
 from bot.errors import SendError
 from bot.models import Paper
-from bot.render import build_message, render_digest
+from bot.render import build_message, release_caches, render_digest
 from bot.senders import (
     FatalSendError,
     MessageSigner,
@@ -277,6 +277,7 @@ class _Delivery:
                 await self._send_all()
             finally:
                 await self.sender.close()
+                release_caches()
         return self._report()
 
     async def _send_all(self) -> None:

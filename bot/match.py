@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import ahocorasick
 
@@ -66,7 +66,7 @@ _FIELDS = {"text": 0, "title": 1, "abstract": 2}
 _NOT, _AND, _OR = -1, -2, -3
 
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
-Ids = array  # array("i") of ids; not a container the garbage collector has to walk
+Ids: TypeAlias = "array[int]"  # array("i"): not a container the garbage collector walks
 _K = TypeVar("_K")
 
 

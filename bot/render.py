@@ -39,6 +39,9 @@ ABSTRACT_CHARS = 700
 HEAD_AUTHORS = 5
 #: width of the wrapped abstract in the text part (titles are never wrapped)
 TEXT_WIDTH = 76
+#: entries of the caches keyed by (paper, matched terms): a day of 2,000 papers and 100,000
+#: subscribers has about 50,000 such pairs, each ~1.5 KB of highlighted HTML
+RUN_CACHE = 65536
 
 #: CRLF serialization as SMTP wants it. Headers we store pre-folded are written as they are:
 #: re-folding would turn a long List-Unsubscribe URL into RFC 2047 encoded words.
@@ -58,6 +61,10 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _LINE_BREAK = re.compile(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]\s*")
 _SOFT_WRAP = re.compile(r"(.{1,100})(?: +|$)")
 _NEWLINES = re.compile(rb"\r\n|\r|\n")
+_SIMPLE_CONTENT_TYPE = re.compile(
+    r'(?P<type>text/(?:plain|html)); charset="utf-8"'
+    r'|(?P<multi>multipart/alternative); boundary="(?P<boundary>=_[0-9a-f]+)"'
+)
 _ADDR_SPEC = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _URI = re.compile(r"[!#-;=?-\[\]_a-z~]+")
 _LINK_ORDER = ("abs", "pdf", "code", "hf", "alphaxiv")
@@ -178,6 +185,9 @@ class DigestMessage(EmailMessage):
     structure this does not cover (7bit policies, message/*, preambles) goes to the stdlib.
     """
 
+    #: (payload, its bytes) as `_text_part` encoded them, so that writing skips re-encoding
+    wire_body: tuple[str, bytes] | None = None
+
     def as_bytes(self, unixfrom: bool = False, policy: Policy | None = None) -> bytes:
         """The message serialized as `BytesGenerator` would, several times faster."""
         policy = self.policy if policy is None else policy
@@ -272,6 +282,22 @@ def highlight(text: str, terms: tuple[str, ...]) -> Markup:
     return Markup("").join(pieces)
 
 
+def release_caches() -> None:
+    """Forget the per-paper pieces of this run (a long-lived worker renders new papers daily)."""
+    for cached in (
+        entry_view,
+        _abstract_html,
+        _title_html,
+        _wrapped_html,
+        _wrapped,
+        _html_skeleton,
+        _text_skeleton,
+        _author_views,
+        _fold_with_index,
+    ):
+        cached.cache_clear()
+
+
 def fold(text: str) -> str:
     """Lowercased, accents removed (NFKD): what highlighting and author matching compare."""
     return _fold_with_index(text)[0]
@@ -354,7 +380,7 @@ def _render_block(template_name: str, block: str, **values: object) -> str:
     return "".join(template.blocks[block](template.new_context(values)))
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=RUN_CACHE)
 def _abstract_html(abstract: str, terms: tuple[str, ...], limit: int) -> str:
     return _styled(highlight(_wrapped_html(abstract, limit), terms))
 
@@ -470,7 +496,7 @@ def _entry_html(entry: EntryParts, limit: int) -> str:
     )
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=RUN_CACHE)
 def _title_html(title: str, terms: tuple[str, ...]) -> str:
     return _styled(highlight(_one_line(title), terms))
 
@@ -727,7 +753,9 @@ def _text_part(subtype: str, body: str) -> DigestMessage:
     if max(map(len, data.split(b"\n"))) <= 998:  # RFC 5322 line limit, else quoted-printable
         part.set_raw("Content-Transfer-Encoding", "7bit" if data.isascii() else "8bit")
         # the stdlib keeps 8bit payloads as surrogate-escaped str and writes back the bytes
-        part.set_payload(data.decode("ascii", "surrogateescape"))
+        payload = data.decode("ascii", "surrogateescape")
+        part.set_payload(payload)
+        part.wire_body = (payload, data)
     else:
         part.set_raw("Content-Transfer-Encoding", "quoted-printable")
         part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
@@ -760,7 +788,14 @@ def _plain_tree(msg: Message, policy: EmailPolicy) -> bool:
 def _content_type(msg: Message) -> tuple[str, str | None]:
     """(type, boundary) from the raw header: Message parses it anew on every access."""
     raw = next((str(v) for k, v in msg.raw_items() if k.lower() == "content-type"), None)
-    return _parse_content_type(raw) if raw else ("", None)
+    if not raw:
+        return "", None
+    # what build_message writes, read without the header parser (a fresh boundary per
+    # message would make the parser's cache useless); anything else goes to the parser
+    simple = _SIMPLE_CONTENT_TYPE.fullmatch(raw)
+    if simple:
+        return simple["type"] or simple["multi"], simple["boundary"]
+    return _parse_content_type(raw)
 
 
 @functools.lru_cache(maxsize=256)
@@ -775,7 +810,11 @@ def _flatten(msg: Message, policy: EmailPolicy, newline: bytes, out: list[bytes]
     out.append(newline)
     payload = _stored_payload(msg)
     if isinstance(payload, str):
-        body = payload.encode("ascii", "surrogateescape")
+        wire = getattr(msg, "wire_body", None)
+        # the bytes only while the payload is still the one they were made from
+        body = (
+            wire[1] if wire and wire[0] is payload else payload.encode("ascii", "surrogateescape")
+        )
         out.append(_NEWLINES.sub(newline, body) if b"\r" in body else body.replace(b"\n", newline))
         return
     assert isinstance(payload, list)

@@ -473,6 +473,14 @@ class Store:
         )
         return [_row_paper(row) for row in rows]
 
+    def papers_fingerprint(self, since: datetime) -> tuple[int, str | None]:
+        """(count, latest update) of the papers first seen since `since`: it changes whenever
+        one of them is added, merged or re-keyed, so a copy in memory can be reused until then."""
+        row = self.db.execute(
+            "SELECT count(*), max(updated) FROM papers WHERE first_seen >= ?", (_iso(since),)
+        ).fetchone()
+        return int(row[0]), row[1]
+
     def paper_count(self) -> int:
         """How many distinct papers the store holds."""
         return int(self.db.execute("SELECT count(*) FROM papers").fetchone()[0])

@@ -40,8 +40,9 @@ from bot.deliver import make_sender, message_domain, sender_address
 from bot.errors import ConfigError, PaperbotError, SendError, StoreError
 from bot.models import Subscriber
 from bot.query import QueryError
+from bot.recent import RecentPapers
 from bot.render import EntryView, entry_view
-from bot.store import Store, SubscriberRecord, recent_window
+from bot.store import Store, SubscriberRecord
 from bot.tokens import (
     SECRET_ENV,
     TokenData,
@@ -189,6 +190,7 @@ class _Site:
         self.secure = (config.base_url or "").startswith("https://")
         self.csrf = Csrf(secret, base_url=config.base_url, secure=self.secure)
         self.pages = _page_environment()
+        self.recent = RecentPapers(PREVIEW_DAYS)
 
     def routes(self) -> list[Route]:
         """Every path the app answers."""
@@ -470,7 +472,7 @@ class _Site:
         sub = replace(subscriber, email=PREVIEW_EMAIL, max_papers=10**6)
 
         def work(store: Store) -> AlertPreview:
-            return preview_alerts(sub, store.papers_seen_since(recent_window(PREVIEW_DAYS)))
+            return preview_alerts(sub, self.recent.get(store))
 
         try:
             result = await self._store(work)

@@ -28,6 +28,7 @@ from bot.senders.base import (
 log = logging.getLogger("paperbot.smtp")
 
 Security = Literal["starttls", "tls", "none"]
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _CONNECT_PREFIX = re.compile(r"^Error connecting to \S+ on port \d+: ")
 #: 552 at MAIL FROM is about this message's size, not about who we are
 _SIZE_REFUSED = 552
@@ -163,9 +164,12 @@ class SmtpSender(Sender):
     ) -> None:
         to = ", ".join(recipients)
         options, eight_bit, utf8 = self._mail_options(client, sender, recipients)
-        data = self.serialize(message, eight_bit=eight_bit, utf8=utf8)
+        raw = self.serialize(message, eight_bit=eight_bit, utf8=utf8)
+        if client.supports_extension("size"):  # RFC 1870: the message's octets
+            options.insert(0, f"SIZE={len(raw)}")
+        data = smtp_data(raw)
         try:
-            refused, _ = await client.sendmail(sender, recipients, data, mail_options=options)
+            refused = await self._envelope(client, sender, recipients, data, options, utf8)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
             raise RecipientRefused(
@@ -191,6 +195,55 @@ class SmtpSender(Sender):
             raise SendError(f"{to}: cannot send: {one_line(exc)}", permanent=True) from exc
         for address, reply in refused.items():  # some recipients of several: the rest got it
             log.warning("%s refused %s: %s %s", self.where, address, reply.code, reply.message)
+
+    async def _envelope(
+        self,
+        client: aiosmtplib.SMTP,
+        sender: str,
+        recipients: list[str],
+        data: bytes,
+        options: list[str],
+        utf8: bool,
+    ) -> dict[str, aiosmtplib.SMTPResponse]:
+        """MAIL, RCPT, DATA as `SMTP.sendmail` does them, but `data` goes out as it is.
+
+        `sendmail` runs three regular-expression passes over every message (line endings
+        twice, dots once): for a 30 KB digest that is more CPU than building it. `data` is
+        already CRLF and dot-stuffed (`smtp_data`). After a refusal the envelope is reset.
+        """
+        encoding = "utf-8" if utf8 else "ascii"
+        try:
+            await client.mail(sender, options=options, encoding=encoding)
+            refused: dict[str, aiosmtplib.SMTPResponse] = {}
+            errors: list[aiosmtplib.SMTPRecipientRefused] = []
+            for recipient in recipients:
+                try:
+                    await client.rcpt(recipient, encoding=encoding)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    errors.append(exc)
+                    refused[recipient] = aiosmtplib.SMTPResponse(exc.code, exc.message)
+            if len(errors) == len(recipients):
+                raise aiosmtplib.SMTPRecipientsRefused(errors)
+            await self._data(client, data)
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+            # a broken connection or a second refusal here would only hide the first one
+            with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+                await client.rset()
+            raise
+        return refused
+
+    async def _data(self, client: aiosmtplib.SMTP, data: bytes) -> None:
+        """DATA, the prepared bytes, and the server's verdict on them."""
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(data)
+        done = await protocol.read_response(timeout=self.timeout)
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
 
     def _mail_options(
         self, client: aiosmtplib.SMTP, sender: str, recipients: list[str]
@@ -238,3 +291,15 @@ def _retryable_connect_error(exc: BaseException) -> bool:
         seen = seen.__cause__ or seen.__context__
     message = str(getattr(exc, "message", exc))
     return "STARTTLS" not in message
+
+
+def smtp_data(message: bytes) -> bytes:
+    """The message as the DATA command carries it: CRLF lines, dots doubled, `.` at the end."""
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:  # a lone CR or LF
+        message = _LINE_END.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
