@@ -30,10 +30,11 @@ import gc
 import re
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, filterfalse, repeat
 from typing import TypeAlias, TypeVar
 
 import ahocorasick
@@ -593,40 +594,23 @@ class _Hits:
 
 
 class _Run:
-    """One `match` call: the subscribers' result lists and the caches shared by its papers.
-
-    Each fired alert's Match goes to its subscribers' lists; a subscriber already given
-    this paper by another alert (seen through `stamp`) is noted in `twice` and gets one
-    merged Match when the paper is done.
-    """
+    """One `match` call: the subscribers' result lists and the caches its papers share."""
 
     def __init__(self, index: AlertIndex) -> None:
         self.index = index
         self.found: list[list[Match]] = [[] for _ in index._emails]
-        self.stamp = _ids([-1]) * len(index._emails)  # the last paper each one was given
-        self.number = 0
         self.authors: dict[str, Ids] = {}
-        # the same alert often quotes the same words in many papers: one Reason for all
-        self.reasons: dict[tuple[int, tuple[str, ...]], Reason] = {}
+        # alert → (words quoted, its reasons tuple): the same alert often quotes the same
+        # words in many papers, and then one Reason serves them all
+        self.reasons: dict[int, tuple[tuple[str, ...], tuple[Reason]]] = {}
 
     def paper(self, paper: Paper) -> None:
         """Append this paper's Match to every subscriber one of its alerts fired for."""
         hits = _Hits(self.index, paper, self.authors)
-        if not hits.all:
-            return
-        self.number += 1
-        delivery = _Delivery(self, hits)
-        fires = self.index._fires
-        for aid in hits.all:
-            if aid in fires:
-                terms, weight = hits.terms(aid)
-                for vid in fires[aid]:
-                    delivery.send(vid, terms, weight)
-        positives = self.index._positives
-        for vid in self.evaluated(hits, self.index._evaluates):
-            delivery.send(vid, *delivery.combined(positives[vid]))
-        if delivery.twice:
-            delivery.merge()
+        if hits.all:
+            delivery = _Delivery(self, hits)
+            delivery.collect()
+            delivery.deliver()
 
     def evaluated(self, hits: _Hits, table: Mapping[int, Ids]) -> list[int]:
         """The boolean alerts that one of the paper's atoms triggers and that hold true."""
@@ -646,60 +630,109 @@ class _Run:
         fired += self.evaluated(hits, index._evaluates_exclude)
         return {sid for vid in fired for sid in index._exclude_subscribers[vid]}
 
+    def reason(self, vid: int, terms: tuple[str, ...]) -> tuple[Reason]:
+        """The (one-element) reasons of an alert that quotes these words."""
+        cached = self.reasons.get(vid)
+        if cached is not None and cached[0] == terms:
+            return cached[1]
+        index = self.index
+        reasons = (Reason(index._kinds[vid], index._texts[vid], terms),)
+        self.reasons[vid] = (terms, reasons)
+        return reasons
+
 
 class _Delivery:
-    """Delivering one paper: a Match per fired alert, merged for those reached twice."""
+    """Delivering one paper: a Match per fired alert for its subscribers, then one merged
+    Match instead for the rare subscriber that two alerts reached."""
 
     def __init__(self, run: _Run, hits: _Hits) -> None:
         self.run = run
         self.index = run.index
         self.hits = hits
-        self.fired: set[int] = set()
-        self.twice: set[int] = set()
+        self.alerts: list[int] = []
+        self.matches: list[Match] = []
+        self.subscribers: list[Sequence[int]] = []
         self._excluded: set[int] = set()
         self._categories: list[str] | None = None
         self._by_category: list[Mapping[int, Ids]] = []
 
-    def send(self, vid: int, terms: tuple[str, ...], score: float) -> None:
-        """Give the alert's Match to its subscribers (those the paper is allowed for)."""
-        index, run = self.index, self.run
-        self.fired.add(vid)
-        reason = run.reasons.get((vid, terms))
-        if reason is None:
-            reason = Reason(index._kinds[vid], index._texts[vid], terms)
-            run.reasons[(vid, terms)] = reason
-        match = Match(self.hits.paper.id, (reason,), score)
-        if vid in index._plain:
-            self._append(index._plain[vid], match)
-        if vid in index._gated:
-            self._append(self._allowed(vid), match)
+    def collect(self) -> None:
+        """Every fired alert with its Match and the subscribers to give it to."""
+        hits, index = self.hits, self.index
+        fires = index._fires
+        for aid in hits.all:
+            if aid in fires:
+                terms, weight = hits.terms(aid)
+                for vid in fires[aid]:
+                    self._add(vid, terms, weight)
+        for vid in self.run.evaluated(hits, index._evaluates):
+            self._add(vid, *self.combined(index._positives[vid]))
 
-    def _append(self, subscribers: Iterable[int], match: Match) -> None:
-        """Append to each subscriber's list, or note it when it already has this paper."""
-        stamp, number, found = self.run.stamp, self.run.number, self.run.found
-        for sid in subscribers:
-            if stamp[sid] != number:
-                stamp[sid] = number
-                found[sid].append(match)
-            else:
-                self.twice.add(sid)
+    def _add(self, vid: int, terms: tuple[str, ...], score: float) -> None:
+        """One fired alert: its Match for this paper and its subscribers."""
+        index = self.index
+        match = Match(self.hits.paper.id, self.run.reason(vid, terms), score)
+        if vid in index._plain:
+            self.alerts.append(vid)
+            self.matches.append(match)
+            self.subscribers.append(index._plain[vid])
+        if vid in index._gated and (allowed := self._allowed(vid)):
+            self.alerts.append(vid)
+            self.matches.append(match)
+            self.subscribers.append(allowed)
 
     def _allowed(self, vid: int) -> list[int]:
         """The alert's gated subscribers this paper is not excluded or restricted for."""
         index = self.index
         if self._categories is None:
             self._categories = list(dict.fromkeys(map(fold_label, self.hits.paper.categories)))
-            self._by_category = [index._by_category.get(c, {}) for c in self._categories]
+            self._by_category = [index._by_category[c] for c in self._categories]
             self._excluded = self.run.excluded(self.hits)
         allowed = list(index._excluders.get(vid, ()))
+        tables = 0
         for table in self._by_category:
-            allowed += table.get(vid, ())
+            if vid in table:
+                allowed += table[vid]
+                tables += 1
+        if tables > 1:
+            allowed = list(dict.fromkeys(allowed))  # restricted to two of its categories
         if vid in index._checked:
             prefixed, categories = index._prefixed, self._categories
             allowed += [s for s in index._checked[vid] if prefixed[s].allows(categories)]
         if self._excluded:
             allowed = [sid for sid in allowed if sid not in self._excluded]
         return allowed
+
+    def deliver(self) -> None:
+        """Append the Matches to the subscribers' lists (in C: this is most of the work)."""
+        if not self.matches:
+            return
+        twice = self._reached_twice()
+        if twice:
+            self.subscribers = [
+                list(filterfalse(twice.__contains__, subs)) for subs in self.subscribers
+            ]
+        found = self.run.found
+        sizes = map(len, self.subscribers)
+        every = chain.from_iterable(map(repeat, self.matches, sizes))
+        deque(map(list.append, map(found.__getitem__, chain(*self.subscribers)), every), 0)
+        if twice:
+            self._merge(twice)
+
+    def _reached_twice(self) -> set[int]:
+        """Subscribers whom more than one fired alert reaches (rare: one pass when none)."""
+        seen: set[int] = set()
+        for subs in self.subscribers:
+            seen.update(subs)
+        if len(seen) == sum(map(len, self.subscribers)):
+            return set()
+        seen.clear()
+        twice: set[int] = set()
+        for subs in self.subscribers:
+            if not seen.isdisjoint(subs):
+                twice.update(seen.intersection(subs))
+            seen.update(subs)
+        return twice
 
     def combined(self, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
         """Words (in reading order) and score of several atoms, each distinct term once."""
@@ -714,32 +747,23 @@ class _Delivery:
         found.sort()
         return tuple(dict.fromkeys(f[2] for f in found)), sum(best.values())
 
-    def merge(self) -> None:
-        """Replace the Match of each subscriber reached twice by one with every reason."""
-        found = self.run.found
+    def _merge(self, twice: set[int]) -> None:
+        """One Match with every reason for each subscriber reached by several alerts."""
+        index, found = self.index, self.run.found
+        fired = {vid: match for vid, match in zip(self.alerts, self.matches, strict=True)}
         merged: dict[tuple[int, ...], Match] = {}
-        for sid in self.twice:
-            ordered = tuple(vid for vid in self.index._order(sid) if vid in self.fired)
+        for sid in sorted(twice):
+            ordered = tuple(vid for vid in index._order(sid) if vid in fired)
             match = merged.get(ordered)
             if match is None:
-                match = merged[ordered] = self._merged(ordered)
-            found[sid][-1] = match
-
-    def _merged(self, ordered: tuple[int, ...]) -> Match:
-        """The Match of several alerts: reasons in the subscriber's order, one score."""
-        index, reasons = self.index, self.run.reasons
-        positive: list[int] = []
-        explained: list[Reason] = []
-        for vid in ordered:
-            single = index._single[vid]
-            if single >= 0:
-                positive.append(single)
-                terms = self.hits.terms(single)[0]
-            else:
-                positive += index._positives[vid]
-                terms = self.combined(index._positives[vid])[0]
-            explained.append(reasons[(vid, terms)])
-        return Match(self.hits.paper.id, tuple(explained), self.combined(positive)[1])
+                positive: list[int] = []
+                for vid in ordered:
+                    single = index._single[vid]
+                    positive += [single] if single >= 0 else index._positives[vid]
+                reasons = tuple(fired[vid].reasons[0] for vid in ordered)
+                score = self.combined(positive)[1]
+                match = merged[ordered] = Match(self.hits.paper.id, reasons, score)
+            found[sid].append(match)
 
 
 def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:

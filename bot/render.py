@@ -15,7 +15,7 @@ import re
 import textwrap
 import unicodedata
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -290,8 +290,8 @@ def release_caches() -> None:
         _title_html,
         _wrapped_html,
         _wrapped,
-        _html_skeleton,
-        _text_skeleton,
+        _HTML_SKELETONS,
+        _TEXT_SKELETONS,
         _author_views,
         _fold_with_index,
     ):
@@ -418,12 +418,13 @@ def _slot(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Skeleton:
-    """A rendered piece with named slots, filled by `str.format_map` (one C call per piece).
+    """A rendered piece cut at its slots: `statics[0]`, slot `names[0]`, `statics[1]`, ...
 
     `separator` is what the template puts between two reasons (the list is one slot).
     """
 
-    template: str
+    statics: tuple[str, ...]
+    names: tuple[str, ...]
     separator: str = ""
 
     @classmethod
@@ -438,15 +439,47 @@ class Skeleton:
         missing = set(names) - set(parts[1::2])
         if missing:  # a template or an inliner that lost a slot must not lose a paper's part
             raise RuntimeError(f"rendering lost the digest's {', '.join(sorted(missing))}")
-        template = "".join(
-            f"{{{part}}}" if i % 2 else part.replace("{", "{{").replace("}", "}}")
-            for i, part in enumerate(parts)
-        )
-        return cls(template, separator)
+        return cls(tuple(parts[0::2]), tuple(parts[1::2]), separator)
 
     def fill(self, values: Mapping[str, str]) -> str:
         """The piece with each slot replaced by its value."""
-        return self.template.format_map(values)
+        statics = self.statics
+        pieces = [statics[0]]
+        for name, static in zip(self.names, statics[1:], strict=True):
+            pieces += (values[name], static)
+        return "".join(pieces)
+
+
+class _PaperCache:
+    """Skeletons by (paper, variant), found by the paper's id and checked by identity first.
+
+    Hashing a whole Paper for an lru_cache key costs more than the lookup saves; the
+    papers of a run are the same objects in every digest, so `is` nearly always answers.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: dict[tuple[str, object], tuple[Paper, Skeleton]] = {}
+
+    def get(self, paper: Paper, variant: object, make: Callable[[], Skeleton]) -> Skeleton:
+        """The cached skeleton, else `make()` (remembered)."""
+        key = (paper.id, variant)
+        hit = self.entries.get(key)
+        if hit is not None and (hit[0] is paper or hit[0] == paper):
+            return hit[1]
+        value = make()
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[key] = (paper, value)
+        return value
+
+    def cache_clear(self) -> None:
+        """Forget everything."""
+        self.entries.clear()
+
+
+_HTML_SKELETONS = _PaperCache(16384)
+_TEXT_SKELETONS = _PaperCache(16384)
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,8 +546,19 @@ def _skeleton_view(paper: Paper, has_reasons: bool) -> EntryView:
     )
 
 
-@functools.lru_cache(maxsize=8192)
 def _html_skeleton(paper: Paper, has_reasons: bool, has_abstract: bool) -> Skeleton:
+    return _HTML_SKELETONS.get(
+        paper,
+        (has_reasons, has_abstract),
+        lambda: _new_html_skeleton(paper, has_reasons, has_abstract),
+    )
+
+
+def _text_skeleton(paper: Paper, has_reasons: bool) -> Skeleton:
+    return _TEXT_SKELETONS.get(paper, has_reasons, lambda: _new_text_skeleton(paper, has_reasons))
+
+
+def _new_html_skeleton(paper: Paper, has_reasons: bool, has_abstract: bool) -> Skeleton:
     view = _skeleton_view(paper, has_reasons)
     abstract = Markup(_slot("abstract")) if has_abstract else Markup("")
     html = _render_block(HTML_TEMPLATE, "paper", e=view, abstract=abstract)
@@ -523,8 +567,7 @@ def _html_skeleton(paper: Paper, has_reasons: bool, has_abstract: bool) -> Skele
     return Skeleton.of(inlined, names + (["abstract"] if has_abstract else []))
 
 
-@functools.lru_cache(maxsize=8192)
-def _text_skeleton(paper: Paper, has_reasons: bool) -> Skeleton:
+def _new_text_skeleton(paper: Paper, has_reasons: bool) -> Skeleton:
     text = _render_block(TEXT_TEMPLATE, "paper", e=_skeleton_view(paper, has_reasons))
     names = [*(["authors"] if paper.authors else []), *(["why"] if has_reasons else [])]
     return Skeleton.of(text.rstrip("\n") + "\n", names)

@@ -232,3 +232,14 @@ def test_manage_link_of_a_pending_signup_lets_them_edit_before_confirming(
     assert "Not confirmed yet" in page.text
     with web_site.store() as store:
         assert store.active_subscribers() == []
+
+
+def test_preview_sees_papers_recorded_after_the_app_started(web_site: WebSite) -> None:
+    some_papers(web_site)
+    client = web_site.client()
+    fields = {**form_fields(client.get("/").text), "keywords": "diffusion"}
+    first = BeautifulSoup(client.post("/preview", data=fields).text, "html.parser")
+    assert "Diffusion models for proteins" in first.get_text(" ", strip=True)
+    record(web_site, paper("2501.00009", "Latent diffusion for weather"))
+    second = BeautifulSoup(client.post("/preview", data=fields).text, "html.parser")
+    assert "Latent diffusion for weather" in second.get_text(" ", strip=True)
