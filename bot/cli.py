@@ -12,12 +12,13 @@ from pathlib import Path
 
 from bot import __version__
 from bot.cadence import describe_cadence
-from bot.config import Config, config_path, load_config
+from bot.config import Config, check_email, config_path, load_config
 from bot.errors import ConfigError, PaperbotError
 from bot.pipeline import RunReport, run_once
 from bot.preview import preview_digest
 from bot.progress import Progress, log_handler, progress_for
 from bot.render import render_digest
+from bot.sendtest import delivery_lines, send_test
 from bot.shutdown import Shutdown
 from bot.sources import KINDS, FetchWindow, get_kind
 from bot.store import Store, StoreStatus
@@ -71,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("email")
     preview.add_argument("--html", type=Path, metavar="FILE", help="also write the HTML part here")
     commands.add_parser("check-config", help="validate the config and print what it understood")
+    send_test = commands.add_parser(
+        "send-test", help="send one test message with the mail settings, step by step"
+    )
+    send_test.add_argument("address", help="where the test message goes")
     commands.add_parser("sources", help="list source kinds and their options")
     status = commands.add_parser(
         "status", help="last fetch per source, counts, pending/failed digests"
@@ -226,6 +231,7 @@ def describe_config(config: Config) -> list[str]:
         )
     else:
         lines.append(f"delivery: .eml files in {config.outbox}/ (no smtp: section)")
+    lines += delivery_lines(config)
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
@@ -241,6 +247,18 @@ def describe_config(config: Config) -> list[str]:
         cadence = describe_cadence(sub, config.timezone)
         lines.append(f"  {sub.email} ({alerts}; at most {sub.max_papers} papers; {cadence})")
     return lines
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    """`paperbot send-test ADDRESS`: one real message, each step reported; 1 if one failed."""
+    config = _config(args)
+    try:
+        address = check_email(args.address)
+    except ValueError as exc:
+        print(f"paperbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sent = asyncio.run(send_test(config, address, print))
+    return EXIT_OK if sent else EXIT_FAILED
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
@@ -329,6 +347,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "web": cmd_web,
     "preview": cmd_preview,
     "check-config": cmd_check_config,
+    "send-test": cmd_send_test,
     "sources": cmd_sources,
     "status": cmd_status,
 }

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -28,7 +28,7 @@ from email.utils import parseaddr
 from bot.config import Config, dkim_signer
 from bot.digest import build_digest
 from bot.errors import SendError
-from bot.models import Paper
+from bot.models import Digest, Paper
 from bot.render import build_message, release_caches, render_digest
 from bot.senders import (
     FatalSendError,
@@ -186,15 +186,25 @@ def digest_message(
         message_id=pending.message_id,
         created=pending.created,
     )
-    manage, unsubscribe = head.links(pending.subscriber.email, pending.token_version)
+    return compose(head, digest, pending.token_version, now)
+
+
+def compose(
+    head: Letterhead, digest: Digest, token_version: int, now: datetime, subject_prefix: str = ""
+) -> EmailMessage:
+    """A digest's email: rendered, with list headers and its subscriber's own links."""
+    email = digest.subscriber.email
+    manage, unsubscribe = head.links(email, token_version)
     rendered = render_digest(
         digest, list_name=head.list_name, manage_url=manage, unsubscribe_url=unsubscribe
     )
+    if subject_prefix:
+        rendered = replace(rendered, subject=subject_prefix + rendered.subject)
     return build_message(
         rendered,
         sender=head.from_,
-        recipient=pending.subscriber.email,
-        message_id=pending.message_id,
+        recipient=email,
+        message_id=digest.message_id,
         date=now,
         list_id=head.list_id,
         unsubscribe_url=unsubscribe,

@@ -27,15 +27,16 @@ votes term 1.0. `rank` orders a digest: followed authors first, then score, then
 from __future__ import annotations
 
 import gc
+import operator
 import re
 from array import array
 from bisect import bisect_right
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, filterfalse, repeat
-from typing import TypeAlias, TypeVar
+from itertools import chain, compress, repeat
+from typing import TypeVar
 
 import ahocorasick
 
@@ -52,7 +53,6 @@ from bot.query import (
     Phrase,
     QueryError,
     Votes,
-    atoms,
     parse_follow,
     parse_query,
     plain_words,
@@ -67,13 +67,23 @@ _FIELDS = {"text": 0, "title": 1, "abstract": 2}
 _NOT, _AND, _OR = -1, -2, -3
 
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
-Ids: TypeAlias = "array[int]"  # array("i"): not a container the garbage collector walks
 _K = TypeVar("_K")
 
 
-def _ids(values: Iterable[int] = ()) -> Ids:
-    """An array of ids."""
+def _ids(values: Iterable[int] = ()) -> array[int]:
+    """An array of ids (for the few big tables)."""
     return array("i", values)
+
+
+def _pack(values: Iterable[int]) -> bytes:
+    """Ids packed as bytes: the many small postings lists are kept this way because bytes,
+    unlike lists, tuples or arrays, are not objects the garbage collector has to walk."""
+    return array("i", values).tobytes()
+
+
+def _unpack(data: bytes) -> memoryview:
+    """The ids in packed bytes (a view: nothing is copied)."""
+    return memoryview(data).cast("i")
 
 
 @contextmanager
@@ -138,7 +148,7 @@ def _triggers(node: Node, negated: bool = False) -> tuple[Atom, ...] | None:
     return None if negated else (node,)
 
 
-def _run_program(program: Ids, hit: set[int]) -> bool:
+def _run_program(program: memoryview, hit: set[int]) -> bool:
     """Evaluate a postfix boolean program over the atom ids that hit."""
     stack: list[bool] = []
     for step in program:
@@ -254,8 +264,8 @@ class _Compiler:
         self.kinds: list[str] = []
         self.texts: list[str] = []
         self.single: list[int] = []  # the alert's one atom, or -1 for a boolean alert
-        self.programs: dict[int, Ids] = {}
-        self.positives: dict[int, Ids] = {}
+        self.programs: dict[int, bytes] = {}
+        self.positives: dict[int, bytes] = {}
         # atom → alerts it triggers: one-atom alerts fire, boolean ones get evaluated
         self.fires: dict[int, list[int]] = {}
         self.evaluates: dict[int, list[int]] = {}
@@ -301,46 +311,64 @@ class _Compiler:
         """Compile a boolean query: its program, positive atoms and triggers."""
         self.single.append(-1)
         program: list[int] = []
-        self._program(root, program)
-        self.programs[vid] = _ids(program)
-        positive = dict.fromkeys(self.atoms.atom(a) for a, pos in atoms(root) if pos)
-        self.positives[vid] = _ids(positive)
+        positive: dict[int, None] = {}
+        self._program(root, program, positive, True)
+        self.programs[vid] = _pack(program)
+        self.positives[vid] = _pack(positive)
         table = self.evaluates_exclude if exclude else self.evaluates
         for aid in dict.fromkeys(map(self.atoms.atom, _triggers(root) or ())):
             table.setdefault(aid, []).append(vid)
 
-    def _program(self, node: Node, out: list[int]) -> None:
-        """Append the postfix program of a query tree."""
+    def _program(self, node: Node, out: list[int], positive: dict[int, None], pos: bool) -> None:
+        """Append the postfix program of a query tree; collect its non-negated atoms."""
         if isinstance(node, Not):
-            self._program(node.child, out)
+            self._program(node.child, out, positive, not pos)
             out.append(_NOT)
         elif isinstance(node, And | Or):
-            self._program(node.children[0], out)
+            self._program(node.children[0], out, positive, pos)
             for child in node.children[1:]:
-                self._program(child, out)
+                self._program(child, out, positive, pos)
                 out.append(_AND if isinstance(node, And) else _OR)
         else:
-            out.append(self.atoms.atom(node))
+            aid = self.atoms.atom(node)
+            out.append(aid)
+            if pos:
+                positive[aid] = None
 
     def subscriber(self, sub: Subscriber) -> None:
         """Add a subscriber: alerts (authors first, then keywords), excludes, restriction."""
         sid = len(self.emails)
-        alert = self.alert
-        order = [alert("author", t) for t in sub.authors]
-        order += [alert("keyword", t) for t in sub.keywords]
-        order = list(dict.fromkeys(order))
-        excludes = [alert("exclude", t) for t in sub.exclude]
+        order = self._alert_ids("author", sub.authors) + self._alert_ids("keyword", sub.keywords)
+        if len(set(order)) < len(order):
+            order = list(dict.fromkeys(order))
+        excludes = self._alert_ids("exclude", sub.exclude)
         self.emails.append(sub.email)
         self.orders += order
         self.order_starts.append(len(self.orders))
         for vid in excludes:
             self.exclude_subscribers.setdefault(vid, []).append(sid)
         if not sub.categories and not excludes:
+            plain = self.plain
             for vid in order:
-                self.plain.setdefault(vid, []).append(sid)
+                if vid in plain:
+                    plain[vid].append(sid)
+                else:
+                    plain[vid] = [sid]
             return
+        self._gate(sid, order, restriction(sub.categories) if sub.categories else None)
+
+    def _alert_ids(self, kind: str, texts: Sequence[str]) -> list[int]:
+        """The alert ids of these entries (known texts are a dictionary look-up)."""
+        ids = list(map(self.alert_ids[kind].get, texts))
+        if None in ids:
+            return [
+                self.alert(kind, t) if v is None else v for v, t in zip(ids, texts, strict=True)
+            ]
+        return ids  # type: ignore[return-value]  # no None left
+
+    def _gate(self, sid: int, order: list[int], restrict: _Restrict | None) -> None:
+        """File a subscriber who has excludes or a restriction under each of their alerts."""
         self.gated.update(order)
-        restrict = restriction(sub.categories) if sub.categories else None
         if restrict is None:
             for vid in order:
                 self.excluders.setdefault(vid, []).append(sid)
@@ -367,9 +395,40 @@ def _entry_error(sub: Subscriber, error: QueryError) -> QueryError:
     return error
 
 
-def _frozen(table: Mapping[_K, list[int]]) -> dict[_K, Ids]:
-    """A postings table as arrays."""
-    return {key: _ids(ids) for key, ids in table.items()}
+def _frozen(table: Mapping[_K, list[int]]) -> dict[_K, bytes]:
+    """A postings table, packed."""
+    return {key: _pack(ids) for key, ids in table.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _UnitPostings:
+    """Subscribers of each unit's alerts back to back, alert after alert, and the count
+    per alert: a paper that fires the unit reaches them in a few C-level calls."""
+
+    subscribers: dict[int, bytes]
+    counts: dict[int, bytes]
+
+    @classmethod
+    def of(
+        cls,
+        units: Mapping[int, list[int]],
+        unit_of: Sequence[int],
+        postings: Mapping[int, list[int]],
+    ) -> _UnitPostings:
+        """Gather per-alert postings by unit (`unit_of` maps an alert to its unit)."""
+        subscribers: dict[int, bytes] = {}
+        counts: dict[int, bytes] = {}
+        for unit in dict.fromkeys(unit_of[vid] for vid in postings):
+            vids = units[unit]
+            subscribers[unit] = _pack(chain.from_iterable(postings.get(v, ()) for v in vids))
+            counts[unit] = _pack([len(postings.get(vid, ())) for vid in vids])
+        return cls(subscribers, counts)
+
+    def get(self, unit: int) -> tuple[memoryview, memoryview] | None:
+        """(subscribers, count per alert) of a unit, if it has any here."""
+        if unit not in self.subscribers:
+            return None
+        return _unpack(self.subscribers[unit]), _unpack(self.counts[unit])
 
 
 # ------------------------------------------------------------------------ the index
@@ -395,20 +454,30 @@ class AlertIndex:
         self._single = _ids(c.single)
         self._programs = c.programs
         self._positives = c.positives
-        self._fires = _frozen(c.fires)
         self._evaluates = _frozen(c.evaluates)
         self._fires_exclude = _frozen(c.fires_exclude)
         self._evaluates_exclude = _frozen(c.evaluates_exclude)
-        self._plain = _frozen(c.plain)
-        self._excluders = _frozen(c.excluders)
-        self._by_category = {name: _frozen(table) for name, table in c.by_category.items()}
-        self._checked = _frozen(c.checked)
-        self._gated = frozenset(c.gated)
-        self._prefixed = c.prefixed
         self._exclude_subscribers = _frozen(c.exclude_subscribers)
+        self._prefixed = c.prefixed
         self._emails = c.emails
         self._orders = _ids(c.orders)
         self._order_starts = _ids(c.order_starts)
+        # A *unit* is what fires as one: an atom (all its one-atom alerts) or, keyed
+        # -1 - alert, a boolean alert. Its subscribers are stored back to back, alert by
+        # alert, with per-alert counts, so a paper reaches them in a few C-level calls.
+        units = dict(c.fires)
+        units.update({-1 - vid: [vid] for vid in c.programs})
+        self._unit_alerts = _frozen(units)
+        unit_of = [aid if aid >= 0 else -1 - vid for vid, aid in enumerate(c.single)]
+        self._unit_plain = _UnitPostings.of(units, unit_of, c.plain)
+        self._unit_excluders = _UnitPostings.of(units, unit_of, c.excluders)
+        self._unit_checked = _UnitPostings.of(units, unit_of, c.checked)
+        self._unit_by_category = {
+            name: _UnitPostings.of(units, unit_of, table) for name, table in c.by_category.items()
+        }
+        gated = {v for table in (c.excluders, c.checked) for v in table}
+        gated.update(v for table in c.by_category.values() for v in table)
+        self._unit_gated = frozenset(u for u, vids in units.items() if not gated.isdisjoint(vids))
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
@@ -439,22 +508,23 @@ class AlertIndex:
                     run.paper(paper)
             return {email: got for email, got in zip(self._emails, run.found, strict=True) if got}
 
-    def _author_atoms(self, name: str) -> Ids:
+    def _author_atoms(self, name: str) -> tuple[int, ...]:
         """The followed-name atoms that designate this paper author."""
         key = author_key(name)
         if key is None:
-            return _ids()
-        candidates = list(self._author_buckets.get(f"{key.surname} {key.initial}", ()))
+            return ()
+        buckets = self._author_buckets
+        candidates = list(_unpack(buckets.get(f"{key.surname} {key.initial}", b"")))
         if key.given:
-            candidates += self._author_buckets.get(f"{key.surname} ", ())
+            candidates += _unpack(buckets.get(f"{key.surname} ", b""))
         given = self._author_given
-        return _ids(
+        return tuple(
             aid
             for aid in candidates
             if same_author(AuthorKey(key.surname, tuple(given[aid].split())), key)
         )
 
-    def _order(self, sid: int) -> Ids:
+    def _order(self, sid: int) -> array[int]:
         """A subscriber's alerts, authors first, in the order they wrote them."""
         return self._orders[self._order_starts[sid] : self._order_starts[sid + 1]]
 
@@ -488,7 +558,9 @@ def _automaton(
 class _Hits:
     """The atoms one paper satisfies; where and how it writes them is worked out on demand."""
 
-    def __init__(self, index: AlertIndex, paper: Paper, authors: dict[str, Ids]) -> None:
+    def __init__(
+        self, index: AlertIndex, paper: Paper, authors: dict[str, tuple[int, ...]]
+    ) -> None:
         self.index = index
         self.paper = paper
         self.phrases: dict[int, tuple[int, int]] = {}  # atom → (pattern, field)
@@ -540,7 +612,7 @@ class _Hits:
             if where[-1][0] > bar and (aid := in_abstract[pid]) >= 0:
                 phrases[aid] = (pid, 2)
 
-    def _scan_authors(self, cache: dict[str, Ids]) -> None:
+    def _scan_authors(self, cache: dict[str, tuple[int, ...]]) -> None:
         """Followed-author atoms, by surname and initial (cached per name for the run)."""
         for i, name in enumerate(self.paper.authors):
             ids = cache.get(name)
@@ -554,7 +626,7 @@ class _Hits:
         index = self.index
         for i, value in enumerate(values):
             folded = fold_label(value)
-            ids = list(index._labels.get(f"{field}:{folded}", ()))
+            ids = list(_unpack(index._labels.get(f"{field}:{folded}", b"")))
             ids += [a for f, p, a in index._label_prefixes if f == field and folded.startswith(p)]
             for aid in ids:
                 self.others.setdefault(aid, []).append((section, i, value))
@@ -599,140 +671,125 @@ class _Run:
     def __init__(self, index: AlertIndex) -> None:
         self.index = index
         self.found: list[list[Match]] = [[] for _ in index._emails]
-        self.authors: dict[str, Ids] = {}
-        # alert → (words quoted, its reasons tuple): the same alert often quotes the same
-        # words in many papers, and then one Reason serves them all
-        self.reasons: dict[int, tuple[tuple[str, ...], tuple[Reason]]] = {}
+        self.authors: dict[str, tuple[int, ...]] = {}
+        # unit → (words quoted, one reasons tuple per alert): the same alerts often quote
+        # the same words in many papers, and then their Reasons serve them all
+        self.reasons: dict[int, tuple[tuple[str, ...], list[tuple[Reason]]]] = {}
 
     def paper(self, paper: Paper) -> None:
         """Append this paper's Match to every subscriber one of its alerts fired for."""
         hits = _Hits(self.index, paper, self.authors)
-        if hits.all:
-            delivery = _Delivery(self, hits)
-            delivery.collect()
-            delivery.deliver()
+        if not hits.all:
+            return
+        index = self.index
+        delivery = _Delivery(self, hits)
+        for aid in hits.all:
+            if aid in index._unit_alerts:
+                delivery.fire(aid, *hits.terms(aid))
+        for vid in self.evaluated(hits, index._evaluates):
+            delivery.fire(-1 - vid, *delivery.combined(_unpack(index._positives[vid])))
+        delivery.deliver()
 
-    def evaluated(self, hits: _Hits, table: Mapping[int, Ids]) -> list[int]:
+    def evaluated(self, hits: _Hits, table: Mapping[int, bytes]) -> list[int]:
         """The boolean alerts that one of the paper's atoms triggers and that hold true."""
         hit = hits.all
-        triggered = [table[aid] for aid in hit if aid in table]
+        triggered = [_unpack(table[aid]) for aid in hit if aid in table]
         if not triggered:
             return []
         programs = self.index._programs
         candidates = triggered[0] if len(triggered) == 1 else dict.fromkeys(chain(*triggered))
-        return [vid for vid in candidates if _run_program(programs[vid], hit)]
+        return [vid for vid in candidates if _run_program(_unpack(programs[vid]), hit)]
 
     def excluded(self, hits: _Hits) -> set[int]:
         """Subscribers one of whose exclude entries this paper matches."""
         index = self.index
         fires = index._fires_exclude
-        fired = [vid for aid in hits.all if aid in fires for vid in fires[aid]]
+        fired = [vid for aid in hits.all if aid in fires for vid in _unpack(fires[aid])]
         fired += self.evaluated(hits, index._evaluates_exclude)
-        return {sid for vid in fired for sid in index._exclude_subscribers[vid]}
+        postings = index._exclude_subscribers
+        return set(chain.from_iterable(_unpack(postings[vid]) for vid in fired))
 
-    def reason(self, vid: int, terms: tuple[str, ...]) -> tuple[Reason]:
-        """The (one-element) reasons of an alert that quotes these words."""
-        cached = self.reasons.get(vid)
+    def reasons_of(self, unit: int, terms: tuple[str, ...]) -> list[tuple[Reason]]:
+        """One (one-element) reasons tuple per alert of the unit, quoting these words."""
+        cached = self.reasons.get(unit)
         if cached is not None and cached[0] == terms:
             return cached[1]
-        index = self.index
-        reasons = (Reason(index._kinds[vid], index._texts[vid], terms),)
-        self.reasons[vid] = (terms, reasons)
+        kinds, texts = self.index._kinds, self.index._texts
+        alerts = _unpack(self.index._unit_alerts[unit])
+        reasons = [(Reason(kinds[v], texts[v], terms),) for v in alerts]
+        self.reasons[unit] = (terms, reasons)
         return reasons
 
 
 class _Delivery:
-    """Delivering one paper: a Match per fired alert for its subscribers, then one merged
-    Match instead for the rare subscriber that two alerts reached."""
+    """Delivering one paper: its Matches lined up with their subscribers, appended in bulk;
+    the rare subscriber reached by two alerts gets one merged Match instead."""
 
     def __init__(self, run: _Run, hits: _Hits) -> None:
         self.run = run
         self.index = run.index
         self.hits = hits
-        self.alerts: list[int] = []
-        self.matches: list[Match] = []
-        self.subscribers: list[Sequence[int]] = []
+        self.units: list[tuple[int, list[Match]]] = []
+        self.subscribers: list[Iterable[int]] = []
+        self.matches: list[Iterable[Match]] = []
         self._excluded: set[int] = set()
         self._categories: list[str] | None = None
-        self._by_category: list[Mapping[int, Ids]] = []
+        self._by_category: list[_UnitPostings] = []
 
-    def collect(self) -> None:
-        """Every fired alert with its Match and the subscribers to give it to."""
-        hits, index = self.hits, self.index
-        fires = index._fires
-        for aid in hits.all:
-            if aid in fires:
-                terms, weight = hits.terms(aid)
-                for vid in fires[aid]:
-                    self._add(vid, terms, weight)
-        for vid in self.run.evaluated(hits, index._evaluates):
-            self._add(vid, *self.combined(index._positives[vid]))
+    def fire(self, unit: int, terms: tuple[str, ...], score: float) -> None:
+        """A unit fired: a Match per alert, lined up with each alert's subscribers."""
+        index, paper_id = self.index, self.hits.paper.id
+        matches = [Match(paper_id, r, score) for r in self.run.reasons_of(unit, terms)]
+        self.units.append((unit, matches))
+        if (plain := index._unit_plain.get(unit)) is not None:
+            self._line_up(plain, matches)
+        if unit in index._unit_gated:
+            self._gated(unit, matches)
 
-    def _add(self, vid: int, terms: tuple[str, ...], score: float) -> None:
-        """One fired alert: its Match for this paper and its subscribers."""
-        index = self.index
-        match = Match(self.hits.paper.id, self.run.reason(vid, terms), score)
-        if vid in index._plain:
-            self.alerts.append(vid)
-            self.matches.append(match)
-            self.subscribers.append(index._plain[vid])
-        if vid in index._gated and (allowed := self._allowed(vid)):
-            self.alerts.append(vid)
-            self.matches.append(match)
-            self.subscribers.append(allowed)
+    def _line_up(self, postings: tuple[memoryview, memoryview], matches: list[Match]) -> None:
+        """Queue each alert's Match once for each of its subscribers."""
+        subscribers, counts = postings
+        self.subscribers.append(subscribers)
+        self.matches.append(chain.from_iterable(map(repeat, matches, counts)))
 
-    def _allowed(self, vid: int) -> list[int]:
-        """The alert's gated subscribers this paper is not excluded or restricted for."""
+    def _gated(self, unit: int, matches: list[Match]) -> None:
+        """Queue the unit's subscribers with excludes or restrictions the paper passes."""
         index = self.index
         if self._categories is None:
             self._categories = list(dict.fromkeys(map(fold_label, self.hits.paper.categories)))
-            self._by_category = [index._by_category[c] for c in self._categories]
+            by_name = index._unit_by_category
+            self._by_category = [by_name[c] for c in self._categories if c in by_name]
             self._excluded = self.run.excluded(self.hits)
-        allowed = list(index._excluders.get(vid, ()))
-        tables = 0
+        if (excluders := index._unit_excluders.get(unit)) is not None:
+            self._line_up(excluders, matches)
         for table in self._by_category:
-            if vid in table:
-                allowed += table[vid]
-                tables += 1
-        if tables > 1:
-            allowed = list(dict.fromkeys(allowed))  # restricted to two of its categories
-        if vid in index._checked:
+            if (restricted := table.get(unit)) is not None:
+                self._line_up(restricted, matches)
+        if (checked := index._unit_checked.get(unit)) is not None:
+            subscribers, counts = checked
+            every = chain.from_iterable(map(repeat, matches, counts))
             prefixed, categories = index._prefixed, self._categories
-            allowed += [s for s in index._checked[vid] if prefixed[s].allows(categories)]
-        if self._excluded:
-            allowed = [sid for sid in allowed if sid not in self._excluded]
-        return allowed
+            pairs = zip(subscribers, every, strict=True)
+            kept = [(s, m) for s, m in pairs if prefixed[s].allows(categories)]
+            self.subscribers.append([s for s, _ in kept])
+            self.matches.append([m for _, m in kept])
 
     def deliver(self) -> None:
-        """Append the Matches to the subscribers' lists (in C: this is most of the work)."""
-        if not self.matches:
+        """Append the queued Matches to the subscribers' lists (in C: most of the work)."""
+        subscribers = list(chain.from_iterable(self.subscribers))
+        if not subscribers:
             return
-        twice = self._reached_twice()
-        if twice:
-            self.subscribers = [
-                list(filterfalse(twice.__contains__, subs)) for subs in self.subscribers
-            ]
+        matches = list(chain.from_iterable(self.matches))
+        if self._excluded:
+            subscribers, matches = _without(subscribers, matches, self._excluded)
+        twice: set[int] = set()
+        if len(set(subscribers)) < len(subscribers):
+            twice = {sid for sid, n in Counter(subscribers).items() if n > 1}
+            subscribers, matches = _without(subscribers, matches, twice)
         found = self.run.found
-        sizes = map(len, self.subscribers)
-        every = chain.from_iterable(map(repeat, self.matches, sizes))
-        deque(map(list.append, map(found.__getitem__, chain(*self.subscribers)), every), 0)
+        deque(map(list.append, map(found.__getitem__, subscribers), matches), 0)
         if twice:
             self._merge(twice)
-
-    def _reached_twice(self) -> set[int]:
-        """Subscribers whom more than one fired alert reaches (rare: one pass when none)."""
-        seen: set[int] = set()
-        for subs in self.subscribers:
-            seen.update(subs)
-        if len(seen) == sum(map(len, self.subscribers)):
-            return set()
-        seen.clear()
-        twice: set[int] = set()
-        for subs in self.subscribers:
-            if not seen.isdisjoint(subs):
-                twice.update(seen.intersection(subs))
-            seen.update(subs)
-        return twice
 
     def combined(self, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
         """Words (in reading order) and score of several atoms, each distinct term once."""
@@ -750,20 +807,36 @@ class _Delivery:
     def _merge(self, twice: set[int]) -> None:
         """One Match with every reason for each subscriber reached by several alerts."""
         index, found = self.index, self.run.found
-        fired = {vid: match for vid, match in zip(self.alerts, self.matches, strict=True)}
+        fired: dict[int, Match] = {}
+        for unit, matches in self.units:
+            fired.update(zip(_unpack(index._unit_alerts[unit]), matches, strict=True))
         merged: dict[tuple[int, ...], Match] = {}
         for sid in sorted(twice):
             ordered = tuple(vid for vid in index._order(sid) if vid in fired)
             match = merged.get(ordered)
             if match is None:
-                positive: list[int] = []
-                for vid in ordered:
-                    single = index._single[vid]
-                    positive += [single] if single >= 0 else index._positives[vid]
-                reasons = tuple(fired[vid].reasons[0] for vid in ordered)
-                score = self.combined(positive)[1]
-                match = merged[ordered] = Match(self.hits.paper.id, reasons, score)
+                match = merged[ordered] = self._merged(ordered, fired)
             found[sid].append(match)
+
+    def _merged(self, ordered: tuple[int, ...], fired: Mapping[int, Match]) -> Match:
+        """The Match of several alerts: reasons in the subscriber's order, one score."""
+        if len(ordered) == 1:
+            return fired[ordered[0]]  # one alert, reached under two of its categories
+        index = self.index
+        positive: list[int] = []
+        for vid in ordered:
+            single = index._single[vid]
+            positive += [single] if single >= 0 else _unpack(index._positives[vid])
+        reasons = tuple(fired[vid].reasons[0] for vid in ordered)
+        return Match(self.hits.paper.id, reasons, self.combined(positive)[1])
+
+
+def _without(
+    subscribers: list[int], matches: list[Match], dropped: set[int]
+) -> tuple[list[int], list[Match]]:
+    """The (subscriber, match) pairs whose subscriber is not in `dropped`."""
+    keep = list(map(operator.not_, map(dropped.__contains__, subscribers)))
+    return list(compress(subscribers, keep)), list(compress(matches, keep))
 
 
 def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bot.errors import PaperbotError
 from bot.fold import AuthorKey, author_key, fold_label, words
@@ -34,12 +34,10 @@ TextField = Literal["text", "title", "abstract"]
 SCOPES = ("title", "abstract", "author", "category", "source")
 MIN_PREFIX = 2
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
-_QUOTES = {'"': '"', "“": "”"}
-_STOP = frozenset('()"“”')
 _VOTES = re.compile(r"votes\s*(>=|=>|>|<=|=<|<|==|=)\s*(\S*)", re.IGNORECASE)
-_FIELD = re.compile(r"([A-Za-z]+):")
 # A text with none of these is a plain phrase; most alerts are, and 100,000 subscribers'
 # worth of them must compile in well under a second.
+_QUOTED_ONLY = re.compile(r'\s*"([^"*]*)"\s*')
 _SYNTAX = re.compile(r'["“”()*:<>=]|(?:^|\s)-|(?<!\S)(?:AND|OR|NOT)(?!\S)')
 
 
@@ -144,8 +142,7 @@ def evaluate(node: Node, holds: set[Atom] | frozenset[Atom]) -> bool:
 # ----------------------------------------------------------------------------- tokens
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     """A lexical token: kind is word, quoted, op, neg, scope, votes, ( or )."""
 
     kind: str
@@ -154,70 +151,67 @@ class _Token:
     end: int = 0
 
 
+# One alternative per token kind, tried in this order at each position.
+_LEX = re.compile(
+    r"""(?P<space>\s+)
+    |(?P<paren>[()])
+    |(?P<quoted>"[^"]*"|“[^”]*”)
+    |(?P<votes>votes\s*(?:>=|=>|>|<=|=<|<|==|=)\s*[^\s()]*)
+    |(?P<scope>(?:title|abstract|author|category|source):)
+    |(?P<neg>-(?=[^\s)]))
+    |(?P<word>[^\s()"“”]+)""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_UNKNOWN_FIELD = re.compile(r"([A-Za-z]+):.")
+
+
 def _tokens(text: str) -> list[_Token]:
     """Split a query into tokens, each with its 1-based column."""
     out: list[_Token] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-        elif ch in "()":
-            out.append(_Token(ch, ch, i + 1))
-            i += 1
-        elif ch in _QUOTES:
-            i = _quoted(text, i, out)
-        elif ch in "”":
-            raise QueryError("closing quote without an opening one", i + 1)
-        elif ch == "-" and (i + 1 == n or text[i + 1].isspace() or text[i + 1] == ")"):
-            raise QueryError("'-' must be written right before the term it excludes", i + 1)
-        elif ch == "-":
-            out.append(_Token("neg", ch, i + 1))
-            i += 1
-        else:
-            i = _bare(text, i, out)
+    pos = 0
+    while pos < len(text):
+        found = _LEX.match(text, pos)
+        if found is None:
+            if text[pos] == "”":
+                raise QueryError("closing quote without an opening one", pos + 1)
+            raise QueryError("unterminated quote", pos + 1)
+        kind, value, end = found.lastgroup or "", found.group(), found.end()
+        if kind == "paren":
+            out.append(_Token(value, value, pos + 1, end))
+        elif kind == "quoted":
+            out.append(_Token(kind, value[1:-1], pos + 1, end))
+        elif kind == "votes":
+            out.append(_votes_token(value, pos))
+        elif kind == "scope":
+            out.append(_Token(kind, value[:-1].lower(), pos + 1, end))
+        elif kind in ("neg", "word"):
+            out.append(_word_token(kind, value, pos, end))
+        pos = end
     return out
 
 
-def _quoted(text: str, i: int, out: list[_Token]) -> int:
-    """Lex a quoted phrase starting at `i`; return the index after its closing quote."""
-    close = text.find(_QUOTES[text[i]], i + 1)
-    if close < 0:
-        raise QueryError("unterminated quote", i + 1)
-    out.append(_Token("quoted", text[i + 1 : close], i + 1, close + 1))
-    return close + 1
-
-
-def _bare(text: str, i: int, out: list[_Token]) -> int:
-    """Lex an unquoted word, operator, field scope or votes comparison starting at `i`."""
-    votes = _VOTES.match(text, i)
-    if votes:
-        out.append(_votes_token(votes, i))
-        return votes.end()
-    field = _FIELD.match(text, i)
-    if field and field.group(1).lower() in SCOPES:
-        out.append(_Token("scope", field.group(1).lower(), i + 1))
-        return field.end()
-    j = i
-    while j < len(text) and not text[j].isspace() and text[j] not in _STOP:
-        j += 1
-    word = text[i:j]
-    if field and j > field.end():
+def _word_token(kind: str, word: str, pos: int, end: int) -> _Token:
+    """A word, an operator or a `-`; a stray `-` or an unknown `field:` is an error."""
+    if kind == "neg":
+        return _Token(kind, word, pos + 1, end)
+    if word.startswith("-"):
+        raise QueryError("'-' must be written right before the term it excludes", pos + 1)
+    if unknown := _UNKNOWN_FIELD.match(word):
         known = ", ".join(sorted(SCOPES))
-        raise QueryError(f"unknown field '{field.group(1)}:' (known: {known})", i + 1)
-    out.append(_Token("op" if word in _OPERATORS else "word", word, i + 1, j))
-    return j
+        raise QueryError(f"unknown field '{unknown.group(1)}:' (known: {known})", pos + 1)
+    return _Token("op" if word in _OPERATORS else "word", word, pos + 1, end)
 
 
-def _votes_token(found: re.Match[str], i: int) -> _Token:
+def _votes_token(text: str, pos: int) -> _Token:
     """A `votes>=N` token, or the error that says what a votes comparison must look like."""
-    op, number = found.group(1), found.group(2)
+    found = _VOTES.fullmatch(text)
+    op, number = (found.group(1), found.group(2)) if found else ("", "")
     if op not in (">=", "=>", ">"):
-        raise QueryError(f"votes supports only '>=' and '>', not '{op}'", i + 1)
+        raise QueryError(f"votes supports only '>=' and '>', not '{op}'", pos + 1)
     if not number.isdigit():
-        raise QueryError("votes must be compared with a whole number, e.g. votes>=10", i + 1)
+        raise QueryError("votes must be compared with a whole number, e.g. votes>=10", pos + 1)
     minimum = int(number) + (1 if op == ">" else 0)
-    return _Token("votes", str(minimum), i + 1, found.end())
+    return _Token("votes", str(minimum), pos + 1, pos + len(text))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -387,9 +381,12 @@ def _phrase_words(raw: str, column: int, *, quoted: bool) -> tuple[str, ...]:
 
 
 def plain_words(text: str) -> tuple[str, ...] | None:
-    """The folded words of an entry that is a plain phrase (no syntax at all), else None."""
+    """The folded words of an entry that is just a phrase (maybe quoted), else None."""
     if _SYNTAX.search(text):
-        return None
+        quoted = _QUOTED_ONLY.fullmatch(text)
+        if quoted is None:
+            return None
+        text = quoted.group(1)
     return tuple(words(text)) or None
 
 

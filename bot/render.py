@@ -15,6 +15,7 @@ import re
 import textwrap
 import unicodedata
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +23,9 @@ from email import policy as email_policy
 from email.message import EmailMessage, Message
 from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime
+from itertools import accumulate, repeat
+from operator import add
+from typing import AnyStr
 
 import css_inline
 import jinja2
@@ -39,6 +43,8 @@ ABSTRACT_CHARS = 700
 HEAD_AUTHORS = 5
 #: width of the wrapped abstract in the text part (titles are never wrapped)
 TEXT_WIDTH = 76
+#: HTML lines are packed up to this many bytes (the RFC 5322 limit is 998)
+PACKED_LINE = 990
 #: entries of the caches keyed by (paper, matched terms): a day of 2,000 papers and 100,000
 #: subscribers has about 50,000 such pairs, each ~1.5 KB of highlighted HTML
 RUN_CACHE = 65536
@@ -128,9 +134,8 @@ def render_digest(
         "manage_url": _safe_url(manage_url),
         "unsubscribe_url": _safe_url(unsubscribe_url),
     }
-    papers = [_entry_text(entry) for entry in entries]
-    text = _template(TEXT_TEMPLATE).render(context, papers=papers)
-    html = _render_html_within_budget(entries, context)
+    text = _render_text([_entry_text(entry) for entry in entries], context)
+    html = _pack_lines(_render_html_within_budget(entries, context))
     return RenderedDigest(subject=str(context["subject"]), text=text, html=html)
 
 
@@ -162,7 +167,7 @@ def build_message(
     if reply_to:
         _set_address(msg, "Reply-To", reply_to)
     _set_text(msg, "Subject", rendered.subject)
-    msg.set_raw("Date", format_datetime(_aware(date or datetime.now(UTC))))
+    msg.set_raw("Date", _date_header(_aware(date or datetime.now(UTC)).replace(microsecond=0)))
     msg.set_raw("Message-ID", _msg_id(message_id))
     if list_id:
         _set_text(msg, "List-Id", list_id if "<" in list_id else f"<{list_id}>")
@@ -292,6 +297,7 @@ def release_caches() -> None:
         _wrapped,
         _HTML_SKELETONS,
         _TEXT_SKELETONS,
+        _text_shell_skeleton,
         _author_views,
         _fold_with_index,
     ):
@@ -584,6 +590,23 @@ def _render_html(papers: Sequence[str], context: dict[str, object]) -> str:
     )
     values = {slot: str(escape(context[key])) for slot, key in _SHELL_SLOTS.items() if context[key]}
     values["papers"] = "".join(papers)
+    # ASCII with character references (the CSS is ASCII, where they would not work): the
+    # part is then 7bit, and sizing, packing and encoding it are plain byte counts
+    return skeleton.fill(values).encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _render_text(papers: Sequence[str], context: dict[str, object]) -> str:
+    """The text part: a skeleton per number of papers (the template numbers them)."""
+    omitted = int(str(context["omitted"]))
+    skeleton = _text_shell_skeleton(
+        str(context["list_name"]),
+        len(papers),
+        min(omitted, 2),
+        context["manage_url"] is not None,
+        context["unsubscribe_url"] is not None,
+    )
+    values = {slot: str(context[key]) for slot, key in _SHELL_SLOTS.items() if context[key]}
+    values.update((f"p{i}", paper) for i, paper in enumerate(papers))
     return skeleton.fill(values)
 
 
@@ -602,6 +625,25 @@ _SHELL_SLOTS = {
 @functools.lru_cache(maxsize=64)
 def _shell_skeleton(list_name: str, omitted: int, manage: bool, unsubscribe: bool) -> Skeleton:
     """`omitted` is 0, 1 or 2 for "two or more": the wording depends on it, not the number."""
+    context = _shell_context(list_name, omitted, manage, unsubscribe)
+    shell = _template(HTML_TEMPLATE).render(context, papers=Markup(_slot("papers")))
+    return Skeleton.of(str(_inliner().inline(shell)), ["papers", "email", "heading"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_shell_skeleton(
+    list_name: str, count: int, omitted: int, manage: bool, unsubscribe: bool
+) -> Skeleton:
+    context = _shell_context(list_name, omitted, manage, unsubscribe)
+    papers = [_slot(f"p{i}") for i in range(count)]
+    text = _template(TEXT_TEMPLATE).render(context, papers=papers)
+    return Skeleton.of(text, ["email", "heading", *(f"p{i}" for i in range(count))])
+
+
+def _shell_context(
+    list_name: str, omitted: int, manage: bool, unsubscribe: bool
+) -> dict[str, object]:
+    """The templates' context with slots for what differs between digests of one kind."""
     context: dict[str, object] = {key: _slot(slot) for slot, key in _SHELL_SLOTS.items()}
     context.update(
         list_name=list_name,
@@ -609,8 +651,7 @@ def _shell_skeleton(list_name: str, omitted: int, manage: bool, unsubscribe: boo
         manage_url=_slot("manageurl") if manage else None,
         unsubscribe_url=_slot("unsubscribeurl") if unsubscribe else None,
     )
-    shell = _template(HTML_TEMPLATE).render(context, papers=Markup(_slot("papers")))
-    return Skeleton.of(str(_inliner().inline(shell)), ["papers", "email", "heading"])
+    return context
 
 
 @functools.cache
@@ -805,6 +846,30 @@ def _text_part(subtype: str, body: str) -> DigestMessage:
     return part
 
 
+def _pack_lines(html: str) -> str:
+    """The (ASCII) HTML with its lines joined by spaces into lines of at most PACKED_LINE.
+
+    Outside <pre> (the template has none) a newline and a space are the same whitespace
+    in HTML, so the page is unchanged; the message has a fifth as many lines, and lines
+    are what SMTP servers spend their time on. A line already too long stays alone.
+    """
+    if not html.isascii():  # lengths below count bytes
+        return b"\n".join(_packed(html.encode("utf-8").split(b"\n"), b" ")).decode("utf-8")
+    return "\n".join(_packed(html.split("\n"), " "))
+
+
+def _packed(lines: list[AnyStr], space: AnyStr) -> list[AnyStr]:
+    """Greedy packing by cumulative offsets: one bisection per line written."""
+    ends = list(accumulate(map(add, map(len, lines), repeat(1))))  # offset after each "\n"
+    packed: list[AnyStr] = []
+    first, offset = 0, 0
+    while first < len(lines):
+        last = max(first, bisect_right(ends, offset + PACKED_LINE + 1, lo=first) - 1)
+        packed.append(space.join(lines[first : last + 1]))
+        first, offset = last + 1, ends[last]
+    return packed
+
+
 def _stored_payload(msg: Message) -> object:
     # what BytesGenerator reads: get_payload() would decode surrogate-escaped 8bit bodies
     return msg.__dict__.get("_payload")
@@ -849,7 +914,9 @@ def _parse_content_type(value: str) -> tuple[str, str | None]:
 
 
 def _flatten(msg: Message, policy: EmailPolicy, newline: bytes, out: list[bytes]) -> None:
-    out.extend(policy.fold_binary(name, value) for name, value in msg.raw_items())
+    # most headers are the same on every digest: fold them once (for the one shared policy)
+    fold = _folded if policy is MESSAGE_POLICY else policy.fold_binary
+    out.extend(fold(name, value) for name, value in msg.raw_items())
     out.append(newline)
     payload = _stored_payload(msg)
     if isinstance(payload, str):
@@ -868,6 +935,17 @@ def _flatten(msg: Message, policy: EmailPolicy, newline: bytes, out: list[bytes]
             out += [newline, delimiter, newline]
         _flatten(part, policy, newline, out)
     out += [newline, delimiter, b"--", newline]
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded(name: str, value: str) -> bytes:
+    return MESSAGE_POLICY.fold_binary(name, value)
+
+
+@functools.lru_cache(maxsize=16)
+def _date_header(when: datetime) -> str:
+    # a run sends hundreds of digests a second and Date has whole seconds
+    return format_datetime(when)
 
 
 def _check_header(name: str, value: str) -> None:

@@ -1,0 +1,146 @@
+"""The outbox at scale on a real SQLite file: batched digests, batches, bounces, events."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.models import Match, Paper, Reason, Subscriber
+from bot.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(tmp_path / "paperbot.db")
+    yield s
+    s.close()
+
+
+def people(count: int) -> list[Subscriber]:
+    """Subscribers reader0..reader{count-1}."""
+    return [Subscriber(email=f"reader{i}@example.org", keywords=("x",)) for i in range(count)]
+
+
+def matched(store: Store, count: int, papers: int = 3) -> dict[str, int]:
+    """`count` subscribers, each matched with `papers` papers; their ids by address."""
+    store.sync_config_subscribers(people(count))
+    store.record("arxiv", [Paper(id=f"2501.0000{p}", title=f"Paper {p}") for p in range(papers)])
+    reason = (Reason("keyword", "x", ("x",)),)
+    store.add_matches(
+        {
+            s.email: [Match(f"2501.0000{p}", reason, float(p)) for p in range(papers)]
+            for s in people(count)
+        }
+    )
+    rows = store.db.execute("SELECT email, id FROM subscribers").fetchall()
+    return dict(rows)
+
+
+def test_create_digests_makes_one_digest_per_subscriber_with_all_their_matches(
+    store: Store,
+) -> None:
+    matched(store, 5, papers=3)
+    assert store.create_digests("example.org") == 5
+    pending = store.pending_digests()
+    assert sorted(d.subscriber.email for d in pending) == sorted(p.email for p in people(5))
+    assert all(len(d.matches) == 3 for d in pending)
+    assert len({d.message_id for d in pending}) == 5
+    assert all(d.message_id.endswith("@example.org>") for d in pending)
+    assert store.create_digests("example.org") == 0, "matches go into one digest only"
+
+
+def test_create_digests_for_chosen_subscribers_only(store: Store) -> None:
+    ids = matched(store, 4)
+    chosen = [ids["reader1@example.org"], ids["reader3@example.org"]]
+    assert store.create_digests("example.org", subscriber_ids=chosen) == 2
+    assert sorted(d.subscriber.email for d in store.pending_digests()) == [
+        "reader1@example.org",
+        "reader3@example.org",
+    ]
+    assert store.create_digests("example.org") == 2, "the others wait for their turn"
+
+
+def test_pending_batches_cover_every_digest_once_in_order(store: Store) -> None:
+    matched(store, 23, papers=2)
+    store.create_digests("example.org")
+    batches = list(store.pending_batches(size=5))
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+    ids = [d.id for b in batches for d in b]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 23
+    assert all(
+        {m.paper_id for m in d.matches} == {"2501.00000", "2501.00001"} for b in batches for d in b
+    )
+
+
+def test_marking_while_reading_batches_skips_nothing(store: Store) -> None:
+    matched(store, 12)
+    store.create_digests("example.org")
+    seen = []
+    for batch in store.pending_batches(size=4):
+        for digest in batch:
+            seen.append(digest.id)
+            store.mark_sent(digest.id)
+    assert len(seen) == 12
+    assert store.pending_count() == 0
+
+
+def test_a_sent_mark_is_committed_at_once(store: Store, tmp_path: Path) -> None:
+    matched(store, 1)
+    store.create_digests("example.org")
+    [digest] = store.pending_digests()
+    store.mark_sent(digest.id)
+    # another connection (a process started after a kill -9) already sees it
+    with sqlite3.connect(tmp_path / "paperbot.db") as other:
+        assert other.execute("SELECT status FROM digests").fetchone()[0] == "sent"
+
+
+def test_hard_bounces_in_a_row_suspend_and_leave_an_event(store: Store) -> None:
+    ids = matched(store, 1, papers=1)
+    sid = ids["reader0@example.org"]
+
+    def bounce() -> bool:
+        store.create_digests("example.org")
+        digest = store.pending_digests()[-1]
+        return store.record_bounce(digest.id, sid, "550 no such user", suspend_after=3)
+
+    def another_match(n: int) -> None:
+        store.record("arxiv", [Paper(id=f"2502.0000{n}", title=f"Later {n}")])
+        store.add_matches({"reader0@example.org": [Match(f"2502.0000{n}", ())]})
+
+    assert bounce() is False
+    another_match(1)
+    assert bounce() is False
+    store.clear_hard_bounces(sid)  # a delivery in between: the count starts again
+    for n in (2, 3):
+        another_match(n)
+        assert bounce() is False
+    another_match(4)
+    assert bounce() is True
+    assert store.subscriber("reader0@example.org") is None, "suspended: no longer active"
+    [event] = store.unnotified_events()
+    assert (event.kind, event.email) == ("subscriber_suspended", "reader0@example.org")
+    assert event.detail == "3 hard bounces in a row; last: 550 no such user"
+    store.mark_events_notified([event.id])
+    assert store.unnotified_events() == []
+    assert [e.kind for e in store.events("subscriber_suspended")] == ["subscriber_suspended"]
+
+
+def test_suspended_subscribers_pending_digests_are_dropped(store: Store) -> None:
+    ids = matched(store, 2)
+    store.create_digests("example.org")
+    store.db.execute(
+        "UPDATE subscribers SET status = 'suspended' WHERE id = ?", (ids["reader0@example.org"],)
+    )
+    assert store.drop_inactive_pending() == 1
+    assert [d.subscriber.email for d in store.pending_digests()] == ["reader1@example.org"]
+
+
+def test_skip_all_pending_marks_everything_in_one_go(store: Store) -> None:
+    matched(store, 7)
+    store.create_digests("example.org")
+    assert store.skip_all_pending() == 7
+    assert store.pending_count() == 0
