@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.match import AlertIndex  # noqa: E402
-from bot.match_reference import reference_match  # noqa: E402
-from bot.models import Match, Paper, Subscriber  # noqa: E402
+from bot.match import AlertIndex
+from bot.match_reference import reference_match
+from bot.models import Match, Paper, Subscriber
 
 VOCABULARY = 20_000
 TOPICS = 30_000
@@ -144,7 +144,8 @@ def keyword(world: World, topic: tuple[str, ...]) -> str:
     if roll < 0.05 and len(topic) == 1 and len(text) >= 7:
         return f"{text[:-2]}*"  # a stem, as in transform*
     if roll < 0.10:
-        return f'"{text}" AND ({rng.choice(world.words[1000:4000])} OR {rng.choice(world.words[1000:4000])})'
+        first, second = rng.choice(world.words[1000:4000]), rng.choice(world.words[1000:4000])
+        return f'"{text}" AND ({first} OR {second})'
     if roll < 0.13:
         return f"{text} -{rng.choice(world.words[1000:4000])}"
     if roll < 0.16:
@@ -171,7 +172,9 @@ def follow(world: World, person: tuple[str, str, float]) -> str:
 def make_subscriber(world: World, number: int) -> Subscriber:
     """One synthetic subscriber with ~5 phrases and ~3 follows."""
     rng = world.rng
-    topics = rng.choices(world.topics, cum_weights=world.subscriber_topic_weights, k=rng.randint(3, 7))
+    topics = rng.choices(
+        world.topics, cum_weights=world.subscriber_topic_weights, k=rng.randint(3, 7)
+    )
     people = rng.choices(world.people, cum_weights=world.follow_weights, k=rng.randint(1, 5))
     roll = rng.random()
     return Subscriber(
@@ -197,7 +200,9 @@ def timed_match(index: AlertIndex, papers: list[Paper]) -> tuple[float, dict[str
     return time.perf_counter() - start, result
 
 
-def report_matches(label: str, seconds: float, result: dict[str, list[Match]], subscribers: int) -> None:
+def report_matches(
+    label: str, seconds: float, result: dict[str, list[Match]], subscribers: int
+) -> None:
     """Print a match run's time and how many matches it produced."""
     counts = [len(v) for v in result.values()]
     total = sum(counts)
@@ -238,14 +243,18 @@ def main() -> None:
     world = World(random.Random(args.seed))
     subscribers = [make_subscriber(world, i) for i in range(args.subscribers)]
     days = {n: [make_paper(world, i) for i in range(n)] for n in args.papers}
-    print(f"generated in {time.perf_counter() - start:.1f} s (seed {args.seed}); "
-          f"max RSS {max_rss_mb():.0f} MB")
+    print(
+        f"generated in {time.perf_counter() - start:.1f} s (seed {args.seed}); "
+        f"max RSS {max_rss_mb():.0f} MB"
+    )
     gc.collect()
 
     start = time.perf_counter()
     index = AlertIndex.build(subscribers)
-    print(f"index build: {time.perf_counter() - start:.3f} s for {len(subscribers):,} subscribers; "
-          f"max RSS {max_rss_mb():.0f} MB")
+    print(
+        f"index build: {time.perf_counter() - start:.3f} s for {len(subscribers):,} subscribers; "
+        f"max RSS {max_rss_mb():.0f} MB"
+    )
 
     rate = 0.0
     for n, papers in days.items():

@@ -364,11 +364,11 @@ class _Delivery:
 
     async def _worker(self) -> None:
         while (item := await self.queue.get()) is not None:
+            await self._pause()
+            await self.limiter.wait()
             if self.stopped:
                 self._track(-1)  # left pending for the next run
                 continue
-            await self._pause()
-            await self.limiter.wait()
             await self._send(item)
 
     async def _pause(self) -> None:

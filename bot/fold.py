@@ -32,17 +32,20 @@ _WORD = re.compile(r"[^\W_]+")
 
 @cache
 def _marks_class() -> str:
-    """A regex character class of every combining mark (Unicode category M) plus joiners."""
+    """A regex character class of every combining mark (Unicode category M) plus joiners.
+
+    Only the Basic Multilingual Plane: then the regex engine can test a character with one
+    bitmap look-up (a class with astral ranges is scanned range by range, per character).
+    """
     ranges: list[tuple[int, int]] = []
-    planes = list(range(0x20000)) + list(range(0xE0000, 0xE0200))
-    for cp in planes:
+    for cp in range(0x10000):
         if unicodedata.category(chr(cp))[0] != "M":
             continue
         if ranges and ranges[-1][1] == cp - 1:
             ranges[-1] = (ranges[-1][0], cp)
         else:
             ranges.append((cp, cp))
-    parts = "".join(f"\\U{a:08x}-\\U{b:08x}" if a != b else f"\\U{a:08x}" for a, b in ranges)
+    parts = "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in ranges)
     return parts + "".join(f"\\u{ord(c):04x}" for c in _JOINERS)
 
 

@@ -11,13 +11,14 @@ one distinct phrase, author name, category, source or votes threshold, shared by
 2. alerts: a one-atom alert fires when its atom hit; a boolean one is evaluated (once per
    paper, never per subscriber) only when one of its *trigger* atoms hit — atoms chosen so
    that the query cannot be true without one of them (`_triggers`);
-3. subscribers: each fired alert's `Match` is appended to its subscribers' lists (those
-   the paper is not excluded or restricted for). A Match is immutable, so one serves
-   every subscriber of the alert; the few reached by two alerts get one merged Match.
+3. subscribers: each fired alert's `Match` is lined up with its subscribers (less those
+   the paper is excluded or restricted for) and appended to their lists in bulk. A Match
+   is immutable, so one serves every subscriber of the alert; the few subscribers two
+   alerts reach get one merged Match instead.
 
 So the cost grows with the papers' text and the number of matches, not with subscribers x
-alerts. Index tables are flat (arrays of ids, dicts of arrays) so that 100,000
-subscribers' worth of them is small and gives the garbage collector little to walk.
+alerts. The index keeps its many small lists of ids back to back in a few arrays
+(`_Table`): compact, and nothing the garbage collector has to walk.
 
 Scoring (`Match.score`): each distinct term that fired counts once — a phrase 2.0 when it
 was found in the title, 1.0 when only in the abstract; an author, category, source or
@@ -35,8 +36,8 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, compress, repeat
-from typing import TypeVar
+from itertools import accumulate, chain, compress, repeat
+from typing import Generic, TypeVar
 
 import ahocorasick
 
@@ -63,27 +64,12 @@ OTHER_WEIGHT = 1.0
 # Where a term was found, in the order a reason lists its terms.
 TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES = range(5)
 _FIELDS = {"text": 0, "title": 1, "abstract": 2}
-# Boolean programs are postfix arrays: an atom id (>= 0) pushes "it hit", these combine.
+# Boolean programs are postfix: an atom id (>= 0) pushes "it hit", these combine.
 _NOT, _AND, _OR = -1, -2, -3
 
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
 _K = TypeVar("_K")
-
-
-def _ids(values: Iterable[int] = ()) -> array[int]:
-    """An array of ids (for the few big tables)."""
-    return array("i", values)
-
-
-def _pack(values: Iterable[int]) -> bytes:
-    """Ids packed as bytes: the many small postings lists are kept this way because bytes,
-    unlike lists, tuples or arrays, are not objects the garbage collector has to walk."""
-    return array("i", values).tobytes()
-
-
-def _unpack(data: bytes) -> memoryview:
-    """The ids in packed bytes (a view: nothing is copied)."""
-    return memoryview(data).cast("i")
+_SHIFT = 24  # a _Table entry is start << _SHIFT | length
 
 
 @contextmanager
@@ -100,6 +86,37 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+class _Table(Generic[_K]):
+    """Lists of ids by key, stored back to back in one array.
+
+    100,000 subscribers make hundreds of thousands of small postings lists; as Python lists
+    they would take several times the memory, and the garbage collector would walk each.
+    """
+
+    def __init__(self, lists: Mapping[_K, Sequence[int]]) -> None:
+        sizes = list(map(len, lists.values()))
+        if sizes and max(sizes) >> _SHIFT:
+            raise ValueError(f"more than {1 << _SHIFT} ids under one key")
+        starts = accumulate(sizes, initial=0)
+        entries = map(operator.or_, map(operator.lshift, starts, repeat(_SHIFT)), sizes)
+        self._where: dict[_K, int] = dict(zip(lists, entries))  # noqa: B905  # starts is longer
+        self._ids = memoryview(array("i", chain.from_iterable(lists.values())))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+    def __bool__(self) -> bool:
+        return bool(self._where)
+
+    def get(self, key: _K) -> memoryview | None:
+        """The ids filed under `key`, if any (a view: nothing is copied)."""
+        found = self._where.get(key)
+        if found is None:
+            return None
+        start = found >> _SHIFT
+        return self._ids[start : start + (found & ((1 << _SHIFT) - 1))]
 
 
 # ----------------------------------------------------------------------- compiling
@@ -148,7 +165,7 @@ def _triggers(node: Node, negated: bool = False) -> tuple[Atom, ...] | None:
     return None if negated else (node,)
 
 
-def _run_program(program: memoryview, hit: set[int]) -> bool:
+def _run_program(program: Iterable[int], hit: set[int]) -> bool:
     """Evaluate a postfix boolean program over the atom ids that hit."""
     stack: list[bool] = []
     for step in program:
@@ -264,10 +281,11 @@ class _Compiler:
         self.kinds: list[str] = []
         self.texts: list[str] = []
         self.single: list[int] = []  # the alert's one atom, or -1 for a boolean alert
-        self.programs: dict[int, bytes] = {}
-        self.positives: dict[int, bytes] = {}
-        # atom → alerts it triggers: one-atom alerts fire, boolean ones get evaluated
-        self.fires: dict[int, list[int]] = {}
+        self.programs: dict[int, list[int]] = {}
+        self.positives: dict[int, list[int]] = {}
+        # a *unit* fires as one: an atom (all its one-atom alerts), or a boolean alert
+        # (keyed -1 - alert); boolean alerts are evaluated when a trigger atom hits
+        self.units: dict[int, list[int]] = {}
         self.evaluates: dict[int, list[int]] = {}
         self.fires_exclude: dict[int, list[int]] = {}
         self.evaluates_exclude: dict[int, list[int]] = {}
@@ -276,7 +294,6 @@ class _Compiler:
         self.excluders: dict[int, list[int]] = {}  # have exclude entries, no restriction
         self.by_category: dict[str, dict[int, list[int]]] = {}  # restricted: by each name
         self.checked: dict[int, list[int]] = {}  # restricted with prefixes (`cs.*`)
-        self.gated: set[int] = set()  # alerts with subscribers in the last three
         self.prefixed: dict[int, _Restrict] = {}
         self.exclude_subscribers: dict[int, list[int]] = {}
         self.emails: list[str] = []
@@ -292,7 +309,6 @@ class _Compiler:
         vid = known[text] = len(self.kinds)
         self.kinds.append(kind)
         self.texts.append(text)
-        exclude = kind == "exclude"
         if kind == "author":
             aid = self.atoms.author(parse_follow(text))
         elif (plain := plain_words(text)) is not None:
@@ -300,11 +316,12 @@ class _Compiler:
         else:
             root = parse_query(text).root
             if not isinstance(root, Phrase | Author | Label | Votes):
-                self._boolean(vid, root, exclude)
+                self._boolean(vid, root, kind == "exclude")
                 return vid
             aid = self.atoms.atom(root)
         self.single.append(aid)
-        (self.fires_exclude if exclude else self.fires).setdefault(aid, []).append(vid)
+        table = self.fires_exclude if kind == "exclude" else self.units
+        table.setdefault(aid, []).append(vid)
         return vid
 
     def _boolean(self, vid: int, root: Node, exclude: bool) -> None:
@@ -313,8 +330,10 @@ class _Compiler:
         program: list[int] = []
         positive: dict[int, None] = {}
         self._program(root, program, positive, True)
-        self.programs[vid] = _pack(program)
-        self.positives[vid] = _pack(positive)
+        self.programs[vid] = program
+        self.positives[vid] = list(positive)
+        if not exclude:
+            self.units[-1 - vid] = [vid]
         table = self.evaluates_exclude if exclude else self.evaluates
         for aid in dict.fromkeys(map(self.atoms.atom, _triggers(root) or ())):
             table.setdefault(aid, []).append(vid)
@@ -361,14 +380,12 @@ class _Compiler:
         """The alert ids of these entries (known texts are a dictionary look-up)."""
         ids = list(map(self.alert_ids[kind].get, texts))
         if None in ids:
-            return [
-                self.alert(kind, t) if v is None else v for v, t in zip(ids, texts, strict=True)
-            ]
+            pairs = zip(ids, texts, strict=True)
+            return [self.alert(kind, t) if v is None else v for v, t in pairs]
         return ids  # type: ignore[return-value]  # no None left
 
     def _gate(self, sid: int, order: list[int], restrict: _Restrict | None) -> None:
         """File a subscriber who has excludes or a restriction under each of their alerts."""
-        self.gated.update(order)
         if restrict is None:
             for vid in order:
                 self.excluders.setdefault(vid, []).append(sid)
@@ -395,42 +412,6 @@ def _entry_error(sub: Subscriber, error: QueryError) -> QueryError:
     return error
 
 
-def _frozen(table: Mapping[_K, list[int]]) -> dict[_K, bytes]:
-    """A postings table, packed."""
-    return {key: _pack(ids) for key, ids in table.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class _UnitPostings:
-    """Subscribers of each unit's alerts back to back, alert after alert, and the count
-    per alert: a paper that fires the unit reaches them in a few C-level calls."""
-
-    subscribers: dict[int, bytes]
-    counts: dict[int, bytes]
-
-    @classmethod
-    def of(
-        cls,
-        units: Mapping[int, list[int]],
-        unit_of: Sequence[int],
-        postings: Mapping[int, list[int]],
-    ) -> _UnitPostings:
-        """Gather per-alert postings by unit (`unit_of` maps an alert to its unit)."""
-        subscribers: dict[int, bytes] = {}
-        counts: dict[int, bytes] = {}
-        for unit in dict.fromkeys(unit_of[vid] for vid in postings):
-            vids = units[unit]
-            subscribers[unit] = _pack(chain.from_iterable(postings.get(v, ()) for v in vids))
-            counts[unit] = _pack([len(postings.get(vid, ())) for vid in vids])
-        return cls(subscribers, counts)
-
-    def get(self, unit: int) -> tuple[memoryview, memoryview] | None:
-        """(subscribers, count per alert) of a unit, if it has any here."""
-        if unit not in self.subscribers:
-            return None
-        return _unpack(self.subscribers[unit]), _unpack(self.counts[unit])
-
-
 # ------------------------------------------------------------------------ the index
 
 
@@ -440,44 +421,36 @@ class AlertIndex:
     def __init__(self, c: _Compiler) -> None:
         """Use `AlertIndex.build`."""
         a = c.atoms
-        self._term_keys = _ids(a.term_keys)
-        self._pattern_atoms = [_ids(table) for table in a.pattern_atoms]
-        self._author_buckets = _frozen(a.author_buckets)
+        self._term_keys = array("i", a.term_keys)
+        self._pattern_atoms = [array("i", table) for table in a.pattern_atoms]
+        self._automaton, self._heads = _automaton(a.patterns)
+        self._author_buckets = _Table(a.author_buckets)
         self._author_given = a.author_given
-        self._labels = _frozen(a.labels)
+        self._labels = _Table(a.labels)
         self._label_prefixes = a.label_prefixes
         self._votes = sorted(a.votes.items())
         self._vote_minimums = [m for m, _ in self._votes]
-        self._automaton, self._heads = _automaton(a.patterns)
         self._kinds = c.kinds
         self._texts = c.texts
-        self._single = _ids(c.single)
-        self._programs = c.programs
-        self._positives = c.positives
-        self._evaluates = _frozen(c.evaluates)
-        self._fires_exclude = _frozen(c.fires_exclude)
-        self._evaluates_exclude = _frozen(c.evaluates_exclude)
-        self._exclude_subscribers = _frozen(c.exclude_subscribers)
+        self._single = array("i", c.single)
+        self._programs = _Table(c.programs)
+        self._positives = _Table(c.positives)
+        self._units = _Table(c.units)
+        self._evaluates = _Table(c.evaluates)
+        self._fires_exclude = _Table(c.fires_exclude)
+        self._evaluates_exclude = _Table(c.evaluates_exclude)
+        self._exclude_subscribers = _Table(c.exclude_subscribers)
+        self._plain = _Table(c.plain)
+        self._excluders = _Table(c.excluders)
+        self._by_category = {name: _Table(table) for name, table in c.by_category.items()}
+        self._checked = _Table(c.checked)
+        gated = {*c.excluders, *c.checked}
+        gated.update(chain.from_iterable(c.by_category.values()))
+        self._gated = frozenset(gated)
         self._prefixed = c.prefixed
         self._emails = c.emails
-        self._orders = _ids(c.orders)
-        self._order_starts = _ids(c.order_starts)
-        # A *unit* is what fires as one: an atom (all its one-atom alerts) or, keyed
-        # -1 - alert, a boolean alert. Its subscribers are stored back to back, alert by
-        # alert, with per-alert counts, so a paper reaches them in a few C-level calls.
-        units = dict(c.fires)
-        units.update({-1 - vid: [vid] for vid in c.programs})
-        self._unit_alerts = _frozen(units)
-        unit_of = [aid if aid >= 0 else -1 - vid for vid, aid in enumerate(c.single)]
-        self._unit_plain = _UnitPostings.of(units, unit_of, c.plain)
-        self._unit_excluders = _UnitPostings.of(units, unit_of, c.excluders)
-        self._unit_checked = _UnitPostings.of(units, unit_of, c.checked)
-        self._unit_by_category = {
-            name: _UnitPostings.of(units, unit_of, table) for name, table in c.by_category.items()
-        }
-        gated = {v for table in (c.excluders, c.checked) for v in table}
-        gated.update(v for table in c.by_category.values() for v in table)
-        self._unit_gated = frozenset(u for u, vids in units.items() if not gated.isdisjoint(vids))
+        self._orders = array("i", c.orders)
+        self._order_starts = array("i", c.order_starts)
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
@@ -495,7 +468,9 @@ class AlertIndex:
                     compiler.subscriber(sub)
                 except QueryError as exc:
                     raise _entry_error(sub, exc) from exc
-            return cls(compiler)
+            index = cls(compiler)
+            del compiler  # freed here, before the collector runs again
+        return index
 
     def match(self, papers: Sequence[Paper]) -> dict[str, list[Match]]:
         """Each subscriber's matches among `papers` (in paper order), by email; none → absent."""
@@ -506,7 +481,9 @@ class AlertIndex:
                 if paper.id not in done:
                     done.add(paper.id)
                     run.paper(paper)
-            return {email: got for email, got in zip(self._emails, run.found, strict=True) if got}
+            found = run.found
+            del run
+            return {email: got for email, got in zip(self._emails, found, strict=True) if got}
 
     def _author_atoms(self, name: str) -> tuple[int, ...]:
         """The followed-name atoms that designate this paper author."""
@@ -514,9 +491,9 @@ class AlertIndex:
         if key is None:
             return ()
         buckets = self._author_buckets
-        candidates = list(_unpack(buckets.get(f"{key.surname} {key.initial}", b"")))
+        candidates = list(buckets.get(f"{key.surname} {key.initial}") or ())
         if key.given:
-            candidates += _unpack(buckets.get(f"{key.surname} ", b""))
+            candidates += buckets.get(f"{key.surname} ") or ()
         given = self._author_given
         return tuple(
             aid
@@ -529,13 +506,14 @@ class AlertIndex:
         return self._orders[self._order_starts[sid] : self._order_starts[sid + 1]]
 
 
+_Head = tuple[int, list[tuple[int, re.Pattern[str] | None]]]  # key length, (pattern, rest)
+
+
 def _automaton(
     patterns: Mapping[tuple[str, ...], int],
-) -> tuple[
-    ahocorasick.Automaton | None, list[tuple[int, list[tuple[int, re.Pattern[str] | None]]]]
-]:
-    """The Aho-Corasick automaton of every phrase; its values index (key length, patterns)."""
-    heads: list[tuple[int, list[tuple[int, re.Pattern[str] | None]]]] = []
+) -> tuple[ahocorasick.Automaton | None, list[_Head]]:
+    """The Aho-Corasick automaton of every phrase; its values index `heads`."""
+    heads: list[_Head] = []
     head_ids: dict[str, int] = {}
     for phrase_words, pid in patterns.items():
         head, rest = phrase_pattern(phrase_words)
@@ -626,7 +604,7 @@ class _Hits:
         index = self.index
         for i, value in enumerate(values):
             folded = fold_label(value)
-            ids = list(_unpack(index._labels.get(f"{field}:{folded}", b"")))
+            ids = list(index._labels.get(f"{field}:{folded}") or ())
             ids += [a for f, p, a in index._label_prefixes if f == field and folded.startswith(p)]
             for aid in ids:
                 self.others.setdefault(aid, []).append((section, i, value))
@@ -684,30 +662,30 @@ class _Run:
         index = self.index
         delivery = _Delivery(self, hits)
         for aid in hits.all:
-            if aid in index._unit_alerts:
+            if aid in index._units:
                 delivery.fire(aid, *hits.terms(aid))
         for vid in self.evaluated(hits, index._evaluates):
-            delivery.fire(-1 - vid, *delivery.combined(_unpack(index._positives[vid])))
+            delivery.fire(-1 - vid, *delivery.combined(index._positives.get(vid) or ()))
         delivery.deliver()
 
-    def evaluated(self, hits: _Hits, table: Mapping[int, bytes]) -> list[int]:
+    def evaluated(self, hits: _Hits, table: _Table[int]) -> list[int]:
         """The boolean alerts that one of the paper's atoms triggers and that hold true."""
         hit = hits.all
-        triggered = [_unpack(table[aid]) for aid in hit if aid in table]
+        triggered = [got for aid in hit if (got := table.get(aid)) is not None]
         if not triggered:
             return []
         programs = self.index._programs
         candidates = triggered[0] if len(triggered) == 1 else dict.fromkeys(chain(*triggered))
-        return [vid for vid in candidates if _run_program(_unpack(programs[vid]), hit)]
+        return [vid for vid in candidates if _run_program(programs.get(vid) or (), hit)]
 
     def excluded(self, hits: _Hits) -> set[int]:
         """Subscribers one of whose exclude entries this paper matches."""
         index = self.index
         fires = index._fires_exclude
-        fired = [vid for aid in hits.all if aid in fires for vid in _unpack(fires[aid])]
+        fired = [vid for aid in hits.all if aid in fires for vid in fires.get(aid) or ()]
         fired += self.evaluated(hits, index._evaluates_exclude)
         postings = index._exclude_subscribers
-        return set(chain.from_iterable(_unpack(postings[vid]) for vid in fired))
+        return set(chain.from_iterable(postings.get(vid) or () for vid in fired))
 
     def reasons_of(self, unit: int, terms: tuple[str, ...]) -> list[tuple[Reason]]:
         """One (one-element) reasons tuple per alert of the unit, quoting these words."""
@@ -715,7 +693,7 @@ class _Run:
         if cached is not None and cached[0] == terms:
             return cached[1]
         kinds, texts = self.index._kinds, self.index._texts
-        alerts = _unpack(self.index._unit_alerts[unit])
+        alerts = self.index._units.get(unit) or ()
         reasons = [(Reason(kinds[v], texts[v], terms),) for v in alerts]
         self.reasons[unit] = (terms, reasons)
         return reasons
@@ -729,53 +707,51 @@ class _Delivery:
         self.run = run
         self.index = run.index
         self.hits = hits
-        self.units: list[tuple[int, list[Match]]] = []
+        self.fired: dict[int, Match] = {}
         self.subscribers: list[Iterable[int]] = []
         self.matches: list[Iterable[Match]] = []
         self._excluded: set[int] = set()
         self._categories: list[str] | None = None
-        self._by_category: list[_UnitPostings] = []
+        self._by_category: list[_Table[int]] = []
 
     def fire(self, unit: int, terms: tuple[str, ...], score: float) -> None:
         """A unit fired: a Match per alert, lined up with each alert's subscribers."""
         index, paper_id = self.index, self.hits.paper.id
-        matches = [Match(paper_id, r, score) for r in self.run.reasons_of(unit, terms)]
-        self.units.append((unit, matches))
-        if (plain := index._unit_plain.get(unit)) is not None:
-            self._line_up(plain, matches)
-        if unit in index._unit_gated:
-            self._gated(unit, matches)
+        plain, gated = index._plain, index._gated
+        alerts = index._units.get(unit) or ()
+        for vid, reasons in zip(alerts, self.run.reasons_of(unit, terms), strict=True):
+            match = self.fired[vid] = Match(paper_id, reasons, score)
+            subscribers = plain.get(vid)
+            if subscribers is not None:
+                self.subscribers.append(subscribers)
+                self.matches.append(repeat(match, len(subscribers)))
+            if vid in gated:
+                self._gated(vid, match)
 
-    def _line_up(self, postings: tuple[memoryview, memoryview], matches: list[Match]) -> None:
-        """Queue each alert's Match once for each of its subscribers."""
-        subscribers, counts = postings
-        self.subscribers.append(subscribers)
-        self.matches.append(chain.from_iterable(map(repeat, matches, counts)))
-
-    def _gated(self, unit: int, matches: list[Match]) -> None:
-        """Queue the unit's subscribers with excludes or restrictions the paper passes."""
+    def _gated(self, vid: int, match: Match) -> None:
+        """Line up the alert's subscribers with excludes or restrictions the paper passes."""
         index = self.index
         if self._categories is None:
             self._categories = list(dict.fromkeys(map(fold_label, self.hits.paper.categories)))
-            by_name = index._unit_by_category
+            by_name = index._by_category
             self._by_category = [by_name[c] for c in self._categories if c in by_name]
             self._excluded = self.run.excluded(self.hits)
-        if (excluders := index._unit_excluders.get(unit)) is not None:
-            self._line_up(excluders, matches)
-        for table in self._by_category:
-            if (restricted := table.get(unit)) is not None:
-                self._line_up(restricted, matches)
-        if (checked := index._unit_checked.get(unit)) is not None:
-            subscribers, counts = checked
-            every = chain.from_iterable(map(repeat, matches, counts))
+        parts: list[Sequence[int]] = []
+        if (excluders := index._excluders.get(vid)) is not None:
+            parts.append(excluders)
+        parts += [got for table in self._by_category if (got := table.get(vid)) is not None]
+        if (checked := index._checked.get(vid)) is not None:
             prefixed, categories = index._prefixed, self._categories
-            pairs = zip(subscribers, every, strict=True)
-            kept = [(s, m) for s, m in pairs if prefixed[s].allows(categories)]
-            self.subscribers.append([s for s, _ in kept])
-            self.matches.append([m for _, m in kept])
+            parts.append([s for s in checked if prefixed[s].allows(categories)])
+        if not parts:
+            return
+        # one restricted to two of the paper's categories is in two parts: once is enough
+        subscribers = list(dict.fromkeys(chain(*parts))) if len(parts) > 1 else parts[0]
+        self.subscribers.append(subscribers)
+        self.matches.append(repeat(match, len(subscribers)))
 
     def deliver(self) -> None:
-        """Append the queued Matches to the subscribers' lists (in C: most of the work)."""
+        """Append the lined-up Matches to the subscribers' lists (in C: most of the work)."""
         subscribers = list(chain.from_iterable(self.subscribers))
         if not subscribers:
             return
@@ -788,8 +764,8 @@ class _Delivery:
             subscribers, matches = _without(subscribers, matches, twice)
         found = self.run.found
         deque(map(list.append, map(found.__getitem__, subscribers), matches), 0)
-        if twice:
-            self._merge(twice)
+        for sid in sorted(twice):
+            found[sid].append(self._merged(sid))
 
     def combined(self, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
         """Words (in reading order) and score of several atoms, each distinct term once."""
@@ -804,30 +780,15 @@ class _Delivery:
         found.sort()
         return tuple(dict.fromkeys(f[2] for f in found)), sum(best.values())
 
-    def _merge(self, twice: set[int]) -> None:
-        """One Match with every reason for each subscriber reached by several alerts."""
-        index, found = self.index, self.run.found
-        fired: dict[int, Match] = {}
-        for unit, matches in self.units:
-            fired.update(zip(_unpack(index._unit_alerts[unit]), matches, strict=True))
-        merged: dict[tuple[int, ...], Match] = {}
-        for sid in sorted(twice):
-            ordered = tuple(vid for vid in index._order(sid) if vid in fired)
-            match = merged.get(ordered)
-            if match is None:
-                match = merged[ordered] = self._merged(ordered, fired)
-            found[sid].append(match)
-
-    def _merged(self, ordered: tuple[int, ...], fired: Mapping[int, Match]) -> Match:
-        """The Match of several alerts: reasons in the subscriber's order, one score."""
-        if len(ordered) == 1:
-            return fired[ordered[0]]  # one alert, reached under two of its categories
+    def _merged(self, sid: int) -> Match:
+        """The Match of a subscriber reached by several alerts: reasons in their order."""
         index = self.index
+        ordered = [vid for vid in index._order(sid) if vid in self.fired]
         positive: list[int] = []
         for vid in ordered:
             single = index._single[vid]
-            positive += [single] if single >= 0 else _unpack(index._positives[vid])
-        reasons = tuple(fired[vid].reasons[0] for vid in ordered)
+            positive += [single] if single >= 0 else index._positives.get(vid) or ()
+        reasons = tuple(self.fired[vid].reasons[0] for vid in ordered)
         return Match(self.hits.paper.id, reasons, self.combined(positive)[1])
 
 

@@ -304,6 +304,28 @@ def test_wrong_password_is_one_clear_error_and_nothing_is_marked(
     assert len(server.received) == 3
 
 
+def test_a_certificate_failure_is_one_clear_error_and_not_retried(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = smtp_server_factory(security="tls")  # self-signed: this machine does not trust it
+    config = write_config(
+        tmp_path,
+        http_server.url(ALL_ARCHIVES),
+        smtp_settings(server, security="tls"),
+        subscribers=readers(2),
+    )
+    with caplog.at_level(logging.ERROR, logger="paperbot"):
+        assert run(config, "once") == 1
+    errors = [r.message for r in caplog.records if r.message.startswith("send: ")]
+    assert len(errors) == 1, errors
+    assert "certificate" in errors[0].lower()
+    assert "tried" not in errors[0], "waiting does not fix a certificate"
+    assert {(row["status"], row["attempts"]) for row in digests(config)} == {("pending", 0)}
+
+
 # --- what a digest looks like --------------------------------------------------------------------
 
 
