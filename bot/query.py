@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from bot.errors import PaperbotError
 from bot.fold import AuthorKey, author_key, fold_label, words
@@ -142,14 +142,9 @@ def evaluate(node: Node, holds: set[Atom] | frozenset[Atom]) -> bool:
 # ----------------------------------------------------------------------------- tokens
 
 
-class _Token(NamedTuple):
-    """A lexical token: kind is word, quoted, op, neg, scope, votes, ( or )."""
-
-    kind: str
-    text: str
-    column: int
-    end: int = 0
-
+# A token: (kind, text, column, end); kind is word, quoted, neg, scope, votes, ( or ), or the
+# operator itself (AND, OR, NOT); "end" closes every token list.
+_Token = tuple[str, str, int, int]
 
 # One alternative per token kind, tried in this order at each position.
 _LEX = re.compile(
@@ -159,59 +154,62 @@ _LEX = re.compile(
     |(?P<votes>votes\s*(?:>=|=>|>|<=|=<|<|==|=)\s*[^\s()]*)
     |(?P<scope>(?:title|abstract|author|category|source):)
     |(?P<neg>-(?=[^\s)]))
-    |(?P<word>[^\s()"“”]+)""",
+    |(?P<word>[^\s()"“”]+)
+    |(?P<bad>.)""",
     re.VERBOSE | re.IGNORECASE,
 )
 _UNKNOWN_FIELD = re.compile(r"([A-Za-z]+):.")
+_ENDS_AND = frozenset({"end", ")", "OR"})
 
 
 def _tokens(text: str) -> list[_Token]:
-    """Split a query into tokens, each with its 1-based column."""
+    """Split a query into tokens, each with its 1-based column, closed by an "end" token."""
     out: list[_Token] = []
-    pos = 0
-    while pos < len(text):
-        found = _LEX.match(text, pos)
-        if found is None:
-            if text[pos] == "”":
-                raise QueryError("closing quote without an opening one", pos + 1)
-            raise QueryError("unterminated quote", pos + 1)
-        kind, value, end = found.lastgroup or "", found.group(), found.end()
-        if kind == "paren":
-            out.append(_Token(value, value, pos + 1, end))
+    for found in _LEX.finditer(text):
+        kind, value, column = found.lastgroup, found.group(), found.start() + 1
+        if kind == "word":
+            out.append(_word_token(value, column, found.end()))
+        elif kind == "paren":
+            out.append((value, value, column, found.end()))
         elif kind == "quoted":
-            out.append(_Token(kind, value[1:-1], pos + 1, end))
-        elif kind == "votes":
-            out.append(_votes_token(value, pos))
+            out.append(("quoted", value[1:-1], column, found.end()))
         elif kind == "scope":
-            out.append(_Token(kind, value[:-1].lower(), pos + 1, end))
-        elif kind in ("neg", "word"):
-            out.append(_word_token(kind, value, pos, end))
-        pos = end
+            out.append(("scope", value[:-1].lower(), column, found.end()))
+        elif kind == "neg":
+            out.append(("neg", value, column, found.end()))
+        elif kind == "votes":
+            out.append(_votes_token(value, column))
+        elif kind == "bad":
+            closing = value == "”"
+            raise QueryError(
+                "closing quote without an opening one" if closing else "unterminated quote", column
+            )
+    out.append(("end", "", len(text) + 1, len(text) + 1))
     return out
 
 
-def _word_token(kind: str, word: str, pos: int, end: int) -> _Token:
-    """A word, an operator or a `-`; a stray `-` or an unknown `field:` is an error."""
-    if kind == "neg":
-        return _Token(kind, word, pos + 1, end)
-    if word.startswith("-"):
-        raise QueryError("'-' must be written right before the term it excludes", pos + 1)
-    if unknown := _UNKNOWN_FIELD.match(word):
+def _word_token(word: str, column: int, end: int) -> _Token:
+    """A word or an operator; a stray `-` or an unknown `field:` is an error."""
+    if word in _OPERATORS:
+        return (word, word, column, end)
+    if word[0] == "-":
+        raise QueryError("'-' must be written right before the term it excludes", column)
+    if ":" in word and (unknown := _UNKNOWN_FIELD.match(word)):
         known = ", ".join(sorted(SCOPES))
-        raise QueryError(f"unknown field '{unknown.group(1)}:' (known: {known})", pos + 1)
-    return _Token("op" if word in _OPERATORS else "word", word, pos + 1, end)
+        raise QueryError(f"unknown field '{unknown.group(1)}:' (known: {known})", column)
+    return ("word", word, column, end)
 
 
-def _votes_token(text: str, pos: int) -> _Token:
+def _votes_token(text: str, column: int) -> _Token:
     """A `votes>=N` token, or the error that says what a votes comparison must look like."""
     found = _VOTES.fullmatch(text)
     op, number = (found.group(1), found.group(2)) if found else ("", "")
     if op not in (">=", "=>", ">"):
-        raise QueryError(f"votes supports only '>=' and '>', not '{op}'", pos + 1)
+        raise QueryError(f"votes supports only '>=' and '>', not '{op}'", column)
     if not number.isdigit():
-        raise QueryError("votes must be compared with a whole number, e.g. votes>=10", pos + 1)
+        raise QueryError("votes must be compared with a whole number, e.g. votes>=10", column)
     minimum = int(number) + (1 if op == ">" else 0)
-    return _Token("votes", str(minimum), pos + 1, pos + len(text))
+    return ("votes", str(minimum), column, column + len(text))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -225,10 +223,6 @@ class _Parser:
         self.tokens = _tokens(text)
         self.pos = 0
 
-    def peek(self) -> _Token | None:
-        """The next token, if any."""
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
     def take(self) -> _Token:
         """Consume and return the next token."""
         token = self.tokens[self.pos]
@@ -237,101 +231,88 @@ class _Parser:
 
     def parse(self) -> Node:
         """The whole query; every token must be used."""
-        if not self.tokens:
+        if len(self.tokens) == 1:
             raise QueryError("empty query", 1)
         node = self.parse_or(None)
-        extra = self.peek()
-        if extra is not None:
-            raise QueryError("unbalanced parenthesis", extra.column)
+        extra = self.tokens[self.pos]
+        if extra[0] != "end":
+            raise QueryError("unbalanced parenthesis", extra[2])
         return node
 
     def parse_or(self, scope: str | None) -> Node:
         """Terms joined by OR."""
-        children = [self.parse_and(scope)]
-        while self._at_op("OR"):
-            op = self.take()
-            children.append(self.parse_and(scope, after=op))
+        children = [self.parse_and(scope, None)]
+        while self.tokens[self.pos][0] == "OR":
+            children.append(self.parse_and(scope, self.take()))
         return children[0] if len(children) == 1 else Or(_flat(Or, children))
 
-    def parse_and(self, scope: str | None, after: _Token | None = None) -> Node:
+    def parse_and(self, scope: str | None, after: _Token | None) -> Node:
         """Terms joined by AND, written or implied by juxtaposition."""
         children = [self.parse_unary(scope, after)]
-        while True:
-            token = self.peek()
-            if token is None or token.kind == ")" or self._at_op("OR"):
-                break
-            op = self.take() if self._at_op("AND") else None
-            children.append(self.parse_unary(scope, op))
+        while (kind := self.tokens[self.pos][0]) not in _ENDS_AND:
+            children.append(self.parse_unary(scope, self.take() if kind == "AND" else None))
         return children[0] if len(children) == 1 else And(_flat(And, children))
 
     def parse_unary(self, scope: str | None, after: _Token | None) -> Node:
         """NOT / - before a term, or the term itself."""
-        token = self.peek()
-        if token is None:
-            where = after.column if after else len(self.text) + 1
-            raise QueryError(f"expected a term after '{after.text if after else ''}'", where)
-        if token.kind == "op" and token.text in ("AND", "OR"):
-            raise QueryError(f"expected a term before '{token.text}'", token.column)
-        if token.kind == ")" and after is not None:
-            raise QueryError(f"expected a term after '{after.text}'", after.column)
-        if token.kind == "neg" or (token.kind == "op" and token.text == "NOT"):
-            self.take()
+        token = self.tokens[self.pos]
+        kind = token[0]
+        if kind in ("AND", "OR"):
+            raise QueryError(f"expected a term before '{kind}'", token[2])
+        if kind in ("end", ")") and after is not None:
+            raise QueryError(f"expected a term after '{after[1]}'", after[2])
+        if kind in ("neg", "NOT"):
+            self.pos += 1
             return Not(self.parse_unary(scope, token))
         return self.parse_primary(scope)
 
     def parse_primary(self, scope: str | None) -> Node:
         """A group, a scoped term, a quoted phrase, a run of words or a votes comparison."""
         token = self.take()
-        if token.kind == "(":
+        kind = token[0]
+        if kind == "(":
             return self._group(token, scope)
-        if token.kind == ")":
-            raise QueryError("unbalanced parenthesis", token.column)
-        if token.kind == "scope":
+        if kind in (")", "end"):
+            raise QueryError("unbalanced parenthesis", token[2])
+        if kind == "scope":
             return self._scoped(token, scope)
-        if token.kind == "votes":
+        if kind == "votes":
             if scope is not None:
-                raise QueryError(f"votes cannot be scoped to '{scope}:'", token.column)
-            return Votes(int(token.text))
-        if token.kind == "quoted":
-            return _term(token.text, scope or "text", token.column, quoted=True)
+                raise QueryError(f"votes cannot be scoped to '{scope}:'", token[2])
+            return Votes(int(token[1]))
+        if kind == "quoted":
+            return _term(token[1], scope or "text", token[2], quoted=True)
         if scope in ("category", "source"):
-            return _term(token.text, scope, token.column, quoted=False)
+            return _term(token[1], scope, token[2], quoted=False)
         return self._word_run(token, scope)
 
     def _group(self, opening: _Token, scope: str | None) -> Node:
         """The inside of ( ... )."""
-        closing = self.peek()
-        if closing is None:
-            raise QueryError("unbalanced parenthesis", opening.column)
-        if closing.kind == ")":
-            raise QueryError("empty parentheses", opening.column)
+        kind = self.tokens[self.pos][0]
+        if kind == "end":
+            raise QueryError("unbalanced parenthesis", opening[2])
+        if kind == ")":
+            raise QueryError("empty parentheses", opening[2])
         node = self.parse_or(scope)
-        closing = self.peek()
-        if closing is None or closing.kind != ")":
-            raise QueryError("unbalanced parenthesis", opening.column)
-        self.take()
+        if self.take()[0] != ")":
+            raise QueryError("unbalanced parenthesis", opening[2])
         return node
 
     def _scoped(self, token: _Token, scope: str | None) -> Node:
         """`field:` applied to the term or group right after it."""
         if scope is not None:
-            raise QueryError(f"'{token.text}:' inside '{scope}:'", token.column)
-        after = self.peek()
-        if after is None or after.kind in (")", "op", "neg", "scope"):
-            raise QueryError(f"expected a term after '{token.text}:'", token.column)
-        return self.parse_primary(token.text)
+            raise QueryError(f"'{token[1]}:' inside '{scope}:'", token[2])
+        if self.tokens[self.pos][0] not in ("word", "quoted", "("):
+            raise QueryError(f"expected a term after '{token[1]}:'", token[2])
+        return self.parse_primary(token[1])
 
     def _word_run(self, first: _Token, scope: str | None) -> Node:
         """Plain words side by side: one phrase, written as the original text between them."""
         last = first
-        while (nxt := self.peek()) is not None and nxt.kind == "word":
+        while self.tokens[self.pos][0] == "word":
             last = self.take()
-        raw = self.text[first.column - 1 : last.end]
-        return _term(raw, scope or "text", first.column, quoted=False)
-
-    def _at_op(self, name: str) -> bool:
-        token = self.peek()
-        return token is not None and token.kind == "op" and token.text == name
+        raw = self.text[first[2] - 1 : last[3]]
+        return _term(raw, scope or "text", first[2], quoted=False)
 
 
 def _flat(kind: type[And] | type[Or], children: list[Node]) -> tuple[Node, ...]:
@@ -363,6 +344,11 @@ def _term(raw: str, scope: str, column: int, *, quoted: bool) -> Atom:
 
 def _phrase_words(raw: str, column: int, *, quoted: bool) -> tuple[str, ...]:
     """Folded words of a phrase; a word written with a trailing `*` keeps it as a prefix."""
+    if "*" not in raw:
+        plain = tuple(words(raw))
+        if not plain:
+            raise QueryError("a phrase needs letters or digits", column)
+        return plain
     out: list[str] = []
     for piece in raw.split():
         star = piece.endswith("*")

@@ -1,7 +1,7 @@
 """DKIM signing (dkimpy) of the exact bytes a sender delivers.
 
 The key is an RSA private key in PEM, read from a file or an environment variable; the
-public half goes in DNS as `<selector>._domainkey.<domain>` (see `dns_record`).
+public half goes in DNS as a TXT record at `<selector>._domainkey.<domain>`.
 """
 
 from __future__ import annotations
