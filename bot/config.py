@@ -385,21 +385,21 @@ def _zone_problem(name: str) -> None:
 
 
 def _check_queries(sub: SubscriberSettings, where: str) -> None:
-    """Every keyword and exclude entry must parse as an alert query."""
+    """Every author must be a name, every keyword and exclude entry an alert query."""
     check = _query_checker()
-    for field in ("keywords", "exclude"):
+    for field in ("authors", "keywords", "exclude"):
         for index, text in enumerate(getattr(sub, field)):
-            problem = check(text)
+            problem = check(text, field == "authors")
             if problem:
                 raise ConfigError(f"{where}.{field}[{index}]", problem)
 
 
-def _query_checker() -> Callable[[str], str | None]:
-    from bot.query import QueryError, parse_query
+def _query_checker() -> Callable[[str, bool], str | None]:
+    from bot.query import QueryError, parse_follow, parse_query
 
-    def check(text: str) -> str | None:
+    def check(text: str, follow: bool) -> str | None:
         try:
-            parse_query(text)
+            parse_follow(text) if follow else parse_query(text)
         except QueryError as exc:
             return str(exc)
         return None

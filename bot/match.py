@@ -28,18 +28,16 @@ votes term 1.0. `rank` orders a digest: followed authors first, then score, then
 from __future__ import annotations
 
 import gc
-import operator
-import re
 from array import array
 from bisect import bisect_right
-from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from itertools import accumulate, chain, compress, repeat
+from dataclasses import dataclass, fields
+from itertools import chain, compress
 from typing import Generic, TypeVar
 
-import ahocorasick
+import numpy as np
+import numpy.typing as npt
 
 from bot.fold import AuthorKey, author_key, fold_label, same_author, word_spans, words
 from bot.models import Match, Paper, Reason, Subscriber
@@ -70,6 +68,9 @@ _NOT, _AND, _OR = -1, -2, -3
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
 _K = TypeVar("_K")
 _SHIFT = 24  # a _Table entry is start << _SHIFT | length
+_MASK = (1 << _SHIFT) - 1
+_SPREAD = 4_000_000  # (subscriber, paper) pairs held before they are spread (memory)
+_BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
 
 
 @contextmanager
@@ -78,14 +79,25 @@ def _collector_paused() -> Iterator[None]:
 
     Building the index or a day's matches allocates millions of objects; letting the
     collector walk them again and again as they are made costs more than the work itself.
+    What the work leaves behind (the index, the matches) lives on without cycles, so it is
+    moved out of the collector's sight (`gc.freeze`) instead of being walked once more
+    the moment the collector is back (half a second for a day's matches). Small work
+    (a web preview, a test) is left to the collector as usual.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if gc.get_count()[0] > _BULK:
+            gc.freeze()
         if enabled:
             gc.enable()
+
+
+def _tuples(lists: Mapping[_K, Sequence[int]]) -> dict[_K, tuple[int, ...]]:
+    """Small lists of ids by key, frozen for look-ups."""
+    return {key: tuple(ids) for key, ids in lists.items()}
 
 
 class _Table(Generic[_K]):
@@ -95,14 +107,9 @@ class _Table(Generic[_K]):
     they would take several times the memory, and the garbage collector would walk each.
     """
 
-    def __init__(self, lists: Mapping[_K, Sequence[int]]) -> None:
-        sizes = list(map(len, lists.values()))
-        if sizes and max(sizes) >> _SHIFT:
-            raise ValueError(f"more than {1 << _SHIFT} ids under one key")
-        starts = accumulate(sizes, initial=0)
-        entries = map(operator.or_, map(operator.lshift, starts, repeat(_SHIFT)), sizes)
-        self._where: dict[_K, int] = dict(zip(lists, entries))  # noqa: B905  # starts is longer
-        self._ids = memoryview(array("i", chain.from_iterable(lists.values())))
+    def __init__(self, where: dict[_K, int], ids: memoryview) -> None:
+        self._where = where  # key → start << _SHIFT | length, in `ids`
+        self._ids = ids
 
     def __contains__(self, key: object) -> bool:
         return key in self._where
@@ -116,27 +123,10 @@ class _Table(Generic[_K]):
         if found is None:
             return None
         start = found >> _SHIFT
-        return self._ids[start : start + (found & ((1 << _SHIFT) - 1))]
+        return self._ids[start : start + (found & _MASK)]
 
 
 # ----------------------------------------------------------------------- compiling
-
-
-def phrase_pattern(phrase_words: tuple[str, ...]) -> tuple[str, re.Pattern[str] | None]:
-    """The automaton key for a phrase and, when it has a prefix word, the regex for its rest.
-
-    Keys are matched in " word word " text (single spaces, a space at both ends), so the
-    spaces make matches whole words. A prefix word ends the key without its space; the
-    words after it are checked by the regex where the key ended.
-    """
-    cut = next((i for i, w in enumerate(phrase_words) if w.endswith("*")), None)
-    if cut is None:
-        return " " + " ".join(phrase_words) + " ", None
-    head = " " + " ".join((*phrase_words[:cut], phrase_words[cut][:-1]))
-    rest = "[^ ]*"
-    for w in phrase_words[cut + 1 :]:
-        rest += " " + (re.escape(w[:-1]) + "[^ ]*" if w.endswith("*") else re.escape(w) + "(?= )")
-    return head, re.compile(rest)
 
 
 def _rarity(atom: Atom) -> float:
@@ -186,9 +176,9 @@ class _Restrict:
     names: frozenset[str]
     prefixes: tuple[str, ...]
 
-    def allows(self, categories: Iterable[str]) -> bool:
-        """Is a paper in these (folded) categories inside the restriction?"""
-        return any(c in self.names or c.startswith(self.prefixes) for c in categories)
+    def admits(self, category: str) -> bool:
+        """Is a paper in this (folded) category inside the restriction?"""
+        return category in self.names or category.startswith(self.prefixes)
 
 
 def restriction(categories: Iterable[str]) -> _Restrict:
@@ -289,16 +279,39 @@ class _Compiler:
         self.evaluates: dict[int, list[int]] = {}
         self.fires_exclude: dict[int, list[int]] = {}
         self.evaluates_exclude: dict[int, list[int]] = {}
-        # alert → subscribers, by what must be checked before a paper is theirs
-        self.plain: dict[int, list[int]] = {}
-        self.excluders: dict[int, list[int]] = {}  # have exclude entries, no restriction
-        self.by_category: dict[str, dict[int, list[int]]] = {}  # restricted: by each name
-        self.checked: dict[int, list[int]] = {}  # restricted with prefixes (`cs.*`)
-        self.prefixed: dict[int, _Restrict] = {}
-        self.exclude_subscribers: dict[int, list[int]] = {}
         self.emails: list[str] = []
-        self.orders: list[int] = []  # every subscriber's alerts, one after the other
-        self.order_starts: list[int] = [0]
+        # every subscriber's alerts (authors, then keywords) and their exclude entries,
+        # one subscriber after the other: starts[sid] .. starts[sid + 1]
+        self.orders = (_Flat(), _Flat())
+        self.excludes = _Flat()
+        self.restrictions: dict[int, _Restrict] = {}  # subscribers with `categories`
+
+    def subscribers(self, subscribers: Sequence[Subscriber]) -> None:
+        """Add every subscriber: their entries are flattened and compiled text by text.
+
+        Working on whole columns (every subscriber's authors, then keywords) keeps the
+        per-subscriber Python work to a few C-level passes: 100,000 subscribers' worth of
+        entries are mostly repeats of a few hundred thousand distinct texts.
+        """
+        self.emails = [s.email for s in subscribers]
+        authors = self._column("author", [s.authors for s in subscribers])
+        keywords = self._column("keyword", [s.keywords for s in subscribers])
+        self.orders = (authors, keywords)
+        self.excludes = self._column("exclude", [s.exclude for s in subscribers])
+        self.restrictions = {
+            sid: restriction(s.categories) for sid, s in enumerate(subscribers) if s.categories
+        }
+
+    def _column(self, kind: str, entries: list[tuple[str, ...]]) -> _Flat:
+        """The alert ids of one kind of entry, subscriber by subscriber."""
+        # an entry written twice by one subscriber is one alert for them
+        entries = [e if len(set(e)) == len(e) else tuple(dict.fromkeys(e)) for e in entries]
+        texts = list(chain.from_iterable(entries))
+        known = self.alert_ids[kind]
+        for text in dict.fromkeys(texts):
+            if text not in known:
+                self.alert(kind, text)
+        return _Flat(list(map(known.__getitem__, texts)), list(map(len, entries)))
 
     def alert(self, kind: str, text: str) -> int:
         """The id of an alert, compiling its text the first time it is seen."""
@@ -306,9 +319,6 @@ class _Compiler:
         vid = known.get(text)
         if vid is not None:
             return vid
-        vid = known[text] = len(self.kinds)
-        self.kinds.append(kind)
-        self.texts.append(text)
         if kind == "author":
             aid = self.atoms.author(parse_follow(text))
         elif (plain := plain_words(text)) is not None:
@@ -316,12 +326,21 @@ class _Compiler:
         else:
             root = parse_query(text).root
             if not isinstance(root, Phrase | Author | Label | Votes):
+                vid = self._new_alert(kind, text)
                 self._boolean(vid, root, kind == "exclude")
                 return vid
             aid = self.atoms.atom(root)
+        vid = self._new_alert(kind, text)
         self.single.append(aid)
         table = self.fires_exclude if kind == "exclude" else self.units
         table.setdefault(aid, []).append(vid)
+        return vid
+
+    def _new_alert(self, kind: str, text: str) -> int:
+        """Number a new alert (only once its text has compiled)."""
+        vid = self.alert_ids[kind][text] = len(self.kinds)
+        self.kinds.append(kind)
+        self.texts.append(text)
         return vid
 
     def _boolean(self, vid: int, root: Node, exclude: bool) -> None:
@@ -354,61 +373,48 @@ class _Compiler:
             if pos:
                 positive[aid] = None
 
-    def subscriber(self, sub: Subscriber) -> None:
-        """Add a subscriber: alerts (authors first, then keywords), excludes, restriction."""
-        sid = len(self.emails)
-        order = self._alert_ids("author", sub.authors) + self._alert_ids("keyword", sub.keywords)
-        if len(set(order)) < len(order):
-            order = list(dict.fromkeys(order))
-        excludes = self._alert_ids("exclude", sub.exclude)
-        self.emails.append(sub.email)
-        self.orders += order
-        self.order_starts.append(len(self.orders))
-        for vid in excludes:
-            self.exclude_subscribers.setdefault(vid, []).append(sid)
-        if not sub.categories and not excludes:
-            plain = self.plain
-            for vid in order:
-                if vid in plain:
-                    plain[vid].append(sid)
-                else:
-                    plain[vid] = [sid]
-            return
-        self._gate(sid, order, restriction(sub.categories) if sub.categories else None)
 
-    def _alert_ids(self, kind: str, texts: Sequence[str]) -> list[int]:
-        """The alert ids of these entries (known texts are a dictionary look-up)."""
-        ids = list(map(self.alert_ids[kind].get, texts))
-        if None in ids:
-            pairs = zip(ids, texts, strict=True)
-            return [self.alert(kind, t) if v is None else v for v, t in pairs]
-        return ids  # type: ignore[return-value]  # no None left
+class _Flat:
+    """Lists of ids, one per subscriber, stored back to back with where each starts."""
 
-    def _gate(self, sid: int, order: list[int], restrict: _Restrict | None) -> None:
-        """File a subscriber who has excludes or a restriction under each of their alerts."""
-        if restrict is None:
-            for vid in order:
-                self.excluders.setdefault(vid, []).append(sid)
-        elif restrict.prefixes:
-            self.prefixed[sid] = restrict
-            for vid in order:
-                self.checked.setdefault(vid, []).append(sid)
-        else:
-            for name in restrict.names:
-                postings = self.by_category.setdefault(name, {})
-                for vid in order:
-                    postings.setdefault(vid, []).append(sid)
+    def __init__(self, ids: Sequence[int] = (), counts: Sequence[int] = ()) -> None:
+        self.ids = np.array(ids, dtype=np.int32)
+        self.counts = np.array(counts, dtype=np.int32)
+        self.starts = np.concatenate(([0], np.cumsum(self.counts))).tolist()
+
+    def of(self, sid: int) -> list[int]:
+        """One subscriber's ids."""
+        ids: list[int] = self.ids[self.starts[sid] : self.starts[sid + 1]].tolist()
+        return ids
+
+    def owners(self) -> npt.NDArray[np.int32]:
+        """The subscriber of each id, in order."""
+        return np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts)
+
+    @staticmethod
+    def inverted(*flats: _Flat) -> _Table[int]:
+        """Each id's subscribers, in subscriber order (an id is in one of `flats` only)."""
+        ids = np.concatenate([f.ids for f in flats])
+        owners = np.concatenate([f.owners() for f in flats])
+        order = np.argsort(ids, kind="stable")  # stable: each id's owners stay in order
+        keys, values = ids[order], owners[order]
+        unique, starts, sizes = np.unique(keys, return_index=True, return_counts=True)
+        if len(sizes) and sizes.max() >> _SHIFT:
+            raise ValueError(f"more than {1 << _SHIFT} subscribers of one alert")
+        entries = starts.astype(np.int64) << _SHIFT | sizes
+        return _Table(dict(zip(unique.tolist(), entries.tolist(), strict=True)), values.data)
 
 
-def _entry_error(sub: Subscriber, error: QueryError) -> QueryError:
-    """The error of a subscriber's first entry that does not parse, naming the entry."""
-    for field in ("authors", "keywords", "exclude"):
-        for i, text in enumerate(getattr(sub, field)):
-            try:
-                parse_follow(text) if field == "authors" else parse_query(text)
-            except QueryError as exc:
-                where = f"subscriber {sub.email}: {field}[{i}]"
-                return QueryError(f"{where}: {exc.message}", exc.column)
+def _entry_error(subscribers: Sequence[Subscriber], error: QueryError) -> QueryError:
+    """The error of the first entry that does not parse, naming its subscriber and entry."""
+    for sub in subscribers:
+        for field in ("authors", "keywords", "exclude"):
+            for i, text in enumerate(getattr(sub, field)):
+                try:
+                    parse_follow(text) if field == "authors" else parse_query(text)
+                except QueryError as exc:
+                    where = f"subscriber {sub.email}: {field}[{i}]"
+                    return QueryError(f"{where}: {exc.message}", exc.column)
     return error
 
 
@@ -423,34 +429,33 @@ class AlertIndex:
         a = c.atoms
         self._term_keys = array("i", a.term_keys)
         self._pattern_atoms = [array("i", table) for table in a.pattern_atoms]
-        self._automaton, self._heads = _automaton(a.patterns)
-        self._author_buckets = _Table(a.author_buckets)
+        self._phrases = _Phrases(a.patterns)
+        self._author_buckets = _tuples(a.author_buckets)
         self._author_given = a.author_given
-        self._labels = _Table(a.labels)
+        self._labels = _tuples(a.labels)
         self._label_prefixes = a.label_prefixes
         self._votes = sorted(a.votes.items())
         self._vote_minimums = [m for m, _ in self._votes]
         self._kinds = c.kinds
         self._texts = c.texts
         self._single = array("i", c.single)
-        self._programs = _Table(c.programs)
-        self._positives = _Table(c.positives)
-        self._units = _Table(c.units)
-        self._evaluates = _Table(c.evaluates)
-        self._fires_exclude = _Table(c.fires_exclude)
-        self._evaluates_exclude = _Table(c.evaluates_exclude)
-        self._exclude_subscribers = _Table(c.exclude_subscribers)
-        self._plain = _Table(c.plain)
-        self._excluders = _Table(c.excluders)
-        self._by_category = {name: _Table(table) for name, table in c.by_category.items()}
-        self._checked = _Table(c.checked)
-        gated = {*c.excluders, *c.checked}
-        gated.update(chain.from_iterable(c.by_category.values()))
-        self._gated = frozenset(gated)
-        self._prefixed = c.prefixed
+        self._programs = _tuples(c.programs)
+        self._positives = _tuples(c.positives)
+        self._units = _tuples(c.units)
+        self._evaluates = _tuples(c.evaluates)
+        self._fires_exclude = _tuples(c.fires_exclude)
+        self._evaluates_exclude = _tuples(c.evaluates_exclude)
+        self._subscribers = _Flat.inverted(*c.orders)  # alert → its subscribers
+        self._subscriber_ids = np.frombuffer(self._subscribers._ids, dtype=np.int32)
+        where = self._subscribers._where  # every alert but an exclude entry has subscribers
+        self._unit_entries = {u: tuple(map(where.__getitem__, a)) for u, a in self._units.items()}
+        self._exclude_subscribers = _Flat.inverted(c.excludes)
+        self._restrictions = c.restrictions
+        # subscribers whose matches are checked against their restriction and excludes
+        gated = {*c.restrictions, *compress(range(len(c.emails)), c.excludes.counts)}
+        self._gated = sorted(gated)
         self._emails = c.emails
-        self._orders = array("i", c.orders)
-        self._order_starts = array("i", c.order_starts)
+        self._orders = c.orders
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
@@ -463,11 +468,10 @@ class AlertIndex:
             raise ValueError("two subscribers share an email address")
         with _collector_paused():
             compiler = _Compiler()
-            for sub in subscribers:
-                try:
-                    compiler.subscriber(sub)
-                except QueryError as exc:
-                    raise _entry_error(sub, exc) from exc
+            try:
+                compiler.subscribers(subscribers)
+            except QueryError as exc:
+                raise _entry_error(subscribers, exc) from exc
             index = cls(compiler)
             del compiler  # freed here, before the collector runs again
         return index
@@ -481,9 +485,10 @@ class AlertIndex:
                 if paper.id not in done:
                     done.add(paper.id)
                     run.paper(paper)
-            found = run.found
+            found = run.finish()
             del run
-            return {email: got for email, got in zip(self._emails, found, strict=True) if got}
+            emails = self._emails
+            return {emails[sid]: got for sid, got in found.items()}
 
     def _author_atoms(self, name: str) -> tuple[int, ...]:
         """The followed-name atoms that designate this paper author."""
@@ -501,33 +506,79 @@ class AlertIndex:
             if same_author(AuthorKey(key.surname, tuple(given[aid].split())), key)
         )
 
-    def _order(self, sid: int) -> array[int]:
+    def _order(self, sid: int) -> list[int]:
         """A subscriber's alerts, authors first, in the order they wrote them."""
-        return self._orders[self._order_starts[sid] : self._order_starts[sid + 1]]
+        authors, keywords = self._orders
+        return authors.of(sid) + keywords.of(sid)
 
 
-_Head = tuple[int, list[tuple[int, re.Pattern[str] | None]]]  # key length, (pattern, rest)
+_Step = tuple[str, bool]  # a word of a phrase: folded, and whether it is a prefix (`transform*`)
+# a phrase (pattern id), its words after the first, and those as steps if one is a prefix
+_Entry = tuple[int, list[str], tuple[_Step, ...] | None]
+Place = tuple[int, int, int]  # an occurrence: section (TITLE or ABSTRACT), first word, end
 
 
-def _automaton(
-    patterns: Mapping[tuple[str, ...], int],
-) -> tuple[ahocorasick.Automaton | None, list[_Head]]:
-    """The Aho-Corasick automaton of every phrase; its values index `heads`."""
-    heads: list[_Head] = []
-    head_ids: dict[str, int] = {}
-    for phrase_words, pid in patterns.items():
-        head, rest = phrase_pattern(phrase_words)
-        hid = head_ids.setdefault(head, len(heads))
-        if hid == len(heads):
-            heads.append((len(head), []))
-        heads[hid][1].append((pid, rest))
-    if not heads:
-        return None, heads
-    automaton = ahocorasick.Automaton()
-    for head, hid in head_ids.items():
-        automaton.add_word(head, hid)
-    automaton.make_automaton()
-    return automaton, heads
+class _Phrases:
+    """Every phrase of every alert, found in a paper's folded words by dictionary look-ups.
+
+    Phrases are filed under their first word (or, for `transform*`, its stem); a paper's
+    words are looked up one by one and each look-up is cached for the index's life, since
+    papers share most of their vocabulary. So a paper costs about one dictionary look-up per
+    word, however many phrases there are.
+    """
+
+    def __init__(self, patterns: Mapping[tuple[str, ...], int]) -> None:
+        self._exact: dict[str, list[_Entry]] = {}
+        self._stems: dict[str, list[_Entry]] = {}
+        for phrase_words, pid in patterns.items():
+            steps = tuple((w[:-1], True) if w.endswith("*") else (w, False) for w in phrase_words)
+            (first, prefix), rest = steps[0], steps[1:]
+            entry = (pid, [w for w, _ in rest], rest if any(p for _, p in rest) else None)
+            (self._stems if prefix else self._exact).setdefault(first, []).append(entry)
+        self._lengths = sorted({len(stem) for stem in self._stems})
+        self._starting: dict[str, tuple[_Entry, ...]] = {}
+
+    def _entries(self, word: str) -> tuple[_Entry, ...]:
+        """The phrases that can start with this word (cached)."""
+        got = self._starting.get(word)
+        if got is None:
+            found = list(self._exact.get(word, ()))
+            for size in self._lengths:
+                if size <= len(word):
+                    found += self._stems.get(word[:size], ())
+            if len(self._starting) > 1_000_000:  # a bound for a long-lived index
+                self._starting.clear()
+            got = self._starting[word] = tuple(found)
+        return got
+
+    def scan(self, tokens: list[str], section: int, places: dict[int, list[Place]]) -> None:
+        """Add every occurrence in these words (one section of a paper) to `places`."""
+        starting, entries = self._starting, self._entries
+        size = len(tokens)
+        for i, word in enumerate(tokens):
+            found = starting.get(word)
+            if found is None:
+                found = entries(word)
+            for pid, rest, steps in found:
+                end = i + 1 + len(rest)
+                if rest and (
+                    tokens[i + 1 : end] != rest
+                    if steps is None
+                    else end > size or not _agrees(steps, tokens, i + 1)
+                ):
+                    continue
+                if (got := places.get(pid)) is None:
+                    places[pid] = [(section, i, end)]
+                else:
+                    got.append((section, i, end))
+
+
+def _agrees(steps: tuple[_Step, ...], tokens: list[str], start: int) -> bool:
+    """Do the words from `start` on spell these phrase words (a prefix agrees with a start)?"""
+    for (word, prefix), token in zip(steps, tokens[start : start + len(steps)], strict=True):
+        if token != word and not (prefix and token.startswith(word)):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------- one paper
@@ -543,9 +594,9 @@ class _Hits:
         self.paper = paper
         self.phrases: dict[int, tuple[int, int]] = {}  # atom → (pattern, field)
         self.others: dict[int, list[Found]] = {}  # author, label and votes atoms
-        self.places: dict[int, list[tuple[int, int]]] = {}  # pattern → (start, stop) in text
-        self.spans: dict[int, list[tuple[int, int]]] = {}
+        self.places: dict[int, list[Place]] = {}  # pattern → its occurrences
         self._terms: dict[int, tuple[tuple[str, ...], float]] = {}
+        self._spans: list[list[tuple[int, int]] | None] = [None, None]  # title, abstract
         self._scan_text()
         if paper.authors:
             self._scan_authors(authors)
@@ -558,36 +609,20 @@ class _Hits:
         self.all = {*self.phrases, *self.others}
 
     def _scan_text(self) -> None:
-        """Phrase atoms found in the title or abstract, by one automaton scan of both."""
+        """Phrase atoms found in the title or abstract."""
         index = self.index
-        title = " ".join(words(self.paper.title))
-        self.bar = len(title) + 2  # the "|" between title and abstract
-        self.text = text = f" {title} | {' '.join(words(self.paper.abstract))} "
-        if index._automaton is None:
-            return
-        places = self.places
-        heads = index._heads
-        for end, hid in index._automaton.iter(text):
-            size, patterns = heads[hid]
-            for pid, rest in patterns:
-                if rest is None:
-                    place = (end - size + 1, end)
-                elif found := rest.match(text, end + 1):
-                    place = (end - size + 1, found.end())
-                else:
-                    continue
-                if (got := places.get(pid)) is None:
-                    places[pid] = [place]
-                else:
-                    got.append(place)
+        self.title_words = words(self.paper.title)
+        self.abstract_words = words(self.paper.abstract)
+        places, phrases = self.places, self.phrases
+        index._phrases.scan(self.title_words, TITLE, places)
+        index._phrases.scan(self.abstract_words, ABSTRACT, places)
         anywhere, in_title, in_abstract = index._pattern_atoms
-        bar, phrases = self.bar, self.phrases
         for pid, where in places.items():
             if (aid := anywhere[pid]) >= 0:
                 phrases[aid] = (pid, 0)
-            if where[0][0] < bar and (aid := in_title[pid]) >= 0:
+            if where[0][0] == TITLE and (aid := in_title[pid]) >= 0:
                 phrases[aid] = (pid, 1)
-            if where[-1][0] > bar and (aid := in_abstract[pid]) >= 0:
+            if where[-1][0] == ABSTRACT and (aid := in_abstract[pid]) >= 0:
                 phrases[aid] = (pid, 2)
 
     def _scan_authors(self, cache: dict[str, tuple[int, ...]]) -> None:
@@ -615,32 +650,41 @@ class _Hits:
         if got is not None:
             return got
         pid, field = self.phrases[aid]
-        got = [self._quote(start, stop) for start, stop in self.places[pid]]
-        if field:
-            got = [f for f in got if (f[0] == TITLE) == (field == 1)]
-        return got
+        places = self.places[pid]
+        if field:  # 1: title only, 2: abstract only
+            places = [p for p in places if p[0] == field - 1]
+        return list(map(self._quote, places))
+
+    def _quote(self, place: Place) -> Found:
+        """An occurrence as the paper writes it: (section, offset, the words)."""
+        section, first, end = place
+        spans = self._spans[section]
+        if spans is None:
+            source = self.paper.title if section == TITLE else self.paper.abstract
+            spans = self._spans[section] = word_spans(source)
+        begin = spans[first][0]
+        return (
+            section,
+            begin,
+            (self.paper.title if section == TITLE else self.paper.abstract)[
+                begin : spans[end - 1][1]
+            ],
+        )
+
+    def weight(self, aid: int) -> float:
+        """An atom's weight in a score: a phrase found in the title counts more."""
+        phrase = self.phrases.get(aid)
+        if phrase is None or phrase[1] == 2 or self.places[phrase[0]][0][0] != TITLE:
+            return OTHER_WEIGHT
+        return TITLE_WEIGHT
 
     def terms(self, aid: int) -> tuple[tuple[str, ...], float]:
         """An atom's distinct words as the paper writes them, and its weight for the score."""
         got = self._terms.get(aid)
         if got is None:
             found = self.found(aid)
-            in_title = aid in self.phrases and bool(found) and found[0][0] == TITLE
-            weight = TITLE_WEIGHT if in_title else OTHER_WEIGHT
-            got = self._terms[aid] = (tuple(dict.fromkeys(f[2] for f in found)), weight)
+            got = self._terms[aid] = (tuple(dict.fromkeys(f[2] for f in found)), self.weight(aid))
         return got
-
-    def _quote(self, start: int, stop: int) -> Found:
-        """(section, first word's index, the original words) of text[start:stop]."""
-        section = TITLE if start < self.bar else ABSTRACT
-        base = 0 if section == TITLE else self.bar + 1
-        first = self.text.count(" ", base, start + 1) - 1
-        last = first + self.text.count(" ", start + 1, stop)
-        source = self.paper.title if section == TITLE else self.paper.abstract
-        spans = self.spans.get(section)
-        if spans is None:
-            spans = self.spans[section] = word_spans(source)
-        return section, first, source[spans[first][0] : spans[last][1]]
 
 
 class _Run:
@@ -648,11 +692,22 @@ class _Run:
 
     def __init__(self, index: AlertIndex) -> None:
         self.index = index
-        self.found: list[list[Match]] = [[] for _ in index._emails]
+        self.found: dict[int, list[Match]] = {}  # subscriber → matches, in paper order
         self.authors: dict[str, tuple[int, ...]] = {}
+        # what fired, waiting to be spread over subscribers (`_spread`): per alert that
+        # fired, its postings entry, its Match and the paper's number; and each paper's
+        # delivery, to merge the Matches of a subscriber whom two alerts reached
+        self.entries: list[int] = []
+        self.matches: list[Match] = []
+        self.numbers: list[int] = []
+        self.deliveries: dict[int, _Delivery] = {}
+        self.pending = 0
+        self.number = 0
         # unit → (words quoted, one reasons tuple per alert): the same alerts often quote
         # the same words in many papers, and then their Reasons serve them all
         self.reasons: dict[int, tuple[tuple[str, ...], list[tuple[Reason]]]] = {}
+        self.excluded: dict[str, set[int]] = {}  # paper → subscribers who exclude it
+        self.by_category: dict[str, set[str]] = {}  # folded category → papers
 
     def paper(self, paper: Paper) -> None:
         """Append this paper's Match to every subscriber one of its alerts fired for."""
@@ -661,24 +716,35 @@ class _Run:
             return
         index = self.index
         delivery = _Delivery(self, hits)
+        units = index._units
         for aid in hits.all:
-            if aid in index._units:
+            if aid in units:
                 delivery.fire(aid, *hits.terms(aid))
         for vid in self.evaluated(hits, index._evaluates):
             delivery.fire(-1 - vid, *delivery.combined(index._positives.get(vid) or ()))
-        delivery.deliver()
+        if not delivery.entries:
+            return
+        self.number += 1
+        delivery.hand_over(self.number)
+        if self.pending > _SPREAD:
+            self._spread()
+        if index._gated:
+            if excluded := self.excluded_by(hits):
+                self.excluded[paper.id] = excluded
+            for name in map(fold_label, paper.categories):
+                self.by_category.setdefault(name, set()).add(paper.id)
 
-    def evaluated(self, hits: _Hits, table: _Table[int]) -> list[int]:
+    def evaluated(self, hits: _Hits, table: dict[int, tuple[int, ...]]) -> list[int]:
         """The boolean alerts that one of the paper's atoms triggers and that hold true."""
         hit = hits.all
-        triggered = [got for aid in hit if (got := table.get(aid)) is not None]
+        triggered = [got for aid in hit if (got := table.get(aid))]
         if not triggered:
             return []
         programs = self.index._programs
         candidates = triggered[0] if len(triggered) == 1 else dict.fromkeys(chain(*triggered))
         return [vid for vid in candidates if _run_program(programs.get(vid) or (), hit)]
 
-    def excluded(self, hits: _Hits) -> set[int]:
+    def excluded_by(self, hits: _Hits) -> set[int]:
         """Subscribers one of whose exclude entries this paper matches."""
         index = self.index
         fires = index._fires_exclude
@@ -686,6 +752,90 @@ class _Run:
         fired += self.evaluated(hits, index._evaluates_exclude)
         postings = index._exclude_subscribers
         return set(chain.from_iterable(postings.get(vid) or () for vid in fired))
+
+    def finish(self) -> dict[int, list[Match]]:
+        """Every subscriber's matches, once all the papers have been through `paper`."""
+        self._spread()
+        self.gate()
+        return {sid: got for sid, got in self.found.items() if got}
+
+    def _spread(self) -> None:
+        """Give each fired alert's Match to the alert's subscribers, for all papers at once.
+
+        One stable sort of (subscriber, paper) pairs in numpy instead of a Python
+        `list.append` per pair: a day has millions of pairs.
+        """
+        if not self.entries:
+            return
+        entries = np.array(self.entries, dtype=np.int64)
+        starts, counts = entries >> _SHIFT, entries & _MASK
+        total = int(counts.sum())
+        # the subscribers of fired alert k are ids[starts[k] : starts[k] + counts[k]]
+        offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        subscribers = self.index._subscriber_ids[offsets].astype(np.int64)
+        which = np.repeat(np.arange(len(entries)), counts)
+        numbers = np.repeat(np.array(self.numbers, dtype=np.int64), counts)
+        keys = subscribers << 32 | numbers
+        order = np.argsort(keys, kind="stable")  # by subscriber, then paper
+        keys, which = keys[order], which[order]
+        matches = self.matches
+        again = np.flatnonzero(keys[1:] == keys[:-1]) + 1  # a pair the one before repeats
+        if len(again):  # subscribers reached by two alerts: one merged Match instead
+            firsts = np.setdiff1d(again - 1, again)
+            pairs = zip(*divmod(keys[firsts], 1 << 32), strict=True)
+            merged = [self.deliveries[int(n)].merged(int(s)) for s, n in pairs]
+            which[firsts] = len(matches) + np.arange(len(merged))
+            matches = [*matches, *merged]
+            keep = np.ones(len(keys), dtype=bool)
+            keep[again] = False
+            keys, which = keys[keep], which[keep]
+        subscribers = keys >> 32
+        objects = np.empty(len(matches), dtype=object)
+        objects[:] = matches
+        spread = objects[which].tolist()
+        bounds = [0, *(np.flatnonzero(np.diff(subscribers)) + 1).tolist(), len(spread)]
+        found = self.found
+        firsts = subscribers[bounds[:-1]].tolist()
+        for sid, start, end in zip(firsts, bounds, bounds[1:], strict=False):
+            if (got := found.get(sid)) is None:
+                found[sid] = spread[start:end]
+            else:
+                got += spread[start:end]
+        self.entries, self.matches, self.numbers, self.deliveries = [], [], [], {}
+        self.pending = 0
+
+    def gate(self) -> None:
+        """Take out the matches that a subscriber's `categories` or `exclude` rule out.
+
+        Done once at the end, over the few subscribers who have such rules, rather than
+        for every alert of every paper.
+        """
+        found, restrictions = self.found, self.index._restrictions
+        allowed: dict[_Restrict, set[str]] = {}
+        excluded: dict[int, set[str]] = {}
+        for pid, sids in self.excluded.items():
+            for sid in sids:
+                excluded.setdefault(sid, set()).add(pid)
+        for sid in self.index._gated:
+            got = found.get(sid)
+            if not got:
+                continue
+            kept = got
+            if (restrict := restrictions.get(sid)) is not None:
+                papers = allowed.get(restrict)
+                if papers is None:
+                    papers = allowed[restrict] = self._allowed(restrict)
+                kept = [m for m in kept if m.paper_id in papers]
+            if (papers := excluded.get(sid)) is not None:
+                kept = [m for m in kept if m.paper_id not in papers]
+            if len(kept) < len(got):
+                found[sid] = kept
+
+    def _allowed(self, restrict: _Restrict) -> set[str]:
+        """The papers of this run that a `categories` restriction lets through."""
+        by_category = self.by_category
+        names = filter(restrict.admits, by_category)
+        return set().union(*map(by_category.__getitem__, names))
 
     def reasons_of(self, unit: int, terms: tuple[str, ...]) -> list[tuple[Reason]]:
         """One (one-element) reasons tuple per alert of the unit, quoting these words."""
@@ -707,65 +857,32 @@ class _Delivery:
         self.run = run
         self.index = run.index
         self.hits = hits
-        self.fired: dict[int, Match] = {}
-        self.subscribers: list[Iterable[int]] = []
-        self.matches: list[Iterable[Match]] = []
-        self._excluded: set[int] = set()
-        self._categories: list[str] | None = None
-        self._by_category: list[_Table[int]] = []
+        self.units: list[tuple[int, list[Match]]] = []
+        self.entries: list[int] = []  # the postings entry of each alert that fired
+        self.matches: list[Match] = []  # and its Match
+        self.weights: dict[int, float] = {}  # atom → its weight in a score
+        self._fired: dict[int, Match] = {}
 
     def fire(self, unit: int, terms: tuple[str, ...], score: float) -> None:
         """A unit fired: a Match per alert, lined up with each alert's subscribers."""
-        index, paper_id = self.index, self.hits.paper.id
-        plain, gated = index._plain, index._gated
-        alerts = index._units.get(unit) or ()
-        for vid, reasons in zip(alerts, self.run.reasons_of(unit, terms), strict=True):
-            match = self.fired[vid] = Match(paper_id, reasons, score)
-            subscribers = plain.get(vid)
-            if subscribers is not None:
-                self.subscribers.append(subscribers)
-                self.matches.append(repeat(match, len(subscribers)))
-            if vid in gated:
-                self._gated(vid, match)
+        paper_id = self.hits.paper.id
+        matches = [_new_match(paper_id, r, score) for r in self.run.reasons_of(unit, terms)]
+        self.units.append((unit, matches))
+        self.entries += self.index._unit_entries[unit]
+        self.matches += matches
 
-    def _gated(self, vid: int, match: Match) -> None:
-        """Line up the alert's subscribers with excludes or restrictions the paper passes."""
-        index = self.index
-        if self._categories is None:
-            self._categories = list(dict.fromkeys(map(fold_label, self.hits.paper.categories)))
-            by_name = index._by_category
-            self._by_category = [by_name[c] for c in self._categories if c in by_name]
-            self._excluded = self.run.excluded(self.hits)
-        parts: list[Sequence[int]] = []
-        if (excluders := index._excluders.get(vid)) is not None:
-            parts.append(excluders)
-        parts += [got for table in self._by_category if (got := table.get(vid)) is not None]
-        if (checked := index._checked.get(vid)) is not None:
-            prefixed, categories = index._prefixed, self._categories
-            parts.append([s for s in checked if prefixed[s].allows(categories)])
-        if not parts:
-            return
-        # one restricted to two of the paper's categories is in two parts: once is enough
-        subscribers = list(dict.fromkeys(chain(*parts))) if len(parts) > 1 else parts[0]
-        self.subscribers.append(subscribers)
-        self.matches.append(repeat(match, len(subscribers)))
-
-    def deliver(self) -> None:
-        """Append the lined-up Matches to the subscribers' lists (in C: most of the work)."""
-        subscribers = list(chain.from_iterable(self.subscribers))
-        if not subscribers:
-            return
-        matches = list(chain.from_iterable(self.matches))
-        if self._excluded:
-            subscribers, matches = _without(subscribers, matches, self._excluded)
-        twice: set[int] = set()
-        if len(set(subscribers)) < len(subscribers):
-            twice = {sid for sid, n in Counter(subscribers).items() if n > 1}
-            subscribers, matches = _without(subscribers, matches, twice)
-        found = self.run.found
-        deque(map(list.append, map(found.__getitem__, subscribers), matches), 0)
-        for sid in sorted(twice):
-            found[sid].append(self._merged(sid))
+    def hand_over(self, number: int) -> None:
+        """Give what fired to the run, as its paper `number`; keep only what a merge needs."""
+        run = self.run
+        run.entries += self.entries
+        run.matches += self.matches
+        run.numbers += [number] * len(self.entries)
+        run.pending += sum(e & _MASK for e in self.entries)
+        if len(self.entries) > 1:  # someone may be reached twice
+            hits = self.hits
+            self.weights = {aid: hits.weight(aid) for aid in hits.all}
+            run.deliveries[number] = self
+        del self.hits, self.entries, self.matches
 
     def combined(self, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
         """Words (in reading order) and score of several atoms, each distinct term once."""
@@ -780,24 +897,44 @@ class _Delivery:
         found.sort()
         return tuple(dict.fromkeys(f[2] for f in found)), sum(best.values())
 
-    def _merged(self, sid: int) -> Match:
+    def merged(self, sid: int) -> Match:
         """The Match of a subscriber reached by several alerts: reasons in their order."""
         index = self.index
-        ordered = [vid for vid in index._order(sid) if vid in self.fired]
+        fired = self._fired
+        if not fired:  # alert → its Match, made at the first merge
+            for unit, matches in self.units:
+                fired.update(zip(index._units.get(unit) or (), matches, strict=True))
+        ordered = [vid for vid in index._order(sid) if vid in fired]
         positive: list[int] = []
         for vid in ordered:
             single = index._single[vid]
             positive += [single] if single >= 0 else index._positives.get(vid) or ()
-        reasons = tuple(self.fired[vid].reasons[0] for vid in ordered)
-        return Match(self.hits.paper.id, reasons, self.combined(positive)[1])
+        keys, weights = index._term_keys, self.weights
+        best: dict[int, float] = {}
+        for aid in positive:
+            if (weight := weights.get(aid)) is not None:
+                best[keys[aid]] = max(weight, best.get(keys[aid], 0.0))
+        reasons = tuple(fired[vid].reasons[0] for vid in ordered)
+        return Match(fired[ordered[0]].paper_id, reasons, sum(best.values()))
 
 
-def _without(
-    subscribers: list[int], matches: list[Match], dropped: set[int]
-) -> tuple[list[int], list[Match]]:
-    """The (subscriber, match) pairs whose subscriber is not in `dropped`."""
-    keep = list(map(operator.not_, map(dropped.__contains__, subscribers)))
-    return list(compress(subscribers, keep)), list(compress(matches, keep))
+# A frozen dataclass's __init__ sets each field through object.__setattr__; with hundreds of
+# thousands of Matches per run that is a good part of the time, so they are built by
+# setting their slots directly. The check keeps this in step with bot.models.Match.
+if tuple(f.name for f in fields(Match)) != ("paper_id", "reasons", "score"):
+    raise ImportError("bot.match builds Match objects field by field: update _new_match")
+_set_paper_id = vars(Match)["paper_id"].__set__  # the slot descriptors
+_set_reasons = vars(Match)["reasons"].__set__
+_set_score = vars(Match)["score"].__set__
+
+
+def _new_match(paper_id: str, reasons: tuple[Reason, ...], score: float) -> Match:
+    """Match(paper_id, reasons, score), without the frozen dataclass's __init__."""
+    match: Match = object.__new__(Match)
+    _set_paper_id(match, paper_id)
+    _set_reasons(match, reasons)
+    _set_score(match, score)
+    return match
 
 
 def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:

@@ -114,7 +114,7 @@ def _in_categories(paper: Paper, wanted: tuple[str, ...]) -> bool:
     """The `categories:` restriction: the paper is in one of them (`cs.*` as a prefix)."""
     have = [fold_label(c) for c in paper.categories]
     for entry in (fold_label(w) for w in wanted):
-        if entry.endswith("*") and any(h.startswith(entry[:-1]) for h in have):
+        if entry.endswith("*") and any(h.startswith(entry.rstrip("*")) for h in have):
             return True
         if entry and not entry.endswith("*") and entry in have:
             return True
