@@ -6,18 +6,22 @@ one distinct phrase, author name, category, source or votes threshold, shared by
 
 `AlertIndex.match`, per paper:
 
-1. atoms: one Aho-Corasick scan of the folded " title | abstract " text finds every
-   phrase of every alert; authors, categories, sources and votes are dictionary look-ups;
+1. atoms: the folded words of the title and of the abstract are looked up one by one in
+   a dictionary of every phrase's first word (`_Phrases`), which finds every phrase of
+   every alert; authors, categories, sources and votes are dictionary look-ups too;
 2. alerts: a one-atom alert fires when its atom hit; a boolean one is evaluated (once per
    paper, never per subscriber) only when one of its *trigger* atoms hit — atoms chosen so
    that the query cannot be true without one of them (`_triggers`);
-3. subscribers: each fired alert's `Match` is lined up with its subscribers (less those
-   the paper is excluded or restricted for) and appended to their lists in bulk. A Match
-   is immutable, so one serves every subscriber of the alert; the few subscribers two
-   alerts reach get one merged Match instead.
+3. what fired is kept as (postings entry, `Match`) pairs: a Match is immutable, so one
+   serves every subscriber of the alert.
+
+Then, for all papers at once (`_Run._spread`), the pairs are spread over the alerts'
+subscribers with one numpy sort of (subscriber, paper); a subscriber that two alerts
+reached for one paper gets one merged Match instead. Last, the few subscribers with a
+`categories` restriction or `exclude` entries lose the papers those rule out.
 
 So the cost grows with the papers' text and the number of matches, not with subscribers x
-alerts. The index keeps its many small lists of ids back to back in a few arrays
+alerts. The index keeps its postings (alert → subscribers) back to back in one array
 (`_Table`): compact, and nothing the garbage collector has to walk.
 
 Scoring (`Match.score`): each distinct term that fired counts once — a phrase 2.0 when it

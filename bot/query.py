@@ -38,7 +38,11 @@ _VOTES = re.compile(r"votes\s*(>=|=>|>|<=|=<|<|==|=)\s*(\S*)", re.IGNORECASE)
 # A text with none of these is a plain phrase; most alerts are, and 100,000 subscribers'
 # worth of them must compile in well under a second.
 _QUOTED_ONLY = re.compile(r'\s*"([^"*]*)"\s*')
-_SYNTAX = re.compile(r'["“”()*:<>=]|(?:^|\s)-|(?<!\S)(?:AND|OR|NOT)(?!\S)')
+_SYNTAX_CHAR = re.compile(r'["“”()*:<>=]')
+# "-" at the start or after a space (a negation); written as a lookbehind after the "-" so
+# that the search scans for the literal "-" (several times faster than `(?<!\S)-`).
+_SYNTAX_DASH = re.compile(r"-(?<=(?<!\S)-)")
+_SYNTAX_OPERATOR = re.compile(r"(?<!\S)(?:AND|OR|NOT)(?!\S)")
 
 
 class QueryError(PaperbotError):
@@ -146,16 +150,17 @@ def evaluate(node: Node, holds: set[Atom] | frozenset[Atom]) -> bool:
 # operator itself (AND, OR, NOT); "end" closes every token list.
 _Token = tuple[str, str, int, int]
 
-# One alternative per token kind, tried in this order at each position.
+# One alternative per token kind, tried in this order at each position, after the spaces
+# (skipped in the same match: one loop turn per token, not two).
 _LEX = re.compile(
-    r"""(?P<space>\s+)
-    |(?P<paren>[()])
+    r"""\s*+(?:
+    (?P<paren>[()])
     |(?P<quoted>"[^"]*"|“[^”]*”)
     |(?P<votes>votes\s*(?:>=|=>|>|<=|=<|<|==|=)\s*[^\s()]*)
     |(?P<scope>(?:title|abstract|author|category|source):)
     |(?P<neg>-(?=[^\s)]))
     |(?P<word>[^\s()"“”]+)
-    |(?P<bad>.)""",
+    |(?P<bad>.))""",
     re.VERBOSE | re.IGNORECASE,
 )
 _UNKNOWN_FIELD = re.compile(r"([A-Za-z]+):.")
@@ -166,20 +171,21 @@ def _tokens(text: str) -> list[_Token]:
     """Split a query into tokens, each with its 1-based column, closed by an "end" token."""
     out: list[_Token] = []
     for found in _LEX.finditer(text):
-        kind, value, column = found.lastgroup, found.group(), found.start() + 1
+        kind = found.lastgroup or ""
+        value, column, end = found.group(kind), found.start(kind) + 1, found.end()
         if kind == "word":
-            out.append(_word_token(value, column, found.end()))
+            out.append(_word_token(value, column, end))
         elif kind == "paren":
-            out.append((value, value, column, found.end()))
+            out.append((value, value, column, end))
         elif kind == "quoted":
-            out.append(("quoted", value[1:-1], column, found.end()))
-        elif kind == "scope":
-            out.append(("scope", value[:-1].lower(), column, found.end()))
+            out.append(("quoted", value[1:-1], column, end))
         elif kind == "neg":
-            out.append(("neg", value, column, found.end()))
+            out.append(("neg", value, column, end))
+        elif kind == "scope":
+            out.append(("scope", value[:-1].lower(), column, end))
         elif kind == "votes":
             out.append(_votes_token(value, column))
-        elif kind == "bad":
+        else:
             closing = value == "”"
             raise QueryError(
                 "closing quote without an opening one" if closing else "unterminated quote", column
@@ -366,10 +372,125 @@ def _phrase_words(raw: str, column: int, *, quoted: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
+# ------------------------------------------------------------------------- fast path
+
+# The commonest query shapes are recognised by one regex each and built directly; anything
+# else (and any shape whose terms would raise) goes through the parser, so both agree.
+# _W is one "word" token of the lexer that is not an operator: letters, digits, `_` (a word
+# boundary when folded) and a trailing `*`; _R is a run of them (one phrase); _T a quoted
+# phrase (its inside as group 1 or 2) or a run (group 3). Groups are read by position:
+# `match.groups()` is several times cheaper than a lookup per named group.
+_W = r"(?!(?:AND|OR|NOT)\b)\w++\**+"
+_R = rf"{_W}(?:\s++{_W})*"
+_T = rf'(?:"([^"]*)"|“([^”]*)”|({_R}))'
+_FAST_AND_OR = re.compile(rf"\s*{_T}\s+AND\s+\(\s*({_R})\s+OR\s+({_R})\s*\)\s*")
+_FAST_NOT = re.compile(rf"\s*({_R})\s+-({_R})\s*")
+_FAST_SCOPED = re.compile(rf"\s*(title|abstract|author):\s*{_T}\s*")
+# a label is any one lexer word: "cs.LG", "hf-daily", "math*"
+_LABEL = r'(?!(?:AND|OR|NOT)(?!\S))[^\s()"“”*:<>=\-][^\s()"“”*:<>=]*+\**+'
+_FAST_LABEL = re.compile(rf'\s*(category|source):\s*(?:"([^"]*)"|“([^”]*)”|({_LABEL}))\s*')
+_FAST_RUN = re.compile(rf"\s*({_R})\s*")
+
+
+def _fast_root(text: str) -> Node | None:
+    """The tree of `text` when it has one of the commonest shapes, else None (use the parser).
+
+    None also when a term would raise: the parser then reports the first error in order.
+    """
+    try:
+        if " AND (" in text and (found := _FAST_AND_OR.fullmatch(text)):
+            straight, curly, run, either, other = found.groups()
+            inner = straight if straight is not None else curly
+            first = _quoted_phrase(inner) if inner is not None else _text_phrase(run)
+            return _make_and_or(first, (_text_phrase(either), _text_phrase(other)))
+        if "-" in text and (found := _FAST_NOT.fullmatch(text)):
+            run, excluded = found.groups()
+            return _make_and_not(_text_phrase(run), _text_phrase(excluded))
+        if ":" in text and (found := _FAST_SCOPED.fullmatch(text) or _FAST_LABEL.fullmatch(text)):
+            scope, straight, curly, run = found.groups()
+            inner = straight if straight is not None else curly
+            if inner is not None:
+                return _term(inner, scope, 1, quoted=True)
+            return _term(run, scope, 1, quoted=False)
+        if found := _FAST_RUN.fullmatch(text):
+            return _text_phrase(found.group(1))
+    except QueryError:
+        return None
+    return None
+
+
+# Node(...) runs the frozen dataclass __init__ (object.__setattr__ per field); setting the
+# slots through their descriptors builds the same objects for less. Used on the fast path.
+_new = object.__new__
+_set_query_text = vars(Query)["text"].__set__
+_set_query_root = vars(Query)["root"].__set__
+_set_phrase_words = vars(Phrase)["words"].__set__
+_set_phrase_field = vars(Phrase)["field"].__set__
+_set_and_children = vars(And)["children"].__set__
+_set_or_children = vars(Or)["children"].__set__
+_set_not_child = vars(Not)["child"].__set__
+
+
+def _make_query(text: str, root: Node) -> Query:
+    """Query(text, root), built faster."""
+    query = _new(Query)
+    _set_query_text(query, text)
+    _set_query_root(query, root)
+    return query
+
+
+def _make_and_or(first: Node, either: tuple[Node, ...]) -> And:
+    """And((first, Or(either))), built faster."""
+    alternatives = _new(Or)
+    _set_or_children(alternatives, either)
+    both = _new(And)
+    _set_and_children(both, (first, alternatives))
+    return both
+
+
+def _make_and_not(first: Node, excluded: Node) -> And:
+    """And((first, Not(excluded))), built faster."""
+    without = _new(Not)
+    _set_not_child(without, excluded)
+    both = _new(And)
+    _set_and_children(both, (first, without))
+    return both
+
+
+@lru_cache(maxsize=16384)  # ~6 MB at most
+def _text_phrase(raw: str) -> Phrase:
+    """An unscoped, unquoted run of words; cached, as a few words recur in many queries."""
+    folded = words(raw) if "*" not in raw else None
+    if not folded:  # a prefix, or no words: the general rule (which may raise)
+        return Phrase(_phrase_words(raw, 1, quoted=False))
+    phrase = _new(Phrase)
+    _set_phrase_words(phrase, tuple(folded))
+    _set_phrase_field(phrase, "text")
+    return phrase
+
+
+def _quoted_phrase(inner: str) -> Phrase:
+    """An unscoped quoted phrase (quoting only changes how a `*` inside a word is read)."""
+    if "*" in inner:
+        return Phrase(_phrase_words(inner, 1, quoted=True))
+    return _text_phrase(inner)
+
+
+def _has_syntax(text: str) -> bool:
+    """Does `text` use any of the query syntax (else it is a plain phrase)?"""
+    # cheap substring tests first: a regex search is what costs, and most texts have none
+    return bool(
+        _SYNTAX_CHAR.search(text)
+        or ("-" in text and _SYNTAX_DASH.search(text))
+        or (("AND" in text or "OR" in text or "NOT" in text) and _SYNTAX_OPERATOR.search(text))
+    )
+
+
 def plain_words(text: str) -> tuple[str, ...] | None:
     """The folded words of an entry that is just a phrase (maybe quoted), else None."""
-    if _SYNTAX.search(text):
-        quoted = _QUOTED_ONLY.fullmatch(text)
+    if _has_syntax(text):
+        # exactly two quotes, or it is not one quoted phrase (and the regex would backtrack)
+        quoted = _QUOTED_ONLY.fullmatch(text) if text.count('"') == 2 else None
         if quoted is None:
             return None
         text = quoted.group(1)
@@ -379,6 +500,9 @@ def plain_words(text: str) -> tuple[str, ...] | None:
 @lru_cache(maxsize=8192)
 def parse_query(text: str) -> Query:
     """Parse one keyword or exclude entry; raise `QueryError` (message, 1-based column)."""
+    fast = _fast_root(text)
+    if fast is not None:
+        return _make_query(text, fast)  # no fast shape holds without a term: nothing to check
     plain = plain_words(text)
     if plain is not None:
         return Query(text, Phrase(plain))
