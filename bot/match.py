@@ -36,13 +36,14 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import chain, compress
 from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from bot.builder import builder
 from bot.fold import AuthorKey, author_key, fold_label, same_author, word_spans, words
 from bot.models import Match, Paper, Reason, Subscriber
 from bot.query import (
@@ -205,7 +206,7 @@ class _Atoms:
         self.pattern_atoms: list[list[int]] = [[], [], []]  # by field: pattern → atom (-1)
         self.authors: dict[tuple[str, tuple[str, ...]], int] = {}
         self.author_buckets: dict[str, list[int]] = {}  # "surname initial" → atoms
-        self.author_given: dict[int, str] = {}
+        self.author_keys: dict[int, AuthorKey] = {}
         self.labels: dict[str, list[int]] = {}  # "category:cs.lg" → atoms
         self.label_prefixes: list[tuple[str, str, int]] = []
         self.label_ids: dict[tuple[str, str, bool], int] = {}
@@ -238,7 +239,7 @@ class _Atoms:
             aid = self.authors[(key.surname, key.given)] = self._new()
             bucket = f"{key.surname} {key.initial}"
             self.author_buckets.setdefault(bucket, []).append(aid)
-            self.author_given[aid] = " ".join(key.given)
+            self.author_keys[aid] = key
         return aid
 
     def label(self, atom: Label) -> int:
@@ -435,7 +436,7 @@ class AlertIndex:
         self._pattern_atoms = [array("i", table) for table in a.pattern_atoms]
         self._phrases = _Phrases(a.patterns)
         self._author_buckets = _tuples(a.author_buckets)
-        self._author_given = a.author_given
+        self._author_keys = a.author_keys
         self._labels = _tuples(a.labels)
         self._label_prefixes = a.label_prefixes
         self._votes = sorted(a.votes.items())
@@ -452,6 +453,13 @@ class AlertIndex:
         self._subscribers = _Flat.inverted(*c.orders)  # alert → its subscribers
         self._subscriber_ids = np.frombuffer(self._subscribers._ids, dtype=np.int32)
         where = self._subscribers._where  # every alert but an exclude entry has subscribers
+        # each alert's unit and its place in it, to find its Match (exclude entries have
+        # no unit: they get a number that is none)
+        self._unit_of = [-1 - len(self._kinds)] * len(self._kinds)
+        self._slot_of = [0] * len(self._kinds)
+        for unit, alerts in self._units.items():
+            for slot, vid in enumerate(alerts):
+                self._unit_of[vid], self._slot_of[vid] = unit, slot
         self._unit_entries = {u: tuple(map(where.__getitem__, a)) for u, a in self._units.items()}
         self._exclude_subscribers = _Flat.inverted(c.excludes)
         self._restrictions = c.restrictions
@@ -503,12 +511,8 @@ class AlertIndex:
         candidates = list(buckets.get(f"{key.surname} {key.initial}") or ())
         if key.given:
             candidates += buckets.get(f"{key.surname} ") or ()
-        given = self._author_given
-        return tuple(
-            aid
-            for aid in candidates
-            if same_author(AuthorKey(key.surname, tuple(given[aid].split())), key)
-        )
+        keys = self._author_keys
+        return tuple(aid for aid in candidates if same_author(keys[aid], key))
 
     def _order(self, sid: int) -> list[int]:
         """A subscriber's alerts, authors first, in the order they wrote them."""
@@ -522,13 +526,24 @@ _Entry = tuple[int, list[str], tuple[_Step, ...] | None]
 Place = tuple[int, int, int]  # an occurrence: section (TITLE or ABSTRACT), first word, end
 
 
+@dataclass(frozen=True, slots=True)
+class _Starting:
+    """The phrases that can start at a word: one-word phrases it is, longer phrases by
+    their second word (`then`, entries holding the words after the second), and the few
+    whose second word is a prefix (`others`, entries holding the words after the first)."""
+
+    alone: tuple[int, ...]
+    then: dict[str, list[_Entry]]
+    others: tuple[_Entry, ...]
+
+
 class _Phrases:
     """Every phrase of every alert, found in a paper's folded words by dictionary look-ups.
 
-    Phrases are filed under their first word (or, for `transform*`, its stem); a paper's
-    words are looked up one by one and each look-up is cached for the index's life, since
-    papers share most of their vocabulary. So a paper costs about one dictionary look-up per
-    word, however many phrases there are.
+    Phrases are filed under their first word (or, for `transform*`, its stem) and then
+    their second; what can start at a word is worked out once per word and cached for the
+    index's life, since papers share most of their vocabulary. So a paper costs about a
+    dictionary look-up or two per word, however many phrases there are.
     """
 
     def __init__(self, patterns: Mapping[tuple[str, ...], int]) -> None:
@@ -540,41 +555,69 @@ class _Phrases:
             entry = (pid, [w for w, _ in rest], rest if any(p for _, p in rest) else None)
             (self._stems if prefix else self._exact).setdefault(first, []).append(entry)
         self._lengths = sorted({len(stem) for stem in self._stems})
-        self._starting: dict[str, tuple[_Entry, ...]] = {}
+        self._starting: dict[str, _Starting | None] = {}
 
-    def _entries(self, word: str) -> tuple[_Entry, ...]:
-        """The phrases that can start with this word (cached)."""
-        got = self._starting.get(word)
-        if got is None:
-            found = list(self._exact.get(word, ()))
-            for size in self._lengths:
-                if size <= len(word):
-                    found += self._stems.get(word[:size], ())
-            if len(self._starting) > 1_000_000:  # a bound for a long-lived index
-                self._starting.clear()
-            got = self._starting[word] = tuple(found)
-        return got
+    def _look_up(self, word: str) -> None:
+        """File what can start at this word (None: nothing) in `_starting`."""
+        found = list(self._exact.get(word, ()))
+        for size in self._lengths:
+            if size <= len(word):
+                found += self._stems.get(word[:size], ())
+        if len(self._starting) > 1_000_000:  # a bound for a long-lived index
+            self._starting.clear()
+        if not found:
+            self._starting[word] = None
+            return
+        alone: list[int] = []
+        then: dict[str, list[_Entry]] = {}
+        others: list[_Entry] = []
+        for pid, rest, steps in found:
+            if not rest:
+                alone.append(pid)
+            elif steps is not None and steps[0][1]:  # the second word is a prefix
+                others.append((pid, rest, steps))
+            else:
+                after = (pid, rest[1:], steps[1:] if steps is not None else None)
+                then.setdefault(rest[0], []).append(after)
+        self._starting[word] = _Starting(tuple(alone), then, tuple(others))
 
     def scan(self, tokens: list[str], section: int, places: dict[int, list[Place]]) -> None:
         """Add every occurrence in these words (one section of a paper) to `places`."""
-        starting, entries = self._starting, self._entries
+        starting = self._starting
+        for word in set(tokens).difference(starting):  # words not looked up yet
+            self._look_up(word)
         size = len(tokens)
         for i, word in enumerate(tokens):
-            found = starting.get(word)
-            if found is None:
-                found = entries(word)
-            for pid, rest, steps in found:
-                end = i + 1 + len(rest)
-                if rest and (
-                    tokens[i + 1 : end] != rest
-                    if steps is None
-                    else end > size or not _agrees(steps, tokens, i + 1)
-                ):
-                    continue
-                if (got := places.get(pid)) is None:
-                    places[pid] = [(section, i, end)]
-                else:
-                    got.append((section, i, end))
+            if (start := starting[word]) is None:
+                continue
+            for pid in start.alone:
+                _add(places, pid, (section, i, i + 1))
+            if start.then and i + 1 < size and (entries := start.then.get(tokens[i + 1])):
+                for pid, rest, steps in entries:
+                    if _follows(tokens, i + 2, rest, steps):
+                        _add(places, pid, (section, i, i + 2 + len(rest)))
+            for pid, rest, steps in start.others:
+                if _follows(tokens, i + 1, rest, steps):
+                    _add(places, pid, (section, i, i + 1 + len(rest)))
+
+
+def _add(places: dict[int, list[Place]], pid: int, place: Place) -> None:
+    """Note an occurrence of a phrase."""
+    if (got := places.get(pid)) is None:
+        places[pid] = [place]
+    else:
+        got.append(place)
+
+
+def _follows(
+    tokens: list[str], start: int, rest: list[str], steps: tuple[_Step, ...] | None
+) -> bool:
+    """Do the words from `start` on spell the rest of a phrase?"""
+    if not rest:
+        return True
+    if steps is None:
+        return tokens[start : start + len(rest)] == rest
+    return start + len(steps) <= len(tokens) and _agrees(steps, tokens, start)
 
 
 def _agrees(steps: tuple[_Step, ...], tokens: list[str], start: int) -> bool:
@@ -848,7 +891,7 @@ class _Run:
             return cached[1]
         kinds, texts = self.index._kinds, self.index._texts
         alerts = self.index._units.get(unit) or ()
-        reasons = [(Reason(kinds[v], texts[v], terms),) for v in alerts]
+        reasons = [(_new_reason(kinds[v], texts[v], terms),) for v in alerts]
         self.reasons[unit] = (terms, reasons)
         return reasons
 
@@ -864,8 +907,9 @@ class _Delivery:
         self.units: list[tuple[int, list[Match]]] = []
         self.entries: list[int] = []  # the postings entry of each alert that fired
         self.matches: list[Match] = []  # and its Match
+        self.paper_id = hits.paper.id
         self.weights: dict[int, float] = {}  # atom → its weight in a score
-        self._fired: dict[int, Match] = {}
+        self._fired: dict[int, list[Match]] = {}
 
     def fire(self, unit: int, terms: tuple[str, ...], score: float) -> None:
         """A unit fired: a Match per alert, lined up with each alert's subscribers."""
@@ -904,41 +948,26 @@ class _Delivery:
     def merged(self, sid: int) -> Match:
         """The Match of a subscriber reached by several alerts: reasons in their order."""
         index = self.index
-        fired = self._fired
-        if not fired:  # alert → its Match, made at the first merge
-            for unit, matches in self.units:
-                fired.update(zip(index._units.get(unit) or (), matches, strict=True))
-        ordered = [vid for vid in index._order(sid) if vid in fired]
+        if not self._fired:  # unit → its Matches, made at the first merge
+            self._fired = dict(self.units)
+        fired, unit_of, slot_of = self._fired, index._unit_of, index._slot_of
+        reasons: list[Reason] = []  # of each of their alerts that fired, in their order
         positive: list[int] = []
-        for vid in ordered:
-            single = index._single[vid]
-            positive += [single] if single >= 0 else index._positives.get(vid) or ()
+        for vid in index._order(sid):
+            if (matches := fired.get(unit_of[vid])) is not None:
+                reasons += matches[slot_of[vid]].reasons
+                single = index._single[vid]
+                positive += [single] if single >= 0 else index._positives.get(vid) or ()
         keys, weights = index._term_keys, self.weights
         best: dict[int, float] = {}
         for aid in positive:
             if (weight := weights.get(aid)) is not None:
                 best[keys[aid]] = max(weight, best.get(keys[aid], 0.0))
-        reasons = tuple(fired[vid].reasons[0] for vid in ordered)
-        return Match(fired[ordered[0]].paper_id, reasons, sum(best.values()))
+        return Match(self.paper_id, tuple(reasons), sum(best.values()))
 
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__; with hundreds of
-# thousands of Matches per run that is a good part of the time, so they are built by
-# setting their slots directly. The check keeps this in step with bot.models.Match.
-if tuple(f.name for f in fields(Match)) != ("paper_id", "reasons", "score"):
-    raise ImportError("bot.match builds Match objects field by field: update _new_match")
-_set_paper_id = vars(Match)["paper_id"].__set__  # the slot descriptors
-_set_reasons = vars(Match)["reasons"].__set__
-_set_score = vars(Match)["score"].__set__
-
-
-def _new_match(paper_id: str, reasons: tuple[Reason, ...], score: float) -> Match:
-    """Match(paper_id, reasons, score), without the frozen dataclass's __init__."""
-    match: Match = object.__new__(Match)
-    _set_paper_id(match, paper_id)
-    _set_reasons(match, reasons)
-    _set_score(match, score)
-    return match
+_new_match = builder(Match)  # hundreds of thousands a day
+_new_reason = builder(Reason)
 
 
 def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:

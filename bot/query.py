@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from bot.builder import builder
 from bot.errors import PaperbotError
 from bot.fold import AuthorKey, author_key, fold_label, words
 
@@ -419,42 +420,22 @@ def _fast_root(text: str) -> Node | None:
     return None
 
 
-# Node(...) runs the frozen dataclass __init__ (object.__setattr__ per field); setting the
-# slots through their descriptors builds the same objects for less. Used on the fast path.
-_new = object.__new__
-_set_query_text = vars(Query)["text"].__set__
-_set_query_root = vars(Query)["root"].__set__
-_set_phrase_words = vars(Phrase)["words"].__set__
-_set_phrase_field = vars(Phrase)["field"].__set__
-_set_and_children = vars(And)["children"].__set__
-_set_or_children = vars(Or)["children"].__set__
-_set_not_child = vars(Not)["child"].__set__
-
-
-def _make_query(text: str, root: Node) -> Query:
-    """Query(text, root), built faster."""
-    query = _new(Query)
-    _set_query_text(query, text)
-    _set_query_root(query, root)
-    return query
+# the fast path builds its nodes without their dataclass __init__ (see bot.builder)
+_make_query = builder(Query)
+_make_phrase = builder(Phrase)
+_make_and = builder(And)
+_make_or = builder(Or)
+_make_not = builder(Not)
 
 
 def _make_and_or(first: Node, either: tuple[Node, ...]) -> And:
-    """And((first, Or(either))), built faster."""
-    alternatives = _new(Or)
-    _set_or_children(alternatives, either)
-    both = _new(And)
-    _set_and_children(both, (first, alternatives))
-    return both
+    """And((first, Or(either)))."""
+    return _make_and((first, _make_or(either)))
 
 
 def _make_and_not(first: Node, excluded: Node) -> And:
-    """And((first, Not(excluded))), built faster."""
-    without = _new(Not)
-    _set_not_child(without, excluded)
-    both = _new(And)
-    _set_and_children(both, (first, without))
-    return both
+    """And((first, Not(excluded)))."""
+    return _make_and((first, _make_not(excluded)))
 
 
 @lru_cache(maxsize=16384)  # ~6 MB at most
@@ -463,10 +444,7 @@ def _text_phrase(raw: str) -> Phrase:
     folded = words(raw) if "*" not in raw else None
     if not folded:  # a prefix, or no words: the general rule (which may raise)
         return Phrase(_phrase_words(raw, 1, quoted=False))
-    phrase = _new(Phrase)
-    _set_phrase_words(phrase, tuple(folded))
-    _set_phrase_field(phrase, "text")
-    return phrase
+    return _make_phrase(tuple(folded), "text")
 
 
 def _quoted_phrase(inner: str) -> Phrase:
