@@ -74,7 +74,7 @@ Found = tuple[int, int, str]  # (section, position in it, the words as the paper
 _K = TypeVar("_K")
 _SHIFT = 24  # a _Table entry is start << _SHIFT | length
 _MASK = (1 << _SHIFT) - 1
-_SPREAD = 4_000_000  # (subscriber, paper) pairs held before they are spread (memory)
+_SPREAD = 1_000_000  # (subscriber, paper) pairs held before they are spread (memory)
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
 
 

@@ -150,10 +150,9 @@ def test_a_name_without_letters_has_no_key(name: str) -> None:
     assert author_key(name) is None
 
 
-# SUSPECTED BUG (bot/fold.py `_name_words` runs before `_drop_suffix`): an all-capitals
-# word of 2-3 letters is read as initials, so the suffixes "II"/"III"/"IV" that `_SUFFIXES`
-# lists become given names "i", "i"... and the surname becomes "i". "Hal Daumé III" is a
-# real, prolific ML author: a follow of "Hal Daumé" never finds his papers.
+# An all-capitals word of 2-3 letters is usually initials ("GE Hinton"), but not a
+# generational suffix: "Hal Daumé III" is a prolific ML author, and a follow of
+# "Hal Daumé" must find his papers.
 @pytest.mark.parametrize(
     "name", ["Hal Daumé III", "Daumé III, Hal", "Hal Daumé, III", "Hal Daume III"]
 )
@@ -168,8 +167,8 @@ def test_a_roman_numeral_suffix_does_not_stop_a_follow() -> None:
     assert same_author(alert, paper)
 
 
-# SUSPECTED BUG (same cause): a short surname written in capitals, as some venues list
-# authors, is read as initials: "Wei LI" gets surname "i" and is never "Wei Li".
+# Nor is a short surname written in capitals, as some venues list authors: "Wei LI" is
+# "Wei Li", not the initials L. I.
 @pytest.mark.parametrize("name", ["Wei LI", "LI, Wei"])
 def test_a_short_surname_in_capitals_is_still_the_surname(name: str) -> None:
     assert author_key(name) == AuthorKey("li", ("wei",))

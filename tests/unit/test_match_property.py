@@ -334,11 +334,8 @@ def test_one_index_serves_several_listings_like_a_fresh_one(
     assert second == reference(subs, listing[half:])
 
 
-# SUSPECTED DISCREPANCY between the index and the reference: a `categories:` entry written
-# with two stars. `bot.match.restriction` strips every trailing `*` ("cs.**" is the prefix
-# "cs.", as `category:cs.**` is in a query); `bot.match_reference._in_categories` strips
-# one (the prefix "cs.*", with a literal star). The index sends both papers below, the
-# reference only "stars". (Config does not reject such an entry.)
+# A `categories:` entry written with two stars is the prefix without any of them
+# ("cs.**" is "cs.", as `category:cs.**` is in a query), for the index and the reference.
 def test_a_restriction_written_with_two_stars_means_the_same_to_both() -> None:
     subs = [Subscriber("s@example.org", keywords=("grokking",), categories=("cs.**",))]
     listing = [

@@ -356,10 +356,8 @@ def test_an_invalid_exclude_entry_is_a_config_error_naming_it(
     ]
 
 
-# SUSPECTED BUG (bot/config.py `_check_queries` checks keywords and exclude, not authors):
-# an `authors:` entry with no name ("(Mila)", "...") passes check-config, and then
-# `AlertIndex.build` raises at match time, so `paperbot once` matches nobody at all
-# ("paperbot: error: subscriber ...: authors[0]: an author needs a name", exit 1).
+# A follow without a name is caught by check-config too, not at match time (where it
+# would stop the whole run).
 def test_a_follow_without_a_name_is_a_config_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
