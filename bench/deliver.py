@@ -7,10 +7,12 @@ For each subscriber count, in a fresh process and a fresh SQLite file: a synthet
 arXiv-like day of `--papers` papers (bench/match.py's generator: ~10-word titles,
 ~180-word abstracts, Zipf-like topics and authors) is served as an arXiv RSS feed by a
 local HTTP server, and subscribers with ~5 phrases and ~3 followed authors each are
-synced from the config. The cycle then runs stage by stage as `paperbot once` does
-(sync, fetch + parse, record, match, digests, deliver) against a local aiosmtpd sink on
-`--connections` connections. The HTTP server and the sink run in another process, so
-they do not share this one's event loop (the machine's second core goes to the sink).
+synced from the config; links are signed with a throwaway secret, so every digest carries
+its subscriber's own manage and unsubscribe links, as deployed. The cycle then runs
+stage by stage as `paperbot once` does (sync, fetch + parse, record, match, digests,
+deliver) against a local aiosmtpd sink on `--connections` connections. The HTTP server
+and the sink run in another process, so they do not share this one's event loop (the
+machine's second core goes to the sink).
 Then the same cycle runs again the same day (`run_once`, as `paperbot once` does): it
 must send nothing.
 
@@ -48,6 +50,7 @@ from bot.match import AlertIndex
 from bot.models import Paper, Subscriber
 from bot.pipeline import fetch_all, record_outcomes, run_once
 from bot.store import Store, utcnow
+from bot.tokens import SECRET_ENV
 
 HOST = "127.0.0.1"
 
@@ -243,6 +246,8 @@ async def first_run(config: Config) -> tuple[Stages, int, int]:
 
 def run_scale(folder: Path, subscribers: int, connections: int) -> None:
     """Both runs for one subscriber count, printing figures (in its own process)."""
+    # as deployed: every digest carries its subscriber's signed manage/unsubscribe links
+    os.environ.setdefault(SECRET_ENV, "bench-secret-" + "x" * 32)
     people: list[Subscriber] = pickle.loads((folder / "subscribers.pickle").read_bytes())
     with running_services(folder / "feed.xml") as (http_port, smtp_port, sink):
         config = replace(

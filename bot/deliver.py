@@ -7,6 +7,9 @@ is marked sent the moment the server accepts it: a run killed at any point and s
 again sends each pending digest once, except the messages in flight at the kill (at most
 one per connection), which go again with the same Message-ID.
 
+Each digest's status is looked up again just before it is sent: one unsubscribed in the web
+app (another process) after its batch was read is not sent.
+
 Failures: a 4xx or a lost connection is retried with back-off within the run, then left
 pending for the next run; a 5xx for one recipient fails that digest (a hard bounce; the
 `max_hard_bounces`-th in a row suspends the subscriber) and the others go on; a server
@@ -17,6 +20,7 @@ leaves everything else pending.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Mapping
@@ -61,6 +65,8 @@ class DeliveryReport:
     errors: tuple[str, ...] = ()
     bounced: int = 0
     suspended: int = 0
+    #: digests whose subscriber left (or was suspended) after the run had read them
+    withdrawn: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,16 +282,21 @@ class _Delivery:
         self.stopped = False
         self.paused_until = 0.0
         self.server_failures = 0
-        self.sent = self.failed = self.bounced = self.suspended = 0
+        self.sent = self.failed = self.bounced = self.suspended = self.withdrawn = 0
         self.errors: list[str] = []
         self.error_count = 0
 
     async def run(self) -> DeliveryReport:
         """Open the sender (retrying a server that is down), send everything, close."""
         if self.store.pending_count() and await self._open():
+            # what exists now (config, papers, the index's leftovers) lives through the run:
+            # frozen, the collector's full passes skip it instead of walking it again and
+            # again while each digest allocates thousands of short-lived objects
+            gc.freeze()
             try:
                 await self._send_all()
             finally:
+                gc.unfreeze()
                 await self.sender.close()
                 release_caches()
         return self._report()
@@ -379,6 +390,12 @@ class _Delivery:
 
     async def _send(self, item: _Item) -> None:
         pending = item.pending
+        if not self.store.still_sendable(pending.id):
+            # unsubscribed (or dropped, suspended) since its batch was read: never send it
+            log.info("not sent: %s is no longer subscribed", pending.subscriber.email)
+            self.withdrawn += 1
+            self._track(-1)
+            return
         try:
             await self.sender.send(item.message)
         except ServerUnavailable as exc:
@@ -484,4 +501,5 @@ class _Delivery:
             errors=tuple(errors),
             bounced=self.bounced,
             suspended=self.suspended,
+            withdrawn=self.withdrawn,
         )

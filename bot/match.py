@@ -601,6 +601,17 @@ class _Phrases:
                     _add(places, pid, (section, i, i + 1 + len(rest)))
 
 
+def _stable_order(values: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """`np.argsort(values, kind="stable")` for values below 2**32, several times faster.
+
+    Two stable sorts of 16-bit halves, which numpy does by radix sort in linear time.
+    """
+    low = (values & 0xFFFF).astype(np.uint16)
+    order = np.argsort(low, kind="stable")
+    high = (values[order] >> 16).astype(np.uint16)
+    return order[np.argsort(high, kind="stable")]
+
+
 def _add(places: dict[int, list[Place]], pid: int, place: Place) -> None:
     """Note an occurrence of a phrase."""
     if (got := places.get(pid)) is None:
@@ -764,9 +775,8 @@ class _Run:
         index = self.index
         delivery = _Delivery(self, hits)
         units = index._units
-        for aid in hits.all:
-            if aid in units:
-                delivery.fire(aid, *hits.terms(aid))
+        for aid in units.keys() & hits.all:  # the atoms that are units of their own
+            delivery.fire(aid, *hits.terms(aid))
         for vid in self.evaluated(hits, index._evaluates):
             delivery.fire(-1 - vid, *delivery.combined(index._positives.get(vid) or ()))
         if not delivery.entries:
@@ -784,7 +794,7 @@ class _Run:
     def evaluated(self, hits: _Hits, table: dict[int, tuple[int, ...]]) -> list[int]:
         """The boolean alerts that one of the paper's atoms triggers and that hold true."""
         hit = hits.all
-        triggered = [got for aid in hit if (got := table.get(aid))]
+        triggered = list(filter(None, map(table.get, hit)))
         if not triggered:
             return []
         programs = self.index._programs
@@ -823,7 +833,7 @@ class _Run:
         which = np.repeat(np.arange(len(entries)), counts)
         numbers = np.repeat(np.array(self.numbers, dtype=np.int64), counts)
         keys = subscribers << 32 | numbers
-        order = np.argsort(keys, kind="stable")  # by subscriber, then paper
+        order = _stable_order(subscribers)  # by subscriber, then paper (pairs are in paper order)
         keys, which = keys[order], which[order]
         matches = self.matches
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1  # a pair the one before repeats

@@ -7,6 +7,7 @@ The secret comes from the environment (`PAPERBOT_SECRET_KEY`), never from the co
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -36,7 +37,9 @@ def secret_from_env() -> str | None:
     return os.environ.get(SECRET_ENV) or None
 
 
+@functools.lru_cache(maxsize=64)
 def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    # cached: a delivery run signs two links per digest, and a serializer holds no state
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     return URLSafeTimedSerializer(secret, salt=f"paperbot-{purpose}")

@@ -29,6 +29,7 @@ from bot.cli import main
 from bot.render import RenderedDigest, build_message
 from bot.senders import SmtpSender
 from bot.senders.smtp import smtp_data
+from bot.store import Store
 from bot.tokens import SECRET_ENV, read_token
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import PASSWORD, USER, Received, SmtpTestServer
@@ -172,6 +173,39 @@ def test_killed_mid_send_and_restarted_every_subscriber_gets_one_digest(
 
     assert run(config, "once") == 0
     assert len(smtp_server.received) == sum(map(len, groups.values())), "nothing more to send"
+
+
+def test_unsubscribed_while_the_run_is_sending_gets_nothing(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        http_server.url(ALL_ARCHIVES),
+        smtp_settings(smtp_server, connections=1),
+        subscribers=readers(5),
+    )
+    smtp_server.delay_data(0.3)  # the run reads and renders all five before the first is out
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "-q", "once"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        smtp_server.wait_for(1, timeout=60)
+        # the web app, in this process with its own connection, while the run sends
+        web = Store.open(tmp_path / "paperbot.db")
+        try:
+            assert web.unsubscribe("reader4@example.org", 0)
+        finally:
+            web.close()
+    finally:
+        assert process.wait(timeout=60) == 0
+
+    groups = by_recipient(smtp_server.received)
+    assert sorted(groups) == [f"reader{i}@example.org" for i in range(4)]
+    statuses = {row["email"]: row["status"] for row in digests(config)}
+    assert statuses["reader4@example.org"] == "dropped"
+    assert {statuses[f"reader{i}@example.org"] for i in range(4)} == {"sent"}
 
 
 # --- failures ---------------------------------------------------------------------------------

@@ -232,6 +232,29 @@ def test_links_source_and_date() -> None:
     assert '<a href="https://arxiv.org/abs/2411.00001"' in rendered.html
 
 
+@pytest.mark.parametrize(
+    ("abstract", "one_line"),
+    [
+        (SENTENCE + ". " + SENTENCE, True),  # one line: the reader's client wraps it
+        ("η κατάρρευση των νευρωνικών δικτύων " * 25, False),  # 2 bytes a letter: wrapped
+    ],
+)
+def test_text_abstract_is_one_line_when_it_fits_in_one(abstract: str, one_line: bool) -> None:
+    rendered = render_digest(digest(entry(paper(abstract=abstract))))
+    raw = build_message(
+        rendered, sender="bot@example.org", recipient="ada@example.org", message_id="<d@e.org>"
+    ).as_bytes()
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n")), "RFC 5322 lines"
+    text = body(message_of(rendered), "plain")
+    assert "Content-Transfer-Encoding: 8bit" in raw.decode("utf-8"), "not quoted-printable"
+    shown = [line for line in text.splitlines() if line.startswith(abstract[:20])]
+    assert len(shown) == 1
+    if one_line:
+        assert shown[0] == shorten(abstract, 700)
+    else:
+        assert len(shown[0]) <= 76
+
+
 def test_footer_links_when_given() -> None:
     rendered = render_digest(
         digest(entry(paper())),

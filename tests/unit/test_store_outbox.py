@@ -76,6 +76,27 @@ def test_pending_batches_cover_every_digest_once_in_order(store: Store) -> None:
     )
 
 
+def test_a_digest_read_ahead_is_not_sendable_once_the_web_app_unsubscribes(
+    store: Store, tmp_path: Path
+) -> None:
+    matched(store, 3)
+    store.create_digests("example.org")
+    [batch] = store.pending_batches(size=10)  # in memory, as delivery holds it
+    web = Store.open(tmp_path / "paperbot.db")  # the web app's own connection
+    try:
+        assert web.unsubscribe("reader1@example.org", 0)
+    finally:
+        web.close()
+    sendable = {d.subscriber.email: store.still_sendable(d.id) for d in batch}
+    assert sendable == {
+        "reader0@example.org": True,
+        "reader1@example.org": False,
+        "reader2@example.org": True,
+    }
+    store.mark_sent(batch[0].id)
+    assert not store.still_sendable(batch[0].id), "a sent digest is not sent again"
+
+
 def test_marking_while_reading_batches_skips_nothing(store: Store) -> None:
     matched(store, 12)
     store.create_digests("example.org")
