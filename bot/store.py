@@ -324,6 +324,13 @@ class Store:
         """Close the connection."""
         self.db.conn.close()
 
+    def file(self) -> Path | None:
+        """The database file this store is connected to (None for an in-memory database)."""
+        for _, name, file in self.db.execute("PRAGMA database_list"):
+            if name == "main" and file:
+                return Path(file)
+        return None
+
     def _configure(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -582,11 +589,17 @@ class Store:
                 " updated = excluded.updated",
                 ((*_subscriber_values(sub), stamp, stamp) for sub in subscribers),
             )
-            marks = ", ".join("?" for _ in emails) or "''"
+            # the file's addresses go through a temporary table: one SQL variable each
+            # would pass SQLite's limit (32,766 in a stock build) for a large list
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS config_emails (email TEXT)")
+            self.db.execute("DELETE FROM temp.config_emails")
+            self.db.conn.executemany(
+                "INSERT INTO temp.config_emails VALUES (?)", ((email,) for email in emails)
+            )
             self.db.execute(
-                f"UPDATE subscribers SET status = 'removed', updated = ? WHERE origin = 'config'"
-                f" AND status = 'active' AND email NOT IN ({marks})",
-                [stamp, *emails],
+                "UPDATE subscribers SET status = 'removed', updated = ? WHERE origin = 'config'"
+                " AND status = 'active' AND email NOT IN (SELECT email FROM temp.config_emails)",
+                [stamp],
             )
 
     def active_subscribers(self) -> list[Subscriber]:
@@ -860,27 +873,40 @@ class Store:
         """Every digest waiting to be sent, oldest first, with its matches."""
         return [digest for batch in self.pending_batches() for digest in batch]
 
-    def pending_batches(self, size: int = 500) -> Iterator[list[PendingDigest]]:
+    def pending_batches(
+        self, size: int = 500, *, after: int = 0, upto: int | None = None
+    ) -> Iterator[list[PendingDigest]]:
         """The pending digests of active subscribers, oldest first, `size` at a time.
 
-        Each batch is read whole before it is handed out (two queries), so the caller may
-        mark digests in between; memory stays at one batch however long the outbox is.
+        Only digests with `after < id <= upto`. Each batch is
+        read whole before it is handed out (two queries), so the caller may mark digests in
+        between; memory stays at one batch however long the outbox is.
         """
-        after = 0
+        last = _MAX_ID if upto is None else upto
         while True:
             # plain tuples, not sqlite_utils' dicts: this runs once per digest sent
             rows = self.db.execute(
                 f"SELECT {_PENDING_COLUMNS} FROM digests d"
                 " JOIN subscribers s ON s.id = d.subscriber_id"
-                " WHERE d.status = 'pending' AND d.id > ? AND s.status = 'active'"
+                " WHERE d.status = 'pending' AND d.id > ? AND d.id <= ? AND s.status = 'active'"
                 " ORDER BY d.id LIMIT ?",
-                (after, size),
+                (after, last, size),
             ).fetchall()
             if not rows:
                 return
             after = rows[-1][0]
             matches = self._matches_of_digests([row[0] for row in rows])
             yield [_row_pending(row, matches.get(row[0], ())) for row in rows]
+
+    def pending_ids(self, after: int, limit: int) -> list[int]:
+        """The ids of the next `limit` pending digests of active subscribers after id `after`."""
+        rows = self.db.execute(
+            "SELECT d.id FROM digests d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.status = 'pending' AND d.id > ? AND s.status = 'active'"
+            " ORDER BY d.id LIMIT ?",
+            (after, limit),
+        )
+        return [digest_id for (digest_id,) in rows]
 
     def _matches_of_digests(self, digest_ids: Sequence[int]) -> dict[int, tuple[Match, ...]]:
         marks = ", ".join("?" for _ in digest_ids)
@@ -1237,6 +1263,9 @@ def _reasons_from(text: str) -> tuple[Reason, ...]:
     # cached: a popular alert yields the same reasons text for many subscribers
     return tuple(Reason(kind, alert, tuple(terms)) for kind, alert, terms in json.loads(text))
 
+
+#: larger than any digest id (SQLite rowids are signed 64-bit)
+_MAX_ID = 2**63 - 1
 
 #: what `_row_pending` reads, in its order
 _PENDING_COLUMNS = (

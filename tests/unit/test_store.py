@@ -165,6 +165,17 @@ def test_removed_config_subscriber_gets_nothing(store: Store) -> None:
     assert store.pending_digests() == []
 
 
+def test_a_config_file_longer_than_sqlites_variable_limit_syncs(store: Store) -> None:
+    # 40,000 addresses: more than a stock SQLite build takes as variables of one statement
+    store.db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    people = [Subscriber(email=f"reader{i}@example.org") for i in range(40_000)]
+    store.sync_config_subscribers(people)
+    store.sync_config_subscribers(people[1:])
+    active = store.active_subscribers()
+    assert len(active) == 39_999
+    assert active[0].email == "reader1@example.org"
+
+
 def test_validators_and_source_health(store: Store) -> None:
     url = "https://rss.arxiv.org/rss/cs.LG"
     store.save_validators(url, Validators(etag='"abc"', last_modified=None))
