@@ -11,7 +11,7 @@ one distinct phrase, author name, category, source or votes threshold, shared by
    every alert; authors, categories, sources and votes are dictionary look-ups too;
 2. alerts: a one-atom alert fires when its atom hit; a boolean one is evaluated (once per
    paper, never per subscriber) only when one of its *trigger* atoms hit — atoms chosen so
-   that the query cannot be true without one of them (`_triggers`);
+   that the query cannot be true without one of them (`_Compiler._walk`);
 3. what fired is kept as (postings entry, `Match`) pairs: a Match is immutable, so one
    serves every subscriber of the alert.
 
@@ -32,6 +32,7 @@ votes term 1.0. `rank` orders a digest: followed authors first, then score, then
 from __future__ import annotations
 
 import gc
+import operator
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -69,6 +70,7 @@ TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES = range(5)
 _FIELDS = {"text": 0, "title": 1, "abstract": 2}
 # Boolean programs are postfix: an atom id (>= 0) pushes "it hit", these combine.
 _NOT, _AND, _OR = -1, -2, -3
+_NEVER = float("inf")  # the cost of triggers that do not exist
 
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
 _K = TypeVar("_K")
@@ -102,7 +104,7 @@ def _collector_paused() -> Iterator[None]:
 
 def _tuples(lists: Mapping[_K, Sequence[int]]) -> dict[_K, tuple[int, ...]]:
     """Small lists of ids by key, frozen for look-ups."""
-    return {key: tuple(ids) for key, ids in lists.items()}
+    return dict(zip(lists, map(tuple, lists.values()), strict=True))
 
 
 class _Table(Generic[_K]):
@@ -140,24 +142,6 @@ def _rarity(atom: Atom) -> float:
         prefixes = sum(w.endswith("*") for w in atom.words)
         return 10.0 ** (prefixes - len(atom.words))
     return 1e-3 if isinstance(atom, Author) else 1.0
-
-
-def _triggers(node: Node, negated: bool = False) -> tuple[Atom, ...] | None:
-    """Atoms one of which must hit whenever the query is true; None if there are none.
-
-    In negation normal form, an OR needs a trigger from each branch, an AND from one
-    branch (the rarest), and a negated atom gives none. None exactly when the query is
-    true with no atom hit, which `parse_query` rejects.
-    """
-    if isinstance(node, Not):
-        return _triggers(node.child, not negated)
-    if isinstance(node, And | Or):
-        parts = [_triggers(child, negated) for child in node.children]
-        if isinstance(node, Or) != negated:  # an OR, or a negated AND
-            return None if None in parts else tuple(a for p in parts if p for a in p)
-        usable = [p for p in parts if p is not None]
-        return min(usable, key=lambda p: sum(map(_rarity, p))) if usable else None
-    return None if negated else (node,)
 
 
 def _run_program(program: Iterable[int], hit: set[int]) -> bool:
@@ -353,30 +337,49 @@ class _Compiler:
         self.single.append(-1)
         program: list[int] = []
         positive: dict[int, None] = {}
-        self._program(root, program, positive, True)
+        triggers = self._walk(root, program, positive, False)[0]
         self.programs[vid] = program
         self.positives[vid] = list(positive)
         if not exclude:
             self.units[-1 - vid] = [vid]
         table = self.evaluates_exclude if exclude else self.evaluates
-        for aid in dict.fromkeys(map(self.atoms.atom, _triggers(root) or ())):
+        for aid in dict.fromkeys(triggers or ()):
             table.setdefault(aid, []).append(vid)
 
-    def _program(self, node: Node, out: list[int], positive: dict[int, None], pos: bool) -> None:
-        """Append the postfix program of a query tree; collect its non-negated atoms."""
+    def _walk(
+        self, node: Node, out: list[int], positive: dict[int, None], negated: bool
+    ) -> tuple[tuple[int, ...] | None, float]:
+        """Compile a query tree in one pass, and say what triggers its evaluation.
+
+        Appends the node's postfix program to `out` and its non-negated atoms to
+        `positive`. Returns the *triggers*: atoms one of which must hit whenever the node
+        is true (None if there are none), with their cost (how often they will hit). In
+        negation normal form an OR needs a trigger from each branch, an AND one branch's
+        (the rarest), and a negated atom gives none. The root has triggers, since
+        `parse_query` rejects a query that is true with no atom hit.
+        """
         if isinstance(node, Not):
-            self._program(node.child, out, positive, not pos)
+            found = self._walk(node.child, out, positive, not negated)
             out.append(_NOT)
-        elif isinstance(node, And | Or):
-            self._program(node.children[0], out, positive, pos)
+            return found
+        if isinstance(node, And | Or):
+            step = _AND if isinstance(node, And) else _OR
+            parts = [self._walk(node.children[0], out, positive, negated)]
             for child in node.children[1:]:
-                self._program(child, out, positive, pos)
-                out.append(_AND if isinstance(node, And) else _OR)
-        else:
-            aid = self.atoms.atom(node)
-            out.append(aid)
-            if pos:
-                positive[aid] = None
+                parts.append(self._walk(child, out, positive, negated))
+                out.append(step)
+            if (step == _OR) != negated:  # an OR, or a negated AND: every branch's
+                if any(p[0] is None for p in parts):
+                    return None, _NEVER
+                return tuple(a for p in parts for a in p[0] or ()), sum(p[1] for p in parts)
+            usable = [p for p in parts if p[0] is not None]
+            return min(usable, key=operator.itemgetter(1)) if usable else (None, _NEVER)
+        aid = self.atoms.atom(node)
+        out.append(aid)
+        if negated:
+            return None, _NEVER
+        positive[aid] = None
+        return (aid,), _rarity(node)
 
 
 class _Flat:
