@@ -759,14 +759,8 @@ class Store:
 
         A paper already matched for a subscriber is never added again.
         """
-        stamp = _iso(now or utcnow())
-        ids = self._subscriber_ids()
-        # a generator: a day of 100,000 subscribers has a million matches, never all in rows
-        rows = (
-            (ids[email], m.paper_id, _reasons_json(m.reasons), m.score, stamp)
-            for email, found in matches.items()
-            if email in ids
-            for m in found
+        rows = _match_rows(
+            matches, self._subscriber_ids(), (now or utcnow()).astimezone(UTC).isoformat()
         )
         with self.transaction():
             before = self.db.conn.total_changes
@@ -1254,8 +1248,25 @@ def _row_record(row: Mapping[str, Any]) -> SubscriberRecord:
 
 @functools.lru_cache(maxsize=65536)
 def _reasons_json(reasons: tuple[Reason, ...]) -> str:
-    # cached: a popular alert matching a paper gives many subscribers the same reasons
     return json.dumps([[r.kind, r.alert, list(r.terms)] for r in reasons], ensure_ascii=False)
+
+
+def _match_rows(
+    matches: Mapping[str, Sequence[Match]], ids: Mapping[str, int], stamp: str
+) -> Iterator[tuple[int, str, str, float, str]]:
+    """The `matches` rows to insert, one by one: a day of 100,000 subscribers has a million.
+
+    One Match object serves every subscriber of its alert, so its reasons are turned into
+    JSON once, looked up by identity (they stay alive in `matches` meanwhile).
+    """
+    texts: dict[int, str] = {}
+    for email, found in matches.items():
+        if (sid := ids.get(email)) is None:
+            continue
+        for match in found:
+            if (text := texts.get(id(match.reasons))) is None:
+                text = texts[id(match.reasons)] = _reasons_json(match.reasons)
+            yield sid, match.paper_id, text, match.score, stamp
 
 
 @functools.lru_cache(maxsize=65536)
