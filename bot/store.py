@@ -591,11 +591,7 @@ class Store:
             )
             # the file's addresses go through a temporary table: one SQL variable each
             # would pass SQLite's limit (32,766 in a stock build) for a large list
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS config_emails (email TEXT)")
-            self.db.execute("DELETE FROM temp.config_emails")
-            self.db.conn.executemany(
-                "INSERT INTO temp.config_emails VALUES (?)", ((email,) for email in emails)
-            )
+            self._fill_temp_ids("config_emails", emails, "email TEXT PRIMARY KEY")
             self.db.execute(
                 "UPDATE subscribers SET status = 'removed', updated = ? WHERE origin = 'config'"
                 " AND status = 'active' AND email NOT IN (SELECT email FROM temp.config_emails)",
@@ -846,9 +842,11 @@ class Store:
             for sid, email, freq, day, at, zone, mark in rows
         ]
 
-    def _fill_temp_ids(self, table: str, ids: Iterable[int]) -> None:
+    def _fill_temp_ids(
+        self, table: str, ids: Iterable[int | str], column: str = "id INTEGER PRIMARY KEY"
+    ) -> None:
         """A temporary table of ids (a filter too long for `IN (?, ?, ...)`)."""
-        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY)")
+        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column})")
         self.db.execute(f"DELETE FROM temp.{table}")
         self.db.conn.executemany(
             f"INSERT OR IGNORE INTO temp.{table} VALUES (?)", ((i,) for i in ids)
