@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, compress
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -107,24 +107,18 @@ def _tuples(lists: Mapping[_K, Sequence[int]]) -> dict[_K, tuple[int, ...]]:
     return dict(zip(lists, map(tuple, lists.values()), strict=True))
 
 
-class _Table(Generic[_K]):
+class _Table:
     """Lists of ids by key, stored back to back in one array.
 
     100,000 subscribers make hundreds of thousands of small postings lists; as Python lists
     they would take several times the memory, and the garbage collector would walk each.
     """
 
-    def __init__(self, where: dict[_K, int], ids: memoryview) -> None:
+    def __init__(self, where: dict[int, int], ids: memoryview) -> None:
         self._where = where  # key → start << _SHIFT | length, in `ids`
         self._ids = ids
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._where
-
-    def __bool__(self) -> bool:
-        return bool(self._where)
-
-    def get(self, key: _K) -> memoryview | None:
+    def get(self, key: int) -> memoryview | None:
         """The ids filed under `key`, if any (a view: nothing is copied)."""
         found = self._where.get(key)
         if found is None:
@@ -400,7 +394,7 @@ class _Flat:
         return np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts)
 
     @staticmethod
-    def inverted(*flats: _Flat) -> _Table[int]:
+    def inverted(*flats: _Flat) -> _Table:
         """Each id's subscribers, in subscriber order (an id is in one of `flats` only)."""
         ids = np.concatenate([f.ids for f in flats])
         owners = np.concatenate([f.owners() for f in flats])
