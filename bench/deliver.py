@@ -33,6 +33,7 @@ import random
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -149,7 +150,7 @@ def running_services(feed: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
     ports, results, stop = context.Queue(), context.Queue(), context.Event()
     process = context.Process(target=services, args=(feed, ports, stop, results))
     process.start()
-    outcome: dict[str, Any] = {}
+    outcome: dict[str, Any] = {"pid": process.pid}
     try:
         http_port, smtp_port = ports.get(timeout=60)
         yield http_port, smtp_port, outcome
@@ -255,7 +256,8 @@ def run_scale(folder: Path, subscribers: int, connections: int) -> None:
         )
         del people
         print(f"{subscribers:,} subscribers, first run:")
-        stages, matched, sent = asyncio.run(first_run(config))
+        with MemoryWatch(leave_out=sink["pid"]) as memory:
+            stages, matched, sent = asyncio.run(first_run(config))
         total, cpu = stages.total, stages.cpu
         deliver_time = stages.times["render + send"]
         print(f"  {matched:,} matches")
@@ -274,7 +276,52 @@ def run_scale(folder: Path, subscribers: int, connections: int) -> None:
         f" average, {sink['cpu']:.1f} s CPU"
     )
     print(f"peak memory (max RSS of the measuring process): {max_rss_mb():,.0f} MB")
+    print(f"peak memory of paperbot's processes together (sampled): {memory.peak_mb:,.0f} MB")
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}\n")
+
+
+class MemoryWatch:
+    """Peak resident memory of this process and its children, summed (sampled 5 times a
+    second): with a render process, paperbot is more than one process. The sink is not
+    paperbot and is left out."""
+
+    def __init__(self, leave_out: int) -> None:
+        self.leave_out = leave_out
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            pids = [os.getpid(), *_children(os.getpid())]
+            total = sum(_rss_kb(pid) for pid in pids if pid != self.leave_out)
+            self.peak_mb = max(self.peak_mb, total / 1024)
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid`, and theirs (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return [grand for child in found for grand in (child, *_children(child))]
+
+
+def _rss_kb(pid: int) -> int:
+    """A process's resident memory in KiB, 0 if it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def max_rss_mb() -> float:

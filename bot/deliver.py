@@ -10,6 +10,11 @@ one per connection), which go again with the same Message-ID.
 Each digest's status is looked up again just before it is sent: one unsubscribed in the web
 app (another process) after its batch was read is not sent.
 
+A large outbox (RENDER_PROCESS_THRESHOLD digests or more) is rendered in a helper process
+that reads its own batches from the same SQLite file, a few batches ahead of the sending,
+so that building messages and talking SMTP use both cores; this process alone still sends
+and marks. If the helper cannot start or dies, the rest is rendered here (one error logged).
+
 Failures: a 4xx or a lost connection is retried with back-off within the run, then left
 pending for the next run; a 5xx for one recipient fails that digest (a hard bounce; the
 `max_hard_bounces`-th in a row suspends the subscriber) and the others go on; a server
@@ -22,18 +27,30 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import multiprocessing
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
+from pathlib import Path
 
 from bot.config import Config, dkim_signer
 from bot.digest import build_digest
 from bot.errors import SendError
 from bot.models import Digest, Paper
-from bot.render import build_message, release_caches, render_digest
+from bot.render import (
+    PrebuiltMessage,
+    build_message,
+    envelope_headers,
+    release_caches,
+    render_digest,
+)
 from bot.senders import (
     FatalSendError,
     MessageSigner,
@@ -42,7 +59,9 @@ from bot.senders import (
     Sender,
     ServerUnavailable,
     SmtpSender,
+    message_bytes,
 )
+from bot.senders.base import one_line
 from bot.store import PendingDigest, Store, utcnow
 from bot.tokens import link, make_token, secret_from_env
 
@@ -53,6 +72,12 @@ DEFAULT_FROM = "paperbot <paperbot@localhost>"
 UNSUBSCRIBE_PATH, MANAGE_PATH = "unsubscribe", "manage"
 #: errors listed one by one in the report and the log; the rest are counted
 MAX_LISTED_ERRORS = 20
+#: a run with at least this many pending digests renders them in a helper process
+RENDER_PROCESS_THRESHOLD = 2000
+#: batches the helper process may be ahead of the sending (bounded: memory stays flat)
+RENDER_AHEAD = 3
+#: how often the helper process checks that the sending process is still there
+PARENT_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +249,20 @@ def compose(
 
 
 async def deliver(
-    config: Config, store: Store, sender: Sender, settings: DeliverySettings | None = None
+    config: Config,
+    store: Store,
+    sender: Sender,
+    settings: DeliverySettings | None = None,
+    *,
+    render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
 ) -> DeliveryReport:
-    """Send every pending digest; mark each sent only once the server has accepted it."""
-    run = _Delivery(
-        store, sender, letterhead(config), settings or DeliverySettings.from_config(config)
-    )
+    """Send every pending digest; mark each sent only once the server has accepted it.
+
+    From `render_process_threshold` pending digests on (None: never) they are rendered in
+    a helper process.
+    """
+    settings = settings or DeliverySettings.from_config(config)
+    run = _Delivery(store, sender, letterhead(config), settings, render_process_threshold)
     return await run.run()
 
 
@@ -239,11 +272,38 @@ def skip_pending(store: Store) -> DeliveryReport:
     return DeliveryReport()
 
 
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """What sending a digest needs to know besides its message: ids, address, bounces."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    hard_bounces: int = 0
+
+    @classmethod
+    def of(cls, pending: PendingDigest) -> Addressee:
+        """The addressee of a pending digest."""
+        return cls(
+            pending.id, pending.subscriber_id, pending.subscriber.email, pending.hard_bounces
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prebuilt:
+    """A digest built by the render process: its bytes and envelope headers, or why not."""
+
+    addressee: Addressee
+    wire: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    error: str | None = None
+
+
 @dataclass(slots=True)
 class _Item:
     """A digest on its way: its message, and how many times this run has tried it."""
 
-    pending: PendingDigest
+    pending: Addressee
     message: EmailMessage
     tries: int = 0
 
@@ -270,9 +330,15 @@ class _Delivery:
     """One delivery run: a producer renders, `connections` workers send, the store records."""
 
     def __init__(
-        self, store: Store, sender: Sender, head: Letterhead, settings: DeliverySettings
+        self,
+        store: Store,
+        sender: Sender,
+        head: Letterhead,
+        settings: DeliverySettings,
+        render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
     ) -> None:
         self.store, self.sender, self.head, self.settings = store, sender, head, settings
+        self.render_process_threshold = render_process_threshold
         self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=4 * settings.connections)
         self.limiter = RateLimiter(settings.messages_per_second)
         self.papers: dict[str, Paper] = {}
@@ -285,10 +351,12 @@ class _Delivery:
         self.sent = self.failed = self.bounced = self.suspended = self.withdrawn = 0
         self.errors: list[str] = []
         self.error_count = 0
+        self.pending_at_start = 0
 
     async def run(self) -> DeliveryReport:
         """Open the sender (retrying a server that is down), send everything, close."""
-        if self.store.pending_count() and await self._open():
+        self.pending_at_start = self.store.pending_count()
+        if self.pending_at_start and await self._open():
             # what exists now (config, papers, the index's leftovers) lives through the run:
             # frozen, the collector's full passes skip it instead of walking it again and
             # again while each digest allocates thousands of short-lived objects
@@ -332,37 +400,116 @@ class _Delivery:
 
     async def _produce(self) -> None:
         """Render each pending digest into the queue; then wait for the stragglers."""
-        for batch in self.store.pending_batches(self.settings.batch_size):
-            self._load_papers(batch)
-            for pending in batch:
-                if self.stopped:
-                    break
-                item = self._item(pending)
-                if item is not None:
-                    self._track(+1)
-                    await self.queue.put(item)
-            if self.stopped:
-                break
+        after = 0  # the digests up to this id are queued (or failed) already
+        database = self._render_process_database()
+        if database is not None:
+            after = await self._produce_elsewhere(database)
+        if not self.stopped:
+            await self._produce_here(after)
         if self.outstanding:
             await self.drained.wait()
         for _ in range(self.settings.connections):
             await self.queue.put(None)
 
-    def _load_papers(self, batch: list[PendingDigest]) -> None:
-        # one query per batch for the papers not seen yet: most recur in many digests
-        wanted = {m.paper_id for digest in batch for m in digest.matches} - self.papers.keys()
-        if wanted:
-            self.papers.update(self.store.papers(wanted))
+    async def _produce_here(self, after: int) -> None:
+        """Render the pending digests after id `after` in this process."""
+        for batch in self.store.pending_batches(self.settings.batch_size, after=after):
+            _load_papers(self.store, self.papers, batch)
+            for pending in batch:
+                if self.stopped:
+                    return
+                item = self._item(pending)
+                if item is not None:
+                    await self._put(item)
+
+    def _render_process_database(self) -> Path | None:
+        """The SQLite file a render process would read, when this run is worth one."""
+        threshold = self.render_process_threshold
+        if threshold is None or self.pending_at_start < threshold:
+            return None
+        return self.store.file()
+
+    async def _produce_elsewhere(self, database: Path) -> int:
+        """Have a render process build the digests, RENDER_AHEAD batches ahead; up to where.
+
+        Returns the id up to which every digest is queued: all of them, or, when the render
+        process fails, those before the batch it could not deliver (the caller renders the
+        rest). Batches are id ranges read from the outbox here, so none is read twice.
+        """
+        loop = asyncio.get_running_loop()
+        size = self.settings.batch_size
+        try:
+            identity = _file_identity(database)
+        except OSError as exc:  # the file has gone: a helper would open another database
+            log.error("render process not started: %s; rendering here", one_line(exc))
+            return 0
+        log.info("rendering %d digests in a helper process", self.pending_at_start)
+        ahead: deque[tuple[int, asyncio.Future[list[Prebuilt]]]] = deque()
+        after = requested = 0
+        pool = ProcessPoolExecutor(
+            max_workers=1,
+            # not fork: this process runs an event loop, threads and an open SQLite connection
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_renderer,
+            initargs=(database, identity, self.head),
+        )
+        try:
+            while not self.stopped:
+                try:
+                    while len(ahead) < RENDER_AHEAD and (
+                        ids := self.store.pending_ids(requested, size)
+                    ):
+                        task = loop.run_in_executor(pool, _render_range, requested, ids[-1], size)
+                        ahead.append((ids[-1], task))
+                        requested = ids[-1]
+                    if not ahead:
+                        break
+                    upto, task = ahead.popleft()
+                    built = await task
+                except Exception as exc:  # it died, could not start, or raised: go on here
+                    log.error(
+                        "render process failed (%s: %s); rendering the rest in this process,"
+                        " nothing is lost",
+                        type(exc).__name__,
+                        one_line(exc),
+                    )
+                    return after
+                await self._queue_prebuilt(built)
+                after = upto
+            return after
+        finally:
+            for _, task in ahead:
+                task.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _queue_prebuilt(self, built: list[Prebuilt]) -> None:
+        for digest in built:
+            if self.stopped:
+                return
+            if digest.error is not None:
+                self._unbuildable(digest.addressee, digest.error)
+            else:
+                await self._put(
+                    _Item(digest.addressee, PrebuiltMessage(digest.wire, digest.headers))
+                )
+
+    async def _put(self, item: _Item) -> None:
+        self._track(+1)
+        await self.queue.put(item)
 
     def _item(self, pending: PendingDigest) -> _Item | None:
         try:
-            return _Item(pending, digest_message(self.head, pending, self.papers, utcnow()))
+            message = digest_message(self.head, pending, self.papers, utcnow())
         except ValueError as exc:  # an address or header that no server would take
-            error = f"{pending.subscriber.email}: cannot build the digest: {exc}"
-            self.store.mark_attempt_failed(pending.id, error, permanent=True)
-            self.failed += 1
-            self._error(error)
+            self._unbuildable(Addressee.of(pending), f"cannot build the digest: {exc}")
             return None
+        return _Item(Addressee.of(pending), message)
+
+    def _unbuildable(self, addressee: Addressee, reason: str) -> None:
+        error = f"{addressee.email}: {reason}"
+        self.store.mark_attempt_failed(addressee.id, error, permanent=True)
+        self.failed += 1
+        self._error(error)
 
     def _track(self, change: int) -> None:
         self.outstanding += change
@@ -392,7 +539,7 @@ class _Delivery:
         pending = item.pending
         if not self.store.still_sendable(pending.id):
             # unsubscribed (or dropped, suspended) since its batch was read: never send it
-            log.info("not sent: %s is no longer subscribed", pending.subscriber.email)
+            log.info("not sent: %s is no longer subscribed", pending.email)
             self.withdrawn += 1
             self._track(-1)
             return
@@ -416,7 +563,7 @@ class _Delivery:
                 self.store.clear_hard_bounces(pending.subscriber_id)
         self._track(-1)
 
-    def _refused(self, pending: PendingDigest, exc: SendError) -> None:
+    def _refused(self, pending: Addressee, exc: SendError) -> None:
         """A permanent refusal: the digest fails; a refused recipient is a hard bounce."""
         self.failed += 1
         self._error(str(exc))
@@ -431,7 +578,7 @@ class _Delivery:
             self.suspended += 1
             log.warning(
                 "operator notice: subscriber %s suspended after %d hard bounces in a row; last: %s",
-                pending.subscriber.email,
+                pending.email,
                 limit,
                 exc,
             )
@@ -503,3 +650,73 @@ class _Delivery:
             suspended=self.suspended,
             withdrawn=self.withdrawn,
         )
+
+
+# --- the render process ---------------------------------------------------------------------
+
+
+def _load_papers(store: Store, papers: dict[str, Paper], batch: list[PendingDigest]) -> None:
+    # one query per batch for the papers not seen yet: most recur in many digests
+    wanted = {m.paper_id for digest in batch for m in digest.matches} - papers.keys()
+    if wanted:
+        papers.update(store.papers(wanted))
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    """(device, inode): the render process reads the very file this process has open."""
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+@dataclass(slots=True)
+class _Renderer:
+    """The render process's state: its own connection, the letterhead, the papers seen."""
+
+    store: Store
+    head: Letterhead
+    papers: dict[str, Paper]
+
+
+_renderer: _Renderer | None = None
+
+
+def _start_renderer(database: Path, identity: tuple[int, int], head: Letterhead) -> None:
+    """The render process's initializer: open the store the sending process has open."""
+    global _renderer
+    # Store.open would create an empty database where the file has gone: check it first
+    if _file_identity(database) != identity:
+        raise RuntimeError(f"{database} is no longer the database being delivered")
+    _renderer = _Renderer(Store.open(database), head, {})
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Ends the render process once the sending process is gone (killed: no shutdown).
+
+    The pool's worker would otherwise wait for work forever, holding its memory and a
+    connection to the database.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
+def _render_range(after: int, upto: int, size: int) -> list[Prebuilt]:
+    """In the render process: the pending digests with `after < id <= upto`, built."""
+    if _renderer is None:
+        raise RuntimeError("the render process was not initialized")
+    built: list[Prebuilt] = []
+    for batch in _renderer.store.pending_batches(size, after=after, upto=upto):
+        _load_papers(_renderer.store, _renderer.papers, batch)
+        built += [_prebuilt(_renderer.head, pending, _renderer.papers) for pending in batch]
+    return built
+
+
+def _prebuilt(head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper]) -> Prebuilt:
+    addressee = Addressee.of(pending)
+    try:
+        message = digest_message(head, pending, papers, utcnow())
+    except ValueError as exc:
+        return Prebuilt(addressee, error=f"cannot build the digest: {exc}")
+    # as every sender writes it by default (8bit, CRLF); another form is made from these
+    return Prebuilt(addressee, message_bytes(message), tuple(envelope_headers(message)))

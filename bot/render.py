@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime
 from itertools import accumulate, repeat
@@ -208,6 +209,39 @@ class DigestMessage(EmailMessage):
         out: list[bytes] = []
         _flatten(self, policy, policy.linesep.encode("ascii"), out)
         return b"".join(out)
+
+
+class PrebuiltMessage(DigestMessage):
+    """A digest message already serialized elsewhere (the render process), as its bytes.
+
+    It carries only the envelope headers the senders read (From, To, Sender, Message-ID);
+    written with MESSAGE_POLICY it is `wire` as is, with any other policy the bytes are
+    parsed back into a whole message first (a server without 8BITMIME: rare, and slower).
+    """
+
+    def __init__(self, wire: bytes, headers: Iterable[tuple[str, str]]) -> None:
+        super().__init__(policy=MESSAGE_POLICY)
+        self.wire = wire
+        for name, value in headers:
+            self.set_raw(name, value)
+
+    def as_bytes(self, unixfrom: bool = False, policy: Policy | None = None) -> bytes:
+        """`wire` when written as it was built, else the parsed message written anew."""
+        if not unixfrom and policy in (None, MESSAGE_POLICY):
+            return self.wire
+        # read as built, with "\n" line ends: a 7bit policy re-encodes the bodies as such
+        parser = BytesParser(DigestMessage, policy=MESSAGE_POLICY.clone(linesep="\n"))
+        whole = parser.parsebytes(self.wire.replace(b"\r\n", b"\n"))
+        return whole.as_bytes(unixfrom, policy or MESSAGE_POLICY)
+
+
+#: the headers a PrebuiltMessage keeps: what the senders read for the envelope and file name
+ENVELOPE_HEADERS = ("From", "To", "Sender", "Message-ID")
+
+
+def envelope_headers(message: EmailMessage) -> list[tuple[str, str]]:
+    """The raw ENVELOPE_HEADERS of a message, for a PrebuiltMessage of its bytes."""
+    return [(name, str(value)) for name, value in message.raw_items() if name in ENVELOPE_HEADERS]
 
 
 # --- per-paper views (cached) ---------------------------------------------------------------

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import multiprocessing
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,8 +29,10 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.render import RenderedDigest, build_message
-from bot.senders import SmtpSender
+from bot.config import load_config
+from bot.deliver import DeliveryReport, DeliverySettings, deliver, make_sender
+from bot.render import PrebuiltMessage, RenderedDigest, build_message, envelope_headers
+from bot.senders import SmtpSender, envelope_sender, message_bytes, recipients_of
 from bot.senders.smtp import smtp_data
 from bot.store import Store
 from bot.tokens import SECRET_ENV, read_token
@@ -596,6 +601,213 @@ def _no_secret_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests that want one-click links set the secret themselves."""
     if SECRET_ENV in os.environ:
         monkeypatch.delenv(SECRET_ENV)
+
+
+# --- rendering in a helper process ----------------------------------------------------------------
+
+
+def pending_outbox(tmp_path: Path, feed_url: str, smtp_server: SmtpTestServer, count: int) -> Path:
+    """A config whose store holds `count` pending digests: a run with the server down."""
+    tmp_path.mkdir(exist_ok=True)
+    config = write_config(
+        tmp_path,
+        feed_url,
+        smtp_settings(smtp_server),
+        subscribers=readers(count),
+        base_url=BASE_URL,
+    )
+    smtp_server.stop()
+    assert run(config, "-q", "once") == 1
+    smtp_server.start()
+    assert [row["status"] for row in digests(config)] == ["pending"] * count
+    return config
+
+
+def deliver_now(config: Path, threshold: int | None, batch_size: int = 3) -> DeliveryReport:
+    """`deliver` on the config's store, small batches, the render process from `threshold`."""
+    loaded = load_config(config)
+    store = Store.open(loaded.database)
+    settings = DeliverySettings(connections=2, retry_delay=0.01, batch_size=batch_size)
+    try:
+        return asyncio.run(
+            deliver(
+                loaded, store, make_sender(loaded), settings, render_process_threshold=threshold
+            )
+        )
+    finally:
+        store.close()
+
+
+#: a signed link's token: it carries the second it was made in
+TOKEN = re.compile(rb"/(manage|unsubscribe)/([A-Za-z0-9_.-]+)")
+
+
+def comparable(raw: bytes) -> bytes:
+    """The message bytes without what differs on every build: boundary, Date, link tokens."""
+    raw = re.sub(rb"=_[0-9a-f]{24}", b"=_BOUNDARY", raw)
+    raw = TOKEN.sub(rb"/\1/TOKEN", raw)
+    return re.sub(rb"\r\nDate: [^\r]*\r\n", b"\r\nDate: DATE\r\n", raw)
+
+
+def test_a_large_outbox_rendered_in_a_helper_process_sends_the_same_messages(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)  # each digest carries its subscriber's own links
+    count = 20
+    here = pending_outbox(tmp_path / "here", http_server.url(ALL_ARCHIVES), smtp_server, count)
+    # the same outbox twice: one copy is rendered in this process, the other in a helper
+    (tmp_path / "there").mkdir()
+    source, copy = (
+        sqlite3.connect(tmp_path / where / "paperbot.db") for where in ("here", "there")
+    )
+    source.backup(copy)
+    source.close()
+    copy.close()
+    there = tmp_path / "there" / "paperbot.yaml"
+    there.write_text(here.read_text().replace(str(tmp_path / "here"), str(tmp_path / "there")))
+
+    report = deliver_now(here, threshold=None)
+    assert (report.sent, report.pending, report.errors) == (count, 0, ())
+    in_process = by_recipient(smtp_server.received)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="paperbot"):
+        report = deliver_now(there, threshold=count)
+    assert (report.sent, report.pending, report.errors) == (count, 0, ())
+    assert f"rendering {count} digests in a helper process" in caplog.messages
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    elsewhere = by_recipient(smtp_server.received[count:])
+
+    assert sorted(elsewhere) == sorted(f"reader{i}@example.org" for i in range(count))
+    assert all(len(items) == 1 for items in elsewhere.values()), "each digest exactly once"
+    for recipient, [message] in elsewhere.items():
+        [expected] = in_process[recipient]
+        assert comparable(message.raw) == comparable(expected.raw)
+        links = {(m[1].decode(), m[2].decode()) for m in TOKEN.finditer(message.raw)}
+        assert {purpose for purpose, _ in links} == {"manage", "unsubscribe"}
+        for purpose, token in links:  # the helper signed them with the same secret
+            assert read_token(SECRET, purpose, token).email == recipient
+        assert message.mail_options == expected.mail_options
+        assert message.mail_from == expected.mail_from
+    assert {row["status"] for row in digests(there)} == {"sent"}
+
+
+def test_the_helper_process_killed_mid_run_loses_and_doubles_nothing(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    count = 40
+    config = pending_outbox(tmp_path, http_server.url(ALL_ARCHIVES), smtp_server, count)
+    smtp_server.delay_data(0.02)  # slow enough that the kill lands with most still to render
+    before = set(multiprocessing.active_children())
+    caplog.clear()
+
+    async def kill_the_helper_after(sent: int) -> None:
+        # what the OOM killer would do to the render process: SIGKILL, no goodbye
+        while len(smtp_server.received) < sent:
+            await asyncio.sleep(0.005)
+        for child in set(multiprocessing.active_children()) - before:
+            os.kill(child.pid or 0, signal.SIGKILL)
+
+    async def run_with_a_kill() -> DeliveryReport:
+        loaded = load_config(config)
+        store = Store.open(loaded.database)
+        settings = DeliverySettings(connections=2, retry_delay=0.01, batch_size=2)
+        killer = asyncio.create_task(kill_the_helper_after(3))
+        try:
+            return await deliver(
+                loaded, store, make_sender(loaded), settings, render_process_threshold=1
+            )
+        finally:
+            killer.cancel()
+            store.close()
+
+    with caplog.at_level(logging.ERROR, logger="paperbot"):
+        report = asyncio.run(run_with_a_kill())
+    errors = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("render process failed (BrokenProcessPool: ")
+    assert errors[0].endswith("rendering the rest in this process, nothing is lost")
+    assert (report.sent, report.pending, report.failed, report.errors) == (count, 0, 0, ())
+    groups = by_recipient(smtp_server.received)
+    assert sorted(groups) == sorted(f"reader{i}@example.org" for i in range(count))
+    assert all(len(items) == 1 for items in groups.values()), "nothing sent twice"
+    assert {row["status"] for row in digests(config)} == {"sent"}
+
+
+def helper_processes(pid: int) -> list[int]:
+    """The render processes (multiprocessing children) of process `pid`, from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        child
+        for child in map(int, children)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_the_helper_process_ends_when_the_sending_process_is_killed(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    config = pending_outbox(tmp_path, http_server.url(ALL_ARCHIVES), smtp_server, 30)
+    smtp_server.delay_data(0.2)  # the kill lands mid-run
+    script = (
+        "import asyncio, pathlib\n"
+        "from bot.config import load_config\n"
+        "from bot.deliver import DeliverySettings, deliver, make_sender\n"
+        "from bot.store import Store\n"
+        f"config = load_config(pathlib.Path({str(config)!r}))\n"
+        "settings = DeliverySettings(batch_size=2)\n"
+        "asyncio.run(deliver(config, Store.open(config.database), make_sender(config), settings,"
+        " render_process_threshold=1))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        smtp_server.wait_for(2, timeout=60)
+        helpers = helper_processes(process.pid)
+    finally:
+        process.kill()  # SIGKILL: the pool gets no chance to shut its worker down
+        process.wait()
+    assert len(helpers) == 1
+    for _ in range(200):  # it notices within a second or so; a bound, not a timing check
+        if not running(helpers[0]):
+            break
+        time.sleep(0.05)
+    assert not running(helpers[0]), "an orphaned render process would wait forever"
+    assert {row["status"] for row in digests(config)} <= {"sent", "pending"}
+
+
+@pytest.mark.parametrize(("eight_bit", "utf8"), [(True, False), (False, False), (False, True)])
+def test_a_message_built_in_the_helper_is_written_as_the_original_for_any_server(
+    eight_bit: bool, utf8: bool
+) -> None:
+    # what the helper sends back is the 8bit form; a server without 8BITMIME needs 7bit
+    original = build_message(
+        RenderedDigest("Sübject " * 12, "Ünïcode\n.dot\n" + "x" * 1200, "<p>Ü</p>"),
+        sender="Ädä Bot <bot@example.org>",
+        recipient="ada@example.org",
+        message_id="<m1@example.org>",
+        sender_header="bounces@example.org",
+        unsubscribe_mailto="bot+unsubscribe@example.org",
+    )
+    prebuilt = PrebuiltMessage(message_bytes(original), envelope_headers(original))
+    written = message_bytes(prebuilt, eight_bit=eight_bit, utf8=utf8)
+    assert written == message_bytes(original, eight_bit=eight_bit, utf8=utf8)
+    assert recipients_of(prebuilt) == ["ada@example.org"]
+    assert envelope_sender(prebuilt) == "bounces@example.org"
 
 
 # --- the SMTP conversation ---------------------------------------------------------------------
