@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.match import World, make_paper, make_subscriber
 from bot.config import Config, parse_config
 from bot.deliver import deliver, make_sender, message_domain
-from bot.match import AlertIndex
+from bot.match import AlertIndex, release_freed_memory
 from bot.models import Paper, Subscriber
 from bot.pipeline import fetch_all, record_outcomes, run_once
 from bot.store import Store, utcnow
@@ -233,6 +233,7 @@ async def first_run(config: Config) -> tuple[Stages, int, int]:
     with stages.stage("match: store"):
         matched = store.add_matches(found, matched=[p.id for p in papers])
         del found, index
+        release_freed_memory()  # as the pipeline does
     with stages.stage("create digests"):
         store.drop_inactive_pending()
         digests = store.create_digests(message_domain(config))
@@ -276,7 +277,10 @@ def run_scale(folder: Path, subscribers: int, connections: int) -> None:
         f" average, {sink['cpu']:.1f} s CPU"
     )
     print(f"peak memory (max RSS of the measuring process): {max_rss_mb():,.0f} MB")
-    print(f"peak memory of paperbot's processes together (sampled): {memory.peak_mb:,.0f} MB")
+    print(
+        f"peak memory of paperbot's processes together (sampled): {memory.peak_mb:,.0f} MB"
+        f" ({memory.split[0]:,.0f} MB sending, {memory.split[1]:,.0f} MB rendering)"
+    )
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}\n")
 
 
@@ -288,6 +292,7 @@ class MemoryWatch:
     def __init__(self, leave_out: int) -> None:
         self.leave_out = leave_out
         self.peak_mb = 0.0
+        self.split = (0.0, 0.0)  # at the peak: this process, its children
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -301,9 +306,10 @@ class MemoryWatch:
 
     def _watch(self) -> None:
         while not self._stop.wait(0.2):
-            pids = [os.getpid(), *_children(os.getpid())]
-            total = sum(_rss_kb(pid) for pid in pids if pid != self.leave_out)
-            self.peak_mb = max(self.peak_mb, total / 1024)
+            own = _rss_kb(os.getpid())
+            others = sum(_rss_kb(pid) for pid in _children(os.getpid()) if pid != self.leave_out)
+            if own + others > self.peak_mb * 1024:
+                self.peak_mb, self.split = (own + others) / 1024, (own / 1024, others / 1024)
 
 
 def _children(pid: int) -> list[int]:

@@ -48,6 +48,7 @@ from bot.render import (
     PrebuiltMessage,
     build_message,
     envelope_headers,
+    limit_entry_cache,
     release_caches,
     render_digest,
 )
@@ -78,6 +79,9 @@ RENDER_PROCESS_THRESHOLD = 2000
 RENDER_AHEAD = 3
 #: how often the helper process checks that the sending process is still there
 PARENT_CHECK_SECONDS = 1.0
+#: rendered entries the helper process keeps: half the in-process cache, as the sending
+#: process still holds its own memory (the whole of paperbot stays under 1 GB at 100,000)
+RENDER_PROCESS_ENTRIES = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -687,6 +691,7 @@ def _start_renderer(database: Path, identity: tuple[int, int], head: Letterhead)
     if _file_identity(database) != identity:
         raise RuntimeError(f"{database} is no longer the database being delivered")
     _renderer = _Renderer(Store.open(database), head, {})
+    limit_entry_cache(RENDER_PROCESS_ENTRIES)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 

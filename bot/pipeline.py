@@ -31,7 +31,7 @@ from bot.deliver import (
 from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher, Validators, user_agent_for
 from bot.lock import RunLock
-from bot.match import AlertIndex
+from bot.match import AlertIndex, release_freed_memory
 from bot.models import Paper
 from bot.progress import NO_PROGRESS, Progress
 from bot.senders import OutboxSender, Sender
@@ -201,6 +201,14 @@ def match_pending(store: Store) -> int:
     papers = store.papers_to_match()
     if not papers:
         return 0
+    try:
+        return _match(store, papers)
+    finally:
+        release_freed_memory()  # the index and the matches are gone by now
+
+
+def _match(store: Store, papers: list[Paper]) -> int:
+    """Build the index, match, store the matches (all freed on return)."""
     index = AlertIndex.build(store.active_subscribers())
     found = index.match(papers)
     return store.add_matches(found, matched=[p.id for p in papers])

@@ -329,6 +329,14 @@ def highlight(text: str, terms: tuple[str, ...]) -> Markup:
     return Markup("").join(pieces)
 
 
+def limit_entry_cache(entries: int) -> None:
+    """Keep at most this many rendered entries (a render process trades speed for memory)."""
+    global PIECES_CACHE
+    PIECES_CACHE = entries
+    while len(_PIECES) > entries:
+        _PIECES.popitem(last=False)
+
+
 def release_caches() -> None:
     """Forget the per-paper pieces of this run (a long-lived worker renders new papers daily)."""
     for cached in (
