@@ -98,12 +98,9 @@ def _item(paper: Paper, date: str) -> str:
 # --- the HTTP server and the SMTP sink (another process) ---------------------------------------
 
 
-def services(feed: Path, ports: Any, stop: Any, results: Any) -> None:
-    """Serve the feed over HTTP and sink SMTP mail until `stop` is set; report the count."""
-    import threading
+def serve_feed(feed: Path) -> Any:
+    """Serve the feed file over HTTP on a free port, in a thread; returns the server."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from aiosmtpd.smtp import SMTP
 
     body = feed.read_bytes()
 
@@ -120,6 +117,14 @@ def services(feed: Path, ports: Any, stop: Any, results: Any) -> None:
 
     http = ThreadingHTTPServer((HOST, 0), Feed)
     threading.Thread(target=http.serve_forever, daemon=True).start()
+    return http
+
+
+def services(feed: Path, ports: Any, stop: Any, results: Any) -> None:
+    """Serve the feed over HTTP and sink SMTP mail until `stop` is set; report the count."""
+    from aiosmtpd.smtp import SMTP
+
+    http = serve_feed(feed)
 
     class Sink:
         count = 0

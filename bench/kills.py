@@ -35,32 +35,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.deliver import HOST, generate
+from bench.deliver import HOST, generate, serve_feed
 
 CONNECTIONS = 4
 
 
 def sink(feed: Path, log: Path, ports: Any, stop: Any) -> None:
     """Serve the feed over HTTP and record each message's recipients and Message-ID."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from aiosmtpd.smtp import SMTP
 
-    body = feed.read_bytes()
-
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    http = ThreadingHTTPServer((HOST, 0), Feed)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
+    http = serve_feed(feed)
     out = log.open("a", buffering=1)
 
     class Recorder:
