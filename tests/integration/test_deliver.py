@@ -36,6 +36,7 @@ from bot.senders import SmtpSender, envelope_sender, message_bytes, recipients_o
 from bot.senders.smtp import smtp_data
 from bot.store import Store
 from bot.tokens import SECRET_ENV, read_token
+from tests.cli import run_paperbot, start_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import PASSWORD, USER, Received, SmtpTestServer
 
@@ -78,6 +79,22 @@ def smtp_settings(server: SmtpTestServer, **extra: Any) -> dict[str, Any]:
 def readers(count: int, keyword: str = "diffusion") -> list[dict[str, Any]]:
     """`count` subscribers who all follow the same keyword."""
     return [{"email": f"reader{i}@example.org", "keywords": [keyword]} for i in range(count)]
+
+
+def readers_config(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    count: int,
+    **smtp: Any,
+) -> Path:
+    """A config reading the served arXiv day, sending to the test server, for `count` readers."""
+    return write_config(
+        tmp_path,
+        http_server.url(ALL_ARCHIVES),
+        smtp_settings(smtp_server, **smtp),
+        subscribers=readers(count),
+    )
 
 
 def run(config: Path, *args: str) -> int:
@@ -144,19 +161,10 @@ def test_killed_mid_send_and_restarted_every_subscriber_gets_one_digest(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
     connections = 4
-    config = write_config(
-        tmp_path,
-        http_server.url(ALL_ARCHIVES),
-        smtp_settings(smtp_server, connections=connections),
-        subscribers=readers(60),
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 60, connections=connections)
     smtp_server.delay_data(0.05)  # slow enough that each kill lands mid-batch
     for kill_after in (8, 30):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(config), "-q", "once"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = start_paperbot(config, "-q", "once")
         try:
             smtp_server.wait_for(kill_after, timeout=60)
         finally:
@@ -183,18 +191,9 @@ def test_killed_mid_send_and_restarted_every_subscriber_gets_one_digest(
 def test_unsubscribed_while_the_run_is_sending_gets_nothing(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
-    config = write_config(
-        tmp_path,
-        http_server.url(ALL_ARCHIVES),
-        smtp_settings(smtp_server, connections=1),
-        subscribers=readers(5),
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 5, connections=1)
     smtp_server.delay_data(0.3)  # the run reads and renders all five before the first is out
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "-q", "once"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_paperbot(config, "-q", "once")
     try:
         smtp_server.wait_for(1, timeout=60)
         # the web app, in this process with its own connection, while the run sends
@@ -219,9 +218,7 @@ def test_unsubscribed_while_the_run_is_sending_gets_nothing(
 def test_a_4xx_is_retried_within_the_run(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
-    config = write_config(
-        tmp_path, http_server.url(ALL_ARCHIVES), smtp_settings(smtp_server), subscribers=readers(3)
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 3)
     smtp_server.fail_next(2)  # two DATA commands get 451, then the server recovers
     assert run(config, "once") == 0
     groups = by_recipient(smtp_server.received)
@@ -234,9 +231,7 @@ def test_a_4xx_is_retried_within_the_run(
 def test_a_4xx_that_lasts_leaves_the_digest_for_the_next_run(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
-    config = write_config(
-        tmp_path, http_server.url(ALL_ARCHIVES), smtp_settings(smtp_server), subscribers=readers(2)
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 2)
     smtp_server.refuse("reader1@example.org", 451)
     assert run(config, "once") == 1
     [waiting] = digests(config, "d.status = 'pending'")
@@ -257,12 +252,7 @@ def test_a_5xx_for_one_recipient_fails_only_that_digest_and_suspends_after_n(
     smtp_server: SmtpTestServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = write_config(
-        tmp_path,
-        http_server.url(ALL_ARCHIVES),
-        smtp_settings(smtp_server, max_hard_bounces=1),
-        subscribers=readers(4),
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 4, max_hard_bounces=1)
     smtp_server.refuse("reader2@example.org", 550)
     with caplog.at_level(logging.WARNING, logger="paperbot"):
         assert run(config, "once") == 1, "a refused recipient is a failed send"
@@ -292,9 +282,7 @@ def test_smtp_server_down_for_the_whole_run(
     smtp_server: SmtpTestServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = write_config(
-        tmp_path, http_server.url(ALL_ARCHIVES), smtp_settings(smtp_server), subscribers=readers(3)
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 3)
     smtp_server.stop()
     with caplog.at_level(logging.ERROR, logger="paperbot"):
         assert run(config, "once") == 1
@@ -422,11 +410,8 @@ def test_a_50_paper_digest_has_every_header_and_fits_the_size_limit(
 def test_without_base_url_only_the_mailto_unsubscribe_is_offered(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
-    config = write_config(
-        tmp_path,
-        http_server.url(ALL_ARCHIVES),
-        smtp_settings(smtp_server, unsubscribe_mailto="leave@example.org"),
-        subscribers=readers(1),
+    config = readers_config(
+        tmp_path, http_server, smtp_server, 1, unsubscribe_mailto="leave@example.org"
     )
     assert run(config, "once") == 0
     [message] = smtp_server.messages
@@ -437,12 +422,7 @@ def test_without_base_url_only_the_mailto_unsubscribe_is_offered(
 def test_digests_travel_over_n_persistent_connections(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
-    config = write_config(
-        tmp_path,
-        http_server.url(ALL_ARCHIVES),
-        smtp_settings(smtp_server, connections=3),
-        subscribers=readers(30),
-    )
+    config = readers_config(tmp_path, http_server, smtp_server, 30, connections=3)
     smtp_server.delay_data(0.01)
     assert run(config, "once") == 0
     assert len(smtp_server.received) == 30
@@ -517,13 +497,7 @@ def test_dkim_key_problems_are_config_errors(tmp_path: Path) -> None:
                 "dkim": {"selector": "s", "domain": "example.org", **dkim_settings},
             },
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "bot", "--config", str(config), "check-config"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_paperbot(config, "check-config")
         assert result.returncode == 2
         assert re.search(message, result.stderr), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 import yaml
 
 from bot.cli import main
+from tests.cli import run_paperbot
 from tests.httpserver import FIXTURES, LocalHTTPServer
 
 ALL_ARCHIVES = "arxiv/rss_all-archives_2024-11-28_trimmed.xml"
@@ -353,13 +352,7 @@ def test_config_errors_are_one_line_and_exit_2(
     tmp_path: Path, settings: dict[str, Any], message: str
 ) -> None:
     config = write_config(tmp_path, **settings)
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config), "once"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_paperbot(config, "once")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

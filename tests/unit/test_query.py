@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from bot.query import (
     parse_query,
     plain_words,
 )
+from tests.cli import run_paperbot
 
 
 def phrase(text: str, field: TextField = "text") -> Phrase:
@@ -326,13 +325,7 @@ def test_an_invalid_keyword_is_a_one_line_config_error_from_check_config(tmp_pat
         ],
     )
 
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config), "check-config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_paperbot(config, "check-config")
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
