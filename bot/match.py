@@ -11,7 +11,7 @@ one distinct phrase, author name, category, source or votes threshold, shared by
    every alert; authors, categories, sources and votes are dictionary look-ups too;
 2. alerts: a one-atom alert fires when its atom hit; a boolean one is evaluated (once per
    paper, never per subscriber) only when one of its *trigger* atoms hit — atoms chosen so
-   that the query cannot be true without one of them (`_Compiler._walk`);
+   that the query cannot be true without one of them (`Compiler._walk`);
 3. what fired is kept as (postings entry, `Match`) pairs: a Match is immutable, so one
    serves every subscriber of the alert.
 
@@ -22,7 +22,7 @@ reached for one paper gets one merged Match instead. Last, the few subscribers w
 
 So the cost grows with the papers' text and the number of matches, not with subscribers x
 alerts. The index keeps its postings (alert → subscribers) back to back in one array
-(`_Table`): compact, and nothing the garbage collector has to walk.
+(`Table`): compact, and nothing the garbage collector has to walk.
 
 Scoring (`Match.score`): each distinct term that fired counts once — a phrase 2.0 when it
 was found in the title, 1.0 when only in the abstract; an author, category, source or
@@ -33,50 +33,28 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import operator
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import chain, compress
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from bot.builder import builder
-from bot.fold import AuthorKey, author_key, fold_label, same_author, word_spans, words
+from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, Restrict, entry_error, tuples
+from bot.fold import author_key, fold_label, same_author, word_spans, words
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.query import (
-    And,
-    Atom,
-    Author,
-    Label,
-    Node,
-    Not,
-    Or,
-    Phrase,
-    QueryError,
-    Votes,
-    parse_follow,
-    parse_query,
-    plain_words,
-)
+from bot.query import QueryError
 
 TITLE_WEIGHT = 2.0
 OTHER_WEIGHT = 1.0
 # Where a term was found, in the order a reason lists its terms.
 TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES = range(5)
-_FIELDS = {"text": 0, "title": 1, "abstract": 2}
-# Boolean programs are postfix: an atom id (>= 0) pushes "it hit", these combine.
-_NOT, _AND, _OR = -1, -2, -3
-_NEVER = float("inf")  # the cost of triggers that do not exist
 
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
-_K = TypeVar("_K")
-_SHIFT = 24  # a _Table entry is start << _SHIFT | length
-_MASK = (1 << _SHIFT) - 1
 _SPREAD = 1_000_000  # (subscriber, paper) pairs held before they are spread (memory)
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
 
@@ -103,322 +81,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _tuples(lists: Mapping[_K, Sequence[int]]) -> dict[_K, tuple[int, ...]]:
-    """Small lists of ids by key, frozen for look-ups."""
-    return dict(zip(lists, map(tuple, lists.values()), strict=True))
-
-
-class _Table:
-    """Lists of ids by key, stored back to back in one array.
-
-    100,000 subscribers make hundreds of thousands of small postings lists; as Python lists
-    they would take several times the memory, and the garbage collector would walk each.
-    """
-
-    def __init__(self, where: dict[int, int], ids: memoryview) -> None:
-        self._where = where  # key → start << _SHIFT | length, in `ids`
-        self._ids = ids
-
-    def get(self, key: int) -> memoryview | None:
-        """The ids filed under `key`, if any (a view: nothing is copied)."""
-        found = self._where.get(key)
-        if found is None:
-            return None
-        start = found >> _SHIFT
-        return self._ids[start : start + (found & _MASK)]
-
-
-# ----------------------------------------------------------------------- compiling
-
-
-def _rarity(atom: Atom) -> float:
-    """A rough cost of an atom as a trigger: how often it will hit (lower is rarer)."""
-    if isinstance(atom, Phrase):
-        prefixes = sum(w.endswith("*") for w in atom.words)
-        return 10.0 ** (prefixes - len(atom.words))
-    return 1e-3 if isinstance(atom, Author) else 1.0
-
-
 def _run_program(program: Iterable[int], hit: set[int]) -> bool:
     """Evaluate a postfix boolean program over the atom ids that hit."""
     stack: list[bool] = []
     for step in program:
         if step >= 0:
             stack.append(step in hit)
-        elif step == _NOT:
+        elif step == NOT:
             stack[-1] = not stack[-1]
         else:
             last = stack.pop()
-            stack[-1] = (stack[-1] and last) if step == _AND else (stack[-1] or last)
+            stack[-1] = (stack[-1] and last) if step == AND else (stack[-1] or last)
     return stack[0]
-
-
-@dataclass(frozen=True, slots=True)
-class _Restrict:
-    """A subscriber's `categories`: folded names, and prefixes for names written `cs.*`."""
-
-    names: frozenset[str]
-    prefixes: tuple[str, ...]
-
-    def admits(self, category: str) -> bool:
-        """Is a paper in this (folded) category inside the restriction?"""
-        return category in self.names or category.startswith(self.prefixes)
-
-
-def restriction(categories: Iterable[str]) -> _Restrict:
-    """Fold a `categories:` list; a trailing `*` (`cs.*`, `math*`) makes an entry a prefix."""
-    names = [n for n in map(fold_label, categories) if n]
-    return _Restrict(
-        frozenset(n for n in names if not n.endswith("*")),
-        tuple(n.rstrip("*") for n in names if n.endswith("*")),
-    )
-
-
-class _Atoms:
-    """Atom ids and the look-ups that find each kind of atom in a paper (build time)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.term_keys: list[int] = []  # what counts once in a score: the phrase, or the atom
-        self.phrases: list[dict[tuple[str, ...], int]] = [{}, {}, {}]  # by field
-        self.patterns: dict[tuple[str, ...], int] = {}
-        self.pattern_atoms: list[list[int]] = [[], [], []]  # by field: pattern → atom (-1)
-        self.authors: dict[tuple[str, tuple[str, ...]], int] = {}
-        self.author_buckets: dict[str, list[int]] = {}  # "surname initial" → atoms
-        self.author_keys: dict[int, AuthorKey] = {}
-        self.labels: dict[str, list[int]] = {}  # "category:cs.lg" → atoms
-        self.label_prefixes: list[tuple[str, str, int]] = []
-        self.label_ids: dict[tuple[str, str, bool], int] = {}
-        self.votes: dict[int, int] = {}  # minimum → atom
-
-    def _new(self, term_key: int | None = None) -> int:
-        aid = self.count
-        self.count += 1
-        self.term_keys.append(aid if term_key is None else term_key)
-        return aid
-
-    def phrase(self, phrase_words: tuple[str, ...], field: str) -> int:
-        """The atom of a phrase in a field ("text" = title or abstract)."""
-        index = _FIELDS[field]
-        aid = self.phrases[index].get(phrase_words)
-        if aid is None:
-            pid = self.patterns.get(phrase_words)
-            if pid is None:
-                pid = self.patterns[phrase_words] = len(self.patterns)
-                for table in self.pattern_atoms:
-                    table.append(-1)
-            aid = self.phrases[index][phrase_words] = self._new(-1 - pid)
-            self.pattern_atoms[index][pid] = aid
-        return aid
-
-    def author(self, key: AuthorKey) -> int:
-        """The atom of a followed name."""
-        aid = self.authors.get((key.surname, key.given))
-        if aid is None:
-            aid = self.authors[(key.surname, key.given)] = self._new()
-            bucket = f"{key.surname} {key.initial}"
-            self.author_buckets.setdefault(bucket, []).append(aid)
-            self.author_keys[aid] = key
-        return aid
-
-    def label(self, atom: Label) -> int:
-        """The atom of a category or source name (or prefix)."""
-        aid = self.label_ids.get((atom.field, atom.value, atom.prefix))
-        if aid is None:
-            aid = self.label_ids[(atom.field, atom.value, atom.prefix)] = self._new()
-            if atom.prefix:
-                self.label_prefixes.append((atom.field, atom.value, aid))
-            else:
-                self.labels.setdefault(f"{atom.field}:{atom.value}", []).append(aid)
-        return aid
-
-    def atom(self, atom: Atom) -> int:
-        """The id of any atom."""
-        if isinstance(atom, Phrase):
-            return self.phrase(atom.words, atom.field)
-        if isinstance(atom, Author):
-            return self.author(atom.key)
-        if isinstance(atom, Label):
-            return self.label(atom)
-        aid = self.votes.get(atom.minimum)
-        if aid is None:
-            aid = self.votes[atom.minimum] = self._new()
-        return aid
-
-
-class _Compiler:
-    """Collects every subscriber's alerts and postings (build time; frozen by AlertIndex)."""
-
-    def __init__(self) -> None:
-        self.atoms = _Atoms()
-        self.alert_ids: dict[str, dict[str, int]] = {"author": {}, "keyword": {}, "exclude": {}}
-        self.kinds: list[str] = []
-        self.texts: list[str] = []
-        self.single: list[int] = []  # the alert's one atom, or -1 for a boolean alert
-        self.programs: dict[int, list[int]] = {}
-        self.positives: dict[int, list[int]] = {}
-        # a *unit* fires as one: an atom (all its one-atom alerts), or a boolean alert
-        # (keyed -1 - alert); boolean alerts are evaluated when a trigger atom hits
-        self.units: dict[int, list[int]] = {}
-        self.evaluates: dict[int, list[int]] = {}
-        self.fires_exclude: dict[int, list[int]] = {}
-        self.evaluates_exclude: dict[int, list[int]] = {}
-        self.emails: list[str] = []
-        # every subscriber's alerts (authors, then keywords) and their exclude entries,
-        # one subscriber after the other: starts[sid] .. starts[sid + 1]
-        self.orders = (_Flat(), _Flat())
-        self.excludes = _Flat()
-        self.restrictions: dict[int, _Restrict] = {}  # subscribers with `categories`
-
-    def subscribers(self, subscribers: Sequence[Subscriber]) -> None:
-        """Add every subscriber: their entries are flattened and compiled text by text.
-
-        Working on whole columns (every subscriber's authors, then keywords) keeps the
-        per-subscriber Python work to a few C-level passes: 100,000 subscribers' worth of
-        entries are mostly repeats of a few hundred thousand distinct texts.
-        """
-        self.emails = [s.email for s in subscribers]
-        authors = self._column("author", [s.authors for s in subscribers])
-        keywords = self._column("keyword", [s.keywords for s in subscribers])
-        self.orders = (authors, keywords)
-        self.excludes = self._column("exclude", [s.exclude for s in subscribers])
-        self.restrictions = {
-            sid: restriction(s.categories) for sid, s in enumerate(subscribers) if s.categories
-        }
-
-    def _column(self, kind: str, entries: list[tuple[str, ...]]) -> _Flat:
-        """The alert ids of one kind of entry, subscriber by subscriber."""
-        # an entry written twice by one subscriber is one alert for them
-        entries = [e if len(set(e)) == len(e) else tuple(dict.fromkeys(e)) for e in entries]
-        texts = list(chain.from_iterable(entries))
-        known = self.alert_ids[kind]
-        for text in dict.fromkeys(texts):
-            if text not in known:
-                self.alert(kind, text)
-        return _Flat(list(map(known.__getitem__, texts)), list(map(len, entries)))
-
-    def alert(self, kind: str, text: str) -> int:
-        """The id of an alert, compiling its text the first time it is seen."""
-        known = self.alert_ids[kind]
-        vid = known.get(text)
-        if vid is not None:
-            return vid
-        if kind == "author":
-            aid = self.atoms.author(parse_follow(text))
-        elif (plain := plain_words(text)) is not None:
-            aid = self.atoms.phrase(plain, "text")  # most alerts: no need for the parser
-        else:
-            root = parse_query(text).root
-            if not isinstance(root, Phrase | Author | Label | Votes):
-                vid = self._new_alert(kind, text)
-                self._boolean(vid, root, kind == "exclude")
-                return vid
-            aid = self.atoms.atom(root)
-        vid = self._new_alert(kind, text)
-        self.single.append(aid)
-        table = self.fires_exclude if kind == "exclude" else self.units
-        table.setdefault(aid, []).append(vid)
-        return vid
-
-    def _new_alert(self, kind: str, text: str) -> int:
-        """Number a new alert (only once its text has compiled)."""
-        vid = self.alert_ids[kind][text] = len(self.kinds)
-        self.kinds.append(kind)
-        self.texts.append(text)
-        return vid
-
-    def _boolean(self, vid: int, root: Node, exclude: bool) -> None:
-        """Compile a boolean query: its program, positive atoms and triggers."""
-        self.single.append(-1)
-        program: list[int] = []
-        positive: dict[int, None] = {}
-        triggers = self._walk(root, program, positive, False)[0]
-        self.programs[vid] = program
-        self.positives[vid] = list(positive)
-        if not exclude:
-            self.units[-1 - vid] = [vid]
-        table = self.evaluates_exclude if exclude else self.evaluates
-        for aid in dict.fromkeys(triggers or ()):
-            table.setdefault(aid, []).append(vid)
-
-    def _walk(
-        self, node: Node, out: list[int], positive: dict[int, None], negated: bool
-    ) -> tuple[tuple[int, ...] | None, float]:
-        """Compile a query tree in one pass, and say what triggers its evaluation.
-
-        Appends the node's postfix program to `out` and its non-negated atoms to
-        `positive`. Returns the *triggers*: atoms one of which must hit whenever the node
-        is true (None if there are none), with their cost (how often they will hit). In
-        negation normal form an OR needs a trigger from each branch, an AND one branch's
-        (the rarest), and a negated atom gives none. The root has triggers, since
-        `parse_query` rejects a query that is true with no atom hit.
-        """
-        if isinstance(node, Not):
-            found = self._walk(node.child, out, positive, not negated)
-            out.append(_NOT)
-            return found
-        if isinstance(node, And | Or):
-            step = _AND if isinstance(node, And) else _OR
-            parts = [self._walk(node.children[0], out, positive, negated)]
-            for child in node.children[1:]:
-                parts.append(self._walk(child, out, positive, negated))
-                out.append(step)
-            if (step == _OR) != negated:  # an OR, or a negated AND: every branch's
-                if any(p[0] is None for p in parts):
-                    return None, _NEVER
-                return tuple(a for p in parts for a in p[0] or ()), sum(p[1] for p in parts)
-            usable = [p for p in parts if p[0] is not None]
-            return min(usable, key=operator.itemgetter(1)) if usable else (None, _NEVER)
-        aid = self.atoms.atom(node)
-        out.append(aid)
-        if negated:
-            return None, _NEVER
-        positive[aid] = None
-        return (aid,), _rarity(node)
-
-
-class _Flat:
-    """Lists of ids, one per subscriber, stored back to back with where each starts."""
-
-    def __init__(self, ids: Sequence[int] = (), counts: Sequence[int] = ()) -> None:
-        self.ids = np.array(ids, dtype=np.int32)
-        self.counts = np.array(counts, dtype=np.int32)
-        self.starts = np.concatenate(([0], np.cumsum(self.counts))).tolist()
-
-    def of(self, sid: int) -> list[int]:
-        """One subscriber's ids."""
-        ids: list[int] = self.ids[self.starts[sid] : self.starts[sid + 1]].tolist()
-        return ids
-
-    def owners(self) -> npt.NDArray[np.int32]:
-        """The subscriber of each id, in order."""
-        return np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts)
-
-    @staticmethod
-    def inverted(*flats: _Flat) -> _Table:
-        """Each id's subscribers, in subscriber order (an id is in one of `flats` only)."""
-        ids = np.concatenate([f.ids for f in flats])
-        owners = np.concatenate([f.owners() for f in flats])
-        order = np.argsort(ids, kind="stable")  # stable: each id's owners stay in order
-        keys, values = ids[order], owners[order]
-        unique, starts, sizes = np.unique(keys, return_index=True, return_counts=True)
-        if len(sizes) and sizes.max() >> _SHIFT:
-            raise ValueError(f"more than {1 << _SHIFT} subscribers of one alert")
-        entries = starts.astype(np.int64) << _SHIFT | sizes
-        return _Table(dict(zip(unique.tolist(), entries.tolist(), strict=True)), values.data)
-
-
-def _entry_error(subscribers: Sequence[Subscriber], error: QueryError) -> QueryError:
-    """The error of the first entry that does not parse, naming its subscriber and entry."""
-    for sub in subscribers:
-        for field in ("authors", "keywords", "exclude"):
-            for i, text in enumerate(getattr(sub, field)):
-                try:
-                    parse_follow(text) if field == "authors" else parse_query(text)
-                except QueryError as exc:
-                    where = f"subscriber {sub.email}: {field}[{i}]"
-                    return QueryError(f"{where}: {exc.message}", exc.column)
-    return error
 
 
 # ------------------------------------------------------------------------ the index
@@ -427,28 +101,28 @@ def _entry_error(subscribers: Sequence[Subscriber], error: QueryError) -> QueryE
 class AlertIndex:
     """Every subscriber's alerts compiled into one index; `match` runs papers through it."""
 
-    def __init__(self, c: _Compiler) -> None:
+    def __init__(self, c: Compiler) -> None:
         """Use `AlertIndex.build`."""
         a = c.atoms
         self._term_keys = array("i", a.term_keys)
         self._pattern_atoms = [array("i", table) for table in a.pattern_atoms]
         self._phrases = _Phrases(a.patterns)
-        self._author_buckets = _tuples(a.author_buckets)
+        self._author_buckets = tuples(a.author_buckets)
         self._author_keys = a.author_keys
-        self._labels = _tuples(a.labels)
+        self._labels = tuples(a.labels)
         self._label_prefixes = a.label_prefixes
         self._votes = sorted(a.votes.items())
         self._vote_minimums = [m for m, _ in self._votes]
         self._kinds = c.kinds
         self._texts = c.texts
         self._single = array("i", c.single)
-        self._programs = _tuples(c.programs)
-        self._positives = _tuples(c.positives)
-        self._units = _tuples(c.units)
-        self._evaluates = _tuples(c.evaluates)
-        self._fires_exclude = _tuples(c.fires_exclude)
-        self._evaluates_exclude = _tuples(c.evaluates_exclude)
-        self._subscribers = _Flat.inverted(*c.orders)  # alert → its subscribers
+        self._programs = tuples(c.programs)
+        self._positives = tuples(c.positives)
+        self._units = tuples(c.units)
+        self._evaluates = tuples(c.evaluates)
+        self._fires_exclude = tuples(c.fires_exclude)
+        self._evaluates_exclude = tuples(c.evaluates_exclude)
+        self._subscribers = Flat.inverted(*c.orders)  # alert → its subscribers
         self._subscriber_ids = np.frombuffer(self._subscribers._ids, dtype=np.int32)
         where = self._subscribers._where  # every alert but an exclude entry has subscribers
         # each alert's unit and its place in it, to find its Match (exclude entries have
@@ -459,7 +133,7 @@ class AlertIndex:
             for slot, vid in enumerate(alerts):
                 self._unit_of[vid], self._slot_of[vid] = unit, slot
         self._unit_entries = {u: tuple(map(where.__getitem__, a)) for u, a in self._units.items()}
-        self._exclude_subscribers = _Flat.inverted(c.excludes)
+        self._exclude_subscribers = Flat.inverted(c.excludes)
         self._restrictions = c.restrictions
         # subscribers whose matches are checked against their restriction and excludes
         gated = {*c.restrictions, *compress(range(len(c.emails)), c.excludes.counts)}
@@ -477,11 +151,11 @@ class AlertIndex:
         if len({s.email for s in subscribers}) != len(subscribers):
             raise ValueError("two subscribers share an email address")
         with _collector_paused():
-            compiler = _Compiler()
+            compiler = Compiler()
             try:
                 compiler.subscribers(subscribers)
             except QueryError as exc:
-                raise _entry_error(subscribers, exc) from exc
+                raise entry_error(subscribers, exc) from exc
             index = cls(compiler)
             del compiler  # freed here, before the collector runs again
         return index
@@ -823,7 +497,7 @@ class _Run:
         if not self.entries:
             return
         entries = np.array(self.entries, dtype=np.int64)
-        starts, counts = entries >> _SHIFT, entries & _MASK
+        starts, counts = entries >> SHIFT, entries & MASK
         total = int(counts.sum())
         # the subscribers of fired alert k are ids[starts[k] : starts[k] + counts[k]]
         offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
@@ -866,7 +540,7 @@ class _Run:
         for every alert of every paper.
         """
         found, restrictions = self.found, self.index._restrictions
-        allowed: dict[_Restrict, set[str]] = {}
+        allowed: dict[Restrict, set[str]] = {}
         excluded: dict[int, set[str]] = {}
         for pid, sids in self.excluded.items():
             for sid in sids:
@@ -886,7 +560,7 @@ class _Run:
             if len(kept) < len(got):
                 found[sid] = kept
 
-    def _allowed(self, restrict: _Restrict) -> set[str]:
+    def _allowed(self, restrict: Restrict) -> set[str]:
         """The papers of this run that a `categories` restriction lets through."""
         by_category = self.by_category
         names = filter(restrict.admits, by_category)
@@ -933,7 +607,7 @@ class _Delivery:
         run.entries += self.entries
         run.matches += self.matches
         run.numbers += [number] * len(self.entries)
-        run.pending += sum(e & _MASK for e in self.entries)
+        run.pending += sum(e & MASK for e in self.entries)
         if len(self.entries) > 1:  # someone may be reached twice
             hits = self.hits
             self.weights = {aid: hits.weight(aid) for aid in hits.all}
