@@ -1,0 +1,382 @@
+"""Finding every alert phrase in a day's titles and abstracts at once, with numpy.
+
+A phrase is a tuple of folded words (`bot.fold.words`); a word ending in `*` is a prefix
+(`transform*`). `PhraseFinder.find` takes many texts and returns every occurrence of
+every phrase, with the characters it spans, as arrays.
+
+Most texts are ASCII, and for those no Python object is made per word: the texts are
+joined into one byte array, words are the runs of letters and digits, and each word gets a
+64-bit polynomial hash of its lower-cased bytes from one prefix sum. A hash is looked up
+among the phrase words' hashes by binary search, and a word found that way is compared
+byte by byte with the phrase word, so a hash collision can never make a match. Then
+one-word phrases are one array look-up per word, and longer phrases one binary search of
+their first two words among every phrase's first two (both numbers packed in one integer),
+the words after those compared in bulk. Texts with other characters are folded word by
+word (accents, ligatures: `bot.fold.words`) and join the same arrays. The rare phrases
+with a prefix word are checked word by word where they could start.
+
+So a day of 400,000 words costs a handful of numpy passes, however many phrases there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.fold import word_spans, words
+
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+_U64 = npt.NDArray[np.uint64]
+_Bytes = tuple[npt.NDArray[np.uint8], Ints, Ints]  # lower-cased bytes, word begins, ends
+_Step = tuple[str, bool]  # a phrase word: folded, and whether it is a prefix
+_Prefixed = tuple[int, tuple[_Step, ...]]  # a phrase with a prefix word: (pattern id, steps)
+
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[ord("A") : ord("Z") + 1] += 32
+_ALNUM = np.zeros(256, dtype=bool)
+for _first, _last in (("0", "9"), ("A", "Z"), ("a", "z")):
+    _ALNUM[ord(_first) : ord(_last) + 1] = True
+_BASES = (0x100000001B3, 0x9E3779B97F4A7C15 | 1, 0xC2B2AE3D27D4EB4F)  # odd: invertible
+
+
+def ramp(counts: Ints) -> Ints:
+    """0, 1, ..., counts[0]-1, 0, 1, ..., counts[1]-1, ...: positions inside each run."""
+    total = int(counts.sum())
+    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrences:
+    """Phrases found in texts: for each occurrence, its text, its first and last word (in
+    the text's folded words), its pattern, and the characters it spans in the text."""
+
+    text: Ints
+    first: Ints
+    last: Ints
+    pattern: Ints
+    begin: Ints
+    end: Ints
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """Texts' words laid end to end: their text, place in it, span and phrase-word number."""
+
+    text: Ints
+    index: Ints
+    begin: Ints
+    end: Ints
+    number: Ints  # 0: a word that is in no exact phrase
+
+
+class _Hasher:
+    """64-bit polynomial hashes of byte runs: sum of byte * base**i, modulo 2**64."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self._inverse = pow(base, -1, 1 << 64)
+        self._powers = np.ones(1, dtype=np.uint64)
+        self._inverses = np.ones(1, dtype=np.uint64)
+
+    def _grow(self, size: int) -> None:
+        """Have base**i and base**-i for every i below `size`."""
+        if len(self._powers) >= size:
+            return
+        size = max(size, 2 * len(self._powers))
+        self._powers = _power_series(self.base, size)
+        self._inverses = _power_series(self._inverse, size)
+
+    def runs(self, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints) -> _U64:
+        """The hash of each run data[begin:end]."""
+        self._grow(len(data) + 1)
+        with np.errstate(over="ignore"):
+            sums = np.concatenate(
+                (np.zeros(1, dtype=np.uint64), np.cumsum(data * self._powers[: len(data)]))
+            )
+            hashes: _U64 = (sums[ends] - sums[begins]) * self._inverses[begins]
+        return hashes
+
+    def strings(self, texts: Sequence[str]) -> _U64:
+        """The hash of each ASCII string."""
+        data, begins, ends = _joined(texts)
+        return self.runs(data, begins, ends)
+
+
+def _power_series(base: int, size: int) -> _U64:
+    """1, base, base**2, ... modulo 2**64."""
+    series = np.full(size, base, dtype=np.uint64)
+    series[0] = 1
+    with np.errstate(over="ignore"):
+        out: _U64 = np.cumprod(series, dtype=np.uint64)
+    return out
+
+
+def _joined(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], Ints, Ints]:
+    """ASCII strings as one byte array (a newline after each), with where each starts and ends."""
+    data = np.frombuffer("\n".join(texts).encode("ascii") + b"\n", dtype=np.uint8)
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lengths + 1) - 1
+    return data, ends - lengths, ends
+
+
+class _Dictionary:
+    """Words by hash: a sorted hash table of ASCII words, with their bytes to check a find."""
+
+    def __init__(self, hasher: _Hasher, entries: Mapping[str, int]) -> None:
+        names = [w for w in entries if w.isascii()]
+        hashes = hasher.strings(names)
+        order = np.argsort(hashes)
+        self.hashes = hashes[order]
+        self.values = np.fromiter(map(entries.__getitem__, names), np.int64, len(names))[order]
+        data, begins, ends = _joined(names)
+        self.data = data
+        self.begins, self.lengths = begins[order], (ends - begins)[order]
+        self.distinct = bool(len(self.hashes) < 2 or (self.hashes[1:] != self.hashes[:-1]).all())
+
+    def find(self, hashes: _U64, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints) -> Ints:
+        """The value of each run data[begin:end] that is a word here, else -1."""
+        if not len(self.hashes):
+            return np.full(len(hashes), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        lengths = ends - begins
+        maybe = np.flatnonzero((self.hashes[at] == hashes) & (self.lengths[at] == lengths))
+        at, size = at[maybe], lengths[maybe]
+        offsets = ramp(size)
+        got = data[np.repeat(begins[maybe], size) + offsets]
+        wanted = self.data[np.repeat(self.begins[at], size) + offsets]
+        owner = np.repeat(np.arange(len(maybe)), size)
+        same = np.bincount(owner, weights=got != wanted, minlength=len(maybe)) == 0
+        out = np.full(len(hashes), -1, dtype=np.int64)
+        out[maybe[same]] = self.values[at[same]]
+        return out
+
+
+class PhraseFinder:
+    """Every phrase (folded words → pattern id), found in many texts at once."""
+
+    def __init__(self, patterns: Mapping[tuple[str, ...], int]) -> None:
+        self._ids: dict[str, int] = {}  # every exact phrase word → a number from 1
+        exact: list[tuple[tuple[int, ...], int]] = []
+        self._by_word: dict[int, list[_Prefixed]] = {}  # prefix phrases by exact first word
+        self._by_stem: dict[str, list[_Prefixed]] = {}  # ... by a first word that is a prefix
+        for phrase, pid in patterns.items():
+            steps = tuple((w[:-1], True) if w.endswith("*") else (w, False) for w in phrase)
+            numbers = tuple(self._number(w) for w, prefix in steps if not prefix)
+            if len(numbers) == len(steps):
+                exact.append((numbers, pid))
+            elif steps[0][1]:
+                self._by_stem.setdefault(steps[0][0], []).append((pid, steps))
+            else:
+                self._by_word.setdefault(numbers[0], []).append((pid, steps))
+        self._bits = max(len(self._ids).bit_length(), 1)
+        self._single = np.full(len(self._ids) + 1, -1, dtype=np.int64)
+        self._tables(exact)
+        self._stem_list = list(self._by_stem)
+        self._first_words = np.zeros(len(self._ids) + 1, dtype=bool)
+        self._first_words[list(self._by_word)] = True
+        self._dictionaries()
+
+    def _number(self, word: str) -> int:
+        """The number of an exact phrase word."""
+        return self._ids.setdefault(word, len(self._ids) + 1)
+
+    def _tables(self, exact: list[tuple[tuple[int, ...], int]]) -> None:
+        """One-word phrases by word; longer ones sorted by their first two words."""
+        longer = sorted((self._pair(n[0], n[1]), n[2:], pid) for n, pid in exact if len(n) > 1)
+        for numbers, pid in exact:
+            if len(numbers) == 1:
+                self._single[numbers[0]] = pid
+        self._keys = np.array([k for k, _, _ in longer], dtype=np.int64)
+        self._pids = np.array([pid for _, _, pid in longer], dtype=np.int64)
+        self._rest_len = np.array([len(rest) for _, rest, _ in longer], dtype=np.int64)
+        self._rest_start = np.cumsum(self._rest_len) - self._rest_len
+        self._rest = np.array([w for _, rest, _ in longer for w in rest], dtype=np.int64)
+
+    def _dictionaries(self) -> None:
+        """Hash tables of the phrase words and of the stems, by stem length (no collision)."""
+        stems = {stem: i for i, stem in enumerate(self._stem_list)}
+        for base in _BASES:
+            self._hasher = _Hasher(base)
+            self._words = _Dictionary(self._hasher, self._ids)
+            self._stems = {
+                size: _Dictionary(self._hasher, {s: i for s, i in stems.items() if len(s) == size})
+                for size in {len(s) for s in stems}
+            }
+            if self._words.distinct and all(d.distinct for d in self._stems.values()):
+                return
+        raise ValueError("phrase words collide under every hash base")  # about 2**-100
+
+    def _pair(self, first: int | Ints, second: int | Ints) -> int | Ints:
+        """Two word numbers packed in one integer (both are below 2**bits)."""
+        return first << self._bits | second
+
+    # ----------------------------------------------------------------- finding
+
+    def find(self, texts: Sequence[str]) -> Occurrences:
+        """Every occurrence of every phrase in `texts`."""
+        plain = [i for i, text in enumerate(texts) if text.isascii()]
+        other = [i for i, text in enumerate(texts) if not text.isascii()]
+        ascii_words, raw = self._ascii_words([texts[i] for i in plain], plain)
+        parts = [ascii_words, *(self._folded_words(texts[i], i) for i in other)]
+        laid = _Words(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Words.__slots__))
+        found = [self._singles(laid), self._longer(laid), self._prefixed(laid, raw, texts)]
+        first, end, pattern = (np.concatenate([f[k] for f in found]) for k in range(3))
+        return Occurrences(
+            laid.text[first],
+            laid.index[first],
+            laid.index[end - 1],
+            pattern,
+            laid.begin[first],
+            laid.end[end - 1],
+        )
+
+    def _ascii_words(self, texts: list[str], numbers: list[int]) -> tuple[_Words, _Bytes]:
+        """The words of ASCII texts, numbered by hash (no Python object per word); and the
+        texts' lower-cased bytes with where each word begins and ends in them."""
+        data, starts, _ = _joined(texts)
+        low = _LOWER[data]
+        edges = np.diff(_ALNUM[data].astype(np.int8), prepend=np.int8(0))
+        begins, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        owner = np.searchsorted(starts, begins, "right") - 1
+        first_word = np.searchsorted(begins, starts)  # each text's first word
+        hashes = self._hasher.runs(low, begins, ends)
+        laid = _Words(
+            np.array(numbers, dtype=np.int64)[owner],
+            np.arange(len(begins)) - first_word[owner],
+            begins - starts[owner],
+            ends - starts[owner],
+            np.maximum(self._words.find(hashes, low, begins, ends), 0),
+        )
+        return laid, (low, begins, ends)
+
+    def _folded_words(self, text: str, number: int) -> _Words:
+        """The words of one text with other characters, folded (`bot.fold.words`)."""
+        folded = words(text)
+        spans = np.array(word_spans(text), dtype=np.int64).reshape(-1, 2)
+        size = len(folded)
+        return _Words(
+            np.full(size, number, dtype=np.int64),
+            np.arange(size, dtype=np.int64),
+            spans[:, 0],
+            spans[:, 1],
+            np.fromiter((self._ids.get(w, 0) for w in folded), np.int64, size),
+        )
+
+    def _singles(self, laid: _Words) -> tuple[Ints, Ints, Ints]:
+        """Occurrences of one-word phrases: (first word, end, pattern)."""
+        pids = self._single[laid.number]
+        starts = np.flatnonzero(pids >= 0)
+        return starts, starts + 1, pids[starts]
+
+    def _longer(self, laid: _Words) -> tuple[Ints, Ints, Ints]:
+        """Occurrences of exact phrases of two words or more."""
+        ids, text = laid.number, laid.text
+        starts = np.flatnonzero((ids[:-1] > 0) & (ids[1:] > 0) & (text[:-1] == text[1:]))
+        keys = self._pair(ids[starts], ids[starts + 1])
+        low = np.searchsorted(self._keys, keys, "left")
+        counts = np.searchsorted(self._keys, keys, "right") - low
+        starts = np.repeat(starts, counts)  # each candidate phrase at each start
+        entries = np.repeat(low, counts) + ramp(counts)
+        rest = self._rest_len[entries]
+        ends = starts + 2 + rest
+        ok = self._rest_agrees(laid, starts + 2, entries, rest)
+        return starts[ok], ends[ok], self._pids[entries[ok]]
+
+    def _rest_agrees(self, laid: _Words, after: Ints, entries: Ints, rest: Ints) -> Bools:
+        """Do the words from `after` on (in the same text) spell each candidate's rest?"""
+        offsets = ramp(rest)
+        places = np.repeat(after, rest) + offsets
+        at = np.minimum(places, len(laid.number) - 1)
+        wanted = self._rest[np.repeat(self._rest_start[entries], rest) + offsets]
+        text = np.repeat(laid.text[after - 2], rest)
+        wrong = (laid.number[at] != wanted) | (laid.text[at] != text) | (places != at)
+        owner = np.repeat(np.arange(len(entries)), rest)
+        ok: Bools = np.bincount(owner, weights=wrong, minlength=len(entries)) == 0
+        return ok
+
+    def _prefixed(self, laid: _Words, raw: _Bytes, texts: Sequence[str]) -> tuple[Ints, Ints, Ints]:
+        """Occurrences of phrases with a prefix word, checked word by word where they may start."""
+        if not self._by_word and not self._by_stem:
+            return (np.zeros(0, dtype=np.int64),) * 3
+        candidates: dict[int, list[_Prefixed]] = {}
+        for start in np.flatnonzero(self._first_words[laid.number]).tolist():
+            candidates[start] = list(self._by_word[int(laid.number[start])])
+        for start, stem in self._stem_starts(laid, raw, texts):
+            candidates.setdefault(start, []).extend(self._by_stem[self._stem_list[stem]])
+        token = _Tokens(laid, texts)
+        found = [
+            (start, start + len(steps), pid)
+            for start, entries in candidates.items()
+            for pid, steps in entries
+            if _spells(steps, token, start)
+        ]
+        columns = np.array(found, dtype=np.int64).reshape(-1, 3)
+        return columns[:, 0], columns[:, 1], columns[:, 2]
+
+    def _stem_starts(
+        self, laid: _Words, raw: _Bytes, texts: Sequence[str]
+    ) -> Iterator[tuple[int, int]]:
+        """(word, stem) for every word that starts with a stem of a prefix phrase."""
+        low, begins, ends = raw
+        ascii_words = len(begins)
+        for size, dictionary in self._stems.items():
+            long_enough = np.flatnonzero(ends - begins >= size)
+            heads = begins[long_enough]
+            hashes = self._hasher.runs(low, heads, heads + size)
+            stems = dictionary.find(hashes, low, heads, heads + size)
+            hit = stems >= 0
+            yield from zip(long_enough[hit].tolist(), stems[hit].tolist(), strict=True)
+        if ascii_words < len(laid.number):  # the folded texts: word by word
+            token = _Tokens(laid, texts)
+            stem_ids = {stem: i for i, stem in enumerate(self._stem_list)}
+            for at in range(ascii_words, len(laid.number)):
+                word = token(at)
+                for size in self._stems:
+                    if (stem := stem_ids.get(word[:size])) is not None and len(word) >= size:
+                        yield at, stem
+
+
+class _Tokens:
+    """The folded word at a place in the laid-out words, made only when asked for."""
+
+    def __init__(self, laid: _Words, texts: Sequence[str]) -> None:
+        self._laid = laid
+        self._texts = texts
+        self._folded: dict[int, list[str]] = {}
+
+    def __call__(self, at: int) -> str:
+        """The folded word at `at` ("" past the end)."""
+        laid = self._laid
+        if at >= len(laid.number):
+            return ""
+        number = int(laid.text[at])
+        text = self._texts[number]
+        if text.isascii():
+            return text[int(laid.begin[at]) : int(laid.end[at])].lower()
+        folded = self._folded.get(number)
+        if folded is None:
+            folded = self._folded[number] = words(text)
+        return folded[int(laid.index[at])]
+
+    def text(self, at: int) -> int:
+        """The text a word is in (-1 past the end)."""
+        return int(self._laid.text[at]) if at < len(self._laid.number) else -1
+
+
+def _spells(steps: tuple[_Step, ...], token: _Tokens, start: int) -> bool:
+    """Do the words from `start` on (in one text) spell these phrase words?
+
+    A prefix word agrees with any word that starts with it.
+    """
+    text = token.text(start)
+    for offset, (word, prefix) in enumerate(steps):
+        if token.text(start + offset) != text:
+            return False
+        got = token(start + offset)
+        if got != word and not (prefix and got.startswith(word)):
+            return False
+    return True
