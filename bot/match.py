@@ -37,16 +37,16 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from itertools import chain, repeat
+from itertools import chain, pairwise
 
 import numpy as np
 import numpy.typing as npt
 
 from bot.builder import builder
-from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, entry_error, tuples
+from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, Table, entry_error, tuples
 from bot.fold import author_key, fold_label, same_author
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.phrases import Ints, PhraseFinder, ramp
+from bot.phrases import Bools, Ints, PhraseFinder, ramp
 from bot.query import QueryError
 
 TITLE_WEIGHT = 2.0
@@ -54,6 +54,7 @@ OTHER_WEIGHT = 1.0
 # Where a term was found, in the order a reason lists its terms.
 TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES = range(5)
 
+Floats = npt.NDArray[np.float64]
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
 _LOW = (1 << 32) - 1  # the paper half of a (subscriber, paper) key
 _CHUNK = 2000  # papers matched together (bounds the memory of one pass)
@@ -106,10 +107,11 @@ class AlertIndex:
         """Use `AlertIndex.build`."""
         a = c.atoms
         self._term_keys = array("i", a.term_keys)
-        self._pattern_atoms = [array("i", table) for table in a.pattern_atoms]
+        self._pattern_atoms = [np.array(table, dtype=np.int64) for table in a.pattern_atoms]
         self._phrases = PhraseFinder(a.patterns)
         self._author_buckets = tuples(a.author_buckets)
         self._author_keys = a.author_keys
+        self._first_names: dict[str, dict[str, list[int]]] = {}  # see `_by_first`
         self._labels = tuples(a.labels)
         self._label_prefixes = a.label_prefixes
         self._votes = sorted(a.votes.items())
@@ -125,8 +127,8 @@ class AlertIndex:
         self._evaluates_exclude = tuples(c.evaluates_exclude)
         self._subscribers = Flat.inverted(*c.orders)  # alert → its subscribers
         self._subscriber_ids = np.frombuffer(self._subscribers._ids, dtype=np.int32)
-        self._units_in_rows(c)
         self._exclude_subscribers = Flat.inverted(c.excludes)
+        self._tables(c)
         self._restricts = sorted(set(c.restrictions.values()), key=repr)
         number = {r: i for i, r in enumerate(self._restricts)}
         self._restrict_of = np.full(len(c.emails), -1, dtype=np.int64)
@@ -136,29 +138,73 @@ class AlertIndex:
         self._emails = c.emails
         self._orders = c.orders
 
-    def _units_in_rows(self, c: Compiler) -> None:
-        """Each unit's alerts back to back, by row: an atom's row is its id, a boolean
-        alert's comes after the atoms (`_boolean_rows` - unit); and each alert's unit, its
-        place in it (to find its Match) and its postings entry."""
-        units, alerts = self._units, len(self._kinds)
-        self._boolean_rows = c.atoms.count - 1
-        rows = np.array([u if u >= 0 else self._boolean_rows - u for u in units], dtype=np.int64)
+    def _tables(self, c: Compiler) -> None:
+        """The look-ups that a chunk of papers uses in bulk (numpy), built from the dicts.
+
+        Units by row: an atom's row is its id, a boolean alert's comes after the atoms
+        (`_boolean_rows` - unit). For each alert: its unit and place in it (to find its
+        Match), and its postings entry.
+        """
+        units, alerts, atoms = self._units, len(self._kinds), c.atoms.count
+        self._boolean_rows = atoms - 1
+        rows = {u if u >= 0 else self._boolean_rows - u: a for u, a in units.items()}
+        self._unit_alerts = _Csr(rows, atoms + alerts)
+        self._is_unit = self._unit_alerts.counts[:atoms] > 0
         counts = np.fromiter(map(len, units.values()), np.int64, len(units))
-        self._unit_alerts = np.fromiter(chain.from_iterable(units.values()), np.int64)
-        self._unit_counts = np.zeros(c.atoms.count + alerts, dtype=np.int64)
-        self._unit_starts = np.zeros(c.atoms.count + alerts, dtype=np.int64)
-        self._unit_counts[rows] = counts
-        self._unit_starts[rows] = np.cumsum(counts) - counts
         unit_of = np.full(alerts, -1 - alerts, dtype=np.int64)  # exclude entries: no unit
-        unit_of[self._unit_alerts] = np.repeat(np.fromiter(units, np.int64, len(units)), counts)
+        unit_of[self._unit_alerts.values] = np.repeat(np.fromiter(units, np.int64), counts)
         slot_of = np.zeros(alerts, dtype=np.int64)
-        slot_of[self._unit_alerts] = ramp(counts)
+        slot_of[self._unit_alerts.values] = ramp(counts)
         self._unit_of, self._slot_of = unit_of.tolist(), slot_of.tolist()
-        where = self._subscribers._where  # every alert but an exclude entry has subscribers
-        self._alert_entries = np.zeros(alerts, dtype=np.int64)
-        self._alert_entries[np.fromiter(where, np.int64, len(where))] = np.fromiter(
-            where.values(), np.int64, len(where)
-        )
+        self._alert_entries = _entries(self._subscribers, alerts)
+        self._exclude_entries = _entries(self._exclude_subscribers, alerts)
+        self._exclude_ids = np.frombuffer(self._exclude_subscribers._ids, dtype=np.int32)
+        self._triggers = _Csr(self._evaluates, atoms)
+        self._exclude_triggers = _Csr(self._evaluates_exclude, atoms)
+        self._fires_exclude_atoms = _Csr(self._fires_exclude, atoms)
+        self._positive_atoms = _Csr(self._positives, alerts)
+        self._term_key_array = np.array(c.atoms.term_keys, dtype=np.int64)
+        self._shapes_of(c.programs, alerts)
+
+    def _shapes_of(self, programs: Mapping[int, Sequence[int]], alerts: int) -> None:
+        """Group the boolean programs by shape (the program with atom j written j), so that
+        a chunk evaluates every candidate of a shape at once (`_evaluate`)."""
+        vids = np.fromiter(programs, np.int64, len(programs))
+        lengths = np.fromiter(map(len, programs.values()), np.int64, len(programs))
+        steps = np.fromiter(chain.from_iterable(programs.values()), np.int64, int(lengths.sum()))
+        is_atom = steps >= 0
+        before: Ints = np.cumsum(is_atom) - is_atom  # atoms before each step, overall
+        starts = np.cumsum(lengths) - lengths
+        template = np.where(is_atom, before - np.repeat(before[starts], lengths), steps)
+        raw = template.astype(np.int16).tobytes()
+        shapes: dict[bytes, int] = {}
+        ends = (starts + lengths).tolist()
+        shape_ids = [
+            shapes.setdefault(raw[2 * a : 2 * b], len(shapes))
+            for a, b in zip(starts.tolist(), ends, strict=True)
+        ]
+        self._shape_of = np.full(alerts, -1, dtype=np.int64)
+        self._shape_of[vids] = shape_ids
+        self._shape_row = np.zeros(alerts, dtype=np.int64)
+        atom_steps = steps[is_atom]
+        atom_starts: Ints = np.cumsum(is_atom) - is_atom  # index into atom_steps of each step
+        self._shapes: list[tuple[tuple[int, ...], Ints]] = []
+        by_shape = np.array(shape_ids, dtype=np.int64)
+        order = np.argsort(by_shape, kind="stable")
+        bounds = [0, *(np.flatnonzero(np.diff(by_shape[order])) + 1).tolist(), len(order)]
+        for a, b in pairwise(bounds):
+            members = order[a:b]
+            if not len(members):
+                continue
+            first = int(members[0])
+            template_steps = tuple(
+                template[starts[first] : starts[first] + lengths[first]].tolist()
+            )
+            width = int(is_atom[starts[first] : starts[first] + lengths[first]].sum())
+            heads: Ints = atom_starts[starts[members]]
+            matrix = atom_steps[heads[:, None] + np.arange(width)]
+            self._shape_row[vids[members]] = np.arange(len(members))
+            self._shapes.append((template_steps, matrix))
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
@@ -189,7 +235,6 @@ class AlertIndex:
             unique = list(firsts.values())
             for start in range(0, len(unique), _CHUNK):
                 chunk = _Chunk(run, unique[start : start + _CHUNK])
-                chunk.fire()
                 chunk.spread()
                 del chunk
             emails = self._emails
@@ -201,11 +246,28 @@ class AlertIndex:
         if key is None:
             return ()
         buckets = self._author_buckets
-        candidates = list(buckets.get(f"{key.surname} {key.initial}") or ())
+        candidates = list(buckets.get(f"{key.surname} ") or ())  # surname-only follows
         if key.given:
-            candidates += buckets.get(f"{key.surname} ") or ()
+            first = key.given[0]
+            bucket = f"{key.surname} {first[0]}"
+            if len(first) == 1:  # an initial: every follow whose first name it begins
+                candidates += buckets.get(bucket) or ()
+            else:  # a first name: the follows that write it, or its initial
+                by_first = self._by_first(bucket)
+                candidates += by_first.get(first, ())
+                candidates += by_first.get(first[0], ())
         keys = self._author_keys
         return tuple(aid for aid in candidates if same_author(keys[aid], key))
+
+    def _by_first(self, bucket: str) -> dict[str, list[int]]:
+        """The follows of a "surname initial" bucket by their first given name (made once:
+        common surnames have dozens of follows, and a paper author agrees with few)."""
+        got = self._first_names.get(bucket)
+        if got is None:
+            got = self._first_names[bucket] = {}
+            for aid in self._author_buckets.get(bucket) or ():
+                got.setdefault(self._author_keys[aid].given[0], []).append(aid)
+        return got
 
     def _order(self, sid: int) -> list[int]:
         """A subscriber's alerts, authors first, in the order they wrote them."""
@@ -214,8 +276,6 @@ class AlertIndex:
 
 
 # ------------------------------------------------------------------------- a day
-
-_Hit = tuple[tuple[str, ...], float, int, int]  # terms, weight, where its occurrences are
 
 
 def _distinct(strings: Iterable[str]) -> tuple[str, ...]:
@@ -260,44 +320,46 @@ class _Run:
                 got += spread[start:end]
 
 
-class _Chunk:
-    """Papers matched together: their words laid end to end, what each paper hit, what
-    fired, and the resulting Matches spread over the subscribers."""
+class _Hits:
+    """What a chunk of papers satisfies: a row per (paper, atom) that hit, sorted by paper
+    then atom, with the atom's terms, weight and where the paper has it (rows of `places`).
 
-    def __init__(self, run: _Run, papers: Sequence[Paper]) -> None:
-        self.run = run
-        self.index = run.index
+    A *place* is (section, position, tie-break, the words as the paper writes them): a
+    phrase occurrence (title or abstract, its first word, its last word) or an author,
+    category or source (its section, its place in the list). Sorted, places are in reading
+    order, title first.
+    """
+
+    def __init__(self, index: AlertIndex, run: _Run, papers: Sequence[Paper]) -> None:
+        self.index = index
         self.papers = papers
-        # per paper: each atom that hit → its terms, weight and where it was found
-        self.hits: list[dict[int, _Hit]] = [{} for _ in papers]
-        self.others: list[dict[int, list[Found]]] = [{} for _ in papers]  # non-phrase atoms
-        self.kinds: list[int] = []  # phrase occurrences: title (0) or abstract (1),
-        self.words: list[int] = []  # the position of their first word,
-        self.quotes: list[str] = []  # and the words as the paper writes them
-        # what fired, in paper order: unit, paper, one reasons tuple per alert, score
-        self.units: list[int] = []
-        self.numbers: list[int] = []
-        self.reasons: list[list[tuple[Reason]]] = []
-        self.scores: list[float] = []
-        self.paper_fires: list[int] = []  # where each paper's fires start
-        self.fired_at: dict[int, dict[int, int]] = {}  # paper → unit → fire (for merges)
-        self.excluded: list[int] = []  # subscriber << 32 | paper that an exclude entry rules out
-        self._read_text()
-        for number, paper in enumerate(papers):
-            self._read_fields(number, paper)
+        self.quotes: list[str] = []
+        columns: list[tuple[Ints, ...]] = []  # (paper, atom, first place, end, weight)
+        places: list[tuple[Ints, ...]] = []  # (section, position, tie-break)
+        self._read_text(columns, places)
+        self._read_fields(run, columns, places)
+        paper, atom, lo, hi, weight = (np.concatenate([c[k] for c in columns]) for k in range(5))
+        order = np.argsort(paper << 32 | atom)
+        self.paper, self.atom, self.lo, self.hi = paper[order], atom[order], lo[order], hi[order]
+        self.weight = weight[order].astype(np.float64)
+        self.keys = self.paper << 32 | self.atom
+        self.section, self.position, self.tie = (
+            np.concatenate([p[k] for p in places]) for k in range(3)
+        )
+        quotes = self.quotes
+        self.terms = [
+            (quotes[a],) if b - a == 1 else _distinct(quotes[a:b])
+            for a, b in zip(self.lo.tolist(), self.hi.tolist(), strict=True)
+        ]
 
-    # -- reading the papers
-
-    def _read_text(self) -> None:
-        """Every phrase in the titles and abstracts: terms and weight per (paper, atom)."""
+    def _read_text(self, columns: list[tuple[Ints, ...]], places: list[tuple[Ints, ...]]) -> None:
+        """The phrase atoms of the titles and abstracts."""
         texts = [text for paper in self.papers for text in (paper.title, paper.abstract)]
         found = self.index._phrases.find(texts)
-        if not len(found.text):
-            return
         owner, kind = found.text >> 1, found.text & 1  # texts: title, abstract, title, ...
         order = np.lexsort((found.first, kind, found.pattern, owner))  # by paper, phrase,
         owner, kind, pid = owner[order], kind[order], found.pattern[order]  # reading order
-        self.kinds, self.words = kind.tolist(), found.first[order].tolist()
+        places.append((kind, found.first[order], found.last[order]))
         self.quotes = list(
             map(
                 _slice,
@@ -307,35 +369,45 @@ class _Chunk:
             )
         )
         key = owner << 32 | pid
-        heads = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        heads = np.flatnonzero(np.diff(key, prepend=-1))
         tails = np.append(heads[1:], len(key))
-        mids = heads + np.add.reduceat((kind == 0).astype(np.int64), heads)  # title first
-        self._file_phrases(owner[heads].tolist(), pid[heads].tolist(), heads, mids, tails)
-
-    def _file_phrases(
-        self, papers: list[int], pids: list[int], heads: Ints, mids: Ints, tails: Ints
-    ) -> None:
-        """File each phrase found in a paper under the atoms it satisfies."""
+        titles = np.add.reduceat(kind == 0, heads, dtype=np.int64) if len(heads) else heads
+        mids = heads + titles  # each group's title occurrences come first
+        owner, pid = owner[heads], pid[heads]
         anywhere, in_title, in_abstract = self.index._pattern_atoms
-        quotes, hits = self.quotes, self.hits
-        for number, pid, a, m, b in zip(
-            papers, pids, heads.tolist(), mids.tolist(), tails.tolist(), strict=True
-        ):
-            got = hits[number]
-            if (aid := anywhere[pid]) >= 0:
-                weight = TITLE_WEIGHT if m > a else OTHER_WEIGHT
-                got[aid] = (_distinct(quotes[a:b]) if b - a > 1 else (quotes[a],), weight, a, b)
-            if m > a and (aid := in_title[pid]) >= 0:
-                got[aid] = (_distinct(quotes[a:m]), TITLE_WEIGHT, a, m)
-            if b > m and (aid := in_abstract[pid]) >= 0:
-                got[aid] = (_distinct(quotes[m:b]), OTHER_WEIGHT, m, b)
+        some = anywhere[pid] >= 0
+        weight = np.where(mids > heads, TITLE_WEIGHT, OTHER_WEIGHT)
+        columns.append((owner[some], anywhere[pid][some], heads[some], tails[some], weight[some]))
+        some = (in_title[pid] >= 0) & (mids > heads)
+        title = np.full(len(heads), TITLE_WEIGHT)
+        columns.append((owner[some], in_title[pid][some], heads[some], mids[some], title[some]))
+        some = (in_abstract[pid] >= 0) & (tails > mids)
+        other = np.full(len(heads), OTHER_WEIGHT)
+        columns.append((owner[some], in_abstract[pid][some], mids[some], tails[some], other[some]))
 
-    def _read_fields(self, number: int, paper: Paper) -> None:
-        """Followed authors, categories, sources and votes of one paper."""
+    def _read_fields(
+        self, run: _Run, columns: list[tuple[Ints, ...]], places: list[tuple[Ints, ...]]
+    ) -> None:
+        """Followed authors, categories, sources and votes, paper by paper."""
+        rows: list[tuple[int, int, int, int]] = []  # paper, atom, first place, end
+        spots: list[tuple[int, int, int]] = []  # section, position, tie-break
+        start = len(self.quotes)
+        for number, paper in enumerate(self.papers):
+            for aid, found in self._fields(run, paper).items():
+                first = start + len(spots)
+                spots += [(section, i, 0) for section, i, _ in found]
+                self.quotes += [quote for _, _, quote in found]
+                rows.append((number, aid, first, start + len(spots)))
+        table = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        columns.append((*table.T, np.full(len(table), OTHER_WEIGHT)))
+        places.append(tuple(np.array(spots, dtype=np.int64).reshape(-1, 3).T))
+
+    def _fields(self, run: _Run, paper: Paper) -> dict[int, list[Found]]:
+        """One paper's non-phrase atoms, each with where the paper has it."""
         index = self.index
         found: dict[int, list[Found]] = {}
         if paper.authors:
-            cache = self.run.authors
+            cache = run.authors
             for i, name in enumerate(paper.authors):
                 ids = cache.get(name)
                 if ids is None:
@@ -343,86 +415,103 @@ class _Chunk:
                 for aid in ids:
                     found.setdefault(aid, []).append((AUTHORS, i, name))
         if index._labels or index._label_prefixes:
-            self._read_labels(found, "category", CATEGORIES, paper.categories)
-            self._read_labels(found, "source", SOURCES, paper.sources)
+            _read_labels(index, found, "category", CATEGORIES, paper.categories)
+            _read_labels(index, found, "source", SOURCES, paper.sources)
         if paper.votes is not None:
             for _, aid in index._votes[: bisect_right(index._vote_minimums, paper.votes)]:
                 found[aid] = []
-        got = self.hits[number]
-        for aid, places in found.items():
-            got[aid] = (_distinct(f[2] for f in places), OTHER_WEIGHT, -1, -1)
-        self.others[number] = found
+        return found
 
-    def _read_labels(
-        self, found: dict[int, list[Found]], field: str, section: int, values: Sequence[str]
-    ) -> None:
-        """Category or source atoms: exact names, then prefixes."""
+    def find(self, papers: Ints, atoms: Ints) -> Ints:
+        """The row of each (paper, atom), or -1 where that atom did not hit that paper."""
+        keys = papers << 32 | atoms
+        if not len(self.keys):
+            return np.full(keys.shape, -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, at, -1)
+
+    def triggered(self, table: _Csr) -> tuple[Ints, Ints]:
+        """(paper, alert) pairs, each once, of the alerts that the atoms that hit list in a
+        table by atom (boolean alerts' triggers, exclude entries...)."""
+        rows = np.repeat(np.arange(len(self.atom)), table.counts[self.atom])
+        alerts = table.expand(self.atom)
+        keys = np.unique(self.paper[rows] << 32 | alerts)
+        return keys >> 32, keys & _LOW
+
+    def holds(self, papers: Ints, alerts: Ints) -> Bools:
+        """Which boolean alerts hold for which papers (pairwise), shape by shape."""
         index = self.index
-        for i, value in enumerate(values):
-            folded = fold_label(value)
-            ids = list(index._labels.get(f"{field}:{folded}") or ())
-            ids += [a for f, p, a in index._label_prefixes if f == field and folded.startswith(p)]
-            for aid in ids:
-                found.setdefault(aid, []).append((section, i, value))
+        out = np.zeros(len(alerts), dtype=bool)
+        shapes = index._shape_of[alerts]
+        order = np.argsort(shapes, kind="stable")
+        bounds = np.flatnonzero(np.diff(shapes[order])) + 1
+        for some in np.split(order, bounds) if len(order) else ():
+            template, atoms = index._shapes[int(shapes[some[0]])]
+            hit = self.find(papers[some, None], atoms[index._shape_row[alerts[some]]]) >= 0
+            out[some] = _evaluate(template, hit)
+        return out
 
-    # -- what fired
+    def combined(self, papers: Ints, alerts: Ints) -> tuple[list[tuple[str, ...]], Floats]:
+        """For each (paper, boolean alert): the words of its positive atoms that hit, in
+        reading order, and its score (each distinct term once, at its best weight)."""
+        positives = self.index._positive_atoms
+        owners = np.repeat(np.arange(len(alerts)), positives.counts[alerts])
+        rows = self.find(papers[owners], positives.expand(alerts))
+        owners, rows = owners[rows >= 0], rows[rows >= 0]
+        scores = _best_sum(
+            owners, self.index._term_key_array[self.atom[rows]], self.weight[rows], len(alerts)
+        )
+        sizes = self.hi[rows] - self.lo[rows]
+        places = np.repeat(self.lo[rows], sizes) + ramp(sizes)
+        owners = np.repeat(owners, sizes)
+        order = np.lexsort((self.tie[places], self.position[places], self.section[places], owners))
+        places, owners = places[order].tolist(), owners[order]
+        bounds = [0, *np.searchsorted(owners, np.arange(1, len(alerts))).tolist(), len(places)]
+        quotes = self.quotes
+        terms = [_distinct(map(quotes.__getitem__, places[a:b])) for a, b in pairwise(bounds)]
+        return terms, scores
 
-    def fire(self) -> None:
-        """Every alert that fires for each paper, and the exclude entries that rule it out."""
-        index, run = self.index, self.run
-        units, positives = index._units.keys(), index._positives
-        numbers, fired, reasons, scores = self.numbers, self.units, self.reasons, self.scores
-        reasons_of = run.reasons_of
-        for number, got in enumerate(self.hits):
-            self.paper_fires.append(len(fired))
-            if not got:
-                continue
-            for aid in got.keys() & units:  # the atoms that are units of their own
-                terms, weight = got[aid][:2]
-                fired.append(aid)
-                numbers.append(number)
-                reasons.append(reasons_of(aid, terms))
-                scores.append(weight)
-            for vid in _evaluated(got, index._evaluates, index._programs):
-                terms, score = self._combined(number, positives.get(vid) or ())
-                fired.append(-1 - vid)
-                numbers.append(number)
-                reasons.append(reasons_of(-1 - vid, terms))
-                scores.append(score)
-            if index._gates:
-                self._exclusions(number, got)
-        self.paper_fires.append(len(fired))
 
-    def _combined(self, number: int, positive: Iterable[int]) -> tuple[tuple[str, ...], float]:
-        """Words (in reading order) and score of several atoms, each distinct term once."""
-        got, keys = self.hits[number], self.index._term_keys
-        found: list[Found] = []
-        best: dict[int, float] = {}
-        for aid in positive:
-            if (hit := got.get(aid)) is None:
-                continue
-            _, weight, lo, hi = hit
-            if lo >= 0:
-                found += zip(self.kinds[lo:hi], self.words[lo:hi], self.quotes[lo:hi], strict=True)
-            else:
-                found += self.others[number][aid]
-            if weight > best.get(keys[aid], 0.0):
-                best[keys[aid]] = weight
-        found.sort()
-        return _distinct(f[2] for f in found), sum(best.values())
+class _Chunk:
+    """Papers matched together: what they hit (`_Hits`), what fired, and the resulting
+    Matches spread over the subscribers."""
 
-    def _exclusions(self, number: int, got: dict[int, _Hit]) -> None:
-        """Note the subscribers one of whose exclude entries this paper matches."""
-        index = self.index
-        fires = index._fires_exclude
-        vids = [vid for aid in got.keys() & fires.keys() for vid in fires[aid]]
-        vids += _evaluated(got, index._evaluates_exclude, index._programs)
-        postings = index._exclude_subscribers
-        for vid in vids:
-            if (sids := postings.get(vid)) is not None:
-                self.excluded += [sid << 32 | number for sid in sids.tolist()]
+    def __init__(self, run: _Run, papers: Sequence[Paper]) -> None:
+        self.run = run
+        self.index = index = run.index
+        self.papers = papers
+        self.hits = hits = _Hits(index, run, papers)
+        # what fired, sorted by paper: unit, paper, words quoted, score
+        single = np.flatnonzero(index._is_unit[hits.atom])
+        papers_b, alerts = hits.triggered(index._triggers)
+        true = hits.holds(papers_b, alerts)
+        papers_b, alerts = papers_b[true], alerts[true]
+        terms, scores = hits.combined(papers_b, alerts)
+        numbers = np.concatenate((hits.paper[single], papers_b))
+        order = np.argsort(numbers, kind="stable")
+        self.numbers = numbers[order]
+        self.units = np.concatenate((hits.atom[single], -1 - alerts))[order]
+        self.scores = np.concatenate((hits.weight[single], scores))[order]
+        every = [*map(hits.terms.__getitem__, single.tolist()), *terms]
+        self.terms = list(map(every.__getitem__, order.tolist()))
+        self.excluded = self._excluded() if index._gates else np.zeros(0, dtype=np.int64)
+        self.match_starts: list[int] = []
+        self.fired_at: dict[int, tuple[dict[int, int], dict[int, float]]] = {}  # `_paper`
 
-    # -- spreading over subscribers
+    def _excluded(self) -> Ints:
+        """(subscriber << 32 | paper), sorted: the pairs that an exclude entry rules out."""
+        hits, index = self.hits, self.index
+        fires = index._fires_exclude_atoms
+        papers = np.repeat(hits.paper, fires.counts[hits.atom])
+        alerts = fires.expand(hits.atom)
+        papers_b, alerts_b = hits.triggered(index._exclude_triggers)
+        true = hits.holds(papers_b, alerts_b)
+        papers = np.concatenate((papers, papers_b[true]))
+        which, subscribers = _postings(
+            index._exclude_entries[np.concatenate((alerts, alerts_b[true]))],
+            index._exclude_ids,
+        )
+        return np.unique(subscribers << 32 | papers[which])
 
     def spread(self) -> None:
         """Give each fired alert's Match to the alert's subscribers, for the whole chunk.
@@ -430,20 +519,16 @@ class _Chunk:
         One stable sort of (subscriber, paper) pairs in numpy instead of a Python
         `list.append` per pair: a day has millions of pairs.
         """
-        if not self.units:
+        if not len(self.units):
             return
         index = self.index
-        units = np.array(self.units, dtype=np.int64)
+        units = self.units
         rows = np.where(units >= 0, units, index._boolean_rows - units)
-        counts = index._unit_counts[rows]
-        alerts = np.repeat(index._unit_starts[rows], counts) + ramp(counts)
+        counts = index._unit_alerts.counts[rows]
         matches = self._matches(counts)
-        entries = index._alert_entries[index._unit_alerts[alerts]]
-        sizes = entries & MASK
-        offsets = np.repeat(entries >> SHIFT, sizes) + ramp(sizes)
-        subscribers = index._subscriber_ids[offsets].astype(np.int64)
-        which = np.repeat(np.arange(len(entries)), sizes)
-        numbers = np.repeat(np.repeat(np.array(self.numbers, dtype=np.int64), counts), sizes)
+        entries = index._alert_entries[index._unit_alerts.expand(rows)]
+        which, subscribers = _postings(entries, index._subscriber_ids)
+        numbers = np.repeat(self.numbers, counts)[which]
         order = _stable_order(subscribers)  # by subscriber, then paper (pairs are in paper order)
         subscribers, numbers, which = subscribers[order], numbers[order], which[order]
         keys = subscribers << 32 | numbers
@@ -466,15 +551,14 @@ class _Chunk:
 
     def _matches(self, counts: Ints) -> list[Match]:
         """One Match per alert that fired, in the order of the fired units and their alerts."""
-        ids = [paper.id for paper in self.papers]
-        repeats = counts.tolist()
-        paper_ids = chain.from_iterable(map(repeat, map(ids.__getitem__, self.numbers), repeats))
-        scores = chain.from_iterable(map(repeat, self.scores, repeats))
-        reasons = chain.from_iterable(self.reasons)
+        ids = np.array([paper.id for paper in self.papers], dtype=object)
+        paper_ids = np.repeat(ids[self.numbers], counts).tolist()
+        scores = np.repeat(self.scores, counts).tolist()
+        reasons = chain.from_iterable(map(self.run.reasons_of, self.units.tolist(), self.terms))
         self.match_starts = (np.cumsum(counts) - counts).tolist()
         return list(map(_new_match, paper_ids, reasons, scores))
 
-    def gate(self, subscribers: Ints, numbers: Ints, keys: Ints) -> npt.NDArray[np.bool_]:
+    def gate(self, subscribers: Ints, numbers: Ints, keys: Ints) -> Bools:
         """Which pairs a subscriber's `categories` restriction or `exclude` entries let through.
 
         Done once per chunk for all (subscriber, paper) pairs, sorted, rather than for every
@@ -487,14 +571,13 @@ class _Chunk:
             restricted = index._restrict_of[subscribers]
             some = np.flatnonzero(restricted >= 0)
             keep[some] = admits[restricted[some], numbers[some]]
-        if self.excluded:  # few: find them among the sorted pairs
-            ruled_out = np.unique(self.excluded)
-            low = np.searchsorted(keys, ruled_out, "left")
-            counts = np.searchsorted(keys, ruled_out, "right") - low
+        if len(self.excluded):  # few: find them among the sorted pairs
+            low = np.searchsorted(keys, self.excluded, "left")
+            counts = np.searchsorted(keys, self.excluded, "right") - low
             keep[np.repeat(low, counts) + ramp(counts)] = False
         return keep
 
-    def _admitted(self, paper: Paper) -> npt.NDArray[np.bool_]:
+    def _admitted(self, paper: Paper) -> Bools:
         """Which of the index's `categories` restrictions let this paper through."""
         names = tuple(map(fold_label, paper.categories))
         got = self.run.admits.get(names)
@@ -507,10 +590,7 @@ class _Chunk:
     def _merged(self, sid: int, number: int, matches: list[Match]) -> Match:
         """The Match of a subscriber reached by several alerts: reasons in their order."""
         index = self.index
-        fired = self.fired_at.get(number)  # unit → its fire
-        if fired is None:
-            lo, hi = self.paper_fires[number], self.paper_fires[number + 1]
-            fired = self.fired_at[number] = dict(zip(self.units[lo:hi], range(lo, hi), strict=True))
+        fired, weights = self._paper(number)
         starts, unit_of, slot_of = self.match_starts, index._unit_of, index._slot_of
         reasons: list[Reason] = []  # of each of their alerts that fired, in their order
         positive: list[int] = []
@@ -519,30 +599,106 @@ class _Chunk:
                 reasons += matches[starts[fire] + slot_of[vid]].reasons
                 single = index._single[vid]
                 positive += [single] if single >= 0 else index._positives.get(vid) or ()
-        got, keys = self.hits[number], index._term_keys
+        keys = index._term_keys
         best: dict[int, float] = {}
         for aid in positive:
-            if (hit := got.get(aid)) is not None and hit[1] > best.get(keys[aid], 0.0):
-                best[keys[aid]] = hit[1]
+            if (weight := weights.get(aid)) is not None and weight > best.get(keys[aid], 0.0):
+                best[keys[aid]] = weight
         return Match(self.papers[number].id, tuple(reasons), sum(best.values()))
+
+    def _paper(self, number: int) -> tuple[dict[int, int], dict[int, float]]:
+        """A paper's fired units (unit → fire) and its atoms' weights, for merges."""
+        got = self.fired_at.get(number)
+        if got is None:
+            lo, hi = np.searchsorted(self.numbers, [number, number + 1]).tolist()
+            fired = dict(zip(self.units[lo:hi].tolist(), range(lo, hi), strict=True))
+            hits = self.hits
+            lo, hi = np.searchsorted(hits.paper, [number, number + 1]).tolist()
+            weights = dict(zip(hits.atom[lo:hi].tolist(), hits.weight[lo:hi].tolist(), strict=True))
+            got = self.fired_at[number] = (fired, weights)
+        return got
+
+
+class _Csr:
+    """Lists of ints by a non-negative key, back to back, so that many are gathered at once."""
+
+    def __init__(self, lists: Mapping[int, Sequence[int]], size: int) -> None:
+        keys = np.fromiter(lists.keys(), np.int64, len(lists))
+        counts = np.fromiter(map(len, lists.values()), np.int64, len(lists))
+        self.counts = np.zeros(size, dtype=np.int64)
+        self.counts[keys] = counts
+        self.starts = np.zeros(size, dtype=np.int64)
+        self.starts[keys] = np.cumsum(counts) - counts
+        self.values = np.fromiter(chain.from_iterable(lists.values()), np.int64, int(counts.sum()))
+
+    def expand(self, keys: Ints) -> Ints:
+        """The lists of these keys, one after the other."""
+        counts = self.counts[keys]
+        values: Ints = self.values[np.repeat(self.starts[keys], counts) + ramp(counts)]
+        return values
+
+
+def _entries(table: Table, size: int) -> Ints:
+    """A postings table's entries as an array by key (0, an empty list, for keys not in it)."""
+    where = table._where
+    out = np.zeros(size, dtype=np.int64)
+    out[np.fromiter(where, np.int64, len(where))] = np.fromiter(
+        where.values(), np.int64, len(where)
+    )
+    return out
+
+
+def _postings(entries: Ints, ids: npt.NDArray[np.int32]) -> tuple[Ints, Ints]:
+    """Expand postings entries (start << SHIFT | length in `ids`): for each id listed, the
+    entry it came from and the id."""
+    sizes = entries & MASK
+    subscribers = ids[np.repeat(entries >> SHIFT, sizes) + ramp(sizes)].astype(np.int64)
+    return np.repeat(np.arange(len(entries)), sizes), subscribers
+
+
+def _best_sum(owners: Ints, keys: Ints, weights: Floats, size: int) -> Floats:
+    """Per owner, the sum over its distinct keys of the key's largest weight."""
+    order = np.lexsort((-weights, keys, owners))  # the best weight first in each group
+    by_owner, by_key, best = owners[order], keys[order], weights[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (by_owner[1:] != by_owner[:-1]) | (by_key[1:] != by_key[:-1])
+    sums = np.bincount(by_owner[first], weights=best[first], minlength=size)
+    return sums.astype(np.float64)
+
+
+def _evaluate(template: tuple[int, ...], hit: Bools) -> Bools:
+    """Run a boolean program over many rows at once: column j of `hit` is its j-th atom."""
+    stack: list[Bools] = []
+    for step in template:
+        if step >= 0:
+            stack.append(hit[:, step])
+        elif step == NOT:
+            stack[-1] = ~stack[-1]
+        else:
+            last = stack.pop()
+            stack[-1] = (stack[-1] & last) if step == AND else (stack[-1] | last)
+    return stack[0]
+
+
+def _read_labels(
+    index: AlertIndex,
+    found: dict[int, list[Found]],
+    field: str,
+    section: int,
+    values: Sequence[str],
+) -> None:
+    """Category or source atoms: exact names, then prefixes."""
+    for i, value in enumerate(values):
+        folded = fold_label(value)
+        ids = list(index._labels.get(f"{field}:{folded}") or ())
+        ids += [a for f, p, a in index._label_prefixes if f == field and folded.startswith(p)]
+        for aid in ids:
+            found.setdefault(aid, []).append((section, i, value))
 
 
 def _slice(text: str, begin: int, end: int) -> str:
     """text[begin:end]."""
     return text[begin:end]
-
-
-def _evaluated(
-    got: Mapping[int, object],
-    table: dict[int, tuple[int, ...]],
-    programs: dict[int, tuple[int, ...]],
-) -> list[int]:
-    """The boolean alerts that one of the paper's atoms triggers and that hold true."""
-    triggered = list(filter(None, map(table.get, got)))
-    if not triggered:
-        return []
-    candidates = triggered[0] if len(triggered) == 1 else dict.fromkeys(chain(*triggered))
-    return [vid for vid in candidates if _run_program(programs.get(vid) or (), got)]
 
 
 def _stable_order(values: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:

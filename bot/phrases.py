@@ -20,7 +20,7 @@ So a day of 400,000 words costs a handful of numpy passes, however many phrases 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +31,9 @@ from bot.fold import word_spans, words
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 _U64 = npt.NDArray[np.uint64]
-_Bytes = tuple[npt.NDArray[np.uint8], Ints, Ints]  # lower-cased bytes, word begins, ends
+# lower-cased bytes, where their words begin, and by stem length: the words that long or
+# longer with the hash of their first that many bytes
+_Bytes = tuple[npt.NDArray[np.uint8], Ints, dict[int, tuple[Ints, npt.NDArray[np.uint64]]]]
 _Step = tuple[str, bool]  # a phrase word: folded, and whether it is a prefix
 _Prefixed = tuple[int, tuple[_Step, ...]]  # a phrase with a prefix word: (pattern id, steps)
 
@@ -73,46 +75,38 @@ class _Words:
     number: Ints  # 0: a word that is in no exact phrase
 
 
-class _Hasher:
-    """64-bit polynomial hashes of byte runs: sum of byte * base**i, modulo 2**64."""
+def _hashes(
+    base: int, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints, prefixes: Iterable[int] = ()
+) -> tuple[_U64, dict[int, tuple[Ints, _U64]]]:
+    """64-bit polynomial hashes (sum of byte * base**i, modulo 2**64) of the runs
+    data[begin:end]; and for each length in `prefixes`, the runs at least that long with
+    the hash of their first that many bytes.
 
-    def __init__(self, base: int) -> None:
-        self.base = base
-        self._inverse = pow(base, -1, 1 << 64)
-        self._powers = np.ones(1, dtype=np.uint64)
-        self._inverses = np.ones(1, dtype=np.uint64)
-
-    def _grow(self, size: int) -> None:
-        """Have base**i and base**-i for every i below `size`."""
-        if len(self._powers) >= size:
-            return
-        size = max(size, 2 * len(self._powers))
-        self._powers = _power_series(self.base, size)
-        self._inverses = _power_series(self._inverse, size)
-
-    def runs(self, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints) -> _U64:
-        """The hash of each run data[begin:end]."""
-        self._grow(len(data) + 1)
-        with np.errstate(over="ignore"):
-            sums = np.concatenate(
-                (np.zeros(1, dtype=np.uint64), np.cumsum(data * self._powers[: len(data)]))
-            )
-            hashes: _U64 = (sums[ends] - sums[begins]) * self._inverses[begins]
-        return hashes
-
-    def strings(self, texts: Sequence[str]) -> _U64:
-        """The hash of each ASCII string."""
-        data, begins, ends = _joined(texts)
-        return self.runs(data, begins, ends)
-
-
-def _power_series(base: int, size: int) -> _U64:
-    """1, base, base**2, ... modulo 2**64."""
-    series = np.full(size, base, dtype=np.uint64)
-    series[0] = 1
+    The runs are taken longest first, so that step i adds the i-th byte of the runs that
+    have one: numpy work in proportion to the bytes, with a Python step per byte of the
+    longest run.
+    """
+    lengths = ends - begins
+    order = np.argsort(-lengths, kind="stable")
+    heads = begins[order]
+    longest = int(lengths.max(initial=0))
+    having = np.searchsorted(-lengths[order], -np.arange(longest + 1), "left")  # runs > i
+    wanted = set(prefixes)
+    out: dict[int, tuple[Ints, _U64]] = {}
+    sums = np.zeros(len(order), dtype=np.uint64)
+    power = 1
     with np.errstate(over="ignore"):
-        out: _U64 = np.cumprod(series, dtype=np.uint64)
-    return out
+        for i in range(longest):
+            count = having[i]
+            sums[:count] += data[heads[:count] + i] * np.uint64(power)
+            power = power * base % (1 << 64)
+            if i + 1 in wanted:
+                out[i + 1] = (order[:count], sums[:count].copy())
+    for size in wanted.difference(out):  # longer than any run
+        out[size] = (order[:0], sums[:0])
+    hashes = np.empty(len(order), dtype=np.uint64)
+    hashes[order] = sums
+    return hashes, out
 
 
 def _joined(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], Ints, Ints]:
@@ -126,31 +120,36 @@ def _joined(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], Ints, Ints]:
 class _Dictionary:
     """Words by hash: a sorted hash table of ASCII words, with their bytes to check a find."""
 
-    def __init__(self, hasher: _Hasher, entries: Mapping[str, int]) -> None:
+    def __init__(self, base: int, entries: Mapping[str, int]) -> None:
         names = [w for w in entries if w.isascii()]
-        hashes = hasher.strings(names)
+        data, begins, ends = _joined(names)
+        hashes = _hashes(base, data, begins, ends)[0]
         order = np.argsort(hashes)
         self.hashes = hashes[order]
         self.values = np.fromiter(map(entries.__getitem__, names), np.int64, len(names))[order]
-        data, begins, ends = _joined(names)
         self.data = data
         self.begins, self.lengths = begins[order], (ends - begins)[order]
         self.distinct = bool(len(self.hashes) < 2 or (self.hashes[1:] != self.hashes[:-1]).all())
+        # a filter by the hash's top bits: most words are ruled out by one array look-up
+        self._shift = np.uint64(64 - min(max((64 * len(names)).bit_length(), 8), 24))
+        self._filter = np.zeros(1 << (64 - int(self._shift)), dtype=bool)
+        self._filter[self.hashes >> self._shift] = True
 
     def find(self, hashes: _U64, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints) -> Ints:
         """The value of each run data[begin:end] that is a word here, else -1."""
+        out = np.full(len(hashes), -1, dtype=np.int64)
         if not len(self.hashes):
-            return np.full(len(hashes), -1, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        lengths = ends - begins
-        maybe = np.flatnonzero((self.hashes[at] == hashes) & (self.lengths[at] == lengths))
-        at, size = at[maybe], lengths[maybe]
+            return out
+        maybe = np.flatnonzero(self._filter[hashes >> self._shift])
+        at = np.minimum(np.searchsorted(self.hashes, hashes[maybe]), len(self.hashes) - 1)
+        size = ends[maybe] - begins[maybe]
+        same = (self.hashes[at] == hashes[maybe]) & (self.lengths[at] == size)
+        maybe, at, size = maybe[same], at[same], size[same]
         offsets = ramp(size)
         got = data[np.repeat(begins[maybe], size) + offsets]
         wanted = self.data[np.repeat(self.begins[at], size) + offsets]
         owner = np.repeat(np.arange(len(maybe)), size)
         same = np.bincount(owner, weights=got != wanted, minlength=len(maybe)) == 0
-        out = np.full(len(hashes), -1, dtype=np.int64)
         out[maybe[same]] = self.values[at[same]]
         return out
 
@@ -176,6 +175,16 @@ class PhraseFinder:
         self._single = np.full(len(self._ids) + 1, -1, dtype=np.int64)
         self._tables(exact)
         self._stem_list = list(self._by_stem)
+        self._stem_ids = {stem: i for i, stem in enumerate(self._stem_list)}
+        by_stem = [self._by_stem[stem] for stem in self._stem_list]
+        alone = [[pid for pid, steps in entries if len(steps) == 1] for entries in by_stem]
+        self._stem_counts = np.array(list(map(len, alone)), dtype=np.int64)
+        self._stem_firsts = np.cumsum(self._stem_counts) - self._stem_counts
+        self._stem_pids = np.array([pid for pids in alone for pid in pids], dtype=np.int64)
+        self._stem_longer = np.array(
+            [any(len(steps) > 1 for _, steps in entries) for entries in by_stem],
+            dtype=bool,
+        )
         self._first_words = np.zeros(len(self._ids) + 1, dtype=bool)
         self._first_words[list(self._by_word)] = True
         self._dictionaries()
@@ -198,12 +207,12 @@ class PhraseFinder:
 
     def _dictionaries(self) -> None:
         """Hash tables of the phrase words and of the stems, by stem length (no collision)."""
-        stems = {stem: i for i, stem in enumerate(self._stem_list)}
+        stems = self._stem_ids
         for base in _BASES:
-            self._hasher = _Hasher(base)
-            self._words = _Dictionary(self._hasher, self._ids)
+            self._base = base
+            self._words = _Dictionary(base, self._ids)
             self._stems = {
-                size: _Dictionary(self._hasher, {s: i for s, i in stems.items() if len(s) == size})
+                size: _Dictionary(base, {s: i for s, i in stems.items() if len(s) == size})
                 for size in {len(s) for s in stems}
             }
             if self._words.distinct and all(d.distinct for d in self._stems.values()):
@@ -243,7 +252,7 @@ class PhraseFinder:
         begins, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         owner = np.searchsorted(starts, begins, "right") - 1
         first_word = np.searchsorted(begins, starts)  # each text's first word
-        hashes = self._hasher.runs(low, begins, ends)
+        hashes, prefixes = _hashes(self._base, low, begins, ends, self._stems)
         laid = _Words(
             np.array(numbers, dtype=np.int64)[owner],
             np.arange(len(begins)) - first_word[owner],
@@ -251,7 +260,7 @@ class PhraseFinder:
             ends - starts[owner],
             np.maximum(self._words.find(hashes, low, begins, ends), 0),
         )
-        return laid, (low, begins, ends)
+        return laid, (low, begins, prefixes)
 
     def _folded_words(self, text: str, number: int) -> _Words:
         """The words of one text with other characters, folded (`bot.fold.words`)."""
@@ -299,45 +308,63 @@ class PhraseFinder:
         return ok
 
     def _prefixed(self, laid: _Words, raw: _Bytes, texts: Sequence[str]) -> tuple[Ints, Ints, Ints]:
-        """Occurrences of phrases with a prefix word, checked word by word where they may start."""
+        """Occurrences of phrases with a prefix word.
+
+        A one-word prefix phrase occurs wherever a word starts with its stem; longer ones
+        are checked word by word where they may start.
+        """
+        none = np.zeros(0, dtype=np.int64)
         if not self._by_word and not self._by_stem:
-            return (np.zeros(0, dtype=np.int64),) * 3
-        candidates: dict[int, list[_Prefixed]] = {}
-        for start in np.flatnonzero(self._first_words[laid.number]).tolist():
-            candidates[start] = list(self._by_word[int(laid.number[start])])
-        for start, stem in self._stem_starts(laid, raw, texts):
-            candidates.setdefault(start, []).extend(self._by_stem[self._stem_list[stem]])
+            return none, none, none
+        checks: list[tuple[int, Sequence[_Prefixed]]] = [
+            (start, self._by_word[int(laid.number[start])])
+            for start in np.flatnonzero(self._first_words[laid.number]).tolist()
+        ]
+        starts, stems = self._stem_starts(laid, raw, texts)
+        counts = self._stem_counts[stems]
+        alone = np.repeat(starts, counts)
+        pids = self._stem_pids[np.repeat(self._stem_firsts[stems], counts) + ramp(counts)]
+        longer = np.flatnonzero(self._stem_longer[stems])
+        checks += [
+            (start, self._by_stem[self._stem_list[stem]])
+            for start, stem in zip(starts[longer].tolist(), stems[longer].tolist(), strict=True)
+        ]
         token = _Tokens(laid, texts)
         found = [
             (start, start + len(steps), pid)
-            for start, entries in candidates.items()
+            for start, entries in checks
             for pid, steps in entries
-            if _spells(steps, token, start)
+            if len(steps) > 1 and _spells(steps, token, start)
         ]
         columns = np.array(found, dtype=np.int64).reshape(-1, 3)
-        return columns[:, 0], columns[:, 1], columns[:, 2]
+        return (
+            np.concatenate((alone, columns[:, 0])),
+            np.concatenate((alone + 1, columns[:, 1])),
+            np.concatenate((pids, columns[:, 2])),
+        )
 
-    def _stem_starts(
-        self, laid: _Words, raw: _Bytes, texts: Sequence[str]
-    ) -> Iterator[tuple[int, int]]:
-        """(word, stem) for every word that starts with a stem of a prefix phrase."""
-        low, begins, ends = raw
-        ascii_words = len(begins)
+    def _stem_starts(self, laid: _Words, raw: _Bytes, texts: Sequence[str]) -> tuple[Ints, Ints]:
+        """(word, stem) arrays: every word that starts with a stem of a prefix phrase."""
+        low, begins, prefixes = raw
+        words: list[int | Ints] = []
+        stems: list[int | Ints] = []
         for size, dictionary in self._stems.items():
-            long_enough = np.flatnonzero(ends - begins >= size)
+            long_enough, hashes = prefixes[size]
             heads = begins[long_enough]
-            hashes = self._hasher.runs(low, heads, heads + size)
-            stems = dictionary.find(hashes, low, heads, heads + size)
-            hit = stems >= 0
-            yield from zip(long_enough[hit].tolist(), stems[hit].tolist(), strict=True)
-        if ascii_words < len(laid.number):  # the folded texts: word by word
-            token = _Tokens(laid, texts)
-            stem_ids = {stem: i for i, stem in enumerate(self._stem_list)}
-            for at in range(ascii_words, len(laid.number)):
-                word = token(at)
-                for size in self._stems:
-                    if (stem := stem_ids.get(word[:size])) is not None and len(word) >= size:
-                        yield at, stem
+            found = dictionary.find(hashes, low, heads, heads + size)
+            words.append(long_enough[found >= 0])
+            stems.append(found[found >= 0])
+        token = _Tokens(laid, texts)
+        for at in range(len(begins), len(laid.number)):  # the folded texts: word by word
+            word = token(at)
+            for size in self._stems:
+                stem = self._stem_ids.get(word[:size])
+                if stem is not None and len(self._stem_list[stem]) == size:
+                    words.append(at)
+                    stems.append(stem)
+        return np.hstack([np.zeros(0, dtype=np.int64), *words]), np.hstack(
+            [np.zeros(0, dtype=np.int64), *stems]
+        )
 
 
 class _Tokens:
