@@ -38,6 +38,7 @@ from bisect import bisect_right
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain, pairwise
+from operator import getitem
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +47,7 @@ from bot.builder import builder
 from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, Table, entry_error, tuples
 from bot.fold import author_key, fold_label, same_author
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.phrases import Bools, Ints, PhraseFinder, ramp
+from bot.phrases import U64, Bools, Ints, PhraseFinder, power_series, ramp
 from bot.query import QueryError
 
 TITLE_WEIGHT = 2.0
@@ -57,6 +58,9 @@ TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES = range(5)
 Floats = npt.NDArray[np.float64]
 Found = tuple[int, int, str]  # (section, position in it, the words as the paper writes them)
 _LOW = (1 << 32) - 1  # the paper half of a (subscriber, paper) key
+_SPREAD_KEY_INT = 0x9E3779B97F4A7C15  # odd: mixes a unit and a spelling into one 64-bit key
+_SPREAD_KEY = np.uint64(_SPREAD_KEY_INT)
+_PLACE = ("section", "position", "tie", "spelling", "source", "begin", "end")
 _CHUNK = 2000  # papers matched together (bounds the memory of one pass)
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
 
@@ -290,21 +294,16 @@ class _Run:
         self.index = index
         self.found: dict[int, list[Match]] = {}  # subscriber → matches, in paper order
         self.authors: dict[str, tuple[int, ...]] = {}  # a paper author → followed-name atoms
-        # (unit, words quoted) → one reasons tuple per alert of the unit: the same alerts
-        # quote the same words in many papers, and then their Reasons serve them all
-        self.reasons: dict[tuple[int, tuple[str, ...]], list[tuple[Reason]]] = {}
+        # (unit, spelling of the words quoted) → one reasons tuple per alert of the unit: the
+        # same alerts quote the same words in many papers, and their Reasons serve them all
+        self.reasons: dict[int, list[tuple[Reason]]] = {}
         self.admits: dict[tuple[str, ...], npt.NDArray[np.bool_]] = {}  # see `_Chunk.gate`
 
     def reasons_of(self, unit: int, terms: tuple[str, ...]) -> list[tuple[Reason]]:
         """One (one-element) reasons tuple per alert of the unit, quoting these words."""
-        got = self.reasons.get((unit, terms))
-        if got is None:
-            kinds, texts = self.index._kinds, self.index._texts
-            alerts = self.index._units.get(unit) or ()
-            got = self.reasons[(unit, terms)] = [
-                (_new_reason(kinds[v], texts[v], terms),) for v in alerts
-            ]
-        return got
+        kinds, texts = self.index._kinds, self.index._texts
+        alerts = self.index._units.get(unit) or ()
+        return [(_new_reason(kinds[v], texts[v], terms),) for v in alerts]
 
     def add(self, spread: list[Match], subscribers: npt.NDArray[np.int64]) -> None:
         """Append matches, grouped by subscriber (`subscribers` is sorted), to their lists."""
@@ -322,20 +321,22 @@ class _Run:
 
 class _Hits:
     """What a chunk of papers satisfies: a row per (paper, atom) that hit, sorted by paper
-    then atom, with the atom's terms, weight and where the paper has it (rows of `places`).
+    then atom, with the atom's weight and where the paper has it (rows lo..hi of places).
 
-    A *place* is (section, position, tie-break, the words as the paper writes them): a
-    phrase occurrence (title or abstract, its first word, its last word) or an author,
-    category or source (its section, its place in the list). Sorted, places are in reading
-    order, title first.
+    A *place* is a phrase occurrence (section title or abstract, position its first word,
+    tie-break its last word) or an author, category or source (its section, its place in
+    the list); sorted by (section, position, tie-break), places are in reading order. Each
+    has a `spelling`, a hash of how the paper writes it, and is made a string (`quotes`)
+    only when a reason needs it.
     """
 
     def __init__(self, index: AlertIndex, run: _Run, papers: Sequence[Paper]) -> None:
         self.index = index
         self.papers = papers
-        self.quotes: list[str] = []
+        self.texts = [text for paper in papers for text in (paper.title, paper.abstract)]
+        self.names: list[str] = []  # the authors, categories and sources that hit
         columns: list[tuple[Ints, ...]] = []  # (paper, atom, first place, end, weight)
-        places: list[tuple[Ints, ...]] = []  # (section, position, tie-break)
+        places: list[tuple[Ints, ...]] = []  # see `_PLACE`
         self._read_text(columns, places)
         self._read_fields(run, columns, places)
         paper, atom, lo, hi, weight = (np.concatenate([c[k] for c in columns]) for k in range(5))
@@ -343,29 +344,42 @@ class _Hits:
         self.paper, self.atom, self.lo, self.hi = paper[order], atom[order], lo[order], hi[order]
         self.weight = weight[order].astype(np.float64)
         self.keys = self.paper << 32 | self.atom
-        self.section, self.position, self.tie = (
-            np.concatenate([p[k] for p in places]) for k in range(3)
+        self.section, self.position, self.tie, spelling, source, begin, end = (
+            np.concatenate([p[k] for p in places]) for k in range(len(_PLACE))
         )
-        quotes = self.quotes
-        self.terms = [
-            (quotes[a],) if b - a == 1 else _distinct(quotes[a:b])
-            for a, b in zip(self.lo.tolist(), self.hi.tolist(), strict=True)
-        ]
+        self.spelling = spelling.astype(np.uint64)
+        self.source, self.begin, self.end = source, begin, end
+
+    def quotes(self, places: Ints) -> list[str]:
+        """Places as the paper writes them."""
+        sources = self.source[places]
+        out: list[str] = [""] * len(places)
+        text = np.flatnonzero(sources >= 0)
+        spans = map(slice, self.begin[places[text]].tolist(), self.end[places[text]].tolist())
+        written: Iterator[str] = map(
+            getitem, map(self.texts.__getitem__, sources[text].tolist()), spans
+        )
+        for at, quote in zip(text.tolist(), written, strict=True):
+            out[at] = quote
+        for at in np.flatnonzero(sources < 0).tolist():
+            out[at] = self.names[-1 - int(sources[at])]
+        return out
 
     def _read_text(self, columns: list[tuple[Ints, ...]], places: list[tuple[Ints, ...]]) -> None:
         """The phrase atoms of the titles and abstracts."""
-        texts = [text for paper in self.papers for text in (paper.title, paper.abstract)]
-        found = self.index._phrases.find(texts)
+        found = self.index._phrases.find(self.texts)
         owner, kind = found.text >> 1, found.text & 1  # texts: title, abstract, title, ...
         order = np.lexsort((found.first, kind, found.pattern, owner))  # by paper, phrase,
         owner, kind, pid = owner[order], kind[order], found.pattern[order]  # reading order
-        places.append((kind, found.first[order], found.last[order]))
-        self.quotes = list(
-            map(
-                _slice,
-                map(texts.__getitem__, found.text[order].tolist()),
-                found.begin[order].tolist(),
-                found.end[order].tolist(),
+        places.append(
+            (
+                kind,
+                found.first[order],
+                found.last[order],
+                found.spelling[order].view(np.int64),
+                found.text[order],
+                found.begin[order],
+                found.end[order],
             )
         )
         key = owner << 32 | pid
@@ -390,17 +404,19 @@ class _Hits:
     ) -> None:
         """Followed authors, categories, sources and votes, paper by paper."""
         rows: list[tuple[int, int, int, int]] = []  # paper, atom, first place, end
-        spots: list[tuple[int, int, int]] = []  # section, position, tie-break
-        start = len(self.quotes)
+        spots: list[tuple[int, int, int, int, int, int, int]] = []  # see `_PLACE`
+        start = sum(len(p[0]) for p in places)
+        names = self.names
         for number, paper in enumerate(self.papers):
             for aid, found in self._fields(run, paper).items():
                 first = start + len(spots)
-                spots += [(section, i, 0) for section, i, _ in found]
-                self.quotes += [quote for _, _, quote in found]
+                for section, i, name in found:
+                    names.append(name)
+                    spots.append((section, i, 0, hash(name), -len(names), 0, 0))
                 rows.append((number, aid, first, start + len(spots)))
         table = np.array(rows, dtype=np.int64).reshape(-1, 4)
         columns.append((*table.T, np.full(len(table), OTHER_WEIGHT)))
-        places.append(tuple(np.array(spots, dtype=np.int64).reshape(-1, 3).T))
+        places.append(tuple(np.array(spots, dtype=np.int64).reshape(-1, len(_PLACE)).T))
 
     def _fields(self, run: _Run, paper: Paper) -> dict[int, list[Found]]:
         """One paper's non-phrase atoms, each with where the paper has it."""
@@ -451,9 +467,10 @@ class _Hits:
             out[some] = _evaluate(template, hit)
         return out
 
-    def combined(self, papers: Ints, alerts: Ints) -> tuple[list[tuple[str, ...]], Floats]:
-        """For each (paper, boolean alert): the words of its positive atoms that hit, in
-        reading order, and its score (each distinct term once, at its best weight)."""
+    def combined(self, papers: Ints, alerts: Ints) -> tuple[Ints, Ints, Floats]:
+        """For each (paper, boolean alert) k: the places of its positive atoms that hit, as
+        (k, place) pairs in reading order, and its score (each distinct term once, at its
+        best weight)."""
         positives = self.index._positive_atoms
         owners = np.repeat(np.arange(len(alerts)), positives.counts[alerts])
         rows = self.find(papers[owners], positives.expand(alerts))
@@ -465,11 +482,12 @@ class _Hits:
         places = np.repeat(self.lo[rows], sizes) + ramp(sizes)
         owners = np.repeat(owners, sizes)
         order = np.lexsort((self.tie[places], self.position[places], self.section[places], owners))
-        places, owners = places[order].tolist(), owners[order]
-        bounds = [0, *np.searchsorted(owners, np.arange(1, len(alerts))).tolist(), len(places)]
-        quotes = self.quotes
-        terms = [_distinct(map(quotes.__getitem__, places[a:b])) for a, b in pairwise(bounds)]
-        return terms, scores
+        return owners[order], places[order], scores
+
+    def places_of(self, rows: Ints) -> tuple[Ints, Ints]:
+        """For hit rows: (k, place) pairs, the places of row k in reading order."""
+        sizes = self.hi[rows] - self.lo[rows]
+        return np.repeat(np.arange(len(rows)), sizes), np.repeat(self.lo[rows], sizes) + ramp(sizes)
 
 
 class _Chunk:
@@ -481,19 +499,24 @@ class _Chunk:
         self.index = index = run.index
         self.papers = papers
         self.hits = hits = _Hits(index, run, papers)
-        # what fired, sorted by paper: unit, paper, words quoted, score
+        # what fired, sorted by paper: unit, paper, score, and how its words are spelled
         single = np.flatnonzero(index._is_unit[hits.atom])
         papers_b, alerts = hits.triggered(index._triggers)
         true = hits.holds(papers_b, alerts)
         papers_b, alerts = papers_b[true], alerts[true]
-        terms, scores = hits.combined(papers_b, alerts)
+        owners_a, places_a = hits.places_of(single)
+        owners_b, places_b, scores = hits.combined(papers_b, alerts)
+        owners = np.concatenate((owners_a, owners_b + len(single)))
+        spelled, self.owners, self.places = _spelled(
+            owners, np.concatenate((places_a, places_b)), hits.spelling, len(single) + len(alerts)
+        )
         numbers = np.concatenate((hits.paper[single], papers_b))
         order = np.argsort(numbers, kind="stable")
+        self.fires = order  # each fire's number in `owners`
         self.numbers = numbers[order]
         self.units = np.concatenate((hits.atom[single], -1 - alerts))[order]
         self.scores = np.concatenate((hits.weight[single], scores))[order]
-        every = [*map(hits.terms.__getitem__, single.tolist()), *terms]
-        self.terms = list(map(every.__getitem__, order.tolist()))
+        self.spelled = spelled[order]
         self.excluded = self._excluded() if index._gates else np.zeros(0, dtype=np.int64)
         self.match_starts: list[int] = []
         self.fired_at: dict[int, tuple[dict[int, int], dict[int, float]]] = {}  # `_paper`
@@ -525,7 +548,7 @@ class _Chunk:
         units = self.units
         rows = np.where(units >= 0, units, index._boolean_rows - units)
         counts = index._unit_alerts.counts[rows]
-        matches = self._matches(counts)
+        matches = self._matches(rows, counts)
         entries = index._alert_entries[index._unit_alerts.expand(rows)]
         which, subscribers = _postings(entries, index._subscriber_ids)
         numbers = np.repeat(self.numbers, counts)[which]
@@ -549,14 +572,40 @@ class _Chunk:
         objects[:] = matches
         self.run.add(objects[which].tolist(), keys >> 32)
 
-    def _matches(self, counts: Ints) -> list[Match]:
-        """One Match per alert that fired, in the order of the fired units and their alerts."""
+    def _matches(self, rows: Ints, counts: Ints) -> list[Match]:
+        """One Match per alert that fired, in the order of the fired units and their alerts.
+
+        Fires of one unit that quote the same words share their Reasons: fires are grouped
+        by (unit, spelling of the words) in numpy, and the words are made strings once per
+        group, not once per fire.
+        """
+        keys = self.spelled ^ (rows.astype(np.uint64) * _SPREAD_KEY)
+        distinct, firsts, groups = np.unique(keys, return_index=True, return_inverse=True)
+        cache, keys_seen = self.run.reasons, distinct.tolist()
+        new = [i for i, key in enumerate(keys_seen) if key not in cache]
+        if new:
+            fires = firsts[new]
+            terms = self._terms(fires)
+            for key, unit, words in zip(
+                distinct[new].tolist(), self.units[fires].tolist(), terms, strict=True
+            ):
+                cache[key] = self.run.reasons_of(unit, words)
+        made = list(map(cache.__getitem__, keys_seen))
+        reasons = chain.from_iterable(map(made.__getitem__, groups.tolist()))
         ids = np.array([paper.id for paper in self.papers], dtype=object)
         paper_ids = np.repeat(ids[self.numbers], counts).tolist()
         scores = np.repeat(self.scores, counts).tolist()
-        reasons = chain.from_iterable(map(self.run.reasons_of, self.units.tolist(), self.terms))
         self.match_starts = (np.cumsum(counts) - counts).tolist()
         return list(map(_new_match, paper_ids, reasons, scores))
+
+    def _terms(self, fires: Ints) -> list[tuple[str, ...]]:
+        """The distinct words each of these fires quotes, in reading order."""
+        owners = self.fires[fires]
+        low = np.searchsorted(self.owners, owners, "left")
+        counts = np.searchsorted(self.owners, owners, "right") - low
+        quotes = self.hits.quotes(self.places[np.repeat(low, counts) + ramp(counts)])
+        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
+        return [tuple(quotes[a:b]) for a, b in pairwise(bounds)]
 
     def gate(self, subscribers: Ints, numbers: Ints, keys: Ints) -> Bools:
         """Which pairs a subscriber's `categories` restriction or `exclude` entries let through.
@@ -656,6 +705,29 @@ def _postings(entries: Ints, ids: npt.NDArray[np.int32]) -> tuple[Ints, Ints]:
     return np.repeat(np.arange(len(entries)), sizes), subscribers
 
 
+def _spelled(owners: Ints, places: Ints, spelling: U64, size: int) -> tuple[U64, Ints, Ints]:
+    """Each owner's distinct spellings among its places (given in reading order, owners
+    ascending): a hash of the sequence per owner, and the (owner, place) pairs kept."""
+    index = np.arange(len(owners))
+    spelled = spelling[places]
+    order = np.lexsort((index, spelled, owners))  # by owner, spelling, reading order
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (owners[order][1:] != owners[order][:-1]) | (
+        spelled[order][1:] != spelled[order][:-1]
+    )
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[first]] = True
+    owners, places, spelled = owners[keep], places[keep], spelled[keep]
+    heads = np.flatnonzero(np.diff(owners, prepend=-1))
+    rank = np.arange(len(owners)) - np.repeat(heads, np.diff(np.append(heads, len(owners))))
+    with np.errstate(over="ignore"):
+        mixed = spelled * power_series(_SPREAD_KEY_INT, int(rank.max(initial=0)) + 2)[rank + 1]
+    out = np.zeros(size, dtype=np.uint64)
+    if len(heads):
+        out[owners[heads]] = np.add.reduceat(mixed, heads)
+    return out, owners, places
+
+
 def _best_sum(owners: Ints, keys: Ints, weights: Floats, size: int) -> Floats:
     """Per owner, the sum over its distinct keys of the key's largest weight."""
     order = np.lexsort((-weights, keys, owners))  # the best weight first in each group
@@ -694,11 +766,6 @@ def _read_labels(
         ids += [a for f, p, a in index._label_prefixes if f == field and folded.startswith(p)]
         for aid in ids:
             found.setdefault(aid, []).append((section, i, value))
-
-
-def _slice(text: str, begin: int, end: int) -> str:
-    """text[begin:end]."""
-    return text[begin:end]
 
 
 def _stable_order(values: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:

@@ -30,10 +30,17 @@ from bot.fold import word_spans, words
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
-_U64 = npt.NDArray[np.uint64]
-# lower-cased bytes, where their words begin, and by stem length: the words that long or
-# longer with the hash of their first that many bytes
-_Bytes = tuple[npt.NDArray[np.uint8], Ints, dict[int, tuple[Ints, npt.NDArray[np.uint64]]]]
+U64 = npt.NDArray[np.uint64]
+# ASCII texts: their lower-cased bytes, where their words begin, by stem length the words
+# that long or longer with the hash of their first that many bytes, where each text starts,
+# and the bytes as written
+_Bytes = tuple[
+    npt.NDArray[np.uint8],
+    Ints,
+    dict[int, tuple[Ints, npt.NDArray[np.uint64]]],
+    Ints,
+    npt.NDArray[np.uint8],
+]
 _Step = tuple[str, bool]  # a phrase word: folded, and whether it is a prefix
 _Prefixed = tuple[int, tuple[_Step, ...]]  # a phrase with a prefix word: (pattern id, steps)
 
@@ -54,7 +61,11 @@ def ramp(counts: Ints) -> Ints:
 @dataclass(frozen=True, slots=True)
 class Occurrences:
     """Phrases found in texts: for each occurrence, its text, its first and last word (in
-    the text's folded words), its pattern, and the characters it spans in the text."""
+    the text's folded words), its pattern, and the characters it spans in the text.
+
+    Two occurrences with the same `spelling` are written alike (64-bit hashes: two
+    different spellings share one with a chance of about 2**-64), so a caller can group
+    them without making a string of each."""
 
     text: Ints
     first: Ints
@@ -62,6 +73,7 @@ class Occurrences:
     pattern: Ints
     begin: Ints
     end: Ints
+    spelling: npt.NDArray[np.uint64]  # a hash of the characters as written (case and all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +89,7 @@ class _Words:
 
 def _hashes(
     base: int, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints, prefixes: Iterable[int] = ()
-) -> tuple[_U64, dict[int, tuple[Ints, _U64]]]:
+) -> tuple[U64, dict[int, tuple[Ints, U64]]]:
     """64-bit polynomial hashes (sum of byte * base**i, modulo 2**64) of the runs
     data[begin:end]; and for each length in `prefixes`, the runs at least that long with
     the hash of their first that many bytes.
@@ -92,7 +104,7 @@ def _hashes(
     longest = int(lengths.max(initial=0))
     having = np.searchsorted(-lengths[order], -np.arange(longest + 1), "left")  # runs > i
     wanted = set(prefixes)
-    out: dict[int, tuple[Ints, _U64]] = {}
+    out: dict[int, tuple[Ints, U64]] = {}
     sums = np.zeros(len(order), dtype=np.uint64)
     power = 1
     with np.errstate(over="ignore"):
@@ -107,6 +119,15 @@ def _hashes(
     hashes = np.empty(len(order), dtype=np.uint64)
     hashes[order] = sums
     return hashes, out
+
+
+def power_series(base: int, size: int) -> U64:
+    """1, base, base**2, ... (`size` of them) modulo 2**64."""
+    series = np.full(size, base, dtype=np.uint64)
+    series[0] = 1
+    with np.errstate(over="ignore"):
+        out: U64 = np.cumprod(series, dtype=np.uint64)
+    return out
 
 
 def _joined(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], Ints, Ints]:
@@ -135,7 +156,7 @@ class _Dictionary:
         self._filter = np.zeros(1 << (64 - int(self._shift)), dtype=bool)
         self._filter[self.hashes >> self._shift] = True
 
-    def find(self, hashes: _U64, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints) -> Ints:
+    def find(self, hashes: U64, data: npt.NDArray[np.uint8], begins: Ints, ends: Ints) -> Ints:
         """The value of each run data[begin:end] that is a word here, else -1."""
         out = np.full(len(hashes), -1, dtype=np.int64)
         if not len(self.hashes):
@@ -233,15 +254,37 @@ class PhraseFinder:
         parts = [ascii_words, *(self._folded_words(texts[i], i) for i in other)]
         laid = _Words(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Words.__slots__))
         found = [self._singles(laid), self._longer(laid), self._prefixed(laid, raw, texts)]
-        first, end, pattern = (np.concatenate([f[k] for f in found]) for k in range(3))
-        return Occurrences(
-            laid.text[first],
-            laid.index[first],
-            laid.index[end - 1],
-            pattern,
-            laid.begin[first],
-            laid.end[end - 1],
-        )
+        first, after, pattern = (np.concatenate([f[k] for f in found]) for k in range(3))
+        text, begin, end = laid.text[first], laid.begin[first], laid.end[after - 1]
+        offsets = np.full(len(texts), -1, dtype=np.int64)
+        offsets[plain] = raw[3]
+        spelling = self._spellings(texts, text, begin, end, raw[4], offsets[text])
+        last = laid.index[after - 1]
+        return Occurrences(text, laid.index[first], last, pattern, begin, end, spelling)
+
+    def _spellings(
+        self,
+        texts: Sequence[str],
+        text: Ints,
+        begin: Ints,
+        end: Ints,
+        data: npt.NDArray[np.uint8],
+        offset: Ints,
+    ) -> npt.NDArray[np.uint64]:
+        """A hash of each span as written: the polynomial hash of its bytes when it is ASCII
+        (ASCII texts' spans are hashed in bulk, at their `offset` in `data`), else Python's."""
+        out = np.empty(len(text), dtype=np.uint64)
+        plain = offset >= 0
+        out[plain] = _hashes(
+            self._base, data, offset[plain] + begin[plain], offset[plain] + end[plain]
+        )[0]
+        other = np.flatnonzero(~plain)
+        spans = zip(text[other].tolist(), begin[other].tolist(), end[other].tolist(), strict=True)
+        quotes = [texts[t][b:e] for t, b, e in spans]
+        out[other] = [hash(quote) % (1 << 64) for quote in quotes]
+        some = [i for i, quote in enumerate(quotes) if quote.isascii()]  # as ASCII texts' are
+        out[other[some]] = _hashes(self._base, *_joined([quotes[i] for i in some]))[0]
+        return out
 
     def _ascii_words(self, texts: list[str], numbers: list[int]) -> tuple[_Words, _Bytes]:
         """The words of ASCII texts, numbered by hash (no Python object per word); and the
@@ -260,7 +303,7 @@ class PhraseFinder:
             ends - starts[owner],
             np.maximum(self._words.find(hashes, low, begins, ends), 0),
         )
-        return laid, (low, begins, prefixes)
+        return laid, (low, begins, prefixes, starts, data)
 
     def _folded_words(self, text: str, number: int) -> _Words:
         """The words of one text with other characters, folded (`bot.fold.words`)."""
@@ -345,7 +388,7 @@ class PhraseFinder:
 
     def _stem_starts(self, laid: _Words, raw: _Bytes, texts: Sequence[str]) -> tuple[Ints, Ints]:
         """(word, stem) arrays: every word that starts with a stem of a prefix phrase."""
-        low, begins, prefixes = raw
+        low, begins, prefixes, _, _ = raw
         words: list[int | Ints] = []
         stems: list[int | Ints] = []
         for size, dictionary in self._stems.items():
