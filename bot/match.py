@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.builder import builder
-from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, Table, entry_error, tuples
+from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, Table, entry_error
 from bot.fold import author_key, fold_label, same_author
 from bot.models import Match, Paper, Reason, Subscriber
 from bot.phrases import U64, Bools, Ints, PhraseFinder, power_series, ramp
@@ -113,22 +113,18 @@ class AlertIndex:
         self._term_keys = array("i", a.term_keys)
         self._pattern_atoms = [np.array(table, dtype=np.int64) for table in a.pattern_atoms]
         self._phrases = PhraseFinder(a.patterns)
-        self._author_buckets = tuples(a.author_buckets)
+        self._author_buckets = a.author_buckets
         self._author_keys = a.author_keys
         self._first_names: dict[str, dict[str, list[int]]] = {}  # see `_by_first`
-        self._labels = tuples(a.labels)
+        self._labels = a.labels
         self._label_prefixes = a.label_prefixes
         self._votes = sorted(a.votes.items())
         self._vote_minimums = [m for m, _ in self._votes]
         self._kinds = c.kinds
         self._texts = c.texts
         self._single = array("i", c.single)
-        self._programs = tuples(c.programs)
-        self._positives = tuples(c.positives)
-        self._units = tuples(c.units)
-        self._evaluates = tuples(c.evaluates)
-        self._fires_exclude = tuples(c.fires_exclude)
-        self._evaluates_exclude = tuples(c.evaluates_exclude)
+        self._positives = c.positives
+        self._units = c.units
         self._subscribers = Flat.inverted(*c.orders)  # alert → its subscribers
         self._subscriber_ids = np.frombuffer(self._subscribers._ids, dtype=np.int32)
         self._exclude_subscribers = Flat.inverted(c.excludes)
@@ -151,21 +147,22 @@ class AlertIndex:
         """
         units, alerts, atoms = self._units, len(self._kinds), c.atoms.count
         self._boolean_rows = atoms - 1
-        rows = {u if u >= 0 else self._boolean_rows - u: a for u, a in units.items()}
-        self._unit_alerts = _Csr(rows, atoms + alerts)
+        keys = np.fromiter(units, np.int64, len(units))
+        rows = np.where(keys >= 0, keys, self._boolean_rows - keys)
+        self._unit_alerts = _Csr(units, atoms + alerts, rows)
         self._is_unit = self._unit_alerts.counts[:atoms] > 0
         counts = np.fromiter(map(len, units.values()), np.int64, len(units))
         unit_of = np.full(alerts, -1 - alerts, dtype=np.int64)  # exclude entries: no unit
-        unit_of[self._unit_alerts.values] = np.repeat(np.fromiter(units, np.int64), counts)
+        unit_of[self._unit_alerts.values] = np.repeat(keys, counts)
         slot_of = np.zeros(alerts, dtype=np.int64)
         slot_of[self._unit_alerts.values] = ramp(counts)
         self._unit_of, self._slot_of = unit_of.tolist(), slot_of.tolist()
         self._alert_entries = _entries(self._subscribers, alerts)
         self._exclude_entries = _entries(self._exclude_subscribers, alerts)
         self._exclude_ids = np.frombuffer(self._exclude_subscribers._ids, dtype=np.int32)
-        self._triggers = _Csr(self._evaluates, atoms)
-        self._exclude_triggers = _Csr(self._evaluates_exclude, atoms)
-        self._fires_exclude_atoms = _Csr(self._fires_exclude, atoms)
+        self._triggers = _Csr(c.evaluates, atoms)
+        self._exclude_triggers = _Csr(c.evaluates_exclude, atoms)
+        self._fires_exclude_atoms = _Csr(c.fires_exclude, atoms)
         self._positive_atoms = _Csr(self._positives, alerts)
         self._term_key_array = np.array(c.atoms.term_keys, dtype=np.int64)
         self._shapes_of(c.programs, alerts)
@@ -241,8 +238,7 @@ class AlertIndex:
                 chunk = _Chunk(run, unique[start : start + _CHUNK])
                 chunk.spread()
                 del chunk
-            emails = self._emails
-            return dict(zip(map(emails.__getitem__, run.found), run.found.values(), strict=True))
+            return run.found
 
     def _author_atoms(self, name: str) -> tuple[int, ...]:
         """The followed-name atoms that designate this paper author."""
@@ -292,7 +288,7 @@ class _Run:
 
     def __init__(self, index: AlertIndex) -> None:
         self.index = index
-        self.found: dict[int, list[Match]] = {}  # subscriber → matches, in paper order
+        self.found: dict[str, list[Match]] = {}  # email → matches, in paper order
         self.authors: dict[str, tuple[int, ...]] = {}  # a paper author → followed-name atoms
         # (unit, spelling of the words quoted) → one reasons tuple per alert of the unit: the
         # same alerts quote the same words in many papers, and their Reasons serve them all
@@ -310,13 +306,17 @@ class _Run:
         if not spread:
             return
         bounds = [0, *(np.flatnonzero(np.diff(subscribers)) + 1).tolist(), len(spread)]
+        emails = map(self.index._emails.__getitem__, subscribers[bounds[:-1]].tolist())
+        lists = map(spread.__getitem__, map(slice, bounds, bounds[1:]))
+        if not self.found:  # the first chunk (a day is usually one): no list to extend
+            self.found = dict(zip(emails, lists, strict=True))
+            return
         found = self.found
-        firsts = subscribers[bounds[:-1]].tolist()
-        for sid, start, end in zip(firsts, bounds, bounds[1:], strict=False):
-            if (got := found.get(sid)) is None:
-                found[sid] = spread[start:end]
+        for email, got in zip(emails, lists, strict=True):
+            if (known := found.get(email)) is None:
+                found[email] = got
             else:
-                got += spread[start:end]
+                known += got
 
 
 class _Hits:
@@ -671,8 +671,12 @@ class _Chunk:
 class _Csr:
     """Lists of ints by a non-negative key, back to back, so that many are gathered at once."""
 
-    def __init__(self, lists: Mapping[int, Sequence[int]], size: int) -> None:
-        keys = np.fromiter(lists.keys(), np.int64, len(lists))
+    def __init__(
+        self, lists: Mapping[int, Sequence[int]], size: int, keys: Ints | None = None
+    ) -> None:
+        """`lists` by key; or, with `keys`, filed under those keys instead, in order."""
+        if keys is None:
+            keys = np.fromiter(lists.keys(), np.int64, len(lists))
         counts = np.fromiter(map(len, lists.values()), np.int64, len(lists))
         self.counts = np.zeros(size, dtype=np.int64)
         self.counts[keys] = counts
