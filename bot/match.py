@@ -1,28 +1,31 @@
 """Matching: every subscriber's alerts compiled once into one index that papers run through.
 
 An *alert* is one distinct (kind, text) — `keyword: neural collapse`, `author: G. Lajoie`,
-`exclude: survey` — shared by every subscriber who wrote it and parsed once. An *atom* is
-one distinct phrase, author name, category, source or votes threshold, shared by alerts.
+`exclude: survey` — shared by every subscriber who wrote it and parsed once
+(`bot.compiler`). An *atom* is one distinct phrase, author name, category, source or votes
+threshold, shared by alerts.
 
-`AlertIndex.match`, per paper:
+`AlertIndex.match` works on a chunk of papers (a day is usually one) at once, in numpy,
+so that the Python work is per distinct thing found rather than per word or per pair:
 
-1. atoms: the folded words of the title and of the abstract are looked up one by one in
-   a dictionary of every phrase's first word (`_Phrases`), which finds every phrase of
-   every alert; authors, categories, sources and votes are dictionary look-ups too;
-2. alerts: a one-atom alert fires when its atom hit; a boolean one is evaluated (once per
-   paper, never per subscriber) only when one of its *trigger* atoms hit — atoms chosen so
-   that the query cannot be true without one of them (`Compiler._walk`);
-3. what fired is kept as (postings entry, `Match`) pairs: a Match is immutable, so one
-   serves every subscriber of the alert.
-
-Then, for all papers at once (`_Run._spread`), the pairs are spread over the alerts'
-subscribers with one numpy sort of (subscriber, paper); a subscriber that two alerts
-reached for one paper gets one merged Match instead. Last, the few subscribers with a
-`categories` restriction or `exclude` entries lose the papers those rule out.
+1. atoms (`_Hits`): every phrase of every alert is found in all the titles and abstracts
+   at once (`bot.phrases`); authors, categories, sources and votes are dictionary
+   look-ups per paper. The result is one sorted row per (paper, atom) that hit;
+2. alerts (`_Chunk`): a one-atom alert fires when its atom hit; a boolean one is
+   evaluated only for the papers where one of its *trigger* atoms hit — atoms chosen so
+   that the query cannot be true without one of them (`Compiler._walk`) — and all the
+   candidates of one query shape are evaluated together (`_evaluate`);
+3. reasons: what a fired alert quotes is the paper's own spelling of the words, in
+   reading order; fires are grouped by (alert, spelling) with hashes, so each distinct
+   quote and its `Reason` is made once. A `Match` is immutable, so one per (paper,
+   alert) serves every subscriber of the alert;
+4. spreading (`_Chunk.spread`): each fired alert's postings (its subscribers, back to back
+   in one array, `Table`) expand into (subscriber, paper) pairs, sorted once; the few
+   pairs that a `categories` restriction or an `exclude` entry rules out are dropped, and
+   a subscriber whom two alerts reached for one paper gets one merged Match instead.
 
 So the cost grows with the papers' text and the number of matches, not with subscribers x
-alerts. The index keeps its postings (alert → subscribers) back to back in one array
-(`Table`): compact, and nothing the garbage collector has to walk.
+alerts.
 
 Scoring (`Match.score`): each distinct term that fired counts once — a phrase 2.0 when it
 was found in the title, 1.0 when only in the abstract; an author, category, source or
@@ -35,7 +38,7 @@ import ctypes
 import gc
 from array import array
 from bisect import bisect_right
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain, pairwise
 from operator import getitem
@@ -85,20 +88,6 @@ def _collector_paused() -> Iterator[None]:
             gc.freeze()
         if enabled:
             gc.enable()
-
-
-def _run_program(program: Iterable[int], hit: Container[int]) -> bool:
-    """Evaluate a postfix boolean program over the atom ids that hit."""
-    stack: list[bool] = []
-    for step in program:
-        if step >= 0:
-            stack.append(step in hit)
-        elif step == NOT:
-            stack[-1] = not stack[-1]
-        else:
-            last = stack.pop()
-            stack[-1] = (stack[-1] and last) if step == AND else (stack[-1] or last)
-    return stack[0]
 
 
 # ------------------------------------------------------------------------ the index
