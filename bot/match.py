@@ -145,7 +145,7 @@ class AlertIndex:
         unit_of[self._unit_alerts.values] = np.repeat(keys, counts)
         slot_of = np.zeros(alerts, dtype=np.int64)
         slot_of[self._unit_alerts.values] = ramp(counts)
-        self._unit_of, self._slot_of = unit_of.tolist(), slot_of.tolist()
+        self._unit_of, self._slot_of = unit_of, slot_of
         self._alert_entries = _entries(self._subscribers, alerts)
         self._exclude_entries = _entries(self._exclude_subscribers, alerts)
         self._exclude_ids = np.frombuffer(self._exclude_subscribers._ids, dtype=np.int32)
@@ -629,12 +629,14 @@ class _Chunk:
         """The Match of a subscriber reached by several alerts: reasons in their order."""
         index = self.index
         fired, weights = self._paper(number)
-        starts, unit_of, slot_of = self.match_starts, index._unit_of, index._slot_of
+        starts = self.match_starts
+        alerts = index._order(sid)
+        units, slots = index._unit_of[alerts].tolist(), index._slot_of[alerts].tolist()
         reasons: list[Reason] = []  # of each of their alerts that fired, in their order
         positive: list[int] = []
-        for vid in index._order(sid):
-            if (fire := fired.get(unit_of[vid])) is not None:
-                reasons += matches[starts[fire] + slot_of[vid]].reasons
+        for vid, unit, slot in zip(alerts, units, slots, strict=True):
+            if (fire := fired.get(unit)) is not None:
+                reasons += matches[starts[fire] + slot].reasons
                 single = index._single[vid]
                 positive += [single] if single >= 0 else index._positives.get(vid) or ()
         keys = index._term_keys
