@@ -258,10 +258,9 @@ class AlertIndex:
                 got.setdefault(self._author_keys[aid].given[0], []).append(aid)
         return got
 
-    def _order(self, sid: int) -> list[int]:
+    def _order(self, sid: int) -> npt.NDArray[np.int32]:
         """A subscriber's alerts, authors first, in the order they wrote them."""
-        authors, keywords = self._orders
-        return authors.of(sid) + keywords.of(sid)
+        return np.concatenate([f.ids[f.starts[sid] : f.starts[sid + 1]] for f in self._orders])
 
 
 # ------------------------------------------------------------------------- a day
@@ -634,7 +633,7 @@ class _Chunk:
         units, slots = index._unit_of[alerts].tolist(), index._slot_of[alerts].tolist()
         reasons: list[Reason] = []  # of each of their alerts that fired, in their order
         positive: list[int] = []
-        for vid, unit, slot in zip(alerts, units, slots, strict=True):
+        for vid, unit, slot in zip(alerts.tolist(), units, slots, strict=True):
             if (fire := fired.get(unit)) is not None:
                 reasons += matches[starts[fire] + slot].reasons
                 single = index._single[vid]
