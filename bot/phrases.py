@@ -20,8 +20,9 @@ So a day of 400,000 words costs a handful of numpy passes, however many phrases 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
@@ -141,8 +142,10 @@ def _joined(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], Ints, Ints]:
 class _Dictionary:
     """Words by hash: a sorted hash table of ASCII words, with their bytes to check a find."""
 
-    def __init__(self, base: int, entries: Mapping[str, int]) -> None:
-        names = [w for w in entries if w.isascii()]
+    def __init__(
+        self, base: int, entries: Mapping[str, int], leave: Set[str] = frozenset()
+    ) -> None:
+        names = [w for w in entries if w.isascii() and w not in leave]
         data, begins, ends = _joined(names)
         hashes = _hashes(base, data, begins, ends)[0]
         order = np.argsort(hashes)
@@ -179,22 +182,23 @@ class PhraseFinder:
     """Every phrase (folded words → pattern id), found in many texts at once."""
 
     def __init__(self, patterns: Mapping[tuple[str, ...], int]) -> None:
-        self._ids: dict[str, int] = {}  # every exact phrase word → a number from 1
-        exact: list[tuple[tuple[int, ...], int]] = []
+        vocabulary = dict.fromkeys(chain.from_iterable(patterns))
+        # every word of a phrase → a number from 1 (a prefix word `transform*` gets one too,
+        # which no text word can have, as they are letters and digits only)
+        self._ids = dict(zip(vocabulary, range(1, len(vocabulary) + 1), strict=True))
+        stars = {w for w in vocabulary if w.endswith("*")}
+        exact = [p for p in patterns if stars.isdisjoint(p)] if stars else list(patterns)
         self._by_word: dict[int, list[_Prefixed]] = {}  # prefix phrases by exact first word
         self._by_stem: dict[str, list[_Prefixed]] = {}  # ... by a first word that is a prefix
-        for phrase, pid in patterns.items():
-            steps = tuple((w[:-1], True) if w.endswith("*") else (w, False) for w in phrase)
-            numbers = tuple(self._number(w) for w, prefix in steps if not prefix)
-            if len(numbers) == len(steps):
-                exact.append((numbers, pid))
-            elif steps[0][1]:
-                self._by_stem.setdefault(steps[0][0], []).append((pid, steps))
+        for phrase in (p for p in patterns if not stars.isdisjoint(p)) if stars else ():
+            steps = tuple((w[:-1], True) if w in stars else (w, False) for w in phrase)
+            entry = (patterns[phrase], steps)
+            if steps[0][1]:
+                self._by_stem.setdefault(steps[0][0], []).append(entry)
             else:
-                self._by_word.setdefault(numbers[0], []).append((pid, steps))
+                self._by_word.setdefault(self._ids[phrase[0]], []).append(entry)
         self._bits = max(len(self._ids).bit_length(), 1)
-        self._single = np.full(len(self._ids) + 1, -1, dtype=np.int64)
-        self._tables(exact)
+        self._tables(exact, np.fromiter(map(patterns.__getitem__, exact), np.int64, len(exact)))
         self._stem_list = list(self._by_stem)
         self._stem_ids = {stem: i for i, stem in enumerate(self._stem_list)}
         by_stem = [self._by_stem[stem] for stem in self._stem_list]
@@ -208,30 +212,32 @@ class PhraseFinder:
         )
         self._first_words = np.zeros(len(self._ids) + 1, dtype=bool)
         self._first_words[list(self._by_word)] = True
-        self._dictionaries()
+        self._dictionaries(stars)
 
-    def _number(self, word: str) -> int:
-        """The number of an exact phrase word."""
-        return self._ids.setdefault(word, len(self._ids) + 1)
-
-    def _tables(self, exact: list[tuple[tuple[int, ...], int]]) -> None:
+    def _tables(self, exact: list[tuple[str, ...]], pids: Ints) -> None:
         """One-word phrases by word; longer ones sorted by their first two words."""
-        longer = sorted((self._pair(n[0], n[1]), n[2:], pid) for n, pid in exact if len(n) > 1)
-        for numbers, pid in exact:
-            if len(numbers) == 1:
-                self._single[numbers[0]] = pid
-        self._keys = np.array([k for k, _, _ in longer], dtype=np.int64)
-        self._pids = np.array([pid for _, _, pid in longer], dtype=np.int64)
-        self._rest_len = np.array([len(rest) for _, rest, _ in longer], dtype=np.int64)
+        lengths = np.fromiter(map(len, exact), np.int64, len(exact))
+        numbers = np.fromiter(
+            map(self._ids.__getitem__, chain.from_iterable(exact)), np.int64, int(lengths.sum())
+        )
+        starts = np.cumsum(lengths) - lengths
+        self._single = np.full(len(self._ids) + 1, -1, dtype=np.int64)
+        one = lengths == 1
+        self._single[numbers[starts[one]]] = pids[one]
+        starts, lengths, pids = starts[~one], lengths[~one], pids[~one]
+        keys = self._pair(numbers[starts], numbers[starts + 1])
+        order = np.argsort(keys, kind="stable")
+        self._keys, self._pids = keys[order], pids[order]
+        self._rest_len = lengths[order] - 2
         self._rest_start = np.cumsum(self._rest_len) - self._rest_len
-        self._rest = np.array([w for _, rest, _ in longer for w in rest], dtype=np.int64)
+        self._rest = numbers[np.repeat(starts[order] + 2, self._rest_len) + ramp(self._rest_len)]
 
-    def _dictionaries(self) -> None:
+    def _dictionaries(self, stars: set[str]) -> None:
         """Hash tables of the phrase words and of the stems, by stem length (no collision)."""
         stems = self._stem_ids
         for base in _BASES:
             self._base = base
-            self._words = _Dictionary(base, self._ids)
+            self._words = _Dictionary(base, self._ids, stars)
             self._stems = {
                 size: _Dictionary(base, {s: i for s, i in stems.items() if len(s) == size})
                 for size in {len(s) for s in stems}
@@ -240,7 +246,7 @@ class PhraseFinder:
                 return
         raise ValueError("phrase words collide under every hash base")  # about 2**-100
 
-    def _pair(self, first: int | Ints, second: int | Ints) -> int | Ints:
+    def _pair(self, first: Ints, second: Ints) -> Ints:
         """Two word numbers packed in one integer (both are below 2**bits)."""
         return first << self._bits | second
 
