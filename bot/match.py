@@ -111,7 +111,7 @@ class AlertIndex:
         self._vote_minimums = [m for m, _ in self._votes]
         self._kinds = c.kinds
         self._texts = c.texts
-        self._single = array("i", c.single)
+        self._single = np.array(c.single, dtype=np.int64)
         self._positives = c.positives
         self._units = c.units
         self._subscribers = Flat.inverted(*c.orders)  # alert → its subscribers
@@ -137,7 +137,7 @@ class AlertIndex:
         units, alerts, atoms = self._units, len(self._kinds), c.atoms.count
         self._boolean_rows = atoms - 1
         keys = np.fromiter(units, np.int64, len(units))
-        rows = np.where(keys >= 0, keys, self._boolean_rows - keys)
+        rows = self._rows(keys)
         self._unit_alerts = _Csr(units, atoms + alerts, rows)
         self._is_unit = self._unit_alerts.counts[:atoms] > 0
         counts = np.fromiter(map(len, units.values()), np.int64, len(units))
@@ -258,9 +258,24 @@ class AlertIndex:
                 got.setdefault(self._author_keys[aid].given[0], []).append(aid)
         return got
 
-    def _order(self, sid: int) -> npt.NDArray[np.int32]:
-        """A subscriber's alerts, authors first, in the order they wrote them."""
-        return np.concatenate([f.ids[f.starts[sid] : f.starts[sid + 1]] for f in self._orders])
+    def _rows(self, units: Ints) -> Ints:
+        """The row of each unit: an atom's is its id, a boolean alert's comes after the atoms."""
+        rows: Ints = np.where(units >= 0, units, self._boolean_rows - units)
+        return rows
+
+    def _alerts_of(self, subscribers: Ints) -> tuple[Ints, Ints]:
+        """(k, alert) pairs: the alerts of subscribers[k], authors first, in the order
+        they wrote them; k ascending."""
+        owners, alerts, parts = [], [], []
+        for number, flat in enumerate(self._orders):
+            starts = np.asarray(flat.starts, dtype=np.int64)
+            counts = flat.counts[subscribers].astype(np.int64)
+            owners.append(np.repeat(np.arange(len(subscribers)), counts))
+            alerts.append(flat.ids[np.repeat(starts[subscribers], counts) + ramp(counts)])
+            parts.append(np.full(int(counts.sum()), number))
+        owner, alert, which = (np.concatenate(x) for x in (owners, alerts, parts))
+        order = np.lexsort((np.arange(len(owner)), which, owner))
+        return owner[order], alert[order].astype(np.int64)
 
 
 # ------------------------------------------------------------------------- a day
@@ -507,7 +522,8 @@ class _Chunk:
         self.spelled = spelled[order]
         self.excluded = self._excluded() if index._gates else np.zeros(0, dtype=np.int64)
         self.match_starts: list[int] = []
-        self.fired_at: dict[int, tuple[dict[int, int], dict[int, float]]] = {}  # `_paper`
+        self._fire_keys: Ints | None = None  # (paper, unit row) of each fire, sorted
+        self._fire_order = np.zeros(0, dtype=np.int64)
 
     def _excluded(self) -> Ints:
         """(subscriber << 32 | paper), sorted: the pairs that an exclude entry rules out."""
@@ -534,7 +550,7 @@ class _Chunk:
             return
         index = self.index
         units = self.units
-        rows = np.where(units >= 0, units, index._boolean_rows - units)
+        rows = index._rows(units)
         counts = index._unit_alerts.counts[rows]
         matches = self._matches(rows, counts)
         entries = index._alert_entries[index._unit_alerts.expand(rows)]
@@ -549,8 +565,7 @@ class _Chunk:
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1  # a pair the one before repeats
         if len(again):  # subscribers reached by two alerts: one merged Match instead
             firsts = np.setdiff1d(again - 1, again)
-            pairs = zip((keys[firsts] >> 32).tolist(), (keys[firsts] & _LOW).tolist(), strict=True)
-            merged = [self._merged(s, n, matches) for s, n in pairs]
+            merged = self._merged(keys[firsts] >> 32, keys[firsts] & _LOW, matches)
             which[firsts] = len(matches) + np.arange(len(merged))
             matches = [*matches, *merged]
             keep = np.ones(len(keys), dtype=bool)
@@ -624,38 +639,44 @@ class _Chunk:
             self.run.admits[names] = got
         return got
 
-    def _merged(self, sid: int, number: int, matches: list[Match]) -> Match:
-        """The Match of a subscriber reached by several alerts: reasons in their order."""
-        index = self.index
-        fired, weights = self._paper(number)
-        starts = self.match_starts
-        alerts = index._order(sid)
-        units, slots = index._unit_of[alerts].tolist(), index._slot_of[alerts].tolist()
-        reasons: list[Reason] = []  # of each of their alerts that fired, in their order
-        positive: list[int] = []
-        for vid, unit, slot in zip(alerts.tolist(), units, slots, strict=True):
-            if (fire := fired.get(unit)) is not None:
-                reasons += matches[starts[fire] + slot].reasons
-                single = index._single[vid]
-                positive += [single] if single >= 0 else index._positives.get(vid) or ()
-        keys = index._term_keys
-        best: dict[int, float] = {}
-        for aid in positive:
-            if (weight := weights.get(aid)) is not None and weight > best.get(keys[aid], 0.0):
-                best[keys[aid]] = weight
-        return Match(self.papers[number].id, tuple(reasons), sum(best.values()))
+    def _merged(self, subscribers: Ints, numbers: Ints, matches: list[Match]) -> list[Match]:
+        """The Matches of subscribers that several alerts reached for one paper: the reasons
+        of each of their alerts that fired, in their order; the score of all their terms."""
+        index, hits = self.index, self.hits
+        owners, alerts = index._alerts_of(subscribers)
+        rows = index._rows(index._unit_of[alerts])
+        fires = self._fire_at(numbers[owners], rows)
+        fired = fires >= 0
+        owners, alerts, fires = owners[fired], alerts[fired], fires[fired]
+        chosen = np.array(self.match_starts, dtype=np.int64)[fires] + index._slot_of[alerts]
+        reasons = [matches[i].reasons for i in chosen.tolist()]
+        bounds = np.searchsorted(owners, np.arange(len(subscribers) + 1)).tolist()
+        # the score: each distinct term of the atoms that fired, at its best weight
+        single = index._single[alerts]
+        positives = index._positive_atoms
+        atom_owners = np.concatenate(
+            (owners[single >= 0], np.repeat(owners, positives.counts[alerts]))
+        )
+        atoms = np.concatenate((single[single >= 0], positives.expand(alerts)))
+        found = hits.find(numbers[atom_owners], atoms)
+        atom_owners, atoms, found = atom_owners[found >= 0], atoms[found >= 0], found[found >= 0]
+        scores = _best_sum(
+            atom_owners, index._term_key_array[atoms], hits.weight[found], len(subscribers)
+        )
+        ids = np.array([paper.id for paper in self.papers], dtype=object)[numbers].tolist()
+        merged = (tuple(chain.from_iterable(reasons[a:b])) for a, b in pairwise(bounds))
+        return list(map(Match, ids, merged, scores.tolist()))
 
-    def _paper(self, number: int) -> tuple[dict[int, int], dict[int, float]]:
-        """A paper's fired units (unit → fire) and its atoms' weights, for merges."""
-        got = self.fired_at.get(number)
-        if got is None:
-            lo, hi = np.searchsorted(self.numbers, [number, number + 1]).tolist()
-            fired = dict(zip(self.units[lo:hi].tolist(), range(lo, hi), strict=True))
-            hits = self.hits
-            lo, hi = np.searchsorted(hits.paper, [number, number + 1]).tolist()
-            weights = dict(zip(hits.atom[lo:hi].tolist(), hits.weight[lo:hi].tolist(), strict=True))
-            got = self.fired_at[number] = (fired, weights)
-        return got
+    def _fire_at(self, numbers: Ints, rows: Ints) -> Ints:
+        """The fire of each (paper, unit row), or -1 where that unit did not fire for it."""
+        if self._fire_keys is None:
+            keys = self.numbers << 32 | self.index._rows(self.units)
+            self._fire_order = np.argsort(keys)
+            self._fire_keys = keys[self._fire_order]
+        keys = numbers << 32 | rows
+        at = np.minimum(np.searchsorted(self._fire_keys, keys), len(self._fire_keys) - 1)
+        found: Ints = np.where(self._fire_keys[at] == keys, self._fire_order[at], -1)
+        return found
 
 
 class _Csr:
