@@ -557,10 +557,9 @@ class _Chunk:
         which, subscribers = _postings(entries, index._subscriber_ids)
         numbers = np.repeat(self.numbers, counts)[which]
         order = _stable_order(subscribers)  # by subscriber, then paper (pairs are in paper order)
-        subscribers, numbers, which = subscribers[order], numbers[order], which[order]
-        keys = subscribers << 32 | numbers
+        keys, which = (subscribers << 32 | numbers)[order], which[order]
         if index._gates:
-            keep = self.gate(subscribers, numbers, keys)
+            keep = self.gate(keys >> 32, keys & _LOW, keys)
             keys, which = keys[keep], which[keep]
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1  # a pair the one before repeats
         if len(again):  # subscribers reached by two alerts: one merged Match instead
