@@ -13,7 +13,7 @@ so that the Python work is per distinct thing found rather than per word or per 
    look-ups per paper. The result is one sorted row per (paper, atom) that hit;
 2. alerts (`_Chunk`): a one-atom alert fires when its atom hit; a boolean one is
    evaluated only for the papers where one of its *trigger* atoms hit — atoms chosen so
-   that the query cannot be true without one of them (`Compiler._walk`) — and all the
+   that the query cannot be true without one of them (`bot.compiler.walk`) — and all the
    candidates of one query shape are evaluated together (`_evaluate`);
 3. reasons: what a fired alert quotes is the paper's own spelling of the words, in
    reading order; fires are grouped by (alert, spelling) with hashes, so each distinct

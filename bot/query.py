@@ -22,7 +22,7 @@ alone would match nearly every paper, so it is rejected (use `exclude:` for that
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -393,20 +393,90 @@ _FAST_LABEL = re.compile(rf'\s*(category|source):\s*(?:"([^"]*)"|“([^”]*)”
 _FAST_RUN = re.compile(rf"\s*({_R})\s*")
 
 
+# the fast path builds its nodes without their dataclass __init__ (see bot.builder)
+_make_query = builder(Query)
+_make_phrase = builder(Phrase)
+_make_and = builder(And)
+_make_or = builder(Or)
+_make_not = builder(Not)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # one object per shape: hashed by identity
+class Shape:
+    """A boolean query shape common enough to be read without the parser.
+
+    `tree` builds the query's tree from its phrases, given in the order a walk of the tree
+    (children left to right) meets them.
+    """
+
+    name: str
+    tree: Callable[[tuple[Phrase, ...]], Node]
+
+
+AND_OR = Shape("a AND (b OR c)", lambda p: _make_and((p[0], _make_or(p[1:]))))
+AND_NOT = Shape("a -b", lambda p: _make_and((p[0], _make_not(p[1]))))
+
+
+def boolean_runs(text: str) -> tuple[Shape, tuple[str, ...]] | None:
+    """`text`'s shape and its phrases as written, for a query of a common shape without `*`.
+
+    Each phrase as written, `run`, means `Phrase(tuple(words(run)))` when it has words;
+    when one has none, `text` does not parse. None for any other text.
+    """
+    if "*" in text:
+        return None
+    found = _shape_runs(text)
+    return None if found is None else found[:2]
+
+
+def scoped_run(text: str) -> tuple[TextField, str] | None:
+    """`text`'s field and phrase as written, for one `title:`/`abstract:` phrase without `*`.
+
+    The phrase as written, `run`, means `Phrase(tuple(words(run)), field)` when it has
+    words; when it has none, `text` does not parse. None for any other text.
+    """
+    if "*" in text or ":" not in text or not (found := _FAST_SCOPED.fullmatch(text)):
+        return None
+    scope, straight, curly, run = found.groups()
+    if scope == "author":  # a name, not a phrase
+        return None
+    inner = run if run is not None else straight if straight is not None else curly
+    return ("title" if scope == "title" else "abstract"), inner
+
+
+def _shape_runs(text: str) -> tuple[Shape, tuple[str, ...], bool] | None:
+    """`text`'s shape, its phrases as written, and whether the first phrase is quoted."""
+    if " AND (" in text and (found := _FAST_AND_OR.fullmatch(text)):
+        straight, curly, run, either, other = found.groups()
+        if run is not None:
+            return AND_OR, (run, either, other), False
+        return AND_OR, (straight if straight is not None else curly, either, other), True
+    if "-" in text and (found := _FAST_NOT.fullmatch(text)):
+        return AND_NOT, found.groups(), False
+    return None
+
+
+def _boolean_shape(text: str) -> tuple[Shape, tuple[Phrase, ...]] | None:
+    """`text`'s shape and phrases (`shape.tree(phrases)` is its tree), if of a common shape.
+
+    Raises the QueryError of a phrase that does not hold.
+    """
+    found = _shape_runs(text)
+    if found is None:
+        return None
+    shape, runs, quoted = found
+    first = _quoted_phrase(runs[0]) if quoted else _text_phrase(runs[0])
+    return shape, (first, *map(_text_phrase, runs[1:]))
+
+
 def _fast_root(text: str) -> Node | None:
     """The tree of `text` when it has one of the commonest shapes, else None (use the parser).
 
     None also when a term would raise: the parser then reports the first error in order.
     """
     try:
-        if " AND (" in text and (found := _FAST_AND_OR.fullmatch(text)):
-            straight, curly, run, either, other = found.groups()
-            inner = straight if straight is not None else curly
-            first = _quoted_phrase(inner) if inner is not None else _text_phrase(run)
-            return _make_and_or(first, (_text_phrase(either), _text_phrase(other)))
-        if "-" in text and (found := _FAST_NOT.fullmatch(text)):
-            run, excluded = found.groups()
-            return _make_and_not(_text_phrase(run), _text_phrase(excluded))
+        if shaped := _boolean_shape(text):
+            return shaped[0].tree(shaped[1])
         if ":" in text and (found := _FAST_SCOPED.fullmatch(text) or _FAST_LABEL.fullmatch(text)):
             scope, straight, curly, run = found.groups()
             inner = straight if straight is not None else curly
@@ -418,24 +488,6 @@ def _fast_root(text: str) -> Node | None:
     except QueryError:
         return None
     return None
-
-
-# the fast path builds its nodes without their dataclass __init__ (see bot.builder)
-_make_query = builder(Query)
-_make_phrase = builder(Phrase)
-_make_and = builder(And)
-_make_or = builder(Or)
-_make_not = builder(Not)
-
-
-def _make_and_or(first: Node, either: tuple[Node, ...]) -> And:
-    """And((first, Or(either)))."""
-    return _make_and((first, _make_or(either)))
-
-
-def _make_and_not(first: Node, excluded: Node) -> And:
-    """And((first, Not(excluded)))."""
-    return _make_and((first, _make_not(excluded)))
 
 
 @lru_cache(maxsize=16384)  # ~6 MB at most

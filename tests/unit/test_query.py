@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.fold import AuthorKey
+from bot.fold import AuthorKey, words
 from bot.query import (
     And,
     Atom,
@@ -25,10 +25,12 @@ from bot.query import (
     TextField,
     Votes,
     atoms,
+    boolean_runs,
     evaluate,
     parse_follow,
     parse_query,
     plain_words,
+    scoped_run,
 )
 from tests.cli import run_paperbot
 
@@ -268,6 +270,68 @@ def test_every_shortcut_of_the_parser_builds_the_tree_the_grammar_gives(text: st
         return
     # inside a group, the text can only be read by the general grammar
     assert parse_query(f"({text})").root == root
+
+
+# The boolean shapes the compiler reads without the parser, spaced and quoted in every way,
+# mostly of words it reads (letters, digits, `_`) and a few it leaves to the parser.
+_SHAPE_WORD = st.sampled_from(
+    ["neural", "Collapse", "x", "_", "½", "Rémy", "ORx", "ANDROID", "2d", "ǅ", "x²", "ab*", "OR"]
+)
+_SHAPE_RUN = st.lists(_SHAPE_WORD, min_size=1, max_size=3).map(" ".join)
+_BOOLEAN_SHAPED = st.one_of(
+    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SHAPE_RUN, _SPACE).map(
+        lambda t: f"{t[0]} AND{t[3]}({t[1]} OR {t[2]})"
+    ),
+    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SHAPE_RUN, _SPACE).map(
+        lambda t: f' "{t[0]}"  AND ({t[1]}{t[3]}OR {t[2]})'
+    ),
+    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SHAPE_RUN).map(lambda t: f"“{t[0]}” AND ({t[1]} OR {t[2]})"),
+    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SPACE).map(lambda t: f"{t[0]}{t[2]}-{t[1]} "),
+)
+
+
+@settings(max_examples=300)
+@given(_BOOLEAN_SHAPED)
+@example('"neural collapse" AND (x OR 2d)')
+@example("“Rémy x” AND\t(x OR x)")
+@example("neural  -½")
+@example("x -_")
+def test_a_common_boolean_shape_is_read_as_the_grammar_reads_it(text: str) -> None:
+    found = boolean_runs(text)
+    if found is None:  # e.g. a `*`, or words that are not plain: the parser's to read
+        return
+    shape, runs = found
+    phrases = [tuple(words(run)) for run in runs]
+    if not all(phrases):  # the shortcut's promise: a phrase without words does not parse
+        with pytest.raises(QueryError):
+            parse_query(f"({text})")
+        return
+    assert parse_query(f"({text})").root == shape.tree(tuple(map(Phrase, phrases)))
+
+
+_SCOPED_PHRASE = st.tuples(
+    st.sampled_from(["title:", "abstract:", "author:", "TITLE:", "title: ", " abstract:"]),
+    _SHAPE_RUN,
+    st.booleans(),
+).map(lambda t: f'{t[0]}"{t[1]}"' if t[2] else f"{t[0]}{t[1]}")
+
+
+@settings(max_examples=200)
+@given(_SCOPED_PHRASE)
+@example("title:neural  Collapse")
+@example('abstract:"x, 2d"')
+@example("title:_")
+def test_a_scoped_phrase_is_read_as_the_grammar_reads_it(text: str) -> None:
+    found = scoped_run(text)
+    if found is None:  # e.g. a `*`, an author, words that are not plain: the parser's
+        return
+    field, run = found
+    folded = tuple(words(run))
+    if not folded:  # the shortcut's promise: a phrase without words does not parse
+        with pytest.raises(QueryError):
+            parse_query(f"({text})")
+        return
+    assert parse_query(f"({text})").root == Phrase(folded, field)
 
 
 # ------------------------------------------------------------------------ evaluation
