@@ -40,7 +40,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from itertools import chain, pairwise
+from itertools import chain, pairwise, repeat
 from operator import getitem
 
 import numpy as np
@@ -297,12 +297,6 @@ class _Run:
         # same alerts quote the same words in many papers, and their Reasons serve them all
         self.reasons: dict[int, list[tuple[Reason]]] = {}
         self.admits: dict[tuple[str, ...], npt.NDArray[np.bool_]] = {}  # see `_Chunk.gate`
-
-    def reasons_of(self, unit: int, terms: tuple[str, ...]) -> list[tuple[Reason]]:
-        """One (one-element) reasons tuple per alert of the unit, quoting these words."""
-        kinds, texts = self.index._kinds, self.index._texts
-        alerts = self.index._units.get(unit) or ()
-        return [(_new_reason(kinds[v], texts[v], terms),) for v in alerts]
 
     def add(self, spread: list[Match], subscribers: npt.NDArray[np.int64]) -> None:
         """Append matches, grouped by subscriber (`subscribers` is sorted), to their lists."""
@@ -586,12 +580,7 @@ class _Chunk:
         cache, keys_seen = self.run.reasons, distinct.tolist()
         new = [i for i, key in enumerate(keys_seen) if key not in cache]
         if new:
-            fires = firsts[new]
-            terms = self._terms(fires)
-            for key, unit, words in zip(
-                distinct[new].tolist(), self.units[fires].tolist(), terms, strict=True
-            ):
-                cache[key] = self.run.reasons_of(unit, words)
+            cache.update(zip(distinct[new].tolist(), self._reasons(firsts[new]), strict=True))
         made = list(map(cache.__getitem__, keys_seen))
         reasons = chain.from_iterable(map(made.__getitem__, groups.tolist()))
         ids = np.array([paper.id for paper in self.papers], dtype=object)
@@ -599,6 +588,21 @@ class _Chunk:
         scores = np.repeat(self.scores, counts).tolist()
         self.match_starts = (np.cumsum(counts) - counts).tolist()
         return list(map(_new_match, paper_ids, reasons, scores))
+
+    def _reasons(self, fires: Ints) -> list[list[tuple[Reason]]]:
+        """For each of these fires: one (one-element) reasons tuple per alert of its unit,
+        quoting the fire's words."""
+        index = self.index
+        table = index._unit_alerts
+        rows = index._rows(self.units[fires])
+        counts = table.counts[rows].tolist()
+        alerts = table.expand(rows).tolist()
+        terms = list(chain.from_iterable(map(repeat, self._terms(fires), counts)))
+        kinds = list(map(index._kinds.__getitem__, alerts))
+        texts = list(map(index._texts.__getitem__, alerts))
+        reasons = list(zip(map(_new_reason, kinds, texts, terms)))  # 1-tuples
+        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
+        return [reasons[a:b] for a, b in pairwise(bounds)]
 
     def _terms(self, fires: Ints) -> list[tuple[str, ...]]:
         """The distinct words each of these fires quotes, in reading order."""
