@@ -57,15 +57,21 @@ class Table:
     they would take several times the memory, and the garbage collector would walk each.
     """
 
-    def __init__(self, where: dict[int, int], ids: memoryview) -> None:
-        self._where = where  # key → start << SHIFT | length, in `ids`
+    def __init__(
+        self, keys: npt.NDArray[np.int32], entries: npt.NDArray[np.int64], ids: memoryview
+    ) -> None:
+        # the keys (ascending) and each one's entry, start << SHIFT | length in `ids`: as
+        # arrays, since the index reads them in bulk (a dict of them took ~0.05 s to make)
+        self.keys = keys
+        self.entries = entries
         self._ids = ids
 
     def get(self, key: int) -> memoryview | None:
         """The ids filed under `key`, if any (a view: nothing is copied)."""
-        found = self._where.get(key)
-        if found is None:
+        at = int(np.searchsorted(self.keys, key))
+        if at == len(self.keys) or self.keys[at] != key:
             return None
+        found = int(self.entries[at])
         start = found >> SHIFT
         return self._ids[start : start + (found & MASK)]
 
@@ -192,21 +198,23 @@ class Compiler:
         self.kinds: list[str] = []
         self.texts: list[str] = []
         self.single: list[int] = []  # the alert's one atom, or -1 for a boolean alert
-        self.programs: dict[int, list[int]] = {}
-        self.positives: dict[int, list[int]] = {}
+        self.excluding = bytearray()  # by alert: 1 for an exclude entry (numpy reads it as is)
+        # boolean programs by *shape*: the program with its j-th atom written j; each
+        # shape's alerts (ascending) and their atoms, row after row (`Shapes`)
+        self.shapes: dict[tuple[int, ...], Shapes] = {}
+        self.positives = Pairs()  # (boolean alert, each non-negated atom), alert by alert
         # a *unit* fires as one: an atom (all its one-atom alerts), or a boolean alert
         # (keyed -1 - alert); boolean alerts are evaluated when a trigger atom hits
         self.units: dict[int, list[int]] = {}
-        self.evaluates: dict[int, list[int]] = {}
-        self.fires_exclude: dict[int, list[int]] = {}
-        self.evaluates_exclude: dict[int, list[int]] = {}
+        self.evaluates = Pairs()  # (trigger atom, keyword boolean alert)
+        self.evaluates_exclude = Pairs()  # (trigger atom, exclude boolean alert)
         self.emails: list[str] = []
         # every subscriber's alerts (authors, then keywords) and their exclude entries,
         # one subscriber after the other: starts[sid] .. starts[sid + 1]
         self.orders = (Flat(), Flat())
         self.excludes = Flat()
         self.restrictions: dict[int, Restrict] = {}  # subscribers with `categories`
-        self._templates: dict[tuple[Shape, tuple[int, ...]], Template] = {}
+        self._templates: dict[tuple[Shape, tuple[int, ...]], tuple[Template, Shapes]] = {}
 
     def subscribers(self, subscribers: Sequence[Subscriber]) -> None:
         """Add every subscriber (once): their entries are flattened and compiled text by text.
@@ -260,14 +268,17 @@ class Compiler:
         self.kinds += [kind] * len(texts)
         self.texts += texts
         self.single += single
+        self.excluding += bytes([kind == "exclude"]) * len(texts)
+        if kind == "exclude":
+            return vids  # no units: their atoms fire them (`AlertIndex` finds which)
         # each atom's one-atom alerts, and each boolean alert as a unit of its own (keyed
-        # -1 - alert); exclude entries have no units: their atoms fire them
-        table = self.fires_exclude if kind == "exclude" else self.units
+        # -1 - alert)
+        units = self.units
         for vid, aid in zip(vids, single, strict=True):
             if aid >= 0:
-                table.setdefault(aid, []).append(vid)
-            elif kind != "exclude":
-                table[-1 - vid] = [vid]
+                units.setdefault(aid, []).append(vid)
+            else:
+                units[-1 - vid] = [vid]
         return vids
 
     def _authors(self, texts: list[str]) -> list[int]:
@@ -294,8 +305,21 @@ class Compiler:
         program: list[int] = []
         positive: dict[int, None] = {}
         triggers = walk(root, program, positive, False, self.atoms.atom)[0]
-        self._boolean(exclude, vid, program, list(positive), dict.fromkeys(triggers or ()))
+        slots = count()
+        template = tuple(next(slots) if step >= 0 else step for step in program)
+        atoms = [step for step in program if step >= 0]
+        shapes = self._shape(template)
+        self._boolean(
+            exclude, vid, shapes, atoms, list(positive), list(dict.fromkeys(triggers or ()))
+        )
         return -1
+
+    def _shape(self, template: tuple[int, ...]) -> Shapes:
+        """The alerts of one program shape (numbered in the order shapes are first met)."""
+        found = self.shapes.get(template)
+        if found is None:
+            found = self.shapes[template] = Shapes(len(self.shapes), sum(s >= 0 for s in template))
+        return found
 
     def _shaped(self, exclude: bool, vid: int, shape: Shape, runs: tuple[str, ...]) -> bool:
         """Compile a boolean query of a common shape from its shape's template.
@@ -309,33 +333,81 @@ class Compiler:
                 return False
         ids, lengths = zip(*cast("list[tuple[int, int]]", found), strict=True)
         # without a prefix a phrase's rarity is its length: that and the shape decide
-        template = self._templates.get((shape, lengths))
-        if template is None:
+        known = self._templates.get((shape, lengths))
+        if known is None:
             phrases = tuple(Phrase(tuple(words(run))) for run in runs)
-            template = self._templates[shape, lengths] = Template.of(shape, phrases)
-        program = [ids[step] if step >= 0 else step for step in template.program]
+            made = Template.of(shape, phrases)
+            known = self._templates[shape, lengths] = (made, self._shape(made.program))
+        template, shapes = known
+        # slots are numbered in walk order: the program's atoms are `ids`, in order
         positives = [ids[slot] for slot in template.positives]
         triggers = [ids[slot] for slot in template.triggers]
         if len(set(ids)) < len(ids):  # a phrase written twice: one atom, listed once
             positives = list(dict.fromkeys(positives))
             triggers = list(dict.fromkeys(triggers))
-        self._boolean(exclude, vid, program, positives, triggers)
+        self._boolean(exclude, vid, shapes, ids, positives, triggers)
         return True
 
     def _boolean(
         self,
         exclude: bool,
         vid: int,
-        program: list[int],
+        shapes: Shapes,
+        atoms: Sequence[int],
         positives: list[int],
-        triggers: Iterable[int],
+        triggers: list[int],
     ) -> None:
-        """File a compiled boolean alert: its program, positive atoms and (distinct) triggers."""
-        self.programs[vid] = program
-        self.positives[vid] = positives
-        table = self.evaluates_exclude if exclude else self.evaluates
-        for aid in triggers:
-            table.setdefault(aid, []).append(vid)
+        """File a compiled boolean alert: its program (shape and atoms), positive atoms and
+        (distinct) triggers."""
+        shapes.alerts.append(vid)
+        shapes.atoms += atoms
+        self.positives.extend(vid, positives)
+        (self.evaluates_exclude if exclude else self.evaluates).add(triggers, vid)
+
+    def program(self, vid: int) -> list[int]:
+        """The postfix program of boolean alert `vid` (for tests and debugging: slow)."""
+        for template, shapes in self.shapes.items():
+            if vid in shapes.alerts:
+                row = shapes.alerts.index(vid) * shapes.width
+                atoms = shapes.atoms[row : row + shapes.width]
+                slots = count()
+                return [atoms[next(slots)] if step >= 0 else step for step in template]
+        raise KeyError(vid)
+
+
+class Shapes:
+    """The boolean alerts of one program shape: their ids and atoms (`width` per alert)."""
+
+    def __init__(self, number: int, width: int) -> None:
+        self.number = number  # shapes are numbered in the order they are first met
+        self.width = width
+        self.alerts: list[int] = []
+        self.atoms: list[int] = []
+
+
+class Pairs:
+    """(key, value) pairs as two parallel lists, ready for numpy."""
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.values: list[int] = []
+
+    def add(self, keys: list[int], value: int) -> None:
+        """File `value` under each of `keys`."""
+        self.keys += keys
+        self.values += [value] * len(keys)
+
+    def extend(self, key: int, values: list[int]) -> None:
+        """File each of `values` under `key`."""
+        self.keys += [key] * len(values)
+        self.values += values
+
+    def lists(self) -> dict[int, list[int]]:
+        """The values by key, in order (for tests: slow)."""
+        found: dict[int, list[int]] = {}
+        for key, value in zip(self.keys, self.values, strict=True):
+            found.setdefault(key, []).append(value)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,7 +530,7 @@ class Flat:
         if len(sizes) and sizes.max() >> SHIFT:
             raise ValueError(f"more than {1 << SHIFT} subscribers of one alert")
         entries = starts.astype(np.int64) << SHIFT | sizes
-        return Table(dict(zip(unique.tolist(), entries.tolist(), strict=True)), values.data)
+        return Table(unique, entries, values.data)
 
 
 def _stable_order(ids: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:

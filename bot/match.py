@@ -39,9 +39,11 @@ import gc
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from itertools import chain, pairwise, repeat
 from operator import getitem
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -112,7 +114,6 @@ class AlertIndex:
         self._kinds = c.kinds
         self._texts = c.texts
         self._single = np.array(c.single, dtype=np.int64)
-        self._positives = c.positives
         self._units = c.units
         self._subscribers = Flat.inverted(*c.orders)  # alert → its subscribers
         self._subscriber_ids = np.frombuffer(self._subscribers._ids, dtype=np.int32)
@@ -128,73 +129,48 @@ class AlertIndex:
         self._orders = c.orders
 
     def _tables(self, c: Compiler) -> None:
-        """The look-ups that a chunk of papers uses in bulk (numpy), built from the dicts.
+        """The look-ups that a chunk of papers uses in bulk (numpy), built from the compiler's
+        flat lists (not its dicts: turning those into arrays took a third of the build).
 
         Units by row: an atom's row is its id, a boolean alert's comes after the atoms
         (`_boolean_rows` - unit). For each alert: its unit and place in it (to find its
         Match), and its postings entry.
         """
-        units, alerts, atoms = self._units, len(self._kinds), c.atoms.count
+        alerts, atoms, single = len(self._kinds), c.atoms.count, self._single
         self._boolean_rows = atoms - 1
-        keys = np.fromiter(units, np.int64, len(units))
-        rows = self._rows(keys)
-        self._unit_alerts = _Csr(units, atoms + alerts, rows)
+        excluding = np.frombuffer(c.excluding, dtype=np.bool_)
+        unit_of = np.where(single >= 0, single, -1 - np.arange(alerts))
+        unit_of[excluding] = -1 - alerts  # exclude entries: no unit
+        fired = np.flatnonzero(~excluding)  # ascending: each unit's alerts in order
+        self._unit_alerts = _Csr(self._rows(unit_of[fired]), fired, atoms + alerts)
         self._is_unit = self._unit_alerts.counts[:atoms] > 0
-        counts = np.fromiter(map(len, units.values()), np.int64, len(units))
-        unit_of = np.full(alerts, -1 - alerts, dtype=np.int64)  # exclude entries: no unit
-        unit_of[self._unit_alerts.values] = np.repeat(keys, counts)
         slot_of = np.zeros(alerts, dtype=np.int64)
-        slot_of[self._unit_alerts.values] = ramp(counts)
+        slot_of[self._unit_alerts.values] = self._unit_alerts.places()
         self._unit_of, self._slot_of = unit_of, slot_of
         self._alert_entries = _entries(self._subscribers, alerts)
         self._exclude_entries = _entries(self._exclude_subscribers, alerts)
         self._exclude_ids = np.frombuffer(self._exclude_subscribers._ids, dtype=np.int32)
-        self._triggers = _Csr(c.evaluates, atoms)
-        self._exclude_triggers = _Csr(c.evaluates_exclude, atoms)
-        self._fires_exclude_atoms = _Csr(c.fires_exclude, atoms)
-        self._positive_atoms = _Csr(self._positives, alerts)
+        self._triggers = _Csr(c.evaluates.keys, c.evaluates.values, atoms)
+        self._exclude_triggers = _Csr(c.evaluates_exclude.keys, c.evaluates_exclude.values, atoms)
+        excluded = np.flatnonzero(excluding & (single >= 0))  # one-atom exclude entries
+        self._fires_exclude_atoms = _Csr(single[excluded], excluded, atoms)
+        self._positive_atoms = _Csr(c.positives.keys, c.positives.values, alerts)
         self._term_key_array = np.array(c.atoms.term_keys, dtype=np.int64)
-        self._shapes_of(c.programs, alerts)
+        self._shapes_of(c, alerts)
 
-    def _shapes_of(self, programs: Mapping[int, Sequence[int]], alerts: int) -> None:
-        """Group the boolean programs by shape (the program with atom j written j), so that
-        a chunk evaluates every candidate of a shape at once (`_evaluate`)."""
-        vids = np.fromiter(programs, np.int64, len(programs))
-        lengths = np.fromiter(map(len, programs.values()), np.int64, len(programs))
-        steps = np.fromiter(chain.from_iterable(programs.values()), np.int64, int(lengths.sum()))
-        is_atom = steps >= 0
-        before: Ints = np.cumsum(is_atom) - is_atom  # atoms before each step, overall
-        starts = np.cumsum(lengths) - lengths
-        template = np.where(is_atom, before - np.repeat(before[starts], lengths), steps)
-        raw = template.astype(np.int16).tobytes()
-        shapes: dict[bytes, int] = {}
-        ends = (starts + lengths).tolist()
-        shape_ids = [
-            shapes.setdefault(raw[2 * a : 2 * b], len(shapes))
-            for a, b in zip(starts.tolist(), ends, strict=True)
-        ]
+    def _shapes_of(self, c: Compiler, alerts: int) -> None:
+        """The boolean programs by shape (the program with atom j written j), as the compiler
+        grouped them, so that a chunk evaluates every candidate of a shape at once
+        (`_evaluate`): each shape's template and its alerts' atoms, a row per alert."""
         self._shape_of = np.full(alerts, -1, dtype=np.int64)
-        self._shape_of[vids] = shape_ids
         self._shape_row = np.zeros(alerts, dtype=np.int64)
-        atom_steps = steps[is_atom]
-        atom_starts: Ints = np.cumsum(is_atom) - is_atom  # index into atom_steps of each step
         self._shapes: list[tuple[tuple[int, ...], Ints]] = []
-        by_shape = np.array(shape_ids, dtype=np.int64)
-        order = np.argsort(by_shape, kind="stable")
-        bounds = [0, *(np.flatnonzero(np.diff(by_shape[order])) + 1).tolist(), len(order)]
-        for a, b in pairwise(bounds):
-            members = order[a:b]
-            if not len(members):
-                continue
-            first = int(members[0])
-            template_steps = tuple(
-                template[starts[first] : starts[first] + lengths[first]].tolist()
-            )
-            width = int(is_atom[starts[first] : starts[first] + lengths[first]].sum())
-            heads: Ints = atom_starts[starts[members]]
-            matrix = atom_steps[heads[:, None] + np.arange(width)]
-            self._shape_row[vids[members]] = np.arange(len(members))
-            self._shapes.append((template_steps, matrix))
+        for template, shapes in c.shapes.items():
+            members = np.array(shapes.alerts, dtype=np.int64)
+            matrix = np.array(shapes.atoms, dtype=np.int64).reshape(len(members), shapes.width)
+            self._shape_of[members] = shapes.number
+            self._shape_row[members] = np.arange(len(members))
+            self._shapes.append((template, matrix))
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
@@ -332,10 +308,17 @@ class _Hits:
         self.papers = papers
         self.texts = [text for paper in papers for text in (paper.title, paper.abstract)]
         self.names: list[str] = []  # the authors, categories and sources that hit
-        columns: list[tuple[Ints, ...]] = []  # (paper, atom, first place, end, weight)
+        columns: list[tuple[npt.NDArray[Any], ...]] = []  # paper, atom, places, weight
         places: list[tuple[Ints, ...]] = []  # see `_PLACE`
-        self._read_text(columns, places)
-        self._read_fields(run, columns, places)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # finding phrases is numpy work that lets the GIL go: done while authors are read
+            text = pool.submit(self._read_text, columns, places)
+            fields = self._read_fields(run)
+            text.result()
+        offset = sum(len(p[0]) for p in places)  # the fields' places come after the text's
+        owner, atom, lo, hi, weight, spots = fields
+        columns.append((owner, atom, lo + offset, hi + offset, weight))
+        places.append(spots)
         paper, atom, lo, hi, weight = (np.concatenate([c[k] for c in columns]) for k in range(5))
         order = np.argsort(paper << 32 | atom)
         self.paper, self.atom, self.lo, self.hi = paper[order], atom[order], lo[order], hi[order]
@@ -362,7 +345,9 @@ class _Hits:
             out[at] = self.names[-1 - int(sources[at])]
         return out
 
-    def _read_text(self, columns: list[tuple[Ints, ...]], places: list[tuple[Ints, ...]]) -> None:
+    def _read_text(
+        self, columns: list[tuple[npt.NDArray[Any], ...]], places: list[tuple[Ints, ...]]
+    ) -> None:
         """The phrase atoms of the titles and abstracts."""
         found = self.index._phrases.find(self.texts)
         owner, kind = found.text >> 1, found.text & 1  # texts: title, abstract, title, ...
@@ -396,24 +381,23 @@ class _Hits:
         other = np.full(len(heads), OTHER_WEIGHT)
         columns.append((owner[some], in_abstract[pid][some], mids[some], tails[some], other[some]))
 
-    def _read_fields(
-        self, run: _Run, columns: list[tuple[Ints, ...]], places: list[tuple[Ints, ...]]
-    ) -> None:
-        """Followed authors, categories, sources and votes, paper by paper."""
+    def _read_fields(self, run: _Run) -> tuple[Ints, Ints, Ints, Ints, Floats, tuple[Ints, ...]]:
+        """Followed authors, categories, sources and votes, paper by paper: the hit columns
+        (their places numbered from 0) and the places."""
         rows: list[tuple[int, int, int, int]] = []  # paper, atom, first place, end
         spots: list[tuple[int, int, int, int, int, int, int]] = []  # see `_PLACE`
-        start = sum(len(p[0]) for p in places)
         names = self.names
         for number, paper in enumerate(self.papers):
             for aid, found in self._fields(run, paper).items():
-                first = start + len(spots)
+                first = len(spots)
                 for section, i, name in found:
                     names.append(name)
                     spots.append((section, i, 0, hash(name), -len(names), 0, 0))
-                rows.append((number, aid, first, start + len(spots)))
-        table = np.array(rows, dtype=np.int64).reshape(-1, 4)
-        columns.append((*table.T, np.full(len(table), OTHER_WEIGHT)))
-        places.append(tuple(np.array(spots, dtype=np.int64).reshape(-1, len(_PLACE)).T))
+                rows.append((number, aid, first, len(spots)))
+        owner, atom, lo, hi = np.array(rows, dtype=np.int64).reshape(-1, 4).T
+        places = tuple(np.array(spots, dtype=np.int64).reshape(-1, len(_PLACE)).T)
+        weight: Floats = np.full(len(owner), OTHER_WEIGHT)
+        return owner, atom, lo, hi, weight, places
 
     def _fields(self, run: _Run, paper: Paper) -> dict[int, list[Found]]:
         """One paper's non-phrase atoms, each with where the paper has it."""
@@ -542,19 +526,13 @@ class _Chunk:
         """
         if not len(self.units):
             return
-        index = self.index
-        units = self.units
-        rows = index._rows(units)
-        counts = index._unit_alerts.counts[rows]
-        matches = self._matches(rows, counts)
-        entries = index._alert_entries[index._unit_alerts.expand(rows)]
-        which, subscribers = _postings(entries, index._subscriber_ids)
-        numbers = np.repeat(self.numbers, counts)[which]
-        order = _stable_order(subscribers)  # by subscriber, then paper (pairs are in paper order)
-        keys, which = (subscribers << 32 | numbers)[order], which[order]
-        if index._gates:
-            keep = self.gate(keys >> 32, keys & _LOW, keys)
-            keys, which = keys[keep], which[keep]
+        rows = self.index._rows(self.units)
+        counts = self.index._unit_alerts.counts[rows]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the pairs are numpy work that lets the GIL go: made while the Matches are
+            pairs = pool.submit(self._pairs, rows, counts)
+            matches = self._matches(rows, counts)
+            keys, which = pairs.result()
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1  # a pair the one before repeats
         if len(again):  # subscribers reached by two alerts: one merged Match instead
             firsts = np.setdiff1d(again - 1, again)
@@ -567,6 +545,20 @@ class _Chunk:
         objects = np.empty(len(matches), dtype=object)
         objects[:] = matches
         self.run.add(objects[which].tolist(), keys >> 32)
+
+    def _pairs(self, rows: Ints, counts: Ints) -> tuple[Ints, Ints]:
+        """Every (subscriber << 32 | paper) that the fired alerts reach, sorted, with the
+        alert it came from (`which`, in the order of `_matches`); gated."""
+        index = self.index
+        entries = index._alert_entries[index._unit_alerts.expand(rows)]
+        which, subscribers = _postings(entries, index._subscriber_ids)
+        numbers = np.repeat(self.numbers, counts)[which]
+        order = _stable_order(subscribers)  # by subscriber, then paper (pairs are in paper order)
+        keys, which = (subscribers << 32 | numbers)[order], which[order]
+        if index._gates:
+            keep = self.gate(keys >> 32, keys & _LOW, keys)
+            keys, which = keys[keep], which[keep]
+        return keys, which
 
     def _matches(self, rows: Ints, counts: Ints) -> list[Match]:
         """One Match per alert that fired, in the order of the fired units and their alerts.
@@ -685,18 +677,12 @@ class _Chunk:
 class _Csr:
     """Lists of ints by a non-negative key, back to back, so that many are gathered at once."""
 
-    def __init__(
-        self, lists: Mapping[int, Sequence[int]], size: int, keys: Ints | None = None
-    ) -> None:
-        """`lists` by key; or, with `keys`, filed under those keys instead, in order."""
-        if keys is None:
-            keys = np.fromiter(lists.keys(), np.int64, len(lists))
-        counts = np.fromiter(map(len, lists.values()), np.int64, len(lists))
-        self.counts = np.zeros(size, dtype=np.int64)
-        self.counts[keys] = counts
-        self.starts = np.zeros(size, dtype=np.int64)
-        self.starts[keys] = np.cumsum(counts) - counts
-        self.values = np.fromiter(chain.from_iterable(lists.values()), np.int64, int(counts.sum()))
+    def __init__(self, keys: Sequence[int] | Ints, values: Sequence[int] | Ints, size: int) -> None:
+        """`values[i]` filed under `keys[i]` (keys below `size`); each key's in their order."""
+        keyed = np.asarray(keys, dtype=np.int64)
+        self.counts = np.bincount(keyed, minlength=size).astype(np.int64)
+        self.starts = np.cumsum(self.counts) - self.counts
+        self.values: Ints = np.asarray(values, dtype=np.int64)[_stable_order(keyed)]
 
     def expand(self, keys: Ints) -> Ints:
         """The lists of these keys, one after the other."""
@@ -704,14 +690,16 @@ class _Csr:
         values: Ints = self.values[np.repeat(self.starts[keys], counts) + ramp(counts)]
         return values
 
+    def places(self) -> Ints:
+        """Each value's place in its list."""
+        places: Ints = np.arange(len(self.values)) - np.repeat(self.starts, self.counts)
+        return places
+
 
 def _entries(table: Table, size: int) -> Ints:
     """A postings table's entries as an array by key (0, an empty list, for keys not in it)."""
-    where = table._where
     out = np.zeros(size, dtype=np.int64)
-    out[np.fromiter(where, np.int64, len(where))] = np.fromiter(
-        where.values(), np.int64, len(where)
-    )
+    out[table.keys] = table.entries
     return out
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.compiler import Compiler, Flat
+from bot.compiler import Compiler, Flat, walk
+from bot.match import AlertIndex
 from bot.models import Subscriber
-from bot.query import QueryError
+from bot.query import QueryError, parse_query
 
 # Few words, so that phrases repeat within and across alerts (shared atoms, a phrase
 # written twice in one query, one shape with phrases of several lengths).
@@ -27,6 +29,10 @@ _QUERY = st.one_of(
     st.tuples(_RUN, _RUN).map(lambda t: f"({t[0]} OR {t[1]}) -x"),
 )
 _QUERIES = st.lists(_QUERY, max_size=8)
+# the same shapes of queries, every one valid
+_VALID = st.lists(
+    _QUERY.filter(lambda q: "_" not in q and "½" not in q and "title:ab*" not in q), max_size=8
+)
 
 
 def compiled(subscribers: list[Subscriber], *, shortcuts: bool) -> Any:
@@ -46,15 +52,16 @@ def compiled(subscribers: list[Subscriber], *, shortcuts: bool) -> Any:
     a = compiler.atoms
     tables = (
         a.patterns,
-        compiler.programs,
-        compiler.positives,
+        compiler.positives.lists(),
         compiler.units,
-        compiler.evaluates,
-        compiler.fires_exclude,
-        compiler.evaluates_exclude,
+        compiler.evaluates.lists(),
+        compiler.evaluates_exclude.lists(),
     )
+    shapes = [(t, s.number, s.width, s.alerts, s.atoms) for t, s in compiler.shapes.items()]
     return (
         *(list(table.items()) for table in tables),  # in order, too
+        shapes,
+        bytes(compiler.excluding),
         a.term_keys,
         a.pattern_atoms,
         compiler.kinds,
@@ -128,7 +135,57 @@ def test_each_atom_fires_its_one_atom_alerts_in_order_and_a_boolean_alert_itself
         else:
             units.setdefault(aid if aid >= 0 else -1 - vid, []).append(vid)
     assert list(compiler.units.items()) == list(units.items())
-    assert list(compiler.fires_exclude.items()) == list(fires_exclude.items())
+    index = AlertIndex(compiler)
+    for unit, alerts in units.items():
+        row = index._rows(np.array([unit]))
+        assert index._unit_alerts.expand(row).tolist() == alerts
+        assert index._unit_of[alerts].tolist() == [unit] * len(alerts)
+        assert index._slot_of[alerts].tolist() == list(range(len(alerts)))
+    for aid in range(compiler.atoms.count):
+        fired = index._fires_exclude_atoms.expand(np.array([aid])).tolist()
+        assert fired == fires_exclude.get(aid, [])
+
+
+@settings(max_examples=200)
+@given(_VALID, _VALID)
+@example(['"x 2d" AND (x OR NEURAL)', "x AND (neural OR x)"], ["neural -Neural", "x -x"])
+def test_the_index_holds_each_boolean_alerts_program_triggers_and_positive_atoms(
+    keywords: list[str], excluded: list[str]
+) -> None:
+    compiler = Compiler()
+    compiler.subscribers(
+        [Subscriber("a@example.org", keywords=tuple(keywords), exclude=tuple(excluded))]
+    )
+    index = AlertIndex(compiler)
+
+    triggers: dict[int, list[int]] = {}
+    exclude_triggers: dict[int, list[int]] = {}
+    for vid, (kind, text) in enumerate(zip(compiler.kinds, compiler.texts, strict=True)):
+        if compiler.single[vid] >= 0:
+            assert index._shape_of[vid] == -1
+            continue
+        # the reference: the general walk of the parsed query (its atoms exist by now)
+        program: list[int] = []
+        positive: dict[int, None] = {}
+        found = walk(parse_query(text).root, program, positive, False, compiler.atoms.atom)[0]
+        template, atoms = index._shapes[index._shape_of[vid]]
+        row = atoms[index._shape_row[vid]].tolist()
+        assert [row[j] if j >= 0 else j for j in _numbered(template)] == program
+        assert index._positive_atoms.expand(np.array([vid])).tolist() == list(positive)
+        table = exclude_triggers if kind == "exclude" else triggers
+        for aid in dict.fromkeys(found or ()):
+            table.setdefault(aid, []).append(vid)
+    for aid in range(compiler.atoms.count):
+        key = np.array([aid])
+        assert index._triggers.expand(key).tolist() == triggers.get(aid, [])
+        assert index._exclude_triggers.expand(key).tolist() == exclude_triggers.get(aid, [])
+
+
+def _numbered(template: tuple[int, ...]) -> list[int]:
+    """A shape's steps with its atoms as their column (checks atom j is written j)."""
+    columns = iter(range(len(template)))
+    assert [j for j in template if j >= 0] == list(range(sum(j >= 0 for j in template)))
+    return [next(columns) if j >= 0 else j for j in template]
 
 
 _OWNED = st.lists(st.lists(st.integers(0, 1 << 19), max_size=5), max_size=30)
