@@ -21,6 +21,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
+from bot.arrays import stable_order
 from bot.fold import AuthorKey, author_key, fold_label, words
 from bot.models import Subscriber
 from bot.query import (
@@ -523,7 +524,7 @@ class Flat:
     def inverted(*flats: Flat) -> Table:
         """Each id's subscribers, in subscriber order (an id is in one of `flats` only)."""
         ids = np.concatenate([f.ids for f in flats])
-        order = _stable_order(ids)  # stable: each id's owners stay in order
+        order = stable_order(ids)  # stable: each id's owners stay in order
         keys, values = ids[order], np.concatenate([f.owners() for f in flats])[order]
         starts = np.flatnonzero(np.diff(keys, prepend=-1))  # where each id's owners start
         unique, sizes = keys[starts], np.diff(starts, append=len(keys))
@@ -531,18 +532,6 @@ class Flat:
             raise ValueError(f"more than {1 << SHIFT} subscribers of one alert")
         entries = starts.astype(np.int64) << SHIFT | sizes
         return Table(unique, entries, values.data)
-
-
-def _stable_order(ids: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
-    """The stable sorting order of non-negative ids: two radix passes over 16-bit halves.
-
-    numpy sorts 16-bit keys stably by radix, in linear time: twice as fast here as its
-    stable sort of 32-bit keys (a merge sort).
-    """
-    low = np.argsort((ids & 0xFFFF).astype(np.uint16), kind="stable")
-    high = np.argsort((ids[low] >> 16).astype(np.uint16), kind="stable")
-    order: npt.NDArray[np.intp] = low[high]
-    return order
 
 
 def entry_error(subscribers: Sequence[Subscriber], error: QueryError) -> QueryError:

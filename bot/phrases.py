@@ -27,11 +27,9 @@ from itertools import chain
 import numpy as np
 import numpy.typing as npt
 
+from bot.arrays import U64, Bools, Ints, ramp, runs
 from bot.fold import word_spans, words
 
-Ints = npt.NDArray[np.int64]
-Bools = npt.NDArray[np.bool_]
-U64 = npt.NDArray[np.uint64]
 # ASCII texts: their lower-cased bytes, where their words begin, by stem length the words
 # that long or longer with the hash of their first that many bytes, where each text starts,
 # and the bytes as written
@@ -51,12 +49,6 @@ _ALNUM = np.zeros(256, dtype=bool)
 for _first, _last in (("0", "9"), ("A", "Z"), ("a", "z")):
     _ALNUM[ord(_first) : ord(_last) + 1] = True
 _BASES = (0x100000001B3, 0x9E3779B97F4A7C15 | 1, 0xC2B2AE3D27D4EB4F)  # odd: invertible
-
-
-def ramp(counts: Ints) -> Ints:
-    """0, 1, ..., counts[0]-1, 0, 1, ..., counts[1]-1, ...: positions inside each run."""
-    total = int(counts.sum())
-    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +112,6 @@ def _hashes(
     hashes = np.empty(len(order), dtype=np.uint64)
     hashes[order] = sums
     return hashes, out
-
-
-def power_series(base: int, size: int) -> U64:
-    """1, base, base**2, ... (`size` of them) modulo 2**64."""
-    series = np.full(size, base, dtype=np.uint64)
-    series[0] = 1
-    with np.errstate(over="ignore"):
-        out: U64 = np.cumprod(series, dtype=np.uint64)
-    return out
 
 
 def _joined(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], Ints, Ints]:
@@ -230,7 +213,7 @@ class PhraseFinder:
         self._keys, self._pids = keys[order], pids[order]
         self._rest_len = lengths[order] - 2
         self._rest_start = np.cumsum(self._rest_len) - self._rest_len
-        self._rest = numbers[np.repeat(starts[order] + 2, self._rest_len) + ramp(self._rest_len)]
+        self._rest = numbers[runs(starts[order] + 2, self._rest_len)]
 
     def _dictionaries(self, stars: set[str]) -> None:
         """Hash tables of the phrase words and of the stems, by stem length (no collision)."""
@@ -338,7 +321,7 @@ class PhraseFinder:
         low = np.searchsorted(self._keys, keys, "left")
         counts = np.searchsorted(self._keys, keys, "right") - low
         starts = np.repeat(starts, counts)  # each candidate phrase at each start
-        entries = np.repeat(low, counts) + ramp(counts)
+        entries = runs(low, counts)
         rest = self._rest_len[entries]
         ends = starts + 2 + rest
         ok = self._rest_agrees(laid, starts + 2, entries, rest)
@@ -372,7 +355,7 @@ class PhraseFinder:
         starts, stems = self._stem_starts(laid, raw, texts)
         counts = self._stem_counts[stems]
         alone = np.repeat(starts, counts)
-        pids = self._stem_pids[np.repeat(self._stem_firsts[stems], counts) + ramp(counts)]
+        pids = self._stem_pids[runs(self._stem_firsts[stems], counts)]
         longer = np.flatnonzero(self._stem_longer[stems])
         checks += [
             (start, self._by_stem[self._stem_list[stem]])
