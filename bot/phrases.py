@@ -6,14 +6,15 @@ every phrase, with the characters it spans, as arrays.
 
 Most texts are ASCII, and for those no Python object is made per word: the texts are
 joined into one byte array, words are the runs of letters and digits, and each word gets a
-64-bit polynomial hash of its lower-cased bytes from one prefix sum. A hash is looked up
-among the phrase words' hashes by binary search, and a word found that way is compared
-byte by byte with the phrase word, so a hash collision can never make a match. Then
-one-word phrases are one array look-up per word, and longer phrases one binary search of
-their first two words among every phrase's first two (both numbers packed in one integer),
-the words after those compared in bulk. Texts with other characters are folded word by
-word (accents, ligatures: `bot.fold.words`) and join the same arrays. The rare phrases
-with a prefix word are checked word by word where they could start.
+64-bit polynomial hash of its lower-cased bytes (`_hashes`, all words at once). A hash is
+looked up among the phrase words' hashes by binary search, and a word found that way is
+compared byte by byte with the phrase word, so a hash collision can never make a match.
+Then one-word phrases are one array look-up per word, and longer phrases one binary search
+of their first two words among every phrase's first two (both numbers packed in one
+integer), the words after those compared in bulk. Texts with other characters are folded
+word by word (accents, ligatures: `bot.fold.words`) and join the same arrays. A prefix
+(`transform*`) is found the same way from the hashes of the words' first letters; the rare
+longer phrases with a prefix word are then checked word by word where they could start.
 
 So a day of 400,000 words costs a handful of numpy passes, however many phrases there are.
 """
@@ -30,16 +31,6 @@ import numpy.typing as npt
 from bot.arrays import U64, Bools, Ints, ramp, runs
 from bot.fold import word_spans, words
 
-# ASCII texts: their lower-cased bytes, where their words begin, by stem length the words
-# that long or longer with the hash of their first that many bytes, where each text starts,
-# and the bytes as written
-_Bytes = tuple[
-    npt.NDArray[np.uint8],
-    Ints,
-    dict[int, tuple[Ints, npt.NDArray[np.uint64]]],
-    Ints,
-    npt.NDArray[np.uint8],
-]
 _Step = tuple[str, bool]  # a phrase word: folded, and whether it is a prefix
 _Prefixed = tuple[int, tuple[_Step, ...]]  # a phrase with a prefix word: (pattern id, steps)
 
@@ -48,7 +39,7 @@ _LOWER[ord("A") : ord("Z") + 1] += 32
 _ALNUM = np.zeros(256, dtype=bool)
 for _first, _last in (("0", "9"), ("A", "Z"), ("a", "z")):
     _ALNUM[ord(_first) : ord(_last) + 1] = True
-_BASES = (0x100000001B3, 0x9E3779B97F4A7C15 | 1, 0xC2B2AE3D27D4EB4F)  # odd: invertible
+_BASES = (0x100000001B3, 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)  # tried in turn (`_dictionaries`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +69,18 @@ class _Words:
     begin: Ints
     end: Ints
     number: Ints  # 0: a word that is in no exact phrase
+
+
+@dataclass(frozen=True, slots=True)
+class _Ascii:
+    """The ASCII texts laid out as bytes, for what is found from the bytes themselves."""
+
+    data: npt.NDArray[np.uint8]  # the texts as written, one after the other
+    starts: Ints  # where each text starts in `data`
+    lower: npt.NDArray[np.uint8]  # `data` lower-cased
+    begins: Ints  # where each word begins in `data`
+    # by stem length: the words that long or longer, and the hash of their first bytes
+    prefixes: dict[int, tuple[Ints, U64]]
 
 
 def _hashes(
@@ -246,8 +249,8 @@ class PhraseFinder:
         first, after, pattern = (np.concatenate([f[k] for f in found]) for k in range(3))
         text, begin, end = laid.text[first], laid.begin[first], laid.end[after - 1]
         offsets = np.full(len(texts), -1, dtype=np.int64)
-        offsets[plain] = raw[3]
-        spelling = self._spellings(texts, text, begin, end, raw[4], offsets[text])
+        offsets[plain] = raw.starts
+        spelling = self._spellings(texts, text, begin, end, raw.data, offsets[text])
         last = laid.index[after - 1]
         return Occurrences(text, laid.index[first], last, pattern, begin, end, spelling)
 
@@ -275,9 +278,9 @@ class PhraseFinder:
         out[other[some]] = _hashes(self._base, *_joined([quotes[i] for i in some]))[0]
         return out
 
-    def _ascii_words(self, texts: list[str], numbers: list[int]) -> tuple[_Words, _Bytes]:
+    def _ascii_words(self, texts: list[str], numbers: list[int]) -> tuple[_Words, _Ascii]:
         """The words of ASCII texts, numbered by hash (no Python object per word); and the
-        texts' lower-cased bytes with where each word begins and ends in them."""
+        texts as bytes."""
         data, starts, _ = _joined(texts)
         low = _LOWER[data]
         edges = np.diff(_ALNUM[data].astype(np.int8), prepend=np.int8(0))
@@ -292,7 +295,7 @@ class PhraseFinder:
             ends - starts[owner],
             np.maximum(self._words.find(hashes, low, begins, ends), 0),
         )
-        return laid, (low, begins, prefixes, starts, data)
+        return laid, _Ascii(data, starts, low, begins, prefixes)
 
     def _folded_words(self, text: str, number: int) -> _Words:
         """The words of one text with other characters, folded (`bot.fold.words`)."""
@@ -339,7 +342,7 @@ class PhraseFinder:
         ok: Bools = np.bincount(owner, weights=wrong, minlength=len(entries)) == 0
         return ok
 
-    def _prefixed(self, laid: _Words, raw: _Bytes, texts: Sequence[str]) -> tuple[Ints, Ints, Ints]:
+    def _prefixed(self, laid: _Words, raw: _Ascii, texts: Sequence[str]) -> tuple[Ints, Ints, Ints]:
         """Occurrences of phrases with a prefix word.
 
         A one-word prefix phrase occurs wherever a word starts with its stem; longer ones
@@ -375,9 +378,9 @@ class PhraseFinder:
             np.concatenate((pids, columns[:, 2])),
         )
 
-    def _stem_starts(self, laid: _Words, raw: _Bytes, texts: Sequence[str]) -> tuple[Ints, Ints]:
+    def _stem_starts(self, laid: _Words, raw: _Ascii, texts: Sequence[str]) -> tuple[Ints, Ints]:
         """(word, stem) arrays: every word that starts with a stem of a prefix phrase."""
-        low, begins, prefixes, _, _ = raw
+        low, begins, prefixes = raw.lower, raw.begins, raw.prefixes
         words: list[int | Ints] = []
         stems: list[int | Ints] = []
         for size, dictionary in self._stems.items():
