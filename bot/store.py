@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -1218,22 +1219,37 @@ def _subscriber_values(sub: Subscriber) -> tuple[Any, ...]:
     )
 
 
-def _row_subscriber(row: Mapping[str, Any]) -> Subscriber:
+#: the subscriber columns, in the order `_subscriber_of` takes them
+_SUBSCRIBER_COLUMNS = (
+    "email", "name", "keywords", "authors", "categories", "exclude", "max_papers",
+    "frequency", "weekday", "send_at", "timezone", "origin", "status",
+)  # fmt: skip
+_subscriber_columns = operator.itemgetter(*_SUBSCRIBER_COLUMNS)
+
+
+def _subscriber_of(values: Sequence[Any]) -> Subscriber:
+    """A Subscriber from its columns' values, in `_SUBSCRIBER_COLUMNS` order."""
+    email, name, keywords, authors, categories, exclude, max_papers, *cadence = values
+    frequency, weekday, send_at, timezone, origin, status = cadence
     return Subscriber(
-        email=row["email"],
-        name=row["name"],
-        keywords=tuple(json.loads(row["keywords"])),
-        authors=tuple(json.loads(row["authors"])),
-        categories=tuple(json.loads(row["categories"])),
-        exclude=tuple(json.loads(row["exclude"])),
-        max_papers=row["max_papers"],
-        frequency=row["frequency"],
-        weekday=row["weekday"],
-        send_at=row["send_at"],
-        timezone=row["timezone"],
-        origin=row["origin"],
-        status=row["status"],
+        email=email,
+        name=name,
+        keywords=tuple(json.loads(keywords)),
+        authors=tuple(json.loads(authors)),
+        categories=tuple(json.loads(categories)),
+        exclude=tuple(json.loads(exclude)),
+        max_papers=max_papers,
+        frequency=frequency,
+        weekday=weekday,
+        send_at=send_at,
+        timezone=timezone,
+        origin=origin,
+        status=status,
     )
+
+
+def _row_subscriber(row: Mapping[str, Any]) -> Subscriber:
+    return _subscriber_of(_subscriber_columns(row))
 
 
 def _row_record(row: Mapping[str, Any]) -> SubscriberRecord:
@@ -1277,34 +1293,20 @@ def _reasons_from(text: str) -> tuple[Reason, ...]:
 _MAX_ID = 2**63 - 1
 
 #: what `_row_pending` reads, in its order
-_PENDING_COLUMNS = (
-    "d.id, d.subscriber_id, d.message_id, d.created, s.token_version, s.hard_bounces,"
-    " s.email, s.name, s.keywords, s.authors, s.categories, s.exclude, s.max_papers,"
-    " s.frequency, s.weekday, s.send_at, s.timezone, s.origin, s.status"
+_PENDING_COLUMNS = ", ".join(
+    [
+        *("d.id", "d.subscriber_id", "d.message_id", "d.created"),
+        *("s.token_version", "s.hard_bounces"),
+        *(f"s.{column}" for column in _SUBSCRIBER_COLUMNS),
+    ]
 )
 
 
 def _row_pending(row: Sequence[Any], matches: tuple[Match, ...]) -> PendingDigest:
     digest_id, subscriber_id, message_id, created, token_version, hard_bounces = row[:6]
-    email, name, keywords, authors, categories, exclude, max_papers, *cadence = row[6:]
-    frequency, weekday, send_at, timezone, origin, status = cadence
     return PendingDigest(
         id=digest_id,
-        subscriber=Subscriber(
-            email=email,
-            name=name,
-            keywords=tuple(json.loads(keywords)),
-            authors=tuple(json.loads(authors)),
-            categories=tuple(json.loads(categories)),
-            exclude=tuple(json.loads(exclude)),
-            max_papers=max_papers,
-            frequency=frequency,
-            weekday=weekday,
-            send_at=send_at,
-            timezone=timezone,
-            origin=origin,
-            status=status,
-        ),
+        subscriber=_subscriber_of(row[6:]),
         message_id=message_id,
         created=_dt(created) or utcnow(),
         matches=matches,
