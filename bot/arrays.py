@@ -41,3 +41,27 @@ def power_series(base: int, size: int) -> U64:
     with np.errstate(over="ignore"):
         out: U64 = np.cumprod(series, dtype=np.uint64)
     return out
+
+
+def none_in_runs(flags: Bools, counts: Ints) -> Bools:
+    """For flags laid out in runs (`counts[i]` of them for run i): is no flag of run i set?"""
+    owners = np.repeat(np.arange(len(counts)), counts)
+    clear: Bools = np.bincount(owners, weights=flags, minlength=len(counts)) == 0
+    return clear
+
+
+def position(ordered: Ints | U64, values: Ints | U64) -> Ints:
+    """Where each of `values` is in `ordered` (ascending, no repeats), or -1 if it is not."""
+    if not len(ordered):
+        return np.full(np.shape(values), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    found: Ints = np.where(ordered[at] == values, at, -1)
+    return found
+
+
+def equal_runs(ordered: Ints, values: Ints) -> tuple[Ints, Ints]:
+    """For each of `values`: where its run of equals in `ordered` (ascending) starts, and
+    how long that run is (0 if it is not there)."""
+    low = np.searchsorted(ordered, values, "left")
+    counts: Ints = np.searchsorted(ordered, values, "right") - low
+    return low, counts

@@ -509,7 +509,7 @@ class Flat:
     ) -> None:
         self.ids = np.array(ids, dtype=np.int32)
         self.counts = np.array(counts, dtype=np.int32)
-        self.starts = np.concatenate(([0], np.cumsum(self.counts))).tolist()
+        self.starts = np.concatenate(([0], np.cumsum(self.counts, dtype=np.int64)))
 
     def of(self, sid: int) -> list[int]:
         """One subscriber's ids."""

@@ -47,7 +47,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bot.arrays import U64, Bools, Ints, power_series, runs, stable_order
+from bot.arrays import (
+    U64,
+    Bools,
+    Ints,
+    equal_runs,
+    position,
+    power_series,
+    ramp,
+    runs,
+    stable_order,
+)
 from bot.builder import builder
 from bot.compiler import AND, MASK, NOT, SHIFT, Compiler, Flat, Table, entry_error
 from bot.fold import author_key, fold_label, same_author
@@ -143,7 +153,7 @@ class AlertIndex:
         self._unit_alerts = _Csr(self._rows(unit_of[fired]), fired, atoms + alerts)
         self._is_unit = self._unit_alerts.counts[:atoms] > 0
         slot_of = np.zeros(alerts, dtype=np.int64)
-        slot_of[self._unit_alerts.values] = self._unit_alerts.places()
+        slot_of[self._unit_alerts.values] = ramp(self._unit_alerts.counts)  # place in its unit
         self._unit_of, self._slot_of = unit_of, slot_of
         self._alert_entries = _entries(self._subscribers, alerts)
         self._exclude_entries = _entries(self._exclude_subscribers, alerts)
@@ -242,10 +252,9 @@ class AlertIndex:
         they wrote them; k ascending."""
         owners, alerts, parts = [], [], []
         for number, flat in enumerate(self._orders):
-            starts = np.asarray(flat.starts, dtype=np.int64)
             counts = flat.counts[subscribers].astype(np.int64)
             owners.append(np.repeat(np.arange(len(subscribers)), counts))
-            alerts.append(flat.ids[runs(starts[subscribers], counts)])
+            alerts.append(flat.ids[runs(flat.starts[subscribers], counts)])
             parts.append(np.full(int(counts.sum()), number))
         owner, alert, which = (np.concatenate(x) for x in (owners, alerts, parts))
         order = np.lexsort((np.arange(len(owner)), which, owner))
@@ -414,11 +423,7 @@ class _Hits:
 
     def find(self, papers: Ints, atoms: Ints) -> Ints:
         """The row of each (paper, atom), or -1 where that atom did not hit that paper."""
-        keys = papers << 32 | atoms
-        if not len(self.keys):
-            return np.full(keys.shape, -1, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[at] == keys, at, -1)
+        return position(self.keys, papers << 32 | atoms)
 
     def triggered(self, table: _Csr) -> tuple[Ints, Ints]:
         """(paper, alert) pairs, each once, of the alerts that the atoms that hit list in a
@@ -549,7 +554,7 @@ class _Chunk:
         order = stable_order(subscribers)  # by subscriber, then paper (pairs are in paper order)
         keys, which = (subscribers << 32 | numbers)[order], which[order]
         if index._gates:
-            keep = self.gate(keys >> 32, keys & _LOW, keys)
+            keep = self.gate(keys)
             keys, which = keys[keep], which[keep]
         return keys, which
 
@@ -592,29 +597,26 @@ class _Chunk:
     def _terms(self, fires: Ints) -> list[tuple[str, ...]]:
         """The distinct words each of these fires quotes, in reading order."""
         owners = self.fires[fires]
-        low = np.searchsorted(self.owners, owners, "left")
-        counts = np.searchsorted(self.owners, owners, "right") - low
+        low, counts = equal_runs(self.owners, owners)
         quotes = self.hits.quotes(self.places[runs(low, counts)])
         bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
         return [tuple(quotes[a:b]) for a, b in pairwise(bounds)]
 
-    def gate(self, subscribers: Ints, numbers: Ints, keys: Ints) -> Bools:
+    def gate(self, keys: Ints) -> Bools:
         """Which pairs a subscriber's `categories` restriction or `exclude` entries let through.
 
         Done once per chunk for all (subscriber, paper) pairs, sorted, rather than for every
         alert of every paper.
         """
         index = self.index
-        keep = np.ones(len(subscribers), dtype=bool)
+        keep = np.ones(len(keys), dtype=bool)
         if index._restricts:
             admits = np.stack([self._admitted(paper) for paper in self.papers], axis=1)
-            restricted = index._restrict_of[subscribers]
+            restricted = index._restrict_of[keys >> 32]
             some = np.flatnonzero(restricted >= 0)
-            keep[some] = admits[restricted[some], numbers[some]]
+            keep[some] = admits[restricted[some], keys[some] & _LOW]
         if len(self.excluded):  # few: find them among the sorted pairs
-            low = np.searchsorted(keys, self.excluded, "left")
-            counts = np.searchsorted(keys, self.excluded, "right") - low
-            keep[runs(low, counts)] = False
+            keep[runs(*equal_runs(keys, self.excluded))] = False
         return keep
 
     def _admitted(self, paper: Paper) -> Bools:
@@ -661,9 +663,8 @@ class _Chunk:
             keys = self.numbers << 32 | self.index._rows(self.units)
             self._fire_order = np.argsort(keys)
             self._fire_keys = keys[self._fire_order]
-        keys = numbers << 32 | rows
-        at = np.minimum(np.searchsorted(self._fire_keys, keys), len(self._fire_keys) - 1)
-        found: Ints = np.where(self._fire_keys[at] == keys, self._fire_order[at], -1)
+        at = position(self._fire_keys, numbers << 32 | rows)
+        found: Ints = np.where(at >= 0, self._fire_order[at], -1)
         return found
 
 
@@ -682,11 +683,6 @@ class _Csr:
         counts = self.counts[keys]
         values: Ints = self.values[runs(self.starts[keys], counts)]
         return values
-
-    def places(self) -> Ints:
-        """Each value's place in its list."""
-        places: Ints = np.arange(len(self.values)) - np.repeat(self.starts, self.counts)
-        return places
 
 
 def _entries(table: Table, size: int) -> Ints:

@@ -28,7 +28,7 @@ from itertools import chain
 import numpy as np
 import numpy.typing as npt
 
-from bot.arrays import U64, Bools, Ints, ramp, runs
+from bot.arrays import U64, Bools, Ints, equal_runs, none_in_runs, position, runs
 from bot.fold import word_spans, words
 
 _Step = tuple[str, bool]  # a phrase word: folded, and whether it is a prefix
@@ -151,15 +151,12 @@ class _Dictionary:
         if not len(self.hashes):
             return out
         maybe = np.flatnonzero(self._filter[hashes >> self._shift])
-        at = np.minimum(np.searchsorted(self.hashes, hashes[maybe]), len(self.hashes) - 1)
+        at = position(self.hashes, hashes[maybe])
         size = ends[maybe] - begins[maybe]
-        same = (self.hashes[at] == hashes[maybe]) & (self.lengths[at] == size)
+        same = (at >= 0) & (self.lengths[at] == size)
         maybe, at, size = maybe[same], at[same], size[same]
-        offsets = ramp(size)
-        got = data[np.repeat(begins[maybe], size) + offsets]
-        wanted = self.data[np.repeat(self.begins[at], size) + offsets]
-        owner = np.repeat(np.arange(len(maybe)), size)
-        same = np.bincount(owner, weights=got != wanted, minlength=len(maybe)) == 0
+        wrong = data[runs(begins[maybe], size)] != self.data[runs(self.begins[at], size)]
+        same = none_in_runs(wrong, size)
         out[maybe[same]] = self.values[at[same]]
         return out
 
@@ -321,8 +318,7 @@ class PhraseFinder:
         ids, text = laid.number, laid.text
         starts = np.flatnonzero((ids[:-1] > 0) & (ids[1:] > 0) & (text[:-1] == text[1:]))
         keys = self._pair(ids[starts], ids[starts + 1])
-        low = np.searchsorted(self._keys, keys, "left")
-        counts = np.searchsorted(self._keys, keys, "right") - low
+        low, counts = equal_runs(self._keys, keys)
         starts = np.repeat(starts, counts)  # each candidate phrase at each start
         entries = runs(low, counts)
         rest = self._rest_len[entries]
@@ -332,15 +328,12 @@ class PhraseFinder:
 
     def _rest_agrees(self, laid: _Words, after: Ints, entries: Ints, rest: Ints) -> Bools:
         """Do the words from `after` on (in the same text) spell each candidate's rest?"""
-        offsets = ramp(rest)
-        places = np.repeat(after, rest) + offsets
+        places = runs(after, rest)
         at = np.minimum(places, len(laid.number) - 1)
-        wanted = self._rest[np.repeat(self._rest_start[entries], rest) + offsets]
+        wanted = self._rest[runs(self._rest_start[entries], rest)]
         text = np.repeat(laid.text[after - 2], rest)
         wrong = (laid.number[at] != wanted) | (laid.text[at] != text) | (places != at)
-        owner = np.repeat(np.arange(len(entries)), rest)
-        ok: Bools = np.bincount(owner, weights=wrong, minlength=len(entries)) == 0
-        return ok
+        return none_in_runs(wrong, rest)
 
     def _prefixed(self, laid: _Words, raw: _Ascii, texts: Sequence[str]) -> tuple[Ints, Ints, Ints]:
         """Occurrences of phrases with a prefix word.
