@@ -502,10 +502,9 @@ class _Delivery:
         await self.queue.put(item)
 
     def _item(self, pending: PendingDigest) -> _Item | None:
-        try:
-            message = digest_message(self.head, pending, self.papers, utcnow())
-        except ValueError as exc:  # an address or header that no server would take
-            self._unbuildable(Addressee.of(pending), f"cannot build the digest: {exc}")
+        message = _message_or_error(self.head, pending, self.papers)
+        if isinstance(message, str):
+            self._unbuildable(Addressee.of(pending), message)
             return None
         return _Item(Addressee.of(pending), message)
 
@@ -719,9 +718,19 @@ def _render_range(after: int, upto: int, size: int) -> list[Prebuilt]:
 
 def _prebuilt(head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper]) -> Prebuilt:
     addressee = Addressee.of(pending)
-    try:
-        message = digest_message(head, pending, papers, utcnow())
-    except ValueError as exc:
-        return Prebuilt(addressee, error=f"cannot build the digest: {exc}")
+    message = _message_or_error(head, pending, papers)
+    if isinstance(message, str):
+        return Prebuilt(addressee, error=message)
     # as every sender writes it by default (8bit, CRLF); another form is made from these
     return Prebuilt(addressee, message_bytes(message), tuple(envelope_headers(message)))
+
+
+def _message_or_error(
+    head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper]
+) -> EmailMessage | str:
+    """A pending digest's email, or why it cannot be built (an address or header that no
+    server would take): the same in this process and in the render process."""
+    try:
+        return digest_message(head, pending, papers, utcnow())
+    except ValueError as exc:
+        return f"cannot build the digest: {exc}"
