@@ -21,6 +21,7 @@ from bot.models import Subscriber
 from bot.schedule import check_cron
 from bot.signing import DkimSigner, load_key
 from bot.sources import KINDS, SourceOptions
+from bot.sources.base import MAX_DEADLINE
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -92,13 +93,62 @@ class SmtpSettings(_Strict):
         return os.environ.get(self.password_env) if self.password_env else None
 
 
+#: the longest per-host interval accepted, in seconds
+MAX_INTERVAL = 600.0
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
 class FetchSettings(_Strict):
     """How politely and how patiently sources are fetched."""
 
-    timeout: float = Field(30.0, gt=0, description="seconds before a request is abandoned")
+    timeout: float = Field(
+        30.0, gt=0, description="seconds one connect or read may wait for the server"
+    )
+    deadline: float = Field(
+        300.0,
+        gt=0,
+        le=MAX_DEADLINE,
+        description="seconds one source's whole fetch may take: pages, retries, waits",
+    )
     retries: int = Field(3, ge=0, le=10, description="retries on 429/5xx/network errors")
     backoff: float = Field(2.0, ge=0, description="first retry delay in seconds, doubling")
+    max_retry_after: float = Field(
+        300.0, ge=0, description="longest Retry-After waited for; a longer one fails at once"
+    )
     max_bytes: int = Field(25_000_000, gt=0, description="largest response accepted")
+    default_interval: float = Field(
+        1.0,
+        ge=0,
+        le=MAX_INTERVAL,
+        description="seconds between requests to a host not in hosts (none to this machine)",
+    )
+    hosts: dict[str, float] = Field(
+        default_factory=dict,
+        description="seconds between requests per host and its subdomains, over the built-in"
+        " arxiv.org 3, huggingface.co, biorxiv.org, alphaxiv.org 1",
+    )
+
+    @field_validator("hosts")
+    @classmethod
+    def _valid_hosts(cls, value: dict[str, float]) -> dict[str, float]:
+        for host, seconds in value.items():
+            if not _is_host(host):
+                raise ValueError(f"{host!r} is not a host name (write it bare: arxiv.org)")
+            if not 0 <= seconds <= MAX_INTERVAL:
+                raise ValueError(f"{host}: {seconds:g} is not 0 to {MAX_INTERVAL:g} seconds")
+        return value
+
+
+def _is_host(text: str) -> bool:
+    """A bare host name or IP address (no scheme, port or path), as `fetch.hosts` keys are."""
+    name = text.strip(".").lower()
+    if ":" in name:  # an IPv6 address such as ::1
+        return set(name.strip("[]")) <= set("0123456789abcdef:.")
+    labels = name.split(".")
+    return all(
+        label and set(label) <= _HOST_CHARS and label[0] != "-" and label[-1] != "-"
+        for label in labels
+    )
 
 
 class SubscriberSettings(_Strict):

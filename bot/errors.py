@@ -30,6 +30,19 @@ class FetchError(PaperbotError):
         super().__init__(f"{url}: {message}")
 
 
+class FetchDeadline(FetchError):
+    """A source's whole fetch (its pages, retries and waits) ran past its deadline.
+
+    The line names the deadline and where the fetch was: `gave up after the 300 s
+    deadline (page 3 of https://…: still reading, 1,024 bytes so far)`.
+    """
+
+    def __init__(self, url: str, seconds: float, where: str) -> None:
+        self.url = url
+        self.seconds = seconds
+        PaperbotError.__init__(self, f"gave up after the {seconds:g} s deadline ({where})")
+
+
 class SendError(PaperbotError):
     """A digest could not be handed to the mail server; `permanent` for 5xx refusals.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
+import math
 import random
 import socket
 import ssl
@@ -18,7 +20,7 @@ from typing import Self
 import httpx
 
 from bot import __version__
-from bot.errors import FetchError
+from bot.errors import FetchDeadline, FetchError
 
 #: where the User-Agent points people who wonder what this bot is
 PROJECT_URL = "https://github.com/paperbot"
@@ -28,6 +30,35 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: transport failures that are usually transient (a dropped or refused connection, a stall)
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+#: hosts that ask for a pause between requests (arXiv: one request every 3 seconds; Hugging
+#: Face allows ~100 pages per 5 minutes; bioRxiv and alphaXiv publish no limit, so be gentle);
+#: `fetch.hosts` overrides and extends them
+HOST_INTERVALS: Mapping[str, float] = {
+    "arxiv.org": 3.0,
+    "huggingface.co": 1.0,
+    "biorxiv.org": 1.0,
+    "alphaxiv.org": 1.0,
+}
+#: seconds between request starts to a host that is not listed (`fetch.default_interval`)
+DEFAULT_INTERVAL = 1.0
+
+
+def merge_intervals(configured: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The built-in HOST_INTERVALS, overridden and extended by `configured` (`fetch.hosts`)."""
+    merged = {_normal_host(host): seconds for host, seconds in HOST_INTERVALS.items()}
+    merged.update({_normal_host(host): seconds for host, seconds in (configured or {}).items()})
+    return merged
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine (127.0.0.0/8, ::1, localhost), where politeness is moot."""
+    host = _normal_host(host).strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def user_agent_for(contact: str | None) -> str:
@@ -62,6 +93,26 @@ class Response:
     elapsed: float
 
 
+@dataclass(slots=True)
+class Deadline:
+    """One source's time (`at`, on the Fetcher's clock) and where its fetch is, for the error.
+
+    The Fetcher keeps `page`, `url` and `doing` current, so that the line saying the deadline
+    passed can also say what the fetch was waiting for.
+    """
+
+    seconds: float
+    at: float
+    page: int = 0
+    url: str = ""
+    doing: str = "starting"
+
+    def error(self) -> FetchDeadline:
+        """The one-line error for a fetch stopped here by this deadline."""
+        where = f"page {self.page} of {self.url}: {self.doing}" if self.page else self.doing
+        return FetchDeadline(self.url, self.seconds, where)
+
+
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """Why one attempt failed, in one line, and whether another attempt may help."""
@@ -92,25 +143,29 @@ class Fetcher:
         backoff: float = 2.0,
         max_retry_after: float = 300.0,
         host_intervals: Mapping[str, float] | None = None,
+        default_interval: float = DEFAULT_INTERVAL,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Configure politeness and limits; `retries` counts attempts after the first.
 
+        `host_intervals` overrides and extends the built-in HOST_INTERVALS (by host suffix);
+        any other host gets `default_interval`, except this machine (see `is_loopback`).
         `clock` (monotonic seconds) and `sleep` are the only sources of time, so a test can
         replace them; by default they are real time.
         """
-        if timeout <= 0 or max_bytes <= 0 or retries < 0 or backoff < 0:
-            raise ValueError("timeout and max_bytes must be > 0, retries and backoff >= 0")
+        if timeout <= 0 or max_bytes <= 0 or retries < 0 or backoff < 0 or default_interval < 0:
+            raise ValueError(
+                "timeout and max_bytes must be > 0, retries, backoff and default_interval >= 0"
+            )
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._attempts = retries + 1
         self._backoff = backoff
         self._max_retry_after = max_retry_after
-        self._host_intervals = {
-            host.strip(".").lower(): seconds for host, seconds in (host_intervals or {}).items()
-        }
+        self._host_intervals = merge_intervals(host_intervals)
+        self._default_interval = default_interval
         self._clock = clock
         self._sleep = sleep
         self._gates: dict[str, _HostGate] = {}
@@ -138,28 +193,71 @@ class Fetcher:
         """Close the connection pool."""
         await self._client.aclose()
 
+    def deadline(self, seconds: float) -> Deadline:
+        """A deadline `seconds` from now on this fetcher's clock (see `within`)."""
+        return Deadline(seconds, self._clock() + seconds)
+
+    @asynccontextmanager
+    async def within(self, seconds: float) -> AsyncIterator[Deadline]:
+        """Run the block (one source's whole fetch) for at most `seconds`: FetchDeadline after.
+
+        Pass the Deadline it yields to every `get` in the block: each request is then cut at
+        the deadline however slowly the server trickles, no wait that would pass it is
+        started, and the error says where the fetch was.
+        """
+        deadline = self.deadline(seconds)
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                yield deadline
+        except TimeoutError:
+            if not scope.expired():
+                raise  # a timeout of something else, not this deadline
+            raise deadline.error() from None
+
     async def get(
-        self, url: str, validators: Validators | None = None, *, min_interval: float = 0.0
+        self,
+        url: str,
+        validators: Validators | None = None,
+        *,
+        min_interval: float = 0.0,
+        deadline: Deadline | None = None,
     ) -> Response:
-        """GET `url` politely (conditionally when `validators` are given); FetchError on failure."""
+        """GET `url` politely (conditionally when `validators` are given); FetchError on failure.
+
+        With a `deadline` (from `within`) no retry waits past it; without one only the
+        retry limits bound the request.
+        """
         host = _host_of(url)
         site = self._site_of(host)
         interval = max(min_interval, self.interval_for(host))
         headers = _conditional_headers(validators)
+        watch = deadline or Deadline(math.inf, math.inf)
+        watch.page += 1
+        watch.url = url
+        watch.doing = f"waiting for its turn at {site}"
         attempt = 1
         while True:
-            outcome = await self._attempt(url, site, interval, headers, validators)
+            outcome = await self._attempt(url, site, interval, headers, validators, watch)
             if isinstance(outcome, Response):
                 return outcome
-            delay = self._retry_delay(url, outcome, attempt)
+            delay = self._retry_delay(url, outcome, attempt, watch)
+            watch.doing = f"waiting to retry after {outcome.what}"
             # Deferring the whole site (not just this URL) keeps concurrent requests to an
             # overloaded or rate-limiting server from hammering it while this one waits.
             self._defer(site, delay)
             attempt += 1
 
     def interval_for(self, host: str) -> float:
-        """The configured minimum seconds between request starts to `host` (suffix match)."""
-        return max((self._host_intervals[s] for s in self._suffixes_of(host)), default=0.0)
+        """Minimum seconds between request starts to `host`.
+
+        The longest interval of the listed suffixes it falls under; else the default
+        interval, or none when the host is this machine.
+        """
+        listed = self._suffixes_of(host)
+        if listed:
+            return max(self._host_intervals[suffix] for suffix in listed)
+        return 0.0 if is_loopback(host) else self._default_interval
 
     def _suffixes_of(self, host: str) -> list[str]:
         """The configured host suffixes `host` falls under, broadest first."""
@@ -182,13 +280,15 @@ class Fetcher:
         interval: float,
         headers: Mapping[str, str],
         validators: Validators | None,
+        watch: Deadline,
     ) -> Response | _Failure:
         """One request, waiting for the site's turn; a failure is returned, not raised."""
         async with self._turn(site, interval):
             started = self._clock()
+            watch.doing = "waiting for an answer"
             try:
                 async with self._client.stream("GET", url, headers=headers) as response:
-                    return await self._read(response, validators, started)
+                    return await self._read(response, validators, started, watch)
             except httpx.HTTPError as exc:
                 return _failure_from(exc, self._timeout)
             except httpx.InvalidURL as exc:  # e.g. a redirect to a malformed Location
@@ -221,7 +321,11 @@ class Fetcher:
         gate.not_before = max(gate.not_before, self._clock() + delay)
 
     async def _read(
-        self, response: httpx.Response, validators: Validators | None, started: float
+        self,
+        response: httpx.Response,
+        validators: Validators | None,
+        started: float,
+        watch: Deadline,
     ) -> Response | _Failure:
         """Turn a streamed answer into a Response, or say why it is a failure."""
         status = response.status_code
@@ -234,7 +338,7 @@ class Fetcher:
             return _Failure(_status_line(response), retryable=False)
         body = b""
         if status != 304:
-            read = await self._read_capped(response)
+            read = await self._read_capped(response, watch)
             if read is None:
                 return _Failure(f"response larger than {self._max_bytes} bytes", retryable=False)
             body = read
@@ -247,22 +351,24 @@ class Fetcher:
             elapsed=self._clock() - started,
         )
 
-    async def _read_capped(self, response: httpx.Response) -> bytes | None:
+    async def _read_capped(self, response: httpx.Response, watch: Deadline) -> bytes | None:
         """The (decoded) body, or None as soon as it exceeds max_bytes."""
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             return None
         chunks: list[bytes] = []
         size = 0
+        watch.doing = "still reading, no byte yet"
         # Counting decoded bytes also stops a small gzip bomb from filling memory.
         async for chunk in response.aiter_bytes():
             size += len(chunk)
+            watch.doing = f"still reading, {size:,} bytes so far"
             if size > self._max_bytes:
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _retry_delay(self, url: str, failure: _Failure, attempt: int) -> float:
+    def _retry_delay(self, url: str, failure: _Failure, attempt: int, watch: Deadline) -> float:
         """Seconds to wait before the next attempt; raises FetchError when giving up."""
         if not failure.retryable:
             raise FetchError(url, failure.what)
@@ -276,6 +382,16 @@ class Fetcher:
         if attempt >= self._attempts:
             suffix = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
             raise FetchError(url, failure.what + suffix)
+        delay = self._delay_for(failure, attempt)
+        left = watch.at - self._clock()
+        if delay > left:
+            # A wait that cannot end before the deadline would only hold the run (and its
+            # lock) for nothing: say now what the server asked.
+            raise FetchError(url, _past_deadline(failure, attempt, delay, left, watch.seconds))
+        return delay
+
+    def _delay_for(self, failure: _Failure, attempt: int) -> float:
+        """What the server asked for (Retry-After), else exponential back-off with jitter."""
         if failure.retry_after is not None:
             return failure.retry_after
         base = self._backoff * 2.0 ** (attempt - 1)
@@ -298,6 +414,29 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = when.replace(tzinfo=UTC)
     # An HTTP-date is wall-clock time, so it is compared with the wall clock.
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _past_deadline(
+    failure: _Failure, attempt: int, delay: float, left: float, seconds: float
+) -> str:
+    """Why a retry is not waited for: it would start after the source's deadline."""
+    if failure.retry_after is not None:
+        return (
+            f"{failure.what}: server asks to retry after {_secs(delay)} s, past the"
+            f" {seconds:g} s deadline ({_secs(max(left, 0.0))} s left)"
+        )
+    tried = f"gave up after {attempt} attempts" if attempt > 1 else "not retried"
+    return f"{failure.what} ({tried}: the next would start after the {seconds:g} s deadline)"
+
+
+def _secs(seconds: float) -> str:
+    """Seconds for a message: `120`, `0.4`."""
+    return f"{round(seconds, 1):g}"
+
+
+def _normal_host(host: str) -> str:
+    """A host name as compared: lowercase, without a trailing (or leading) dot."""
+    return host.strip(".").lower()
 
 
 def _host_of(url: str) -> str:

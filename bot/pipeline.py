@@ -29,7 +29,8 @@ from bot.deliver import (
     skip_pending,
 )
 from bot.errors import FetchError, ParseError
-from bot.fetch import Fetcher, Validators, user_agent_for
+from bot.fetch import HOST_INTERVALS as HOST_INTERVALS  # where the source tests look
+from bot.fetch import Deadline, Fetcher, Validators, user_agent_for
 from bot.lock import RunLock
 from bot.match import AlertIndex, release_freed_memory
 from bot.models import Paper
@@ -40,10 +41,6 @@ from bot.sources import FetchWindow, get_kind
 from bot.store import FetchRecord, Store, utcnow
 
 log = logging.getLogger("paperbot")
-
-#: hosts that ask for a pause between requests (arXiv: one request every 3 seconds; Hugging
-#: Face allows ~100 pages per 5 minutes; bioRxiv and alphaXiv publish no limit, so be gentle)
-HOST_INTERVALS = {"arxiv.org": 3.0, "huggingface.co": 1.0, "biorxiv.org": 1.0, "alphaxiv.org": 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +78,24 @@ class RunReport:
 # --- fetch + parse ------------------------------------------------------------------------
 
 
+def source_deadline(config: Config, spec: SourceSpec) -> float:
+    """Seconds one fetch of this source may take: its own `deadline:`, else `fetch.deadline`."""
+    return spec.options.deadline or config.fetch.deadline
+
+
 async def fetch_source(
-    fetcher: Fetcher, spec: SourceSpec, store: Store, now: datetime
+    fetcher: Fetcher, spec: SourceSpec, store: Store, now: datetime, deadline: float
 ) -> SourceOutcome:
-    """Fetch and parse every page of one source; any failure becomes the outcome's record."""
+    """Fetch and parse every page of one source; any failure becomes the outcome's record.
+
+    `deadline` seconds bound the whole fetch: its pages, retries, back-off, Retry-After and
+    the waits for its host's turn. Past them the source is an `error` naming the deadline.
+    """
     started = utcnow()
     clock = time.monotonic()
     try:
-        papers, validators, not_modified = await _fetch_pages(fetcher, spec, store, now)
+        async with fetcher.within(deadline) as watch:
+            papers, validators, not_modified = await _fetch_pages(fetcher, spec, store, now, watch)
     except ParseError as exc:
         status, error = "broken", str(exc)
     except FetchError as exc:
@@ -105,7 +112,7 @@ async def fetch_source(
 
 
 async def _fetch_pages(
-    fetcher: Fetcher, spec: SourceSpec, store: Store, now: datetime
+    fetcher: Fetcher, spec: SourceSpec, store: Store, now: datetime, deadline: Deadline
 ) -> tuple[list[Paper], list[tuple[str, Validators]], bool]:
     kind = get_kind(spec.kind)
     last = store.last_success(spec.name)
@@ -118,8 +125,7 @@ async def _fetch_pages(
         for _page in range(kind.max_pages(spec.options)):
             if url is None:
                 break
-            # politeness is per host (HOST_INTERVALS), so a mirror or test server is not slowed
-            response = await fetcher.get(url, store.validators(url))
+            response = await fetcher.get(url, store.validators(url), deadline=deadline)
             if response.not_modified:
                 not_modified = True
                 break
@@ -142,7 +148,7 @@ async def fetch_all(
     specs = config.sources if specs is None else specs
 
     async def one(fetcher: Fetcher, spec: SourceSpec) -> SourceOutcome:
-        outcome = await fetch_source(fetcher, spec, store, now)
+        outcome = await fetch_source(fetcher, spec, store, now, source_deadline(config, spec))
         progress.advance("fetch", spec.name)
         return outcome
 
@@ -154,7 +160,9 @@ async def fetch_all(
             retries=config.fetch.retries,
             backoff=config.fetch.backoff,
             max_bytes=config.fetch.max_bytes,
-            host_intervals=HOST_INTERVALS,
+            max_retry_after=config.fetch.max_retry_after,
+            host_intervals=config.fetch.hosts,
+            default_interval=config.fetch.default_interval,
         ) as fetcher:
             return list(await asyncio.gather(*(one(fetcher, spec) for spec in specs)))
     finally:

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.models import Listing
 from bot.schedule import Schedule, check_cron
 
+#: the longest deadline a source fetch may be given, in seconds (an hour: longer holds the run)
+MAX_DEADLINE = 3600.0
+
 
 class SourceOptions(BaseModel):
     """Options every source kind accepts; kinds subclass this to add their own."""
@@ -25,6 +28,13 @@ class SourceOptions(BaseModel):
         None,
         description="when `paperbot run` fetches it: cron, e.g. '0 6 * * *', in the config's"
         " timezone (default: the kind's rhythm, shown by check-config)",
+    )
+    deadline: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_DEADLINE,
+        description="seconds one fetch of it may take, pages, retries and waits included"
+        " (default: fetch.deadline)",
     )
 
     @field_validator("schedule")
