@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
+import io
 import mimetypes
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +50,9 @@ class Reply:
     """One programmed answer: status, body, headers, and seconds to wait before answering.
 
     `chunked=True` streams the body with chunked transfer encoding (no Content-Length),
-    as a server that does not know the length in advance would.
+    as a server that does not know the length in advance would. `trickle` > 0 sends the
+    status line and headers at once, then the body one byte every `trickle` seconds, as a
+    hostile or overloaded server does to a client whose timeouts count per read.
     """
 
     status: int = 200
@@ -58,6 +61,7 @@ class Reply:
     delay: float = 0.0
     content_type: str | None = None
     chunked: bool = False
+    trickle: float = 0.0
 
     def payload(self) -> bytes:
         """The body as bytes (str bodies are UTF-8)."""
@@ -177,9 +181,10 @@ class LocalHTTPServer:
         delay: float = 0.0,
         content_type: str | None = None,
         chunked: bool = False,
+        trickle: float = 0.0,
     ) -> None:
         """Answer `path` (with or without its query string) with this reply, every time."""
-        reply = Reply(status, body, dict(headers or {}), delay, content_type, chunked)
+        reply = Reply(status, body, dict(headers or {}), delay, content_type, chunked, trickle)
         self.handle(path, lambda _request: reply)
 
     def route_sequence(self, path: str, replies: Iterable[Reply]) -> None:
@@ -324,6 +329,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         reply = _conditional(request, reply)
         try:
+            if reply.trickle > 0:
+                self._send_trickled(reply, send_body=send_body)
+                return
             self._send(reply, send_body=send_body)
         except (ConnectionError, OSError):
             self.close_connection = True  # the client hung up (timeout, size cap)
@@ -347,6 +355,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(payload)
+
+    def _send_trickled(self, reply: Reply, *, send_body: bool) -> None:
+        """Send the head at once, then the body byte by byte, `reply.trickle` seconds apart."""
+        real, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self._send(replace(reply, trickle=0.0), send_body=send_body)
+            data = self.wfile.getvalue()
+        finally:
+            self.wfile = real
+        self.close_connection = True
+        head, separator, body = data.partition(b"\r\n\r\n")
+        self.wfile.write(head + separator)
+        for index in range(len(body)):
+            if self.server.owner._stopping.wait(reply.trickle):
+                return
+            self.wfile.write(body[index : index + 1])
 
     def _send_chunked(self, payload: bytes, size: int = 16_384) -> None:
         for start in range(0, len(payload), size):
