@@ -1,7 +1,9 @@
-"""The Fetcher against a real HTTP server on 127.0.0.1: bodies, 304s, caps, retries, politeness.
+"""The Fetcher against a real HTTP server on 127.0.0.1: bodies, 304s, caps, retries, politeness,
+deadlines.
 
 httpx.MockTransport appears only where a local server cannot produce the situation: a
-connect that stalls, and real host names (rss.arxiv.org) for suffix matching.
+connect that stalls, and real host names (rss.arxiv.org) for suffix matching and the
+default interval of hosts that are not this machine (there with the clock/sleep seams).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +22,8 @@ import httpx
 import pytest
 
 import bot
-from bot.errors import FetchError
-from bot.fetch import Fetcher, Response, Validators, user_agent_for
+from bot.errors import FetchDeadline, FetchError
+from bot.fetch import Fetcher, Response, Validators, is_loopback, user_agent_for
 from tests.httpserver import LocalHTTPServer, Reply, Request, closed_port
 
 UA = user_agent_for("ops@example.org")
@@ -182,7 +185,8 @@ def test_connect_timeout_is_retried() -> None:
         raise httpx.ConnectTimeout("timed out", request=request)
 
     url = "https://papers.example.org/feed"
-    error = fetch_error(url, retries=2, timeout=7, transport=httpx.MockTransport(stall))
+    transport = httpx.MockTransport(stall)
+    error = fetch_error(url, retries=2, timeout=7, transport=transport, default_interval=0)
 
     assert str(error) == f"{url}: connection timed out after 7s (gave up after 3 attempts)"
     assert len(calls) == 3
@@ -351,3 +355,211 @@ def test_host_interval_covers_subdomains_as_one_site() -> None:
 
     arrivals.sort()
     assert all(b - a >= 0.25 for a, b in itertools.pairwise(arrivals)), arrivals
+
+
+class FakeTime:
+    """The Fetcher's clock and sleep, moved by hand: intervals are read off exactly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def request_starts(urls: list[str], **options: Any) -> list[float]:
+    """The fake-clock moments at which each GET reached the transport (one Fetcher)."""
+    fake = FakeTime()
+    starts: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        starts.append(fake.clock())
+        return httpx.Response(200, content=b"ok")
+
+    async def go() -> None:
+        transport = httpx.MockTransport(answer)
+        async with make_fetcher(
+            transport=transport, clock=fake.clock, sleep=fake.sleep, **options
+        ) as fetcher:
+            await asyncio.gather(*(fetcher.get(url) for url in urls))
+
+    asyncio.run(go())
+    return starts
+
+
+@pytest.mark.parametrize(
+    ("host", "options", "expected"),
+    [
+        ("papers.example.org", {}, [0.0, 1.0, 2.0]),
+        ("papers.example.org", {"default_interval": 2.5}, [0.0, 2.5, 5.0]),
+        ("papers.example.org", {"host_intervals": {"example.org": 0.5}}, [0.0, 0.5, 1.0]),
+        ("export.arxiv.org", {}, [0.0, 3.0, 6.0]),
+        ("export.arxiv.org", {"host_intervals": {"arxiv.org": 0.5}}, [0.0, 0.5, 1.0]),
+        ("127.0.0.1", {}, [0.0, 0.0, 0.0]),
+        ("localhost", {"default_interval": 5}, [0.0, 0.0, 0.0]),
+        ("[::1]", {}, [0.0, 0.0, 0.0]),
+        ("127.0.0.1", {"host_intervals": {"127.0.0.1": 0.5}}, [0.0, 0.5, 1.0]),
+    ],
+    ids=[
+        "unlisted-host-default",
+        "default-configured",
+        "listed-suffix",
+        "built-in-arxiv",
+        "built-in-overridden",
+        "loopback-exempt",
+        "localhost-exempt",
+        "ipv6-loopback-exempt",
+        "loopback-listed",
+    ],
+)
+def test_request_starts_are_spaced_by_the_hosts_interval(
+    host: str, options: dict[str, Any], expected: list[float]
+) -> None:
+    assert request_starts([f"http://{host}/feed"] * 3, **options) == expected
+
+
+def test_loopback_is_this_machine_only() -> None:
+    assert all(
+        map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "a.localhost"])
+    )
+    assert not any(map(is_loopback, ["10.0.0.1", "example.org", "localhost.example.org", "::2"]))
+
+
+# -- deadlines --------------------------------------------------------------------------------
+
+
+def fetch_within(url: str, seconds: float, **options: Any) -> Response:
+    """One GET under a deadline of `seconds` (the way a source fetch runs)."""
+
+    async def go() -> Response:
+        async with make_fetcher(**options) as fetcher, fetcher.within(seconds) as deadline:
+            return await fetcher.get(url, deadline=deadline)
+
+    return asyncio.run(go())
+
+
+def deadline_error(url: str, seconds: float, **options: Any) -> FetchError:
+    """The FetchError a GET under a deadline of `seconds` raises (one line)."""
+    with pytest.raises(FetchError) as info:
+        fetch_within(url, seconds, **options)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def test_deadline_cuts_a_body_trickled_byte_by_byte(http_server: LocalHTTPServer) -> None:
+    # Each byte comes long before the 10 s read timeout: only the deadline can end this.
+    http_server.route("/trickle", body=b"x" * 1000, trickle=0.05)
+    url = http_server.url("trickle")
+
+    error = deadline_error(url, 0.5)
+
+    assert isinstance(error, FetchDeadline)
+    assert re.fullmatch(
+        rf"gave up after the 0.5 s deadline \(page 1 of {re.escape(url)}: still reading,"
+        r" [1-9][0-9]* bytes so far\)",
+        str(error),
+    ), str(error)
+
+
+def test_deadline_cuts_a_server_that_never_answers(http_server: LocalHTTPServer) -> None:
+    http_server.route("/stall", body="never", delay=60)
+    url = http_server.url("stall")
+
+    error = deadline_error(url, 0.5, retries=3)
+
+    assert (
+        str(error) == f"gave up after the 0.5 s deadline (page 1 of {url}: waiting for an answer)"
+    )
+    assert len(http_server.wait_for_requests(1)) == 1, "the deadline ended the first attempt"
+
+
+def test_retry_after_past_the_deadline_is_not_waited_for(http_server: LocalHTTPServer) -> None:
+    http_server.route("/busy", status=503, headers={"Retry-After": "120"})
+    url = http_server.url("busy")
+
+    error = deadline_error(url, 3, retries=3)
+
+    # not a FetchDeadline: the fetch gave up at once instead of waiting for the deadline
+    assert type(error) is FetchError
+    assert re.fullmatch(
+        rf"{re.escape(url)}: HTTP 503 Service Unavailable: server asks to retry after 120 s,"
+        r" past the 3 s deadline \([0-9.]+ s left\)",
+        str(error),
+    ), str(error)
+    assert len(http_server.requests) == 1
+
+
+def test_back_off_past_the_deadline_is_not_waited_for(http_server: LocalHTTPServer) -> None:
+    http_server.route("/down", status=500)
+    url = http_server.url("down")
+
+    error = deadline_error(url, 3, retries=3, backoff=60)
+
+    assert type(error) is FetchError
+    assert str(error) == (
+        f"{url}: HTTP 500 Internal Server Error"
+        " (not retried: the next would start after the 3 s deadline)"
+    )
+    assert len(http_server.requests) == 1
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [("4", [4.0]), ("6", [])])
+def test_retry_after_is_waited_for_only_within_the_deadline(
+    retry_after: str, waited: list[float]
+) -> None:
+    # The clock/sleep seams: the deadline is 5 s of the Fetcher's clock, not of real time.
+    fake = FakeTime()
+    answers = iter([httpx.Response(503, headers={"Retry-After": retry_after}), httpx.Response(200)])
+    transport = httpx.MockTransport(lambda request: next(answers))
+
+    async def go() -> Response:
+        async with (
+            make_fetcher(
+                transport=transport, clock=fake.clock, sleep=fake.sleep, retries=1
+            ) as fetcher,
+            fetcher.within(5) as deadline,
+        ):
+            return await fetcher.get("http://127.0.0.1/feed", deadline=deadline)
+
+    if waited:
+        assert asyncio.run(go()).status == 200
+    else:
+        with pytest.raises(FetchError, match="asks to retry after 6 s, past the 5 s deadline"):
+            asyncio.run(go())
+    assert fake.sleeps == waited
+
+
+def test_the_wait_for_the_hosts_turn_counts_against_the_deadline(
+    http_server: LocalHTTPServer,
+) -> None:
+    # Two sources on one host that asks for 30 s between requests: the first is answered at
+    # once, the second's turn would come long after its 1 s deadline.
+    http_server.route("/feed", body="ok")
+    url = http_server.url("feed")
+
+    async def one(fetcher: Fetcher) -> Response | FetchError:
+        try:
+            async with fetcher.within(1) as deadline:
+                return await fetcher.get(url, deadline=deadline)
+        except FetchError as exc:
+            return exc
+
+    async def go() -> list[Response | FetchError]:
+        async with make_fetcher(host_intervals={"127.0.0.1": 30}) as fetcher:
+            return list(await asyncio.gather(one(fetcher), one(fetcher)))
+
+    outcomes = asyncio.run(go())
+
+    [answered] = [o for o in outcomes if isinstance(o, Response)]
+    [late] = [o for o in outcomes if isinstance(o, FetchError)]
+    assert answered.body == b"ok"
+    assert str(late) == (
+        f"gave up after the 1 s deadline (page 1 of {url}: waiting for its turn at 127.0.0.1)"
+    )
+    assert len(http_server.requests) == 1
