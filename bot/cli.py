@@ -14,6 +14,7 @@ from bot import __version__
 from bot.cadence import describe_cadence
 from bot.config import Config, check_email, config_path, load_config
 from bot.errors import ConfigError, PaperbotError
+from bot.fetch import merge_intervals
 from bot.pipeline import RunReport, run_once
 from bot.preview import preview_digest
 from bot.progress import Progress, log_handler, progress_for
@@ -232,11 +233,14 @@ def describe_config(config: Config) -> list[str]:
     else:
         lines.append(f"delivery: .eml files in {config.outbox}/ (no smtp: section)")
     lines += delivery_lines(config)
+    lines += fetch_lines(config)
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
         when = source_schedule(spec).describe(config.timezone)
         lines.append(f"  {spec.name} [{spec.kind}] {' '.join(urls)}; `run` fetches at {when}")
+        if spec.options.deadline:
+            lines.append(f"    deadline {spec.options.deadline:g} s (its own, not fetch.deadline)")
     lines.append(f"subscribers ({len(config.subscribers)}):")
     for sub in config.subscribers:
         parts = [f"keywords: {', '.join(sub.keywords)}" if sub.keywords else ""]
@@ -247,6 +251,20 @@ def describe_config(config: Config) -> list[str]:
         cadence = describe_cadence(sub, config.timezone)
         lines.append(f"  {sub.email} ({alerts}; at most {sub.max_papers} papers; {cadence})")
     return lines
+
+
+def fetch_lines(config: Config) -> list[str]:
+    """What `fetch:` means: each source's deadline and limits, and the pause per host."""
+    fetch = config.fetch
+    hosts = sorted(merge_intervals(fetch.hosts).items(), key=lambda item: (-item[1], item[0]))
+    listed = ", ".join(f"{host} {seconds:g} s" for host, seconds in hosts)
+    return [
+        f"fetch: each source within {fetch.deadline:g} s (pages, retries and waits included),"
+        f" each read within {fetch.timeout:g} s, {fetch.retries} retries, Retry-After up to"
+        f" {fetch.max_retry_after:g} s, responses up to {fetch.max_bytes:,} bytes",
+        f"  pause between requests: {listed or 'no host listed'}; any other host"
+        f" {fetch.default_interval:g} s (this machine: none unless listed)",
+    ]
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ def merge_intervals(configured: Mapping[str, float] | None = None) -> dict[str, 
 
 def is_loopback(host: str) -> bool:
     """Whether `host` is this machine (127.0.0.0/8, ::1, localhost), where politeness is moot."""
-    host = _normal_host(host).strip("[]")
+    host = _normal_host(host)
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -435,8 +435,8 @@ def _secs(seconds: float) -> str:
 
 
 def _normal_host(host: str) -> str:
-    """A host name as compared: lowercase, without a trailing (or leading) dot."""
-    return host.strip(".").lower()
+    """A host as compared: lowercase, no trailing (or leading) dot, an IPv6 address bare."""
+    return host.strip().strip("[]").strip(".").lower()
 
 
 def _host_of(url: str) -> str:

@@ -405,6 +405,7 @@ def request_starts(urls: list[str], **options: Any) -> list[float]:
         ("localhost", {"default_interval": 5}, [0.0, 0.0, 0.0]),
         ("[::1]", {}, [0.0, 0.0, 0.0]),
         ("127.0.0.1", {"host_intervals": {"127.0.0.1": 0.5}}, [0.0, 0.5, 1.0]),
+        ("[::1]", {"host_intervals": {"[::1]": 0.5}}, [0.0, 0.5, 1.0]),
     ],
     ids=[
         "unlisted-host-default",
@@ -416,6 +417,7 @@ def request_starts(urls: list[str], **options: Any) -> list[float]:
         "localhost-exempt",
         "ipv6-loopback-exempt",
         "loopback-listed",
+        "ipv6-loopback-listed",
     ],
 )
 def test_request_starts_are_spaced_by_the_hosts_interval(
