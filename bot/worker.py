@@ -4,6 +4,8 @@ and looks for due digests on the `scheduling.deliver` schedule (every minute by 
 Every job takes the run lock for its own duration, not for the worker's lifetime, so a
 cron `paperbot once` (or `paperbot once` by hand) waits for the job in progress, does its
 work, and the worker's next job waits for it in turn: they interleave, never overlap.
+A fetch job ends by its sources' deadlines (`fetch.deadline`, a source's `deadline:`), so
+a stuck server never keeps the lock from the others for longer.
 Jobs never overlap themselves (`max_instances=1`), and a job missed while the machine
 slept runs once when it wakes (`coalesce`) if it is late by less than `misfire_grace`.
 Delivery does not depend on a job firing at an exact moment: who is due is worked out
