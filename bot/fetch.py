@@ -1,4 +1,4 @@
-"""The one HTTP layer: polite, conditional, size-capped GETs with retries, over httpx."""
+"""The one HTTP layer: polite, conditional, size-capped GETs with retries and deadlines (httpx)."""
 
 from __future__ import annotations
 
@@ -193,10 +193,6 @@ class Fetcher:
         """Close the connection pool."""
         await self._client.aclose()
 
-    def deadline(self, seconds: float) -> Deadline:
-        """A deadline `seconds` from now on this fetcher's clock (see `within`)."""
-        return Deadline(seconds, self._clock() + seconds)
-
     @asynccontextmanager
     async def within(self, seconds: float) -> AsyncIterator[Deadline]:
         """Run the block (one source's whole fetch) for at most `seconds`: FetchDeadline after.
@@ -205,7 +201,7 @@ class Fetcher:
         the deadline however slowly the server trickles, no wait that would pass it is
         started, and the error says where the fetch was.
         """
-        deadline = self.deadline(seconds)
+        deadline = Deadline(seconds, self._clock() + seconds)
         scope = asyncio.timeout(seconds)
         try:
             async with scope:
