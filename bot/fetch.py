@@ -199,7 +199,8 @@ class Fetcher:
 
         Pass the Deadline it yields to every `get` in the block: each request is then cut at
         the deadline however slowly the server trickles, no wait that would pass it is
-        started, and the error says where the fetch was.
+        started, and the error says where the fetch was. The cut runs on the event loop's
+        clock; the foresight on the Fetcher's own (`clock`, which a test may replace).
         """
         deadline = Deadline(seconds, self._clock() + seconds)
         scope = asyncio.timeout(seconds)
