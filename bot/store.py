@@ -28,6 +28,8 @@ from bot.models import Link, Match, Paper, Reason, Subscriber
 
 #: shortest normalized title that may join two records with different ids
 MIN_TITLE_KEY_LENGTH = 20
+#: fetch outcomes that count as the source working (a quiet day is not a failure)
+SUCCESS_STATUSES = ("ok", "empty", "not_modified")
 #: rate-limit events older than this are forgotten (the longest window the web app uses)
 RATE_HORIZON = timedelta(days=1)
 
@@ -105,6 +107,9 @@ class SourceHealth:
     consecutive_failures: int
     items: int
     new: int
+    #: the first failed fetch since the last successful one (or since the first fetch,
+    #: if none ever succeeded); None while the last fetch succeeded
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,23 @@ class StoreStatus:
     last_good_run: datetime | None = None
     #: creation time of the oldest digest still waiting to be sent
     oldest_pending: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as `paperbot status --runs` shows it; counts the run did not report are None.
+
+    `status` is None for a run that never finished (killed, or still going).
+    """
+
+    started: datetime
+    finished: datetime | None
+    status: str | None
+    new_papers: int | None = None
+    matched: int | None = None
+    sent: int | None = None
+    failed: int | None = None
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,17 +634,31 @@ class Store:
             )
         return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any]) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        summary: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> None:
         """Close a run row with its outcome."""
         with self.transaction():
             self.db.execute(
                 "UPDATE runs SET finished = ?, status = ?, summary = ? WHERE id = ?",
-                (_iso(utcnow()), status, json.dumps(summary), run_id),
+                (_iso(now or utcnow()), status, json.dumps(summary), run_id),
             )
+
+    def runs(self, limit: int) -> list[RunRecord]:
+        """The last `limit` runs, newest first."""
+        rows = self.db.execute(
+            "SELECT started, finished, status, summary FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_row_run(*row) for row in rows]
 
     def record_fetch(self, run_id: int | None, fetch: FetchRecord, started: datetime) -> None:
         """Record one source's fetch and update its health counters."""
-        ok = fetch.status in ("ok", "empty", "not_modified")
+        ok = fetch.status in SUCCESS_STATUSES
         with self.transaction():
             self.db.execute(
                 "INSERT INTO fetches (run_id, source, started, duration, status, items, new, error)"
@@ -1220,8 +1256,12 @@ class Store:
         )
 
     def _source_health(self) -> Iterator[SourceHealth]:
+        done = ", ".join(f"'{status}'" for status in SUCCESS_STATUSES)
         rows = self.db.query(
-            "SELECT s.*, f.status, f.error, f.items, f.new FROM source_state s"
+            "SELECT s.*, f.status, f.error, f.items, f.new, (SELECT min(started) FROM fetches"
+            " WHERE source = s.source AND id > coalesce((SELECT max(id) FROM fetches"
+            f" WHERE source = s.source AND status IN ({done})), 0)) AS failing_since"
+            " FROM source_state s"
             " LEFT JOIN fetches f ON f.id = (SELECT max(id) FROM fetches WHERE source = s.source)"
             " ORDER BY s.source"
         )
@@ -1235,6 +1275,7 @@ class Store:
                 consecutive_failures=row["consecutive_failures"],
                 items=row["items"] or 0,
                 new=row["new"] or 0,
+                failing_since=_dt(row["failing_since"]) if row["consecutive_failures"] else None,
             )
 
     def backup_to(self, path: Path) -> Store:
@@ -1302,6 +1343,33 @@ def _row_paper(row: Mapping[str, Any]) -> Paper:
         organizations=tuple(json.loads(row["organizations"])),
         first_seen=_dt(row["first_seen"]),
     )
+
+
+def _row_run(
+    started: str, finished: str | None, status: str | None, summary: str | None
+) -> RunRecord:
+    """A run row; a summary written by another version, or none, gives what it can."""
+    try:
+        found = json.loads(summary) if summary else {}
+    except ValueError:
+        found = {}
+    if not isinstance(found, dict):
+        found = {}
+    errors = found.get("errors")
+    return RunRecord(
+        started=_dt(started) or utcnow(),
+        finished=_dt(finished),
+        status=status,
+        new_papers=_count(found.get("new_papers")),
+        matched=_count(found.get("matched")),
+        sent=_count(found.get("sent")),
+        failed=_count(found.get("failed")),
+        errors=tuple(e for e in errors if isinstance(e, str)) if isinstance(errors, list) else (),
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _subscriber_values(sub: Subscriber) -> tuple[Any, ...]:
