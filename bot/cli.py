@@ -22,7 +22,8 @@ from bot.render import render_digest
 from bot.sendtest import delivery_lines, send_test
 from bot.shutdown import Shutdown
 from bot.sources import KINDS, FetchWindow, get_kind
-from bot.store import Store, StoreStatus
+from bot.status import run_lines, stale_reasons, status_lines
+from bot.store import Store
 from bot.tokens import SECRET_ENV
 from bot.worker import Worker, embedded_web, source_schedule
 
@@ -83,13 +84,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument(
         "--max-age",
-        type=float,
+        type=_hours,
         default=DEFAULT_MAX_AGE,
         metavar="HOURS",
-        help="exit 1 when the last good run, or the oldest waiting digest, is older than this"
-        f" (default {DEFAULT_MAX_AGE:g})",
+        help="exit 1 when the last good run, or the oldest waiting digest, is older than this,"
+        f" or a source has been failing this long (default {DEFAULT_MAX_AGE:g})",
+    )
+    status.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="also show the last N runs: start, duration, outcome, counts, first error",
     )
     return parser
+
+
+#: the longest `--max-age` (ten years): more is no threshold at all
+MAX_HOURS = 87_600.0
+
+
+def _hours(text: str) -> float:
+    """An argparse type: a number of hours above 0 and at most ten years."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= MAX_HOURS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"expected a number of hours above 0 and at most {MAX_HOURS:g}, not {text!r}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,7 +340,7 @@ def describe_kinds() -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """`paperbot status`: last fetch per source, counts, pending and failed digests."""
+    """`paperbot status`: counts, source health, runs; 1 when monitoring should worry."""
     config = _config(args)
     if not config.database.exists():
         print(f"no store yet at {config.database}: paperbot has never run", file=sys.stderr)
@@ -313,50 +349,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         status = store.status()
         problems = [a for a in store.alert_states().values() if a.state == "problem"]
+        runs = store.runs(args.runs) if args.runs else None
     finally:
         store.close()
-    print(f"last run: {_when(status.last_run)} ({status.last_run_status or 'never'})")
-    print(f"last good run: {_when(status.last_good_run)}")
-    print(f"papers: {status.papers}, active subscribers: {status.subscribers}")
-    print(
-        f"digests: {status.sent_digests} sent, {status.pending_digests} pending,"
-        f" {status.failed_digests} failed"
-    )
-    print("sources:")
-    for health in status.sources:
-        line = (
-            f"  {health.source}: {health.last_status}, last success {_when(health.last_success)},"
-            f" {health.items} items / {health.new} new"
-        )
-        if health.consecutive_failures:
-            line += f", {health.consecutive_failures} failures in a row: {health.last_error}"
-        print(line)
-    for problem in problems:
-        print(f"problem since {_when(problem.since)}: {problem.message}")
-    stale = stale_reason(status, datetime.now(UTC), timedelta(hours=args.max_age))
-    if stale:
-        print(f"paperbot status: {stale}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def stale_reason(status: StoreStatus, now: datetime, max_age: timedelta) -> str | None:
-    """Why monitoring should worry (no good run lately, mail stuck), or None."""
-    hours = f"{max_age.total_seconds() / 3600:g} h"
-    if status.last_good_run is None:
-        return "no run has succeeded yet"
-    if now - status.last_good_run > max_age:
-        return f"the last good run was at {_when(status.last_good_run)}, more than {hours} ago"
-    if status.oldest_pending and now - status.oldest_pending > max_age:
-        return (
-            f"a digest has waited since {_when(status.oldest_pending)}, more than {hours}:"
-            " mail is not going out"
-        )
-    return None
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+    now, max_age = datetime.now(UTC), timedelta(hours=args.max_age)
+    configured = [spec.name for spec in config.sources]
+    print("\n".join(status_lines(status, problems, configured, now, max_age)))
+    if runs is not None:
+        print("\n".join(run_lines(runs)))
+    reasons = stale_reasons(status, configured, now, max_age)
+    for reason in reasons:
+        print(f"paperbot status: {reason}", file=sys.stderr)
+    return EXIT_FAILED if reasons else EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from bot.models import Link, Paper
@@ -19,6 +19,28 @@ def identity_rank(paper: Paper) -> int:
     if paper.arxiv_id:
         return 2
     return 1 if paper.doi else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The arXiv id and DOI that records found to be one paper have settled on."""
+
+    arxiv_id: str | None = None
+    doi: str | None = None
+
+    def admits(self, paper: Paper) -> bool:
+        """Whether `paper` may be another record of this paper.
+
+        Two different arXiv ids are two papers; so are two different DOIs, unless the
+        arXiv ids agree (one paper, one of its DOIs given wrongly or arXiv's own).
+        """
+        if self.arxiv_id and paper.arxiv_id:
+            return self.arxiv_id == paper.arxiv_id
+        return not (self.doi and paper.doi and self.doi != paper.doi)
+
+    def joined(self, paper: Paper) -> Identity:
+        """This identity after `paper` was found to be a record of it."""
+        return Identity(self.arxiv_id or paper.arxiv_id, self.doi or paper.doi)
 
 
 def union(*groups: Iterable[T]) -> tuple[T, ...]:

@@ -23,11 +23,13 @@ import sqlite_utils
 from bot.errors import StoreError
 from bot.fetch import Validators
 from bot.ids import normalize_title, title_key
-from bot.merge import matching_changed, merge_papers
+from bot.merge import Identity, matching_changed, merge_papers
 from bot.models import Link, Match, Paper, Reason, Subscriber
 
 #: shortest normalized title that may join two records with different ids
 MIN_TITLE_KEY_LENGTH = 20
+#: fetch outcomes that count as the source working (a quiet day is not a failure)
+SUCCESS_STATUSES = ("ok", "empty", "not_modified")
 #: rate-limit events older than this are forgotten (the longest window the web app uses)
 RATE_HORIZON = timedelta(days=1)
 
@@ -38,6 +40,19 @@ class RecordResult:
 
     new: tuple[str, ...]
     changed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredPaper:
+    """A stored record of a paper, as `record` finds it before merging."""
+
+    paper: Paper
+    pending_match: bool
+    rowid: int
+
+    def age(self) -> tuple[datetime, int]:
+        """Sort key: first seen first (the insertion order breaks ties)."""
+        return (self.paper.first_seen or datetime.min.replace(tzinfo=UTC), self.rowid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +107,9 @@ class SourceHealth:
     consecutive_failures: int
     items: int
     new: int
+    #: the first failed fetch since the last successful one (or since the first fetch,
+    #: if none ever succeeded); None while the last fetch succeeded
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +128,23 @@ class StoreStatus:
     last_good_run: datetime | None = None
     #: creation time of the oldest digest still waiting to be sent
     oldest_pending: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as `paperbot status --runs` shows it; counts the run did not report are None.
+
+    `status` is None for a run that never finished (killed, or still going).
+    """
+
+    started: datetime
+    finished: datetime | None
+    status: str | None
+    new_papers: int | None = None
+    matched: int | None = None
+    sent: int | None = None
+    failed: int | None = None
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +320,19 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Every title a paper was listed under, so that any of them finds it again."""
+    db.executescript(
+        """
+        CREATE TABLE paper_titles (
+            title_key TEXT NOT NULL, paper_id TEXT NOT NULL, PRIMARY KEY (title_key, paper_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX paper_titles_paper ON paper_titles(paper_id);
+        INSERT OR IGNORE INTO paper_titles SELECT title_key, id FROM papers;
+        """
+    )
+
+
 #: schema migrations, in order; the store's version is how many have run.
 #: Append only: a migration that has shipped is never edited.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
@@ -294,6 +342,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -369,88 +418,153 @@ class Store:
     def record(
         self, source: str, papers: Sequence[Paper], now: datetime | None = None
     ) -> RecordResult:
-        """Upsert the papers one source listed; say which were new and which enriched."""
+        """Upsert the papers one source listed; say which were new and which enriched.
+
+        A paper that matches several stored records (by arXiv id, DOI or title) makes them
+        one, under the strongest id, whatever order the sources came in.
+        """
         now = now or utcnow()
         new: list[str] = []
         changed: list[str] = []
         with self.transaction():
             for paper in papers:
                 paper = replace(paper, sources=(source,), first_seen=now)
-                existing = self._find_existing(paper)
-                if existing is None:
+                stored = self._records_of(paper)
+                if not stored:
                     self._insert_paper(paper, now)
                     new.append(paper.id)
                     stored_id = paper.id
                 else:
-                    stored_id = self._merge_into(existing, paper, now, changed)
+                    stored_id, absorbed, enriched = self._merge_into(stored, paper, now)
+                    if absorbed:  # ids reported earlier in this call may be gone now
+                        new[:] = [stored_id if pid in absorbed else pid for pid in new]
+                        changed[:] = [stored_id if pid in absorbed else pid for pid in changed]
+                    if enriched:
+                        changed.append(stored_id)
                 self.db.execute(
                     "INSERT OR IGNORE INTO paper_sources VALUES (?, ?, ?, ?)",
                     (stored_id, source, paper.url, _iso(now)),
                 )
-        return RecordResult(new=tuple(new), changed=tuple(dict.fromkeys(changed)))
+        return RecordResult(new=tuple(dict.fromkeys(new)), changed=tuple(dict.fromkeys(changed)))
 
-    def _merge_into(self, existing: Paper, paper: Paper, now: datetime, changed: list[str]) -> str:
-        merged = merge_papers(existing, paper)
-        if merged == existing:
-            return existing.id
-        if merged.id != existing.id:
-            self._rekey(existing.id, merged.id)
-        self._update_paper(merged, now)
-        if matching_changed(existing, merged):
-            changed.append(merged.id)
+    def _merge_into(
+        self, stored: Sequence[_StoredPaper], paper: Paper, now: datetime
+    ) -> tuple[str, set[str], bool]:
+        """Merge the arriving paper and every stored record of it into one record.
+
+        Returns the record's id, the ids merged into it (gone now), and whether anything
+        alerts look at changed (the record then waits for matching again).
+        """
+        # oldest record first: it keeps its spelling when ids are equally strong
+        merged = functools.reduce(merge_papers, [*(s.paper for s in stored), paper])
+        keeper = next((s for s in stored if s.paper.id == merged.id), stored[0])
+        if keeper.paper.id != merged.id:
+            self.db.execute("UPDATE papers SET id = ? WHERE id = ?", (merged.id, keeper.paper.id))
+            self._move_references(keeper.paper.id, merged.id)
+        for other in stored:
+            if other is not keeper:
+                self._move_references(other.paper.id, merged.id)
+                self.db.execute("DELETE FROM papers WHERE id = ?", (other.paper.id,))
+        self._add_title_key(merged.id, paper.title)
+        if len(stored) > 1 or merged != keeper.paper:
+            self._update_paper(merged, now)
+        enriched = any(matching_changed(s.paper, merged) for s in stored)
+        if enriched or (len(stored) > 1 and any(s.pending_match for s in stored)):
             self.db.execute("UPDATE papers SET pending_match = 1 WHERE id = ?", (merged.id,))
-        return merged.id
+        return merged.id, {s.paper.id for s in stored} - {merged.id}, enriched
 
-    def _find_existing(self, paper: Paper) -> Paper | None:
-        row = self._paper_row("id = ?", paper.id)
-        if row is None and paper.doi:
-            row = self._paper_row(
-                "doi = ? AND (arxiv_id IS NULL OR arxiv_id = ?)", paper.doi, paper.arxiv_id
-            )
-        if row is None and len(normalize_title(paper.title)) >= MIN_TITLE_KEY_LENGTH:
-            row = self._paper_row(
-                "title_key = ? AND (arxiv_id IS NULL OR ? IS NULL OR arxiv_id = ?)"
-                " AND (doi IS NULL OR ? IS NULL OR doi = ?)",
-                title_key(paper.title),
-                paper.arxiv_id,
-                paper.arxiv_id,
-                paper.doi,
-                paper.doi,
-            )
-        return _row_paper(row) if row else None
+    def _records_of(self, paper: Paper) -> list[_StoredPaper]:
+        """Every stored record of this paper, oldest first.
 
-    def _paper_row(self, where: str, *params: Any) -> dict[str, Any] | None:
-        cursor = self.db.execute(f"SELECT * FROM papers WHERE {where} LIMIT 1", params)
-        row = cursor.fetchone()
-        return dict(zip([c[0] for c in cursor.description], row, strict=True)) if row else None
+        Found by id, arXiv id, DOI or title, then by what those records carry (a journal
+        record found by its DOI brings the lab page record found by its title). A record
+        whose arXiv id or DOI differs from what the others say is another paper, and the
+        title rule needs a title long enough to be distinctive.
+        """
+        found: dict[str, _StoredPaper] = {}
+        identity = Identity(paper.arxiv_id, paper.doi)
+        asked: set[tuple[str, str]] = set()
+        probes = [paper]
+        while probes:
+            for row in self._candidate_rows(probes.pop(), asked):
+                if row["id"] in found:
+                    continue
+                record = _StoredPaper(_row_paper(row), bool(row["pending_match"]), row["rowid"])
+                if record.paper.id != paper.id and not identity.admits(record.paper):
+                    continue
+                found[record.paper.id] = record
+                identity = identity.joined(record.paper)
+                probes.append(record.paper)
+        return sorted(found.values(), key=_StoredPaper.age)
+
+    def _candidate_rows(self, probe: Paper, asked: set[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Records sharing an id, arXiv id, DOI or distinctive title with `probe` that were
+        not `asked` for yet; the strongest evidence first, so that it wins over a title
+        when the two disagree."""
+        key, distinctive = _title_facts(probe.title)
+        keys = {"id": probe.id, "arxiv": probe.arxiv_id, "doi": probe.doi}
+        keys["key"] = key if distinctive else None
+        wanted = {k: v for k, v in keys.items() if v is not None and (k, v) not in asked}
+        if not wanted:
+            return []
+        asked.update(wanted.items())
+        cursor = self.db.execute(
+            "SELECT rowid, * FROM papers WHERE id = :id OR arxiv_id = :arxiv OR doi = :doi"
+            " OR id IN (SELECT paper_id FROM paper_titles WHERE title_key = :key)"
+            " ORDER BY CASE WHEN id = :id OR arxiv_id = :arxiv THEN 0"
+            " WHEN doi = :doi THEN 1 ELSE 2 END, first_seen, rowid",
+            {"id": None, "arxiv": None, "doi": None, "key": None, **wanted},
+        )
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def _insert_paper(self, paper: Paper, now: datetime) -> None:
         row = {**_paper_to_row(paper, now), "pending_match": 1}
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         self.db.execute(f"INSERT INTO papers ({columns}) VALUES ({marks})", list(row.values()))
+        self._add_title_key(paper.id, paper.title)
+
+    def _add_title_key(self, paper_id: str, title: str) -> None:
+        """Remember a title the paper was listed under: a later listing may use any of them."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO paper_titles VALUES (?, ?)", (_title_facts(title)[0], paper_id)
+        )
 
     def _update_paper(self, paper: Paper, now: datetime) -> None:
         row = _paper_to_row(paper, now)
-        row.pop("first_seen")
         sets = ", ".join(f"{column} = ?" for column in row if column != "id")
         values = [value for column, value in row.items() if column != "id"]
         self.db.execute(f"UPDATE papers SET {sets} WHERE id = ?", [*values, paper.id])
 
-    def _rekey(self, old_id: str, new_id: str) -> None:
-        """A paper first known by title or DOI got a stronger id: move every reference."""
-        self.db.execute("UPDATE papers SET id = ? WHERE id = ?", (new_id, old_id))
-        self.db.execute(
-            "UPDATE OR IGNORE paper_sources SET paper_id = ? WHERE paper_id = ?", (new_id, old_id)
-        )
-        self.db.execute("DELETE FROM paper_sources WHERE paper_id = ?", (old_id,))
-        # a subscriber matched under both ids keeps the older (possibly delivered) match
-        self.db.execute(
-            "DELETE FROM matches WHERE paper_id = ? AND subscriber_id IN "
-            "(SELECT subscriber_id FROM matches WHERE paper_id = ?)",
+    def _move_references(self, old_id: str, new_id: str) -> None:
+        """What points at `old_id` (sources, titles, matches) now points at `new_id`.
+
+        A subscriber matched under both ids keeps one match: the one already delivered
+        (or in a digest being sent) before one still waiting, else the older. A pending
+        digest left without any paper by this is dropped, never sent empty.
+        """
+        for table in ("paper_sources", "paper_titles"):
+            self.db.execute(
+                f"UPDATE OR IGNORE {table} SET paper_id = ? WHERE paper_id = ?", (new_id, old_id)
+            )
+            self.db.execute(f"DELETE FROM {table} WHERE paper_id = ?", (old_id,))
+        old, new = _match_standing("o"), _match_standing("n")
+        emptied = self.db.execute(
+            "DELETE FROM matches WHERE rowid IN (SELECT CASE WHEN"
+            f" {old} > {new} OR ({old} = {new} AND o.matched_at <= n.matched_at)"
+            " THEN n.rowid ELSE o.rowid END FROM matches o JOIN matches n"
+            " ON n.subscriber_id = o.subscriber_id AND n.paper_id = ? WHERE o.paper_id = ?)"
+            " RETURNING digest_id",
             (new_id, old_id),
-        )
+        ).fetchall()
         self.db.execute("UPDATE matches SET paper_id = ? WHERE paper_id = ?", (new_id, old_id))
+        for (digest_id,) in emptied:
+            self.db.execute(
+                "UPDATE digests SET status = 'dropped' WHERE id = ? AND status = 'pending'"
+                " AND NOT EXISTS (SELECT 1 FROM matches WHERE digest_id = ?)",
+                (digest_id, digest_id),
+            )
 
     def papers(self, ids: Iterable[str]) -> dict[str, Paper]:
         """The stored papers with these ids, by id."""
@@ -520,17 +634,31 @@ class Store:
             )
         return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any]) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        summary: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> None:
         """Close a run row with its outcome."""
         with self.transaction():
             self.db.execute(
                 "UPDATE runs SET finished = ?, status = ?, summary = ? WHERE id = ?",
-                (_iso(utcnow()), status, json.dumps(summary), run_id),
+                (_iso(now or utcnow()), status, json.dumps(summary), run_id),
             )
+
+    def runs(self, limit: int) -> list[RunRecord]:
+        """The last `limit` runs, newest first."""
+        rows = self.db.execute(
+            "SELECT started, finished, status, summary FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_row_run(*row) for row in rows]
 
     def record_fetch(self, run_id: int | None, fetch: FetchRecord, started: datetime) -> None:
         """Record one source's fetch and update its health counters."""
-        ok = fetch.status in ("ok", "empty", "not_modified")
+        ok = fetch.status in SUCCESS_STATUSES
         with self.transaction():
             self.db.execute(
                 "INSERT INTO fetches (run_id, source, started, duration, status, items, new, error)"
@@ -1128,8 +1256,12 @@ class Store:
         )
 
     def _source_health(self) -> Iterator[SourceHealth]:
+        done = ", ".join(f"'{status}'" for status in SUCCESS_STATUSES)
         rows = self.db.query(
-            "SELECT s.*, f.status, f.error, f.items, f.new FROM source_state s"
+            "SELECT s.*, f.status, f.error, f.items, f.new, (SELECT min(started) FROM fetches"
+            " WHERE source = s.source AND id > coalesce((SELECT max(id) FROM fetches"
+            f" WHERE source = s.source AND status IN ({done})), 0)) AS failing_since"
+            " FROM source_state s"
             " LEFT JOIN fetches f ON f.id = (SELECT max(id) FROM fetches WHERE source = s.source)"
             " ORDER BY s.source"
         )
@@ -1143,6 +1275,7 @@ class Store:
                 consecutive_failures=row["consecutive_failures"],
                 items=row["items"] or 0,
                 new=row["new"] or 0,
+                failing_since=_dt(row["failing_since"]) if row["consecutive_failures"] else None,
             )
 
     def backup_to(self, path: Path) -> Store:
@@ -1157,11 +1290,20 @@ class Store:
 # --- row <-> dataclass ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
+def _title_facts(title: str) -> tuple[str, bool]:
+    """A title's key, and whether it is long enough to join records with different ids.
+
+    Cached: recording one paper asks for its title several times.
+    """
+    return title_key(title), len(normalize_title(title)) >= MIN_TITLE_KEY_LENGTH
+
+
 def _paper_to_row(paper: Paper, now: datetime) -> dict[str, Any]:
     return {
         "id": paper.id,
         "title": paper.title,
-        "title_key": title_key(paper.title),
+        "title_key": _title_facts(paper.title)[0],
         "authors": json.dumps(paper.authors, ensure_ascii=False),
         "abstract": paper.abstract,
         "url": paper.url,
@@ -1201,6 +1343,33 @@ def _row_paper(row: Mapping[str, Any]) -> Paper:
         organizations=tuple(json.loads(row["organizations"])),
         first_seen=_dt(row["first_seen"]),
     )
+
+
+def _row_run(
+    started: str, finished: str | None, status: str | None, summary: str | None
+) -> RunRecord:
+    """A run row; a summary written by another version, or none, gives what it can."""
+    try:
+        found = json.loads(summary) if summary else {}
+    except ValueError:
+        found = {}
+    if not isinstance(found, dict):
+        found = {}
+    errors = found.get("errors")
+    return RunRecord(
+        started=_dt(started) or utcnow(),
+        finished=_dt(finished),
+        status=status,
+        new_papers=_count(found.get("new_papers")),
+        matched=_count(found.get("matched")),
+        sent=_count(found.get("sent")),
+        failed=_count(found.get("failed")),
+        errors=tuple(e for e in errors if isinstance(e, str)) if isinstance(errors, list) else (),
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _subscriber_values(sub: Subscriber) -> tuple[Any, ...]:
@@ -1287,6 +1456,15 @@ def _match_rows(
 def _reasons_from(text: str) -> tuple[Reason, ...]:
     # cached: a popular alert yields the same reasons text for many subscribers
     return tuple(Reason(kind, alert, tuple(terms)) for kind, alert, terms in json.loads(text))
+
+
+def _match_standing(alias: str) -> str:
+    """SQL ranking a match row: 2 in a digest done with (sent, skipped, failed), 1 in a
+    pending digest, 0 in none yet; of two matches of one paper the higher is kept."""
+    return (
+        f"(CASE WHEN {alias}.digest_id IS NULL THEN 0 WHEN (SELECT status FROM digests"
+        f" WHERE id = {alias}.digest_id) = 'pending' THEN 1 ELSE 2 END)"
+    )
 
 
 #: larger than any digest id (SQLite rowids are signed 64-bit)
