@@ -9,7 +9,8 @@ B, and 3 more authors". The rule:
   exactly two such pieces, or of such pairs joined by "and" ("Einstein, Albert and Taub,
   AH"), or pieces alternating with initials ("Naka, A., Shababo, B.");
 - a single word is a name ("Kavita Dorai, Arvind"); "and", "&", "et al.", "others", "N
-  more authors", "and N others", "N additional authors not shown" never are;
+  more authors", "and N others", "N additional authors not shown" and degrees ("PhD")
+  never are;
 - a parenthesised part that ends a name is an affiliation and is dropped, one inside a name
   ("Qiuyi (Richard) Zhang") is a nickname and is kept; an unmatched parenthesis is dropped.
 
@@ -33,7 +34,8 @@ _NOT_A_NAME = re.compile(
     r"(?:and\s+|&\s*)?"
     r"(?:et\.?\s*al\.?|others?|more|…|\.\.\.|and|&"
     r"|\+?\d+\s+(?:more|others?|additional)(?:\s+(?:co-?)?authors?)?(?:\s+not\s+shown)?"
-    r"|(?:show|see|view)\s+(?:all|more)(?:\s+\d+)?(?:\s+authors?)?)\.?",
+    r"|(?:show|see|view)\s+(?:all|more)(?:\s+\d+)?(?:\s+authors?)?"
+    r"|(?-i:Ph\.?\s?D|M\.?\s?D|D\.?Phil|M\.?Sc|B\.?Sc|MPH|MBA|FRS))\.?",
     re.I,
 )
 _ET_AL_TAIL = re.compile(r"\s*,?\s+et\.?\s*al\.?$", re.I)

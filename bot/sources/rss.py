@@ -317,7 +317,7 @@ def announce_type(entry: Any) -> str | None:
 
 def is_replacement(kind: str | None) -> bool:
     """Whether an announcement type is a new version of an older paper (`replace...`)."""
-    return bool(kind) and str(kind).startswith("replace")
+    return kind is not None and kind.startswith("replace")
 
 
 def is_rss10(feed: Any) -> bool:

@@ -153,6 +153,8 @@ def test_alfolio_list_one_element_per_name() -> None:
         ("Jane Roe, Bob Lee, et al.", ["Jane Roe", "Bob Lee"]),
         ("Jane Roe and 12 others", ["Jane Roe"]),
         ("Jane Roe, Bob Lee, and 3 more authors", ["Jane Roe", "Bob Lee"]),
+        ("Jane Roe, PhD, Bob Lee, MD", ["Jane Roe", "Bob Lee"]),
+        ("Rahman, Md.", ["Rahman, Md."]),
         ("Einstein, Albert and Taub, AH", ["Einstein, Albert", "Taub, AH"]),
         ("Naka, A., Shababo, B.", ["Naka, A.", "Shababo, B."]),
         ("Smith, John", ["Smith, John"]),
