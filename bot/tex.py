@@ -168,12 +168,12 @@ _LINE_BREAK = re.compile(r"\\\\")
 _QUOTES = re.compile(r"``(.*?)''", re.DOTALL)
 # Dashes only between words or spaced out: `--flag` and `a---` are left alone.
 _EM_DASH = re.compile(r"(?<=\w)---(?=\w)|(?<=\s)---(?=\s)")
-_TEX_MARKS = ("\\", "{", "--", "``", "~")  # text without any of them is only normalized
 _EN_DASH = re.compile(r"(?<=\w)--(?=\w)|(?<=\s)--(?=\s)")
+_TEX_MARKS = ("\\", "{", "--", "``", "~")  # text without any of them is only normalized
 
 
 def decode_tex(text: str) -> str:
-    """Turn TeX accents and specials into Unicode (NFC), leaving `$...$` math untouched."""
+    """TeX prose as plain Unicode text (NFC), math left exactly as written (module docstring)."""
     if not any(mark in text for mark in _TEX_MARKS):
         return unicodedata.normalize("NFC", text)
     out: list[str] = []
