@@ -1,4 +1,9 @@
-"""Source kind `arxiv-rss`: the daily announcement feeds of rss.arxiv.org (RSS or Atom)."""
+"""Source kind `arxiv-rss`: the daily announcement feeds of rss.arxiv.org (RSS or Atom).
+
+The pre-2024 RSS 1.0 (RDF) format of `export.arxiv.org/rss`, still served by mirrors, is read
+too: its descriptions are HTML, its authors links, and its titles carry the category and
+the replacement mark ("(arXiv:ID [cat] UPDATED)").
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ from pydantic import Field, field_validator, model_validator
 from bot.errors import ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
+from bot.names import split_authors
 from bot.schedule import Schedule
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.rss import (
     EntryError,
+    announce_type,
     arxiv_abs_url,
     arxiv_pdf_url,
     collapse,
@@ -23,24 +30,21 @@ from bot.sources.rss import (
     entry_categories,
     entry_datetime,
     entry_text,
-    merge_name_suffixes,
+    html_to_text,
+    is_replacement,
+    is_rss10,
     papers_from_entries,
     read_feed,
-    split_top_level,
+    split_arxiv_suffix,
 )
 from bot.tex import decode_tex
 
 FEED_BASE = "https://rss.arxiv.org/rss/"
 _CATEGORY = re.compile(r"[A-Za-z-]+(?:\.[A-Za-z-]+)?")
 _ERROR_TITLE = re.compile(r"Feed error for query\b")
-_ANNOUNCE_TYPE = re.compile(r"Announce Type:\s*(?P<type>[\w-]+)")
 # Description: "arXiv:2411.01234v1 Announce Type: new \nAbstract: ..."
 _ABSTRACT_MARK = re.compile(r"\bAbstract:\s*")
 _DESCRIPTION_HEADER = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*[\w-]+\s*")
-# The pre-2024 feed appended "(arXiv:2411.01234v1 [cs.LG])" to every title.
-_TITLE_ID_SUFFIX = re.compile(r"\s*\(arXiv:[^()]*\)\s*$")
-_FINAL_AND = re.compile(r",?\s+and\s+")
-_LEADING_AND = re.compile(r"^and\s+")  # the last piece of "A, B, and C"
 # arXiv lists a paper under both names of an aliased category, but only one may be asked for.
 _ALIASES = {
     "cs.it": "math.it",
@@ -100,14 +104,15 @@ class ArxivRssSource(SourceKind):
         # Unsanitized: arXiv's text is plain, and `<think>` in an abstract is a word, not a tag.
         feed = read_feed(body, url, sanitize=False)
         _raise_for_error_feed(feed, url)
-        wanted = _category_filter(options.categories)
+        rdf = is_rss10(feed)
+        # The old feed names only the primary category: a cross-list would be filtered out.
+        wanted = _category_filter([] if rdf else options.categories)
 
         def build(entry: Any) -> Paper | None:
             """The entry's paper, or None when it is a replacement or another category."""
-            kind = announce_type(entry)
-            if kind and kind.startswith("replace") and not options.include_replacements:
+            if is_replacement(announce_type(entry)) and not options.include_replacements:
                 return None
-            paper = paper_from_entry(entry)
+            paper = paper_from_entry(entry, html_description=rdf)
             return paper if wanted(paper.categories) else None
 
         return Listing(papers_from_entries(feed, build, url))
@@ -146,19 +151,14 @@ def _category_matches(category: str, asked: set[str]) -> bool:
     return category in asked or category.split(".", 1)[0] in asked
 
 
-def announce_type(entry: Any) -> str | None:
-    """`new`, `cross`, `replace` or `replace-cross`, from the element or the description."""
-    value = entry_text(entry, "arxiv_announce_type").strip().lower()
-    if value:
-        return value
-    match = _ANNOUNCE_TYPE.search(entry_text(entry, "summary"))
-    return match.group("type").lower() if match else None
+def paper_from_entry(entry: Any, *, html_description: bool = False) -> Paper:
+    """A paper from one arXiv feed entry (`EntryError` when it has no arXiv id or title).
 
-
-def paper_from_entry(entry: Any) -> Paper:
-    """A paper from one arXiv feed entry (`EntryError` when it has no arXiv id or title)."""
+    `html_description`: the description is HTML (the RSS 1.0 feed), not escaped text.
+    """
     arxiv_id = _entry_arxiv_id(entry)
-    title = arxiv_title(_plain(entry, "title"))
+    raw_title, category, _flag = split_arxiv_suffix(collapse(_plain(entry, "title")))
+    title = arxiv_title(raw_title)
     if not title:
         raise EntryError(f"{arxiv_id}: no title")
     doi = doi_from(entry_text(entry, "arxiv_doi"))
@@ -169,12 +169,12 @@ def paper_from_entry(entry: Any) -> Paper:
         id=canonical_id(arxiv_id=arxiv_id),
         title=title,
         authors=tuple(entry_authors(entry, split=split_creators)),
-        abstract=arxiv_abstract(_plain(entry, "summary")),
+        abstract=arxiv_abstract(_description(entry, html_description)),
         url=arxiv_abs_url(arxiv_id),
         arxiv_id=arxiv_id,
         doi=doi,
         published=entry_datetime(entry),
-        categories=entry_categories(entry),
+        categories=entry_categories(entry, category),
         links=tuple(links),
         announce_type=announce_type(entry),
     )
@@ -190,6 +190,13 @@ def _entry_arxiv_id(entry: Any) -> str:
     raise EntryError(f"no arXiv id in guid, link or description (title {title!r})")
 
 
+def _description(entry: Any, html_description: bool) -> str:
+    """The description as plain text: the RSS 1.0 feed's is HTML (`<p>` and escaped text)."""
+    if html_description:
+        return html_to_text(entry_text(entry, "summary"))
+    return _plain(entry, "summary")
+
+
 def _plain(entry: Any, key: str) -> str:
     """A text field as arXiv wrote it: the RSS flavour is escaped HTML, the Atom one text."""
     value = entry_text(entry, key)
@@ -199,7 +206,7 @@ def _plain(entry: Any, key: str) -> str:
 
 def arxiv_title(raw: str) -> str:
     """A title with TeX decoded (`\\&` is &) and whitespace collapsed; math is kept."""
-    return _TITLE_ID_SUFFIX.sub("", collapse(decode_tex(raw)))
+    return split_arxiv_suffix(collapse(decode_tex(raw)))[0]
 
 
 def arxiv_abstract(description: str) -> str:
@@ -212,41 +219,7 @@ def arxiv_abstract(description: str) -> str:
 def split_creators(creators: str) -> list[str]:
     """Names from arXiv's one `dc:creator` string: "A (Univ, X), B and C" -> [A, B, C].
 
-    Affiliations are the parenthesised parts (nested parentheses and commas included);
-    TeX escapes in the names are decoded.
+    The one author-list rule (`bot.names`) splits it and drops the affiliations; TeX
+    escapes in the names are then decoded.
     """
-    pieces = [_without_parentheses(p) for p in split_top_level(_balanced(creators), ",")]
-    pieces = [p for p in pieces if p]
-    if pieces:
-        pieces += _FINAL_AND.split(_LEADING_AND.sub("", pieces.pop()))
-    return merge_name_suffixes([collapse(decode_tex(p)) for p in pieces if p])
-
-
-def _without_parentheses(text: str) -> str:
-    """The text outside parentheses; an unmatched parenthesis is dropped, not its text."""
-    kept: list[str] = []
-    depth = 0
-    for char in _balanced(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif depth == 0:
-            kept.append(char)
-    return collapse("".join(kept))
-
-
-def _balanced(text: str) -> str:
-    """The text with every parenthesis that has no partner removed."""
-    unmatched: set[int] = set()
-    stack: list[int] = []
-    for index, char in enumerate(text):
-        if char == "(":
-            stack.append(index)
-        elif char == ")":
-            if stack:
-                stack.pop()
-            else:
-                unmatched.add(index)
-    unmatched.update(stack)
-    return "".join(char for index, char in enumerate(text) if index not in unmatched)
+    return [name for name in (collapse(decode_tex(n)) for n in split_authors(creators)) if name]

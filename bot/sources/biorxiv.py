@@ -19,6 +19,7 @@ from pydantic import Field
 from bot.errors import ParseError
 from bot.ids import canonical_id, doi_from
 from bot.models import Link, Listing, Paper
+from bot.names import split_authors as author_list
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.common import (
     fetch_days,
@@ -176,12 +177,9 @@ def paper_from_record(record: Any, server: str) -> tuple[Paper, int]:
 def split_authors(authors: str) -> list[str]:
     """bioRxiv's `Naka, A.; Shababo, B.` as names in reading order: `A. Naka`, `B. Shababo`."""
     names: list[str] = []
-    for piece in authors.split(";"):
-        piece = collapse(piece)
-        last, comma, first = piece.partition(",")
-        name = f"{collapse(first)} {collapse(last)}" if comma and first.strip() else piece
-        if name.strip(" ,"):
-            names.append(collapse(name.strip(" ,")))
+    for name in author_list(authors):
+        last, comma, first = name.partition(",")
+        names.append(f"{collapse(first)} {collapse(last)}" if comma and first.strip() else name)
     return list(dict.fromkeys(names))
 
 

@@ -23,9 +23,10 @@ from pydantic import Field, field_validator
 from bot.errors import ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
+from bot.names import split_authors
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.common import arxiv_links, parse_datetime
-from bot.sources.rss import EntryError, collapse, split_names
+from bot.sources.rss import EntryError, collapse
 
 _log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ _STRAY_CONTROL = re.compile(rf"{_CUT}|\s*[(\[]\s*(?:see|read|show)\s+(?:more|les
 # An ellipsis between two letters is a cut whose control was pure script ("incompat…ible").
 _MID_WORD_CUT = re.compile(r"(?<=\w)…(?=\w)")
 _DATE_LABEL = re.compile(r"^(?:published|posted|date)(?:\s+on)?\s*:?\s*", re.I)
-_AUTHOR_TRIM = re.compile(r"^(?:and\s+|&\s*)|[,;]+$|\s+(?:and|&)$", re.I)
 _BLOCK_TAGS = [
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
     "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
@@ -199,16 +199,15 @@ def _selected_text(item: Tag, selector: str | None) -> str:
 
 
 def _authors(item: Tag, selector: str | None) -> list[str]:
-    """One name per matched element, or the one matched element split on commas and `and`."""
+    """The names in the matched elements, by the one author-list rule (`bot.names`).
+
+    One element each, or one element holding the list ("A, B, and 3 more authors"): a
+    toggle such as al-folio's "3 more authors" or an "et al." is never a name.
+    """
     if selector is None:
         return []
-    elements = item.select(selector)
-    if len(elements) == 1:
-        names = split_names(_LIST_MARK.sub(";", element_text(elements[0])))
-    else:
-        names = [element_text(element) for element in elements]
-    cleaned = (collapse(_AUTHOR_TRIM.sub("", name)) for name in names)
-    return list(dict.fromkeys(name for name in cleaned if name))
+    texts = (_LIST_MARK.sub(";", element_text(element)) for element in item.select(selector))
+    return list(dict.fromkeys(name for text in texts for name in split_authors(text)))
 
 
 def _entry_link(item: Tag, title: Tag | None, url: str, options: HtmlOptions) -> str:

@@ -1,7 +1,9 @@
 """Source kind `rss`: any RSS 2.0, RSS 1.0 or Atom feed, one paper per entry.
 
 Also the feed-reading helpers that `arxiv-rss` shares: reading bytes with feedparser,
-telling a feed from an HTML page or broken XML, and skipping one bad entry at a time.
+telling a feed from an HTML page or broken XML, skipping one bad entry at a time, author
+elements as plain names, and what arXiv's feeds say about an entry (its announcement type,
+and the pre-2024 RSS 1.0 feed's "(arXiv:ID [category] UPDATED)" title suffix).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import Field
 from bot.errors import ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
+from bot.names import split_authors
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 
 _log = logging.getLogger(__name__)
@@ -30,10 +33,14 @@ _WHITESPACE = re.compile(r"\s+")
 _HTML_START = re.compile(
     rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S
 )
-# A final "and" (or "&") joins the last two names of a list: "A, B and C", "A, B, & C".
-_FINAL_AND = re.compile(r"\s*,?\s+(?:and|&)\s+")
-_LEADING_AND = re.compile(r"^(?:and|&)\s+")
-_NAME_SUFFIX = re.compile(r"(?:Jr|Sr|II|III|IV)\.?", re.I)
+# Markup in an author element: the old arXiv feed wraps each name in `<a href=...>`.
+_MARKUP = re.compile(r"<[A-Za-z/][^>]*>|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
+# The pre-2024 arXiv feed ended every title with ". (arXiv:2411.01234v1 [cs.LG])", and with
+# "... UPDATED)" for a new version of an older paper (a replacement).
+_ARXIV_TITLE_SUFFIX = re.compile(
+    r"\.?\s*\(arXiv:[^\s()\[\]]+\s*(?:\[(?P<category>[^\]\s]+)\])?\s*(?P<flag>[A-Z ]*?)\s*\)\s*$"
+)
+_ANNOUNCE_TYPE = re.compile(r"Announce Type:\s*(?P<type>[\w-]+)")
 # Block elements end a line of text; inline ones (`H<sub>2</sub>O`) sit inside a word.
 _BLOCK_TAGS = [
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
@@ -50,6 +57,9 @@ class RssOptions(SourceOptions):
     """Options of the `rss` kind: the feed's URL."""
 
     url: str = Field(..., description="the RSS or Atom feed to read")
+    include_replacements: bool = Field(
+        False, description="also list entries the feed marks as replacements (new versions)"
+    )
 
 
 @register
@@ -66,7 +76,15 @@ class RssSource(SourceKind):
     def parse(self, body: bytes, url: str, options: RssOptions) -> Listing:
         """One paper per entry; entries without a title are skipped and logged."""
         feed = read_feed(body, url)
-        return Listing(papers_from_entries(feed, lambda e: paper_from_entry(e, url), url))
+
+        def build(entry: Any) -> Paper | None:
+            """The entry's paper, or None when it is a replacement nobody asked for."""
+            paper = paper_from_entry(entry, url)
+            if is_replacement(paper.announce_type) and not options.include_replacements:
+                return None
+            return paper
+
+        return Listing(papers_from_entries(feed, build, url))
 
 
 def read_feed(body: bytes, url: str, *, sanitize: bool = True) -> Any:
@@ -144,7 +162,7 @@ def papers_from_entries(
 
 def paper_from_entry(entry: Any, url: str) -> Paper:
     """A paper from one generic feed entry (`EntryError` when it has no title)."""
-    title = collapse(html_text(entry, "title"))
+    title, category, _flag = split_arxiv_suffix(collapse(html_text(entry, "title")))
     if not title:
         where = entry_text(entry, "id") or entry_text(entry, "link")
         raise EntryError(f"no title ({where})" if where else "no title")
@@ -160,14 +178,15 @@ def paper_from_entry(entry: Any, url: str) -> Paper:
     return Paper(
         id=paper_id,
         title=title,
-        authors=tuple(entry_authors(entry, split=split_names)),
+        authors=tuple(entry_authors(entry)),
         abstract=collapse(_abstract_html(entry)),
         url=page,
         arxiv_id=arxiv_id,
         doi=doi,
         published=entry_datetime(entry),
-        categories=entry_categories(entry),
+        categories=entry_categories(entry, category),
         links=_links(page, arxiv_id, doi),
+        announce_type=announce_type(entry),
     )
 
 
@@ -244,55 +263,17 @@ def collapse(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def entry_authors(entry: Any, *, split: Callable[[str], list[str]]) -> list[str]:
-    """Author names: every `author`/`dc:creator` element, each split into names by `split`."""
+def entry_authors(entry: Any, *, split: Callable[[str], list[str]] = split_authors) -> list[str]:
+    """Author names: every `author`/`dc:creator` element as plain text, split into names."""
     names = [str(a.get("name", "")) for a in entry.get("authors", []) if a.get("name")]
     if not names and entry_text(entry, "author"):
         names = [entry_text(entry, "author")]
-    return [name for raw in names for name in split(raw) if name]
+    return [name for raw in names for name in split(author_text(raw)) if name]
 
 
-def split_names(text: str) -> list[str]:
-    """Split "A B, C D and E F" into names; "Smith, J." (one name, last-first) stays whole."""
-    text = collapse(text)
-    pieces = [collapse(p) for p in split_top_level(text, ";")]
-    if len(pieces) > 1:
-        return [p for p in pieces if p]
-    parts = (_LEADING_AND.sub("", collapse(part)) for part in split_top_level(text, ","))
-    pieces = [collapse(p) for part in parts for p in _FINAL_AND.split(part)]
-    pieces = merge_name_suffixes([p for p in pieces if p])
-    # Names are at least two words; one-word pieces mean the commas were inside names.
-    if len(pieces) > 1 and all(" " in p for p in pieces):
-        return pieces
-    return [text] if text else []
-
-
-def split_top_level(text: str, separator: str) -> list[str]:
-    """Split on `separator` where it is outside (), [] and {} (affiliations, TeX groups)."""
-    pieces: list[str] = []
-    depth = 0
-    start = 0
-    for index, char in enumerate(text):
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(depth - 1, 0)
-        elif char == separator and depth == 0:
-            pieces.append(text[start:index])
-            start = index + 1
-    pieces.append(text[start:])
-    return pieces
-
-
-def merge_name_suffixes(names: list[str]) -> list[str]:
-    """Join a lone "Jr."/"III" piece back onto the name it belongs to."""
-    merged: list[str] = []
-    for name in names:
-        if merged and _NAME_SUFFIX.fullmatch(name):
-            merged[-1] = f"{merged[-1]} {name}"
-        else:
-            merged.append(name)
-    return merged
+def author_text(raw: str) -> str:
+    """An author element's text: markup (`<a href=...>Name</a>`) and entities resolved."""
+    return html_to_text(raw) if _MARKUP.search(raw) else raw
 
 
 def entry_datetime(entry: Any) -> datetime | None:
@@ -305,7 +286,40 @@ def entry_datetime(entry: Any) -> datetime | None:
     return None
 
 
-def entry_categories(entry: Any) -> tuple[str, ...]:
-    """The entry's category terms, in order, without repeats."""
-    terms = (str(tag.get("term") or "").strip() for tag in entry.get("tags", []))
-    return tuple(dict.fromkeys(term for term in terms if term))
+def entry_categories(entry: Any, extra: str | None = None) -> tuple[str, ...]:
+    """The entry's category terms (`category`, `dc:subject`), then `extra`, without repeats."""
+    terms = [str(tag.get("term") or "").strip() for tag in entry.get("tags", [])]
+    return tuple(dict.fromkeys(term for term in [*terms, extra or ""] if term))
+
+
+def split_arxiv_suffix(title: str) -> tuple[str, str | None, str]:
+    """A title without the old arXiv feed's "(arXiv:ID [cat] UPDATED)": (title, cat, flag)."""
+    found = _ARXIV_TITLE_SUFFIX.search(title)
+    if found is None:
+        return title, None, ""
+    return title[: found.start()].rstrip(), found["category"], found["flag"].strip()
+
+
+def announce_type(entry: Any) -> str | None:
+    """`new`, `cross`, `replace`... from arXiv's element, its description, or an old title.
+
+    The pre-2024 feed marked a replacement only by "UPDATED" in the title suffix.
+    """
+    value = entry_text(entry, "arxiv_announce_type").strip().lower()
+    if value:
+        return value
+    match = _ANNOUNCE_TYPE.search(entry_text(entry, "summary"))
+    if match:
+        return match.group("type").lower()
+    _title, _category, flag = split_arxiv_suffix(collapse(entry_text(entry, "title")))
+    return "replace" if flag == "UPDATED" else None
+
+
+def is_replacement(kind: str | None) -> bool:
+    """Whether an announcement type is a new version of an older paper (`replace...`)."""
+    return kind is not None and kind.startswith("replace")
+
+
+def is_rss10(feed: Any) -> bool:
+    """Whether the feed is RSS 1.0 (RDF), whose descriptions are HTML (`<p>...</p>`)."""
+    return str(feed.get("version", "")).startswith(("rss10", "rss09"))

@@ -16,7 +16,7 @@ from bot.ids import title_key
 from bot.models import Listing, Paper
 from bot.sources import get_kind
 from bot.sources.base import FetchWindow
-from bot.sources.rss import RssOptions, RssSource, html_to_text, split_names
+from bot.sources.rss import RssOptions, RssSource, html_to_text
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ARXIV = FIXTURES / "arxiv"
@@ -26,14 +26,14 @@ NS_ATOM = "{http://www.w3.org/2005/Atom}"
 NS_ARXIV = "{http://arxiv.org/schemas/atom}"
 
 
-def parse(path: Path, url: str = FEED_URL) -> Listing:
+def parse(path: Path, url: str = FEED_URL, **options: object) -> Listing:
     """Run the real parser on a fixture file."""
-    return parse_bytes(path.read_bytes(), url)
+    return parse_bytes(path.read_bytes(), url, **options)
 
 
-def parse_bytes(data: bytes, url: str = FEED_URL) -> Listing:
+def parse_bytes(data: bytes, url: str = FEED_URL, **options: object) -> Listing:
     """Run the real parser on bytes, with options built as the config loader builds them."""
-    return RssSource().parse(data, url, RssOptions.model_validate({"url": url}))
+    return RssSource().parse(data, url, RssOptions.model_validate({"url": url, **options}))
 
 
 def by_title(listing: Listing) -> dict[str, Paper]:
@@ -68,9 +68,11 @@ def test_start_url_is_the_feed() -> None:
 def test_real_arxiv_rss_feed() -> None:
     items = list(ET.parse(ARXIV / "rss_all-archives_2024-11-28_trimmed.xml").getroot().iter("item"))
     listing = parse(
-        ARXIV / "rss_all-archives_2024-11-28_trimmed.xml", "https://rss.arxiv.org/rss/x"
+        ARXIV / "rss_all-archives_2024-11-28_trimmed.xml",
+        "https://rss.arxiv.org/rss/x",
+        include_replacements=True,
     )
-    assert len(listing.papers) == len(items) == 243  # the generic kind keeps every entry
+    assert len(listing.papers) == len(items) == 243  # every entry, replacements included
     for paper, item in zip(listing.papers, items, strict=True):
         link = item.findtext("link") or ""
         assert paper.id == paper.arxiv_id == link.removeprefix("https://arxiv.org/abs/")
@@ -81,6 +83,17 @@ def test_real_arxiv_rss_feed() -> None:
     nova = max(listing.papers, key=lambda p: len(p.authors))
     assert len(nova.authors) == 207
     assert nova.authors[:2] == ("NOvA Collaboration", "M. A. Acero")
+
+
+def test_real_arxiv_replacements_are_left_out_unless_asked_for() -> None:
+    path = ARXIV / "rss_all-archives_2024-11-28_trimmed.xml"
+    items = ET.parse(path).getroot().iter("item")
+    announced = {i.findtext("link"): i.findtext(f"{NS_ARXIV}announce_type") for i in items}
+    fresh = [link for link, kind in announced.items() if not (kind or "").startswith("replace")]
+    listing = parse(path, "https://rss.arxiv.org/rss/x")
+    assert [p.url for p in listing.papers] == fresh
+    assert len(fresh) == 168
+    assert {p.announce_type for p in listing.papers} == {"new", "cross"}
 
 
 def test_real_arxiv_atom_feed() -> None:
@@ -195,6 +208,7 @@ def test_rss10_rdf_feed() -> None:
     assert paper.id == "hep-ph/9411242"
     assert paper.authors == ("Jane Roe",)
     assert paper.published == datetime(1994, 11, 7, tzinfo=UTC)
+    assert paper.categories == ("High Energy Physics - Phenomenology", "hep-ph")  # dc:subject
 
 
 # --- not feeds ------------------------------------------------------------------------
@@ -247,21 +261,6 @@ def test_truncated_real_feed_keeps_what_it_has() -> None:
 
 
 # --- helpers shared with arxiv-rss ----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "names"),
-    [
-        ("Jane Roe, Bob Lee and Ann Poe", ["Jane Roe", "Bob Lee", "Ann Poe"]),
-        ("Jane Roe, Bob Lee, & Ann Poe", ["Jane Roe", "Bob Lee", "Ann Poe"]),
-        ("Naka, A.; Shababo, B.", ["Naka, A.", "Shababo, B."]),
-        ("Smith, John", ["Smith, John"]),
-        ("Jane Roe", ["Jane Roe"]),
-        ("", []),
-    ],
-)
-def test_split_names(text: str, names: list[str]) -> None:
-    assert split_names(text) == names
 
 
 @pytest.mark.parametrize(
