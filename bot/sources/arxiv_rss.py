@@ -9,13 +9,12 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.schedule import Schedule
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.rss import (
-    EntryError,
     arxiv_abs_url,
     arxiv_pdf_url,
     collapse,
@@ -23,8 +22,8 @@ from bot.sources.rss import (
     entry_categories,
     entry_datetime,
     entry_text,
+    listing_from_entries,
     merge_name_suffixes,
-    papers_from_entries,
     read_feed,
     split_top_level,
 )
@@ -110,7 +109,7 @@ class ArxivRssSource(SourceKind):
             paper = paper_from_entry(entry)
             return paper if wanted(paper.categories) else None
 
-        return Listing(papers_from_entries(feed, build, url))
+        return listing_from_entries(feed, build, url)
 
 
 def feed_url(categories: list[str]) -> str:
