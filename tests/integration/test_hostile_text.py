@@ -5,7 +5,8 @@ hostile ones: a 19,000-character word, a title of punctuation only, bidi overrid
 right-to-left scripts, emoji with joiners, control characters, stacked combining marks,
 TeX-like punctuation, 500 authors. A whole `paperbot once` cycle (in this process, digests
 to the outbox) must record them, match them in the numpy engine, and write every
-subscriber's digest, the plain subscribers' too.
+subscriber's digest, the plain subscribers' too. And any text at all (a store may hold
+papers recorded before the gate) is matched by the engine and rendered without an error.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.config import parse_config
+from bot.match import AlertIndex
+from bot.models import Digest, DigestEntry, Paper, Subscriber
 from bot.pipeline import run_once
+from bot.render import render_digest
 from tests.httpserver import FIXTURES, LocalHTTPServer
 
 NOW = datetime(2024, 10, 26, 8, tzinfo=UTC)
@@ -103,3 +109,40 @@ def test_hostile_text_is_recorded_matched_and_mailed(
     assert "arxiv.org/abs/2410.16251" in by_person["eve"]  # Can Knowledge Editing Really...
     assert "\x01" not in by_person["ada"]
     assert "\x1b" not in by_person["ada"]
+
+
+# any text that SQLite can hold (lone surrogates cannot be stored), controls and NUL included
+any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=120)
+READER = Subscriber(
+    email="ada@example.org",
+    keywords=("grokking", "neural collapse", "transform*", '"x y" AND (z OR w) -survey'),
+    authors=("G. Lajoie", "Yoshua Bengio"),
+)
+INDEX = AlertIndex.build([READER])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(any_text, any_text, st.lists(any_text, max_size=4)), min_size=1, max_size=4
+    )
+)
+def test_any_text_is_matched_and_rendered(rows: list[tuple[str, str, list[str]]]) -> None:
+    papers = [
+        Paper(
+            id=f"title:{number:016x}",
+            title=f"{title} grokking",  # so that every paper is matched and rendered
+            abstract=abstract,
+            authors=(*authors, "Guillaume Lajoie"),
+        )
+        for number, (title, abstract, authors) in enumerate(rows)
+    ]
+    found = INDEX.match(papers)
+    by_id = {paper.id: paper for paper in papers}
+    entries = tuple(
+        DigestEntry(by_id[match.paper_id], match.reasons) for match in found[READER.email]
+    )
+    assert len(entries) == len(papers)
+    rendered = render_digest(Digest(READER, entries, "<hostile@example.org>"))
+    assert rendered.text.count("G. Lajoie") >= len(papers)  # each entry says why it matched
+    assert rendered.html.count("G. Lajoie") >= len(papers)
