@@ -58,3 +58,10 @@ class SendError(PaperbotError):
 
 class StoreError(PaperbotError):
     """The SQLite store cannot be opened or is of an unknown schema version."""
+
+
+class EntryError(PaperbotError):
+    """One item of a source's document cannot become a paper (no title, no identity).
+
+    The item is skipped with one warning; the rest of the document is still read.
+    """

@@ -47,10 +47,15 @@ class Paper:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What a parser read from one fetched document: its papers and the next page, if any."""
+    """What a parser read from one fetched document: its papers and the next page, if any.
+
+    `problems` has one line per item that was skipped or read without a field (see
+    `bot.sources.items`); the pipeline logs them with the source's name.
+    """
 
     papers: tuple[Paper, ...]
     next_url: str | None = None
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

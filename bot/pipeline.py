@@ -38,6 +38,7 @@ from bot.progress import NO_PROGRESS, Progress
 from bot.senders import OutboxSender, Sender
 from bot.shutdown import GuardedSender, Shutdown
 from bot.sources import FetchWindow, get_kind
+from bot.sources.checks import clean_text
 from bot.store import FetchRecord, Store, utcnow
 
 log = logging.getLogger("paperbot")
@@ -101,8 +102,8 @@ async def fetch_source(
     except FetchError as exc:
         status, error = "error", str(exc)
     except Exception as exc:  # a bug in one kind must not stop the other sources
-        log.exception("source %s: unexpected error", spec.name)
-        status, error = "error", f"unexpected {type(exc).__name__}: {exc}"
+        log.debug("source %s: unexpected error", spec.name, exc_info=True)
+        status, error = "error", clean_text(f"unexpected {type(exc).__name__}: {exc}")[:300]
     else:
         status = "ok" if papers else ("not_modified" if not_modified else "empty")
         record = FetchRecord(spec.name, status, len(papers), 0, time.monotonic() - clock)
@@ -130,6 +131,8 @@ async def _fetch_pages(
                 not_modified = True
                 break
             listing = kind.parse(response.body, url, spec.options)
+            for problem in listing.problems:
+                log.warning("source %s: %s: %s", spec.name, url, problem)
             for paper in listing.papers:
                 papers.setdefault(paper.id, paper)
             validators.append((url, response.validators))
@@ -175,20 +178,39 @@ async def fetch_all(
 def record_outcomes(
     store: Store, run_id: int, outcomes: Sequence[SourceOutcome]
 ) -> list[FetchRecord]:
-    """Store each source's papers and fetch record (with its count of new papers)."""
+    """Store each source's papers and fetch record (with its count of new papers).
+
+    Whatever goes wrong while one source's papers are stored becomes that source's error
+    (nothing of them is kept: `Store.record` is one transaction); the others are stored.
+    """
     records: list[FetchRecord] = []
     for outcome in outcomes:
-        record = outcome.record
-        if outcome.papers:
-            result = store.record(outcome.spec.name, outcome.papers)
-            record = replace(record, new=len(result.new))
-        # validators only after the papers are safe, so a 304 never hides unrecorded papers
-        for url, validators in outcome.validators:
-            store.save_validators(url, validators)
-        store.record_fetch(run_id, record, outcome.started)
+        try:
+            record = _record_papers(store, outcome)
+        except Exception as exc:  # one source's data must not stop the run
+            log.debug("source %s: storing its papers failed", outcome.spec.name, exc_info=True)
+            problem = clean_text(f"{type(exc).__name__}: {exc}")[:300]
+            error = f"storing what it listed failed ({problem})"
+            record = replace(outcome.record, status="error", items=0, new=0, error=error)
+        try:
+            store.record_fetch(run_id, record, outcome.started)
+        except Exception as exc:
+            log.error("source %s: its fetch could not be recorded: %s", record.source, exc)
         records.append(record)
         _log_fetch(record)
     return records
+
+
+def _record_papers(store: Store, outcome: SourceOutcome) -> FetchRecord:
+    """Store one source's papers, then its validators; its record with the count of new ones."""
+    record = outcome.record
+    if outcome.papers:
+        result = store.record(outcome.spec.name, outcome.papers)
+        record = replace(record, new=len(result.new))
+    # validators only after the papers are safe, so a 304 never hides unrecorded papers
+    for url, validators in outcome.validators:
+        store.save_validators(url, validators)
+    return record
 
 
 def _log_fetch(record: FetchRecord) -> None:

@@ -1,8 +1,9 @@
 """Source kind `alphaxiv`: alphaXiv's paper feed (`api.alphaxiv.org/papers/v3/feed`).
 
-The API is undocumented and changes: fields it does not know are ignored, while a paper
-without one this kind needs (`universal_paper_id`, `title`) is a `ParseError` naming it,
-so a changed API shows up as a broken source rather than as quiet, empty days.
+The API is undocumented and changes: fields it does not know are ignored; a paper without
+one this kind needs (`universal_paper_id`, `title`) is skipped with a warning naming it, and
+a page where no paper has them is a `ParseError`, so a changed API shows up as a broken
+source rather than as quiet, empty days.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id
 from bot.models import Link, Listing, Paper
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
+from bot.sources.checks import count, shown
 from bot.sources.common import (
     arxiv_links,
+    date_field,
+    entity_text,
     int_field,
-    parse_datetime,
+    name_list,
     query_value,
     read_json,
     replace_query,
@@ -29,6 +33,7 @@ from bot.sources.common import (
     text_field,
     with_query,
 )
+from bot.sources.items import ItemNotes, read_items
 from bot.sources.rss import arxiv_abs_url, collapse
 from bot.tex import decode_tex
 
@@ -91,11 +96,11 @@ class AlphaxivSource(SourceKind):
             expected = "alphaXiv's {page, papers: [...]}"
             raise ParseError(f"{url}: expected {expected}, got {_kind(data)}")
         records = data["papers"]
+        read = read_items(records, paper_from_record, url=url)
         papers: dict[str, Paper] = {}
-        for index, record in enumerate(records):
-            paper = paper_from_record(record, f"{url}: papers[{index}]")
+        for paper in read.papers:
             papers.setdefault(paper.id, paper)
-        return Listing(tuple(papers.values()), _next_page(url, len(records)))
+        return Listing(tuple(papers.values()), _next_page(url, len(records)), read.problems)
 
 
 def _kind(data: Any) -> str:
@@ -105,84 +110,80 @@ def _kind(data: Any) -> str:
     return f"a JSON {type(data).__name__}"
 
 
-def _next_page(url: str, count: int) -> str | None:
+def _next_page(url: str, listed: int) -> str | None:
     """The following page while this one was full; none when the URL says no page size."""
-    size = query_value(url, "pageSize")
-    number = query_value(url, "pageNum")
-    if not size or not size.isdigit() or count < int(size) or count == 0:
+    page_size, _ = count(query_value(url, "pageSize"))
+    if not page_size or listed < page_size:
         return None
-    following = int(number) + 1 if number and number.isdigit() else 1
+    current, _ = count(query_value(url, "pageNum"))
+    following = current + 1 if current is not None else 1
     return replace_query(url, {"pageNum": str(following)})
 
 
-def paper_from_record(record: Any, where: str) -> Paper:
-    """A paper from one feed record; a missing or empty required field is a `ParseError`."""
+def paper_from_record(record: Any, notes: ItemNotes) -> Paper:
+    """A paper from one feed record (`EntryError` without `universal_paper_id` or title)."""
     if not isinstance(record, dict):
-        raise ParseError(f"{where}: expected an object, got {type(record).__name__}")
-    for field in REQUIRED:
-        if not text_field(record, field).strip():
-            raise ParseError(f"{where}: missing required field {field!r}")
-    universal_id = record["universal_paper_id"].strip()
-    title = _text(record["title"])
+        raise EntryError(f"expected an object, got {shown(record)}")
+    universal_id = text_field(record, "universal_paper_id", notes).strip()
+    notes.named(universal_id)
+    title = _text(text_field(record, "title", notes))
+    for field, value in zip(REQUIRED, (universal_id, title), strict=True):
+        if not value:
+            raise EntryError(f"missing required field {field!r}")
     arxiv_id = arxiv_id_from(universal_id)
-    topics = string_list(record.get("topics"))
+    topics = string_list(record, "topics", notes)
     try:
         paper_id = canonical_id(arxiv_id=arxiv_id, title=title)
     except ValueError as exc:  # a title of punctuation only, and no arXiv id
-        raise ParseError(f"{where}: {exc}") from None
+        raise EntryError(str(exc)) from None
     return Paper(
         id=paper_id,
         title=title,
-        authors=tuple(_authors(record)),
-        abstract=_text(text_field(record, "abstract")),
+        authors=tuple(_authors(record, notes)),
+        abstract=_text(text_field(record, "abstract", notes, expected=True)),
         url=arxiv_abs_url(arxiv_id) if arxiv_id else f"{PAPER_PAGE}{universal_id}",
         arxiv_id=arxiv_id,
-        published=parse_datetime(
-            record.get("first_publication_date") or record.get("publication_date")
-        ),
+        published=date_field(record, "first_publication_date", notes)
+        or date_field(record, "publication_date", notes),
         categories=tuple(t for t in topics if _CATEGORY.fullmatch(t)),
-        links=_links(record, universal_id, arxiv_id),
-        votes=_votes(record.get("metrics")),
-        stars=int_field(record, "github_stars"),
+        links=_links(record, universal_id, arxiv_id, notes),
+        votes=_votes(record.get("metrics"), notes),
+        stars=int_field(record, "github_stars", notes),
         keywords=tuple(t for t in topics if not _CATEGORY.fullmatch(t)),
-        organizations=tuple(_names(record.get("organization_info"), "name")),
+        organizations=tuple(name_list(record, "organization_info", "name", notes)),
     )
 
 
 def _text(raw: str) -> str:
-    """A title or abstract as arXiv wrote it: TeX accents decoded, whitespace collapsed."""
-    return collapse(decode_tex(raw))
+    """A title or abstract as arXiv wrote it: entities and TeX accents decoded, one line."""
+    return collapse(decode_tex(entity_text(raw)))
 
 
-def _authors(record: Mapping[str, Any]) -> list[str]:
+def _authors(record: Mapping[str, Any], notes: ItemNotes) -> list[str]:
     """Names from `authors` (strings), else `full_authors`, else `author_info`."""
     return (
-        string_list(record.get("authors"))
-        or _names(record.get("full_authors"), "full_name")
-        or _names(record.get("author_info"), "name")
+        string_list(record, "authors", notes)
+        or name_list(record, "full_authors", "full_name", notes)
+        or name_list(record, "author_info", "name", notes)
     )
 
 
-def _names(raw: Any, key: str) -> list[str]:
-    """The `key` strings of a JSON list of objects, each once."""
-    if not isinstance(raw, list):
-        return []
-    names = (collapse(text_field(entry, key)) for entry in raw if isinstance(entry, dict))
-    return list(dict.fromkeys(name for name in names if name))
-
-
-def _votes(metrics: Any) -> int | None:
+def _votes(metrics: Any, notes: ItemNotes) -> int | None:
     """The public vote count (the number alphaXiv shows), else the raw total."""
     if not isinstance(metrics, dict):
+        if metrics is not None:
+            notes.note("metrics", f"expected an object, got {shown(metrics)}")
         return None
-    public = int_field(metrics, "public_total_votes")
-    return public if public is not None else int_field(metrics, "total_votes")
+    public = int_field(metrics, "public_total_votes", notes)
+    return public if public is not None else int_field(metrics, "total_votes", notes)
 
 
-def _links(record: Mapping[str, Any], universal_id: str, arxiv_id: str | None) -> tuple[Link, ...]:
+def _links(
+    record: Mapping[str, Any], universal_id: str, arxiv_id: str | None, notes: ItemNotes
+) -> tuple[Link, ...]:
     """arXiv abstract and PDF, the code repository and the alphaXiv page."""
     links = arxiv_links(arxiv_id) if arxiv_id else []
-    code = text_field(record, "github_url").strip()
+    code = text_field(record, "github_url", notes).strip()
     if code:
         links.append(Link("code", code))
     links.append(Link("alphaxiv", f"{PAPER_PAGE}{universal_id}"))

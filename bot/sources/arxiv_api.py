@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.schedule import Schedule
@@ -19,13 +19,12 @@ from bot.sources.arxiv_rss import arxiv_title
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.common import arxiv_links, with_query
 from bot.sources.rss import (
-    EntryError,
     arxiv_abs_url,
     collapse,
     entry_categories,
     entry_datetime,
     entry_text,
-    papers_from_entries,
+    listing_from_entries,
     read_feed,
 )
 from bot.tex import decode_tex
@@ -83,7 +82,7 @@ class ArxivApiSource(SourceKind):
         """The entries of one answer; an `Error` entry or a non-feed is a `ParseError`."""
         feed = read_feed(body, url, sanitize=False)
         _raise_for_error_entry(feed, url)
-        return Listing(papers_from_entries(feed, paper_from_entry, url))
+        return listing_from_entries(feed, paper_from_entry, url)
 
 
 def _raise_for_error_entry(feed: Any, url: str) -> None:

@@ -14,14 +14,13 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.names import split_authors
 from bot.schedule import Schedule
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.rss import (
-    EntryError,
     announce_type,
     arxiv_abs_url,
     arxiv_pdf_url,
@@ -33,7 +32,7 @@ from bot.sources.rss import (
     html_to_text,
     is_replacement,
     is_rss10,
-    papers_from_entries,
+    listing_from_entries,
     read_feed,
     split_arxiv_suffix,
 )
@@ -115,7 +114,7 @@ class ArxivRssSource(SourceKind):
             paper = paper_from_entry(entry, html_description=rdf)
             return paper if wanted(paper.categories) else None
 
-        return Listing(papers_from_entries(feed, build, url))
+        return listing_from_entries(feed, build, url)
 
 
 def feed_url(categories: list[str]) -> str:

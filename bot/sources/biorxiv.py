@@ -8,7 +8,6 @@ error arrives as HTTP 200 with a status message; "no posts found" is an empty da
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -16,25 +15,27 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.names import split_authors as author_list
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
+from bot.sources.checks import shown
 from bot.sources.common import (
+    date_field,
+    entity_text,
     fetch_days,
     int_field,
-    parse_datetime,
     read_json,
     text_field,
     with_query,
 )
-from bot.sources.rss import EntryError, collapse
-
-_log = logging.getLogger(__name__)
+from bot.sources.items import ItemNotes, ItemsRead, read_items
+from bot.sources.rss import collapse
 
 API_URL = "https://api.biorxiv.org/details"
 _EMPTY_STATUS = "no posts found"
+_SERVERS = ("biorxiv", "medrxiv")
 # The cursor is the number before the optional format at the end of the path.
 _CURSOR = re.compile(r"/(\d+)(/(?:json|xml))?/?$")
 
@@ -101,8 +102,8 @@ class BiorxivSource(SourceKind):
         records = data.get("collection")
         if not isinstance(records, list):
             raise ParseError(f"{url}: status ok but no 'collection' list")
-        papers = _papers(records, url, options)
-        return Listing(tuple(papers), _next_page(url, message, len(records)))
+        read = _papers(records, url, options)
+        return Listing(read.papers, _next_page(url, message, len(records)), read.problems)
 
 
 def _api_category(name: str) -> str:
@@ -124,54 +125,68 @@ def _message(data: Any, url: str) -> Mapping[str, Any]:
     return message
 
 
-def _papers(records: list[Any], url: str, options: BiorxivOptions) -> list[Paper]:
-    """The page's papers, one per DOI, in the wanted categories."""
-    latest: dict[str, tuple[int, Paper]] = {}
-    errors: list[str] = []
-    for number, record in enumerate(records, start=1):
-        try:
-            paper, version = paper_from_record(record, options.server)
-        except EntryError as exc:
-            errors.append(f"record {number}: {exc}")
-            _log.warning("%s: skipped record %d: %s", url, number, exc)
-            continue
+def _papers(records: list[Any], url: str, options: BiorxivOptions) -> ItemsRead:
+    """The page's papers, one per DOI (its latest version), in the wanted categories."""
+    newest: dict[str, int] = {}
+
+    def build(record: Any, notes: ItemNotes) -> Paper | None:
+        """The record's paper; None for another category or a version older than one read."""
+        paper, version = paper_from_record(record, options.server, notes)
         if options.categories and not any(
             _same_category(c, category) for c in options.categories for category in paper.categories
         ):
-            continue
-        if paper.id not in latest or version > latest[paper.id][0]:
-            latest[paper.id] = (version, paper)
-    if errors and len(errors) == len(records):
-        raise ParseError(f"{url}: none of {len(errors)} records could be read ({errors[0]})")
-    return [paper for _version, paper in latest.values()]
+            return None
+        if version <= newest.get(paper.id, 0):
+            return None
+        newest[paper.id] = version
+        return paper
+
+    read = read_items(records, build, url=url, noun=("record", "records"))
+    latest: dict[str, Paper] = {}
+    for paper in read.papers:  # a later one of the same DOI is a newer version
+        latest[paper.id] = paper
+    return ItemsRead(tuple(latest.values()), read.problems)
 
 
-def paper_from_record(record: Any, server: str) -> tuple[Paper, int]:
+def paper_from_record(record: Any, server: str, notes: ItemNotes) -> tuple[Paper, int]:
     """A paper and its version number from one collection record."""
     if not isinstance(record, dict):
-        raise EntryError(f"expected an object, got {type(record).__name__}")
-    doi = doi_from(text_field(record, "doi"))
-    title = collapse(text_field(record, "title"))
+        raise EntryError(f"expected an object, got {shown(record)}")
+    doi = doi_from(text_field(record, "doi", notes))
+    title = entity_text(text_field(record, "title", notes))
+    notes.named(doi or title)
     if not doi:
-        raise EntryError(f"no DOI (title {title[:60]!r})")
+        raise EntryError("no DOI")
     if not title:
-        raise EntryError(f"{doi}: no title")
-    version = int_field(record, "version") or 1
-    host = text_field(record, "server").strip().lower() or server
+        raise EntryError("no title")
+    version = int_field(record, "version", notes) or 1
+    host = _server(text_field(record, "server", notes), server, notes)
     page = f"https://www.{host}.org/content/{doi}v{version}"
-    category = collapse(text_field(record, "category"))
+    category = entity_text(text_field(record, "category", notes))
     paper = Paper(
         id=canonical_id(doi=doi),
         title=title,
-        authors=tuple(split_authors(text_field(record, "authors"))),
-        abstract=collapse(text_field(record, "abstract")),
+        authors=tuple(
+            split_authors(entity_text(text_field(record, "authors", notes, expected=True)))
+        ),
+        abstract=entity_text(text_field(record, "abstract", notes, expected=True)),
         url=page,
         doi=doi,
-        published=parse_datetime(text_field(record, "date")),
+        published=date_field(record, "date", notes),
         categories=(category,) if category else (),
-        links=_links(page, doi, text_field(record, "published")),
+        links=_links(page, doi, text_field(record, "published", notes)),
     )
     return paper, version
+
+
+def _server(value: str, configured: str, notes: ItemNotes) -> str:
+    """The record's server when it is one of the two, else the configured one (links' host)."""
+    name = value.strip().lower()
+    if name in _SERVERS:
+        return name
+    if name:
+        notes.note("server", f"{shown(value)} is neither biorxiv nor medrxiv")
+    return configured
 
 
 def split_authors(authors: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Mapping
@@ -12,7 +13,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from bot.errors import ParseError
 from bot.models import Link
 from bot.sources.base import FetchWindow
-from bot.sources.rss import arxiv_abs_url, arxiv_pdf_url
+from bot.sources.checks import count, shown
+from bot.sources.items import ItemNotes
+from bot.sources.rss import arxiv_abs_url, arxiv_pdf_url, collapse
 
 _HTML_START = re.compile(
     rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S
@@ -108,28 +111,100 @@ def arxiv_links(arxiv_id: str) -> list[Link]:
     return [Link("abs", arxiv_abs_url(arxiv_id)), Link("pdf", arxiv_pdf_url(arxiv_id))]
 
 
-def text_field(record: Mapping[str, Any], key: str) -> str:
-    """A string field of a JSON record, '' when it is missing, null or not a string."""
+def text_field(
+    record: Mapping[str, Any], key: str, notes: ItemNotes | None = None, *, expected: bool = False
+) -> str:
+    """A string field of a JSON record, '' when it is missing, null or not a string.
+
+    With `notes`, a value of another type is noted, and so is a missing or null one when
+    the field is `expected` (every real item has it).
+    """
     value = record.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def string_list(raw: Any) -> list[str]:
-    """The non-blank strings of a JSON list, whitespace collapsed, each once ([] otherwise)."""
-    if not isinstance(raw, list):
-        return []
-    return list(dict.fromkeys(" ".join(s.split()) for s in raw if isinstance(s, str) and s.strip()))
-
-
-def int_field(record: Mapping[str, Any], key: str) -> int | None:
-    """An integer field of a JSON record (numeric strings accepted), None when unusable."""
-    value = record.get(key)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, str):
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    if notes is not None:
+        _note_unusable(record, key, value, "text", notes, expected=expected)
+    return ""
+
+
+def entity_text(raw: str) -> str:
+    """Text of a JSON source as a reader sees it: HTML entities decoded once, spaces collapsed.
+
+    Once only: `&amp;lt;` is the text `&lt;`, never `<`.
+    """
+    return collapse(html.unescape(raw))
+
+
+def string_list(
+    record: Mapping[str, Any], key: str, notes: ItemNotes | None = None, *, expected: bool = False
+) -> list[str]:
+    """The non-blank strings of a JSON list field as text (see `entity_text`), each once."""
+    raw = record.get(key)
+    if not isinstance(raw, list):
+        if notes is not None:
+            _note_unusable(record, key, raw, "a list", notes, expected=expected)
+        return []
+    texts = [entity_text(s) for s in raw if isinstance(s, str)]
+    if notes is not None and len(texts) < len(raw):
+        notes.note(key, f"{len(raw) - len(texts)} entries that are not text left out")
+    return list(dict.fromkeys(text for text in texts if text))
+
+
+def name_list(
+    record: Mapping[str, Any],
+    key: str,
+    name_key: str,
+    notes: ItemNotes | None = None,
+    *,
+    expected: bool = False,
+) -> list[str]:
+    """The `name_key` texts of a JSON list of objects (`authors: [{name}]`), each once."""
+    raw = record.get(key)
+    if not isinstance(raw, list):
+        if notes is not None:
+            _note_unusable(record, key, raw, "a list", notes, expected=expected)
+        return []
+    names = [
+        entity_text(entry[name_key])
+        for entry in raw
+        if isinstance(entry, dict) and isinstance(entry.get(name_key), str)
+    ]
+    if notes is not None and len(names) < len(raw):
+        unnamed = len(raw) - len(names)
+        notes.note(key, f"{unnamed} entries without a text {name_key!r} left out")
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def int_field(record: Mapping[str, Any], key: str, notes: ItemNotes | None = None) -> int | None:
+    """A count field of a JSON record (see `checks.count`: ASCII digits, clamped), or None."""
+    number, problem = count(record.get(key))
+    if problem and notes is not None:
+        notes.note(key, problem)
+    return number
+
+
+def date_field(
+    record: Mapping[str, Any], key: str, notes: ItemNotes | None = None
+) -> datetime | None:
+    """A date field of a JSON record (see `parse_datetime`); an unreadable one is noted."""
+    value = record.get(key)
+    found = parse_datetime(value)
+    if found is None and value is not None and notes is not None:
+        notes.note(key, f"{shown(value)} is not a date")
+    return found
+
+
+def _note_unusable(
+    record: Mapping[str, Any],
+    key: str,
+    value: Any,
+    wanted: str,
+    notes: ItemNotes,
+    *,
+    expected: bool,
+) -> None:
+    """Note a field that is not what was wanted; absent or null only when it is `expected`."""
+    if value is not None:
+        notes.note(key, f"expected {wanted}, got {shown(value)}")
+    elif expected:
+        notes.note(key, "null" if key in record else "missing")

@@ -9,8 +9,8 @@ entry's links give the paper its identity; without them it is known by its title
 
 from __future__ import annotations
 
-import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
@@ -20,15 +20,14 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString, Tag
 from pydantic import Field, field_validator
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.names import split_authors
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.sources.common import arxiv_links, parse_datetime
-from bot.sources.rss import EntryError, collapse
-
-_log = logging.getLogger(__name__)
+from bot.sources.items import read_items
+from bot.sources.rss import collapse
 
 #: stands where a removed element was, so that a teaser cut there can be joined
 _CUT = "\ue000"
@@ -127,28 +126,23 @@ class HtmlSource(SourceKind):
         items = soup.select(options.item)
         if not items:
             raise ParseError(f"selector {options.item!r} matched nothing on {url}")
-        papers = _papers(items, url, options)
-        return Listing(tuple(papers), _next_url(soup, url, options))
+        listing = _papers(items, url, options)
+        return replace(listing, next_url=_next_url(soup, url, options))
 
 
-def _papers(items: list[Tag], url: str, options: HtmlOptions) -> list[Paper]:
-    """A paper per readable entry; when none is readable the page has changed."""
+def _papers(items: list[Tag], url: str, options: HtmlOptions) -> Listing:
+    """A paper per readable entry (see `bot.sources.items`); when none is, the page changed."""
+    read = read_items(
+        items,
+        lambda item, _notes: paper_from_item(item, url, options),
+        url=url,
+        noun=("entry", "entries"),
+        broken=f"they are what the item selector {options.item!r} matched",
+    )
     papers: dict[str, Paper] = {}
-    errors: list[str] = []
-    for number, item in enumerate(items, start=1):
-        try:
-            paper = paper_from_item(item, url, options)
-        except EntryError as exc:
-            errors.append(f"entry {number}: {exc}")
-            _log.warning("%s: skipped entry %d: %s", url, number, exc)
-            continue
+    for paper in read.papers:
         papers.setdefault(paper.id, paper)
-    if not papers:
-        raise ParseError(
-            f"{url}: {len(items)} entries matched {options.item!r} but none could be read"
-            f" ({errors[0]})"
-        )
-    return list(papers.values())
+    return Listing(tuple(papers.values()), problems=read.problems)
 
 
 def paper_from_item(item: Tag, url: str, options: HtmlOptions) -> Paper:

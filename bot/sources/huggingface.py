@@ -9,7 +9,6 @@ content, so `url:` may point at either.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -18,26 +17,28 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id
 from bot.models import Link, Listing, Paper
 from bot.schedule import Schedule
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
+from bot.sources.checks import shown
 from bot.sources.common import (
     arxiv_links,
+    date_field,
+    entity_text,
     fetch_days,
     int_field,
-    parse_datetime,
+    name_list,
     query_value,
     read_json,
     string_list,
     text_field,
     with_query,
 )
-from bot.sources.rss import EntryError, arxiv_abs_url, collapse
+from bot.sources.items import ItemNotes, read_items
+from bot.sources.rss import arxiv_abs_url, collapse
 from bot.tex import decode_tex
-
-_log = logging.getLogger(__name__)
 
 API_URL = "https://huggingface.co/api/daily_papers"
 PAPER_PAGE = "https://huggingface.co/papers/"
@@ -86,10 +87,12 @@ class HuggingfaceSource(SourceKind):
 
     def parse(self, body: bytes, url: str, options: HuggingfaceOptions) -> Listing:
         """The papers of an API answer or a page; `[]` (a weekend) is an empty day."""
-        items = _items(body, url)
-        papers = _papers(items, url)
-        kept = [p for p in papers if (p.votes or 0) >= options.min_upvotes]
-        return Listing(tuple(kept))
+        read = read_items(_items(body, url), paper_from_item, url=url)
+        papers: dict[str, Paper] = {}
+        for paper in read.papers:
+            papers.setdefault(paper.id, paper)
+        kept = [p for p in papers.values() if (p.votes or 0) >= options.min_upvotes]
+        return Listing(tuple(kept), problems=read.problems)
 
 
 def is_daily_api(url: str) -> bool:
@@ -186,71 +189,53 @@ def hydration_props(html: str, targets: Iterable[str]) -> dict[str, str]:
 # --- items to papers -----------------------------------------------------------------------
 
 
-def _papers(items: list[Any], url: str) -> list[Paper]:
-    """One paper per distinct id; an unreadable item is skipped unless all of them are."""
-    papers: dict[str, Paper] = {}
-    errors: list[str] = []
-    for number, item in enumerate(items, start=1):
-        try:
-            paper = paper_from_item(item)
-        except EntryError as exc:
-            errors.append(f"item {number}: {exc}")
-            _log.warning("%s: skipped item %d: %s", url, number, exc)
-            continue
-        papers.setdefault(paper.id, paper)
-    if errors and not papers:
-        raise ParseError(f"{url}: none of {len(errors)} items could be read ({errors[0]})")
-    return list(papers.values())
-
-
-def paper_from_item(item: Any) -> Paper:
+def paper_from_item(item: Any, notes: ItemNotes) -> Paper:
     """A paper from one daily-papers item (`EntryError` when it has no title)."""
     if not isinstance(item, dict):
-        raise EntryError(f"expected an object, got {type(item).__name__}")
+        raise EntryError(f"expected an object, got {shown(item)}")
     paper = item["paper"] if isinstance(item.get("paper"), dict) else item
-    hf_id = text_field(paper, "id").strip()
-    title = _text(text_field(paper, "title") or text_field(item, "title"))
+    hf_id = text_field(paper, "id", notes).strip()
+    notes.named(hf_id)
+    title = _text(text_field(paper, "title", notes) or text_field(item, "title", notes))
     if not title:
-        raise EntryError(f"no title (paper id {hf_id!r})" if hf_id else "no title and no id")
+        raise EntryError("no title")
     arxiv_id = arxiv_id_from(hf_id) if hf_id else None
     try:
         paper_id = canonical_id(arxiv_id=arxiv_id, title=title)
-    except ValueError as exc:
-        raise EntryError(str(exc)) from exc
+    except ValueError as exc:  # a title of punctuation only, and no arXiv id
+        raise EntryError(str(exc)) from None
     return Paper(
         id=paper_id,
         title=title,
-        authors=tuple(_authors(paper.get("authors"))),
-        abstract=_text(text_field(paper, "summary") or text_field(item, "summary")),
+        authors=tuple(name_list(paper, "authors", "name", notes, expected=True)),
+        abstract=_text(
+            text_field(paper, "summary", notes) or text_field(item, "summary", notes, expected=True)
+        ),
         url=arxiv_abs_url(arxiv_id) if arxiv_id else _page_url(hf_id),
         arxiv_id=arxiv_id,
-        published=parse_datetime(paper.get("publishedAt") or item.get("publishedAt")),
-        links=_links(paper, hf_id, arxiv_id),
-        votes=int_field(paper, "upvotes"),
-        stars=int_field(paper, "githubStars"),
-        keywords=tuple(string_list(paper.get("ai_keywords"))),
-        organizations=tuple(_organizations(item, paper)),
+        published=date_field(paper, "publishedAt", notes) or date_field(item, "publishedAt", notes),
+        links=_links(paper, hf_id, arxiv_id, notes),
+        votes=int_field(paper, "upvotes", notes),
+        stars=int_field(paper, "githubStars", notes),
+        keywords=tuple(string_list(paper, "ai_keywords", notes)),
+        organizations=tuple(_organizations(item, paper, notes)),
     )
 
 
 def _text(raw: str) -> str:
-    """Title or summary text: arXiv's TeX accents decoded, the 2024-era line wraps joined."""
-    return collapse(decode_tex(raw))
+    """Title or summary text: entities and arXiv's TeX accents decoded, line wraps joined."""
+    return collapse(decode_tex(entity_text(raw)))
 
 
-def _authors(raw: Any) -> list[str]:
-    """Author names in order, each once; an entry without a name is skipped."""
-    names = (collapse(text_field(a, "name")) for a in raw if isinstance(a, dict))
-    return list(dict.fromkeys(n for n in names if n)) if isinstance(raw, list) else []
-
-
-def _organizations(item: Mapping[str, Any], paper: Mapping[str, Any]) -> list[str]:
+def _organizations(
+    item: Mapping[str, Any], paper: Mapping[str, Any], notes: ItemNotes
+) -> list[str]:
     """The organisation's full name (else its handle), from the paper or the item."""
     names: list[str] = []
     for holder in (paper, item):
         org = holder.get("organization")
         if isinstance(org, dict):
-            name = collapse(text_field(org, "fullname") or text_field(org, "name"))
+            name = entity_text(text_field(org, "fullname", notes) or text_field(org, "name", notes))
             if name:
                 names.append(name)
     return list(dict.fromkeys(names))
@@ -261,15 +246,17 @@ def _page_url(hf_id: str) -> str:
     return f"{PAPER_PAGE}{hf_id}" if hf_id else ""
 
 
-def _links(paper: Mapping[str, Any], hf_id: str, arxiv_id: str | None) -> tuple[Link, ...]:
+def _links(
+    paper: Mapping[str, Any], hf_id: str, arxiv_id: str | None, notes: ItemNotes
+) -> tuple[Link, ...]:
     """arXiv abstract and PDF, code repository, project page and the Hugging Face page."""
     links = arxiv_links(arxiv_id) if arxiv_id else []
-    code = text_field(paper, "githubRepo").strip()
+    code = text_field(paper, "githubRepo", notes).strip()
     if code:
         links.append(Link("code", code))
     if hf_id:
         links.append(Link("hf", _page_url(hf_id)))
-    project = text_field(paper, "projectPage").strip()
+    project = text_field(paper, "projectPage", notes).strip()
     if project:
         links.append(Link("project", project))
     return tuple(links)

@@ -9,7 +9,6 @@ and the pre-2024 RSS 1.0 feed's "(arXiv:ID [category] UPDATED)" title suffix).
 from __future__ import annotations
 
 import io
-import logging
 import re
 import xml.sax
 from collections.abc import Callable
@@ -21,13 +20,12 @@ import feedparser
 from bs4 import BeautifulSoup
 from pydantic import Field
 
-from bot.errors import ParseError
+from bot.errors import EntryError, ParseError
 from bot.ids import arxiv_id_from, canonical_id, doi_from
 from bot.models import Link, Listing, Paper
 from bot.names import split_authors
 from bot.sources.base import FetchWindow, SourceKind, SourceOptions, register
-
-_log = logging.getLogger(__name__)
+from bot.sources.items import read_items
 
 _WHITESPACE = re.compile(r"\s+")
 _HTML_START = re.compile(
@@ -47,10 +45,6 @@ _BLOCK_TAGS = [
     "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
     "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
 ]  # fmt: skip
-
-
-class EntryError(ValueError):
-    """One feed entry cannot become a paper (no title, no usable id); the others still can."""
 
 
 class RssOptions(SourceOptions):
@@ -84,7 +78,7 @@ class RssSource(SourceKind):
                 return None
             return paper
 
-        return Listing(papers_from_entries(feed, build, url))
+        return listing_from_entries(feed, build, url)
 
 
 def read_feed(body: bytes, url: str, *, sanitize: bool = True) -> Any:
@@ -131,33 +125,22 @@ def _xml_problem(feed: Any) -> str | None:
     return None if error is None else f"malformed XML ({error})"
 
 
-def papers_from_entries(
-    feed: Any, build: Callable[[Any], Paper | None], url: str
-) -> tuple[Paper, ...]:
-    """Build a paper from each entry of a feed, skipping (and logging) the bad ones.
+def listing_from_entries(feed: Any, build: Callable[[Any], Paper | None], url: str) -> Listing:
+    """The papers built from a feed's entries, one at a time (see `bot.sources.items`).
 
     `build` returns None for an entry it leaves out on purpose and raises `EntryError`
-    for one it cannot read. When every entry it tried was unreadable the feed itself has
-    changed, so that is a `ParseError` rather than an empty day.
+    for one it cannot read. When every entry was unreadable the feed itself has changed,
+    so that is a `ParseError` rather than an empty day.
     """
-    papers: list[Paper] = []
-    errors: list[str] = []
-    for number, entry in enumerate(feed.entries, start=1):
-        try:
-            paper = build(entry)
-        except EntryError as exc:
-            errors.append(f"entry {number}: {exc}")
-            _log.warning("%s: skipped entry %d: %s", url, number, exc)
-            continue
-        if paper is not None:
-            papers.append(paper)
-    if errors and not papers:
-        problem = _xml_problem(feed)
-        broken = f"; the feed is {problem}" if problem else ""
-        raise ParseError(
-            f"{url}: none of {len(errors)} entries could be read ({errors[0]}){broken}"
-        )
-    return tuple(papers)
+    problem = _xml_problem(feed)
+    read = read_items(
+        feed.entries,
+        lambda entry, _notes: build(entry),
+        url=url,
+        noun=("entry", "entries"),
+        broken=f"the feed is {problem}" if problem else "",
+    )
+    return Listing(read.papers, problems=read.problems)
 
 
 def paper_from_entry(entry: Any, url: str) -> Paper:
@@ -282,7 +265,10 @@ def entry_datetime(entry: Any) -> datetime | None:
         parsed = entry.get(key)
         if parsed:
             year, month, day, hour, minute, second = parsed[:6]
-            return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            try:  # a leap second (60) or a mangled date: read the entry without it
+                return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+            except (TypeError, ValueError, OverflowError):
+                continue
     return None
 
 

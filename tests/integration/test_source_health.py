@@ -55,7 +55,11 @@ def status_lines(config: Path, capsys: pytest.CaptureFixture[str]) -> str:
     [
         ("huggingface", "huggingface/papers_layout_changed_handwritten.html", "DailyPapers"),
         ("huggingface", "huggingface/api_error_handwritten.json", "answered with an error"),
-        ("alphaxiv", "alphaxiv/feed_missing_title_handwritten.json", "required field 'title'"),
+        (
+            "alphaxiv",
+            "alphaxiv/feed_renamed_fields_handwritten.json",
+            "none of 2 items could be read (item 1 skipped: missing required field",
+        ),
         ("arxiv-api", "arxiv/api_error_handwritten.xml", "arXiv API error: incorrect id"),
         (
             "html",

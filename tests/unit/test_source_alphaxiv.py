@@ -121,12 +121,18 @@ def test_unknown_fields_are_ignored() -> None:
     )
 
 
-def test_a_missing_required_field_is_a_parse_error_naming_it() -> None:
-    with pytest.raises(ParseError, match=r"papers\[1\]: missing required field 'title'"):
-        parse("feed_missing_title_handwritten.json")
+def test_a_paper_without_a_required_field_is_skipped_naming_it() -> None:
+    listing = parse("feed_missing_title_handwritten.json")
+    assert [p.id for p in listing.papers] == [records(PAGE0)[0]["universal_paper_id"]]
+    [problem] = listing.problems
+    assert problem.startswith("item 2 (")
+    assert problem.endswith("skipped: missing required field 'title'")
+
+
+def test_a_page_where_no_paper_has_the_required_fields_is_a_parse_error() -> None:
     [record] = records(PAGE1)
     del record["universal_paper_id"]
-    with pytest.raises(ParseError, match="'universal_paper_id'"):
+    with pytest.raises(ParseError, match=r"none of 1 items .*'universal_paper_id'"):
         parse_bytes(json.dumps({"page": 0, "papers": [record]}).encode())
 
 

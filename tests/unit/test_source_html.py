@@ -223,7 +223,7 @@ def test_item_selector_matching_nothing_is_a_parse_error_naming_it() -> None:
 
 
 def test_entries_without_titles_are_a_parse_error() -> None:
-    with pytest.raises(ParseError, match=r"3 entries matched .* none could be read .*'h5.title'"):
+    with pytest.raises(ParseError, match=r"none of 3 entries could be read .*'h5.title' found"):
         parse_page("mila_publications_page0_handwritten.html", title="h5.title")
 
 

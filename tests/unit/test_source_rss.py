@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
@@ -183,11 +182,10 @@ def test_no_identifier_falls_back_to_title(journal: dict[str, Paper]) -> None:
     assert paper.doi is None
 
 
-def test_untitled_entry_is_skipped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
-    parse(RSS / "journal_rss20_handwritten.xml")
-    assert "skipped entry 6: no title" in caplog.text
-    assert "articles/untitled" in caplog.text
+def test_untitled_entry_is_skipped_with_a_problem_line() -> None:
+    [problem] = parse(RSS / "journal_rss20_handwritten.xml").problems
+    assert problem.startswith("entry 6 skipped: no title")
+    assert "articles/untitled" in problem
 
 
 def test_atom_blog_feed() -> None:
