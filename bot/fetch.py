@@ -351,7 +351,7 @@ class Fetcher:
     async def _read_capped(self, response: httpx.Response, watch: Deadline) -> bytes | None:
         """The (decoded) body, or None as soon as it exceeds max_bytes."""
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
             return None
         chunks: list[bytes] = []
         size = 0
@@ -401,7 +401,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -213,7 +213,7 @@ def _votes_token(text: str, column: int) -> _Token:
     op, number = (found.group(1), found.group(2)) if found else ("", "")
     if op not in (">=", "=>", ">"):
         raise QueryError(f"votes supports only '>=' and '>', not '{op}'", column)
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise QueryError("votes must be compared with a whole number, e.g. votes>=10", column)
     minimum = int(number) + (1 if op == ">" else 0)
     return ("votes", str(minimum), column, column + len(text))

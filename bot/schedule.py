@@ -110,7 +110,7 @@ def _weekday_term(term: str, field: str) -> set[int]:
 
 
 def _day_number(text: str, field: str) -> int:
-    if text.isdigit() and int(text) <= 7:
+    if text.isascii() and text.isdigit() and int(text) <= 7:
         return int(text)
     if text[:3] in _CRONTAB_DAY and len(text) == 3:
         return _CRONTAB_DAY[text]

@@ -95,7 +95,7 @@ class AlertForm:
             exclude="\n".join(sub.exclude),
             frequency=sub.frequency,
             weekday=str(sub.weekday),
-            hour=str(int(hour)) if hour.isdigit() else ANY_HOUR,
+            hour=str(int(hour)) if hour.isascii() and hour.isdigit() else ANY_HOUR,
             timezone=sub.timezone or default_timezone,
         )
 
@@ -250,7 +250,7 @@ def _categories(text: str, errors: list[FieldError]) -> tuple[str, ...]:
 
 def _number(text: str, low: int, high: int) -> int | None:
     text = text.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         return None
     value = int(text)
     return value if low <= value <= high else None

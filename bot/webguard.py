@@ -162,7 +162,7 @@ class BodyLimit:
 
         async def limited() -> Message:
             nonlocal received
-            if not declared.isdigit() or int(declared) > MAX_BODY:
+            if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
                 raise HTTPException(413)
             message = await receive()
             received += len(message.get("body", b""))

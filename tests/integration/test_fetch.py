@@ -226,6 +226,17 @@ def test_retry_after_as_a_past_http_date_retries_at_once(http_server: LocalHTTPS
     assert len(http_server.requests) == 2
 
 
+def test_a_retry_after_that_is_not_a_number_is_backed_off_from(
+    http_server: LocalHTTPServer,
+) -> None:
+    # "²" is a digit to str.isdigit but not to int(): the header is unusable, not a crash
+    busy = Reply(503, "busy", headers={"Retry-After": "²"})
+    http_server.route_sequence("/busy", [busy, Reply(200, "ready")])
+
+    assert fetch(http_server.url("busy"), retries=1).body == b"ready"
+    assert len(http_server.requests) == 2
+
+
 @pytest.mark.parametrize(
     "retry_after",
     ["3600", email.utils.formatdate(time.time() + 3600, usegmt=True)],

@@ -154,6 +154,8 @@ def test_query_parses_to_its_tree(text: str, tree: Node) -> None:
         ("a AND votes<=3", "votes supports only '>=' and '>', not '<='", 7),
         ("votes=3 a", "votes supports only '>=' and '>', not '='", 1),
         ("votes>=many", "votes must be compared with a whole number, e.g. votes>=10", 1),
+        # a superscript digit is a digit to str.isdigit, not to int()
+        ("votes>=²", "votes must be compared with a whole number, e.g. votes>=10", 1),
         ("a OR votes>=", "votes must be compared with a whole number, e.g. votes>=10", 6),
         ("x*", "prefix 'x*' needs at least 2 letters", 1),
         ("grokking OR a*", "prefix 'a*' needs at least 2 letters", 13),
