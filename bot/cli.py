@@ -303,7 +303,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"digests: {status.sent_digests} sent, {status.pending_digests} pending,"
         f" {status.failed_digests} failed"
+        + (
+            f", {status.unconfirmed_digests} unconfirmed (sent twice without a verdict)"
+            if status.unconfirmed_digests
+            else ""
+        )
     )
+    _print_bounces(status)
     print("sources:")
     for health in status.sources:
         line = (
@@ -320,6 +326,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"paperbot status: {stale}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _print_bounces(status: StoreStatus) -> None:
+    """Addresses refused for good at their last delivery, and how many are suspended."""
+    if not (status.bounces or status.suspended_subscribers):
+        return
+    print(
+        f"bounces: {len(status.bounces)} addresses refused at their last delivery,"
+        f" {status.suspended_subscribers} subscribers suspended"
+    )
+    for bounce in status.bounces:
+        print(f"  {bounce.email} ({bounce.status}, {bounce.in_a_row} in a row): {bounce.error}")
 
 
 def stale_reason(status: StoreStatus, now: datetime, max_age: timedelta) -> str | None:
