@@ -704,6 +704,10 @@ def test_check_config_says_how_unsubscribing_works(
     out = capsys.readouterr().out
     assert "8 connections, at most 600/min" in out
     assert (
+        "each message within 60 s (commands 30 s); 5 timeouts or lost connections in a row"
+        " stop the sending until the next run" in out
+    )
+    assert (
         "List-Unsubscribe: <mailto:bot+unsubscribe@example.org> only: set the"
         f" {SECRET_ENV} environment variable for the one-click https link" in out
     )
@@ -815,6 +819,36 @@ def test_a_large_outbox_rendered_in_a_helper_process_sends_the_same_messages(
         assert message.mail_options == expected.mail_options
         assert message.mail_from == expected.mail_from
     assert {row["status"] for row in digests(there)} == {"sent"}
+
+
+@pytest.mark.parametrize("threshold", [1, None], ids=["rendered-elsewhere", "rendered-here"])
+def test_messages_built_either_way_go_out_at_most_twice_without_a_verdict(
+    threshold: int | None,
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+) -> None:
+    count = 3
+    config = pending_outbox(tmp_path, http_server.url(ALL_ARCHIVES), smtp_server, count)
+    smtp_server.after_data("drop")
+    loaded = load_config(config)
+    store = Store.open(loaded.database)
+    settings = DeliverySettings(retry_delay=0.01, batch_size=2, max_failures_in_a_row=100)
+    try:
+        report = asyncio.run(
+            deliver(
+                loaded, store, make_sender(loaded), settings, render_process_threshold=threshold
+            )
+        )
+    finally:
+        store.close()
+    assert (report.sent, report.unconfirmed, report.pending) == (0, count, 0)
+    groups = by_recipient(smtp_server.received)
+    assert sorted(groups) == sorted(f"reader{i}@example.org" for i in range(count))
+    for row in digests(config):
+        copies = groups[row["email"]]
+        assert [copy.message["Message-ID"] for copy in copies] == [row["message_id"]] * 2
+        assert (row["status"], row["transmissions"]) == ("unconfirmed", 2)
 
 
 def test_the_helper_process_killed_mid_run_loses_and_doubles_nothing(
