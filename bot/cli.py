@@ -330,10 +330,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _print_bounces(status: StoreStatus) -> None:
     """Addresses refused for good at their last delivery, and how many are suspended."""
-    if not (status.bounces or status.suspended_subscribers):
+    if not (status.bounced_subscribers or status.suspended_subscribers):
         return
     print(
-        f"bounces: {len(status.bounces)} addresses refused at their last delivery,"
+        f"bounces: {status.bounced_subscribers} addresses refused at their last delivery,"
         f" {status.suspended_subscribers} subscribers suspended"
     )
     for bounce in status.bounces:

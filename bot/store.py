@@ -124,7 +124,9 @@ class StoreStatus:
     unconfirmed_digests: int = 0
     #: subscribers suspended after hard bounces
     suspended_subscribers: int = 0
-    #: subscribers whose last delivery was refused for good, latest first
+    #: subscribers whose last delivery was refused for good (suspended ones too)
+    bounced_subscribers: int = 0
+    #: the latest of them (at most 10), latest first
     bounces: tuple[Bounce, ...] = ()
 
 
@@ -1194,6 +1196,9 @@ class Store:
             unconfirmed_digests=counts.get("unconfirmed", 0),
             suspended_subscribers=self.db.execute(
                 "SELECT count(*) FROM subscribers WHERE status = 'suspended'"
+            ).fetchone()[0],
+            bounced_subscribers=self.db.execute(
+                "SELECT count(*) FROM subscribers WHERE hard_bounces > 0"
             ).fetchone()[0],
             bounces=self.recent_bounces(),
         )
