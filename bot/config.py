@@ -53,6 +53,12 @@ class SmtpSettings(_Strict):
     password_env: str | None = None
     from_: str = Field(alias="from")
     timeout: float = Field(30.0, gt=0)
+    message_deadline: float = Field(
+        60.0, gt=0, description="seconds one message's whole exchange may take, reconnect included"
+    )
+    max_failures_in_a_row: int = Field(
+        5, ge=1, le=1000, description="timeouts or lost connections in a row that stop sending"
+    )
     connections: int = Field(4, ge=1, le=64, description="persistent connections in parallel")
     rate_limit: str | None = Field(None, description="at most this many messages: 10/s, 600/min")
     retries: int = Field(2, ge=0, le=10, description="in-run retries of a 4xx or lost connection")

@@ -16,10 +16,17 @@ so that building messages and talking SMTP use both cores; this process alone st
 and marks. If the helper cannot start or dies, the rest is rendered here (one error logged).
 
 Failures: a 4xx or a lost connection is retried with back-off within the run, then left
-pending for the next run; a 5xx for one recipient fails that digest (a hard bounce; the
-`max_hard_bounces`-th in a row suspends the subscriber) and the others go on; a server
-that stays unreachable, refuses our login or fails TLS stops the run with one error and
-leaves everything else pending.
+pending for the next run; a 5xx for one recipient fails that digest (a hard bounce, a
+warning, not a run failure; the `max_hard_bounces`-th in a row suspends the subscriber)
+and the others go on; a server that stays unreachable, refuses our login or fails TLS
+stops the run with one error and leaves everything else pending, and so does a circuit
+breaker after `max_failures_in_a_row` timeouts or lost connections in a row.
+
+At most twice, ever: a message whose verdict never came after its final dot (a timeout, a
+lost connection, a kill) may be with the server. Each digest's transmissions are counted
+in the store right before the final dot (a refusal gives the count back); one that went
+out MAX_TRANSMISSIONS times without a verdict is `unconfirmed`: never sent again, its
+papers count as delivered. Every copy carries the digest's one Message-ID.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ from bot.render import (
     render_digest,
 )
 from bot.senders import (
+    ConnectionTrouble,
+    DeliveryUnconfirmed,
     FatalSendError,
     MessageSigner,
     OutboxSender,
@@ -60,6 +69,7 @@ from bot.senders import (
     Sender,
     ServerUnavailable,
     SmtpSender,
+    Withheld,
     message_bytes,
 )
 from bot.senders.base import one_line
@@ -82,6 +92,8 @@ PARENT_CHECK_SECONDS = 1.0
 #: rendered entries the helper process keeps: half the in-process cache, as the sending
 #: process still holds its own memory (the whole of paperbot stays under 1 GB at 100,000)
 RENDER_PROCESS_ENTRIES = 8192
+#: times a digest may go out whole without a verdict, ever (the second is the one retry)
+MAX_TRANSMISSIONS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,8 @@ class DeliveryReport:
     suspended: int = 0
     #: digests whose subscriber left (or was suspended) after the run had read them
     withdrawn: int = 0
+    #: digests that went out MAX_TRANSMISSIONS times without a verdict (never sent again)
+    unconfirmed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +122,7 @@ class DeliverySettings:
     retry_delay: float = 5.0
     max_hard_bounces: int = 3
     batch_size: int = 500
+    max_failures_in_a_row: int = 5
 
     @classmethod
     def from_config(cls, config: Config) -> DeliverySettings:
@@ -121,6 +136,7 @@ class DeliverySettings:
             retries=smtp.retries,
             retry_delay=smtp.retry_delay,
             max_hard_bounces=smtp.max_hard_bounces,
+            max_failures_in_a_row=smtp.max_failures_in_a_row,
         )
 
 
@@ -205,6 +221,7 @@ def make_sender(config: Config) -> Sender:
         username=smtp.username,
         password=smtp.password(),
         timeout=smtp.timeout,
+        deadline=smtp.message_deadline,
         connections=smtp.connections,
         signer=make_signer(config),
     )
@@ -312,6 +329,32 @@ class _Item:
     tries: int = 0
 
 
+class _Transmission:
+    """A send's `before_transmit` hook: counts the transmission in the store before it goes.
+
+    A digest that may not go out (no longer pending, or sent MAX_TRANSMISSIONS times
+    without a verdict) is Withheld. `count` is the digest's transmissions so far, 0 while
+    this send has not reached its final dot.
+    """
+
+    __slots__ = ("count", "digest_id", "store")
+
+    def __init__(self, store: Store, digest_id: int) -> None:
+        self.store, self.digest_id, self.count = store, digest_id, 0
+
+    def __call__(self) -> None:
+        count = self.store.begin_transmission(self.digest_id, MAX_TRANSMISSIONS)
+        if count is None:
+            raise Withheld("no longer to be sent (withdrawn, or already sent without a verdict)")
+        self.count = count
+
+    def refused(self) -> None:
+        """The server answered with a refusal (or it never went out): take the count back."""
+        if self.count:
+            self.store.take_back_transmission(self.digest_id)
+            self.count = 0
+
+
 class RateLimiter:
     """Spaces calls evenly: at most `per_second` on average and never in bursts."""
 
@@ -352,13 +395,16 @@ class _Delivery:
         self.stopped = False
         self.paused_until = 0.0
         self.server_failures = 0
+        self.troubles_in_a_row = 0  # timeouts and lost connections since the last acceptance
         self.sent = self.failed = self.bounced = self.suspended = self.withdrawn = 0
+        self.unconfirmed = 0
         self.errors: list[str] = []
         self.error_count = 0
         self.pending_at_start = 0
 
     async def run(self) -> DeliveryReport:
         """Open the sender (retrying a server that is down), send everything, close."""
+        self._settle_unconfirmed()
         self.pending_at_start = self.store.pending_count()
         if self.pending_at_start and await self._open():
             # what exists now (config, papers, the index's leftovers) lives through the run:
@@ -372,6 +418,18 @@ class _Delivery:
                 await self.sender.close()
                 release_caches()
         return self._report()
+
+    def _settle_unconfirmed(self) -> None:
+        """Digests a killed run left after their last allowed transmission: never again."""
+        settled = self.store.settle_unconfirmed(MAX_TRANSMISSIONS)
+        if settled:
+            self.unconfirmed += settled
+            log.warning(
+                "send: %d digests went out %d times without a verdict (a run was stopped while"
+                " waiting for it): not sent again, their papers count as delivered",
+                settled,
+                MAX_TRANSMISSIONS,
+            )
 
     async def _send_all(self) -> None:
         """The producer and the workers; a bug in any of them stops all (never a hang)."""
@@ -541,38 +599,83 @@ class _Delivery:
     async def _send(self, item: _Item) -> None:
         pending = item.pending
         if not self.store.still_sendable(pending.id):
-            # unsubscribed (or dropped, suspended) since its batch was read: never send it
-            log.info("not sent: %s is no longer subscribed", pending.email)
-            self.withdrawn += 1
-            self._track(-1)
+            self._withdrawn(pending)
             return
+        transmission = _Transmission(self.store, pending.id)
         try:
-            await self.sender.send(item.message)
-        except ServerUnavailable as exc:
-            self._server_down(item, exc)
-            return
-        except FatalSendError as exc:  # every further message would fail alike
-            self._stop(str(exc))
+            await self.sender.send(item.message, before_transmit=transmission)
+        except DeliveryUnconfirmed as exc:  # the server may have it: the count stands
+            self._unconfirmed(item, exc, transmission.count)
         except SendError as exc:
-            if not exc.permanent:
-                self._retry_or_leave(item, exc)
-                return
-            self._refused(pending, exc)
+            transmission.refused()
+            self._failed(item, exc)
         else:
             self.store.mark_sent(pending.id)
             self.sent += 1
-            self.server_failures = 0
+            self.server_failures = self.troubles_in_a_row = 0
             if pending.hard_bounces:
                 self.store.clear_hard_bounces(pending.subscriber_id)
+            self._track(-1)
+
+    def _withdrawn(self, pending: Addressee) -> None:
+        # unsubscribed (or dropped, suspended) since its batch was read: never send it
+        log.info("not sent: %s is no longer subscribed", pending.email)
+        self.withdrawn += 1
         self._track(-1)
 
-    def _refused(self, pending: Addressee, exc: SendError) -> None:
-        """A permanent refusal: the digest fails; a refused recipient is a hard bounce."""
+    def _failed(self, item: _Item, exc: SendError) -> None:
+        """A send that did not reach the server, or that the server refused."""
+        if isinstance(exc, Withheld):
+            self._withdrawn(item.pending)
+        elif isinstance(exc, ServerUnavailable):
+            self._server_down(item, exc)
+        elif isinstance(exc, FatalSendError):  # every further message would fail alike
+            self._stop(str(exc))
+            self._track(-1)
+        elif not exc.permanent:
+            if isinstance(exc, ConnectionTrouble):
+                self._trouble(exc)
+            self._retry_or_leave(item, exc)
+        else:
+            self._refused(item.pending, exc)
+            self._track(-1)
+
+    def _unconfirmed(self, item: _Item, exc: DeliveryUnconfirmed, transmissions: int) -> None:
+        """No verdict after the final dot: try once more at most, ever; then never again."""
+        self._trouble(exc)
+        if transmissions < MAX_TRANSMISSIONS:
+            self._retry_or_leave(item, exc)
+            return
+        self.store.mark_unconfirmed(item.pending.id, str(exc))
+        self.unconfirmed += 1
         self.failed += 1
-        self._error(str(exc))
+        self._error(
+            f"{exc}; it went out {transmissions} times without a verdict, with the same"
+            " Message-ID: not sent again"
+        )
+        self._track(-1)
+
+    def _trouble(self, exc: ConnectionTrouble) -> None:
+        """A timeout or a lost connection: `max_failures_in_a_row` of them stop the sending."""
+        self.troubles_in_a_row += 1
+        if self.troubles_in_a_row >= self.settings.max_failures_in_a_row:
+            self._stop(
+                f"stopped sending after {self.troubles_in_a_row} timeouts or lost connections"
+                f" in a row with {self.sender.where} (last: {exc}); the rest waits for the"
+                " next run"
+            )
+
+    def _refused(self, pending: Addressee, exc: SendError) -> None:
+        """A permanent refusal: the digest fails; a refused recipient is a hard bounce.
+
+        A bounce is about one address, not about the run: a warning, not a run error.
+        """
+        self.failed += 1
         if not isinstance(exc, RecipientRefused):
+            self._error(str(exc))
             self.store.mark_attempt_failed(pending.id, str(exc), permanent=True)
             return
+        log.warning("send: hard bounce: %s", exc)
         self.bounced += 1
         limit = self.settings.max_hard_bounces
         if self.store.record_bounce(
@@ -593,7 +696,10 @@ class _Delivery:
             self._later(item, self._backoff(item.tries - 1))
             return
         self.store.mark_attempt_failed(item.pending.id, str(exc), permanent=False)
-        self._error(f"{exc} (left pending after {item.tries} tries)")
+        if self.stopped:  # the stop's own error line says why the rest waits
+            log.info("send: %s (left pending: sending stopped)", exc)
+        else:
+            self._error(f"{exc} (left pending after {item.tries} tries)")
         self._track(-1)
 
     def _server_down(self, item: _Item, exc: ServerUnavailable) -> None:
@@ -652,6 +758,7 @@ class _Delivery:
             bounced=self.bounced,
             suspended=self.suspended,
             withdrawn=self.withdrawn,
+            unconfirmed=self.unconfirmed,
         )
 
 

@@ -455,6 +455,8 @@ def _summary(report: RunReport) -> dict[str, object]:
         "matched": report.matched,
         "sent": report.delivery.sent,
         "failed": report.delivery.failed,
+        "bounced": report.delivery.bounced,
+        "unconfirmed": report.delivery.unconfirmed,
         "pending": report.delivery.pending,
         "errors": list(report.errors),
     }

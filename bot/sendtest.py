@@ -42,6 +42,11 @@ def delivery_lines(config: Config) -> list[str]:
             f" from {smtp.retry_delay:g} s; {smtp.max_hard_bounces} hard bounces in a row"
             " suspend a subscriber"
         )
+        lines.append(
+            f"  each message within {smtp.message_deadline:g} s (commands {smtp.timeout:g} s);"
+            f" {smtp.max_failures_in_a_row} timeouts or lost connections in a row stop the"
+            " sending until the next run"
+        )
         if smtp.sender or smtp.reply_to:
             lines.append(f"  Sender: {smtp.sender or '-'}, Reply-To: {smtp.reply_to or '-'}")
         lines.append(f"  DKIM: {dkim_mode(config)}")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
-from bot.senders import FatalSendError, Sender
+from bot.senders import BeforeTransmit, FatalSendError, Sender
 
 log = logging.getLogger("paperbot")
 
@@ -110,6 +110,11 @@ class GuardedSender(Sender):
         # settings of the real sender (connections, rate) stay visible to the delivery loop
         return getattr(self.inner, name)
 
+    @property
+    def where(self) -> str:
+        """Where the real sender sends."""
+        return self.inner.where
+
     async def open(self) -> None:
         """Open the real sender."""
         await self.inner.open()
@@ -118,10 +123,12 @@ class GuardedSender(Sender):
         """Close the real sender."""
         await self.inner.close()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(
+        self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
+    ) -> None:
         """Send through the real sender unless a stop was asked for before this message."""
         if self.stopped():
             raise Stopping("stopping: shutdown requested; left pending for the next run")
-        await self.inner.send(message)
+        await self.inner.send(message, before_transmit=before_transmit)
         if self.on_sent is not None:
             self.on_sent(message)

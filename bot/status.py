@@ -27,8 +27,8 @@ def status_lines(
         f"last run: {when(status.last_run)} ({status.last_run_status or 'never'})",
         f"last good run: {when(status.last_good_run)}",
         f"papers: {status.papers}, active subscribers: {status.subscribers}",
-        f"digests: {status.sent_digests} sent, {status.pending_digests} pending,"
-        f" {status.failed_digests} failed",
+        _digest_line(status),
+        *_bounce_lines(status),
         "sources:",
     ]
     known = {health.source for health in status.sources}
@@ -37,6 +37,30 @@ def status_lines(
     lines += [f"  {name}: never fetched" for name in configured if name not in known]
     lines += [f"problem since {when(p.since)}: {p.message}" for p in problems]
     return lines
+
+
+def _digest_line(status: StoreStatus) -> str:
+    line = (
+        f"digests: {status.sent_digests} sent, {status.pending_digests} pending,"
+        f" {status.failed_digests} failed"
+    )
+    if status.unconfirmed_digests:
+        line += f", {status.unconfirmed_digests} unconfirmed (sent twice without a verdict)"
+    return line
+
+
+def _bounce_lines(status: StoreStatus) -> list[str]:
+    """Addresses refused for good at their last delivery, and how many are suspended."""
+    if not (status.bounced_subscribers or status.suspended_subscribers):
+        return []
+    return [
+        f"bounces: {status.bounced_subscribers} addresses refused at their last delivery,"
+        f" {status.suspended_subscribers} subscribers suspended",
+        *(
+            f"  {bounce.email} ({bounce.status}, {bounce.in_a_row} in a row): {bounce.error}"
+            for bounce in status.bounces
+        ),
+    ]
 
 
 def _source_line(health: SourceHealth, configured: bool, now: datetime, max_age: timedelta) -> str:

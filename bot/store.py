@@ -113,6 +113,16 @@ class SourceHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class Bounce:
+    """A subscriber whose address the mail server refused for good lately."""
+
+    email: str
+    status: str  # active, or suspended after too many in a row
+    in_a_row: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStatus:
     """Counts and health for `paperbot status`."""
 
@@ -128,6 +138,14 @@ class StoreStatus:
     last_good_run: datetime | None = None
     #: creation time of the oldest digest still waiting to be sent
     oldest_pending: datetime | None = None
+    #: digests sent twice without a verdict: never sent again, counted as delivered
+    unconfirmed_digests: int = 0
+    #: subscribers suspended after hard bounces
+    suspended_subscribers: int = 0
+    #: subscribers whose last delivery was refused for good (suspended ones too)
+    bounced_subscribers: int = 0
+    #: the latest of them (at most 10), latest first
+    bounces: tuple[Bounce, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +339,15 @@ def _migration_6(db: sqlite_utils.Database) -> None:
 
 
 def _migration_7(db: sqlite_utils.Database) -> None:
+    """Digests count the times they went out whole without a verdict (at most twice, ever)."""
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN transmissions INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+def _migration_8(db: sqlite_utils.Database) -> None:
     """Every title a paper was listed under, so that any of them finds it again."""
     db.executescript(
         """
@@ -343,6 +370,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1093,6 +1121,46 @@ class Store:
             (status, _iso(now or utcnow()), digest_id),
         )
 
+    def begin_transmission(self, digest_id: int, limit: int) -> int | None:
+        """Count one more transmission of this pending digest, committed before it goes out.
+
+        Returns the new count, or None when the digest is no longer pending or has gone out
+        `limit` times already without a verdict (then it must not go out again). Called
+        right before the final dot: a run killed after it still knows the server may have it.
+        """
+        row = self.db.execute(
+            "UPDATE digests SET transmissions = transmissions + 1"
+            " WHERE id = ? AND status = 'pending' AND transmissions < ? RETURNING transmissions",
+            (digest_id, limit),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def take_back_transmission(self, digest_id: int) -> None:
+        """The server answered the transmission with a refusal: it does not have the message."""
+        self.db.execute(
+            "UPDATE digests SET transmissions = transmissions - 1"
+            " WHERE id = ? AND transmissions > 0",
+            (digest_id,),
+        )
+
+    def mark_unconfirmed(self, digest_id: int, error: str) -> None:
+        """Sent as often as allowed with no verdict heard: never again; its papers count as sent."""
+        self.db.execute(
+            "UPDATE digests SET status = 'unconfirmed', attempts = attempts + 1, last_error = ?"
+            " WHERE id = ?",
+            (error, digest_id),
+        )
+
+    def settle_unconfirmed(self, limit: int) -> int:
+        """Pending digests that went out `limit` times with no verdict (a run was killed while
+        waiting) become unconfirmed; returns how many."""
+        cursor = self.db.execute(
+            "UPDATE digests SET status = 'unconfirmed', last_error = ?"
+            " WHERE status = 'pending' AND transmissions >= ?",
+            (f"went out {limit} times with no verdict heard (a run stopped waiting for it)", limit),
+        )
+        return int(cursor.rowcount)
+
     def pending_count(self) -> int:
         """How many digests of active subscribers wait to be sent."""
         row = self.db.execute(
@@ -1253,6 +1321,27 @@ class Store:
             sources=tuple(self._source_health()),
             last_good_run=_dt(last_good),
             oldest_pending=_dt(oldest_pending),
+            unconfirmed_digests=counts.get("unconfirmed", 0),
+            suspended_subscribers=self.db.execute(
+                "SELECT count(*) FROM subscribers WHERE status = 'suspended'"
+            ).fetchone()[0],
+            bounced_subscribers=self.db.execute(
+                "SELECT count(*) FROM subscribers WHERE hard_bounces > 0"
+            ).fetchone()[0],
+            bounces=self.recent_bounces(),
+        )
+
+    def recent_bounces(self, limit: int = 10) -> tuple[Bounce, ...]:
+        """Subscribers whose last delivery was a hard bounce (suspended ones too), newest first."""
+        rows = self.db.execute(
+            "SELECT s.email, s.status, s.hard_bounces, d.last_error FROM subscribers s"
+            " JOIN digests d ON d.id = (SELECT max(id) FROM digests"
+            " WHERE subscriber_id = s.id AND status = 'failed')"
+            " WHERE s.hard_bounces > 0 ORDER BY d.id DESC LIMIT ?",
+            (limit,),
+        )
+        return tuple(
+            Bounce(email, status, in_a_row, error or "") for email, status, in_a_row, error in rows
         )
 
     def _source_health(self) -> Iterator[SourceHealth]:

@@ -7,7 +7,9 @@ Import the fixtures into `tests/conftest.py`::
 `smtp_server` is a plain server (no TLS, no AUTH) on a free port. `smtp_server_factory(...)`
 starts more, with `auth=(user, password)` and/or `security="starttls"|"tls"` (the latter
 two use `tls_certificate`, a throwaway self-signed certificate made with `openssl`).
-A server can `stop()` and `start()` again on the same port ("SMTP down, then up").
+A server can `stop()` and `start()` again on the same port ("SMTP down, then up"), keep
+a whole message and then drop the connection or never answer (`after_data`), or greet
+and then never answer a command (`stall`).
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ from typing import Any, Literal, Self
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
 HOST = "127.0.0.1"
 #: the one account servers made with `auth=True` accept
 USER, PASSWORD = "paperbot", "s3cret"
 
 Security = Literal["none", "starttls", "tls"]
+#: what the server does once it has read a whole message (up to the final dot)
+AfterData = Literal["answer", "drop", "stall"]
+#: long enough to outlast any test: a stalled handler is cancelled when the client leaves
+FOREVER = 3600.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,11 @@ class Behaviour:
     fail_next: int = 0
     #: seconds to sit on DATA before answering (client timeouts)
     data_delay: float = 0.0
+    #: after the final dot: answer; or keep the message and drop the connection, or never
+    #: answer (the client cannot know that the server has it)
+    after_data: AfterData = "answer"
+    #: commands never answered ("EHLO", "MAIL", "QUIT"): a server that greets, then hangs
+    stall: frozenset[str] = frozenset()
 
 
 class RecordingHandler:
@@ -90,7 +101,35 @@ class RecordingHandler:
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
         self.received: list[Received] = []
+        #: how many times each stalled command was asked for
+        self.stalled: dict[str, int] = {}
         self.lock = threading.Lock()
+
+    async def _maybe_stall(self, command: str) -> None:
+        if command in self.behaviour.stall:
+            with self.lock:
+                self.stalled[command] = self.stalled.get(command, 0) + 1
+            await asyncio.sleep(FOREVER)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Answer EHLO as aiosmtpd does, unless the test stalls it."""
+        await self._maybe_stall("EHLO")
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> Any:
+        """Accept the sender as aiosmtpd does, unless the test stalls MAIL."""
+        await self._maybe_stall("MAIL")
+        return MISSING
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> Any:
+        """Say goodbye as aiosmtpd does, unless the test stalls QUIT."""
+        await self._maybe_stall("QUIT")
+        return MISSING
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -130,6 +169,10 @@ class RecordingHandler:
         )
         with self.lock:
             self.received.append(received)
+        if self.behaviour.after_data == "drop":
+            server.transport.close()  # the message is kept; its verdict never leaves
+        if self.behaviour.after_data != "answer":
+            await asyncio.sleep(FOREVER)
         return "250 2.0.0 Ok: queued"
 
 
@@ -244,6 +287,19 @@ class SmtpTestServer:
     def delay_data(self, seconds: float) -> None:
         """Wait this long before answering DATA."""
         self.behaviour.data_delay = seconds
+
+    def after_data(self, what: AfterData) -> None:
+        """After each whole message: `answer`, or keep it and `drop` the connection / `stall`."""
+        self.behaviour.after_data = what
+
+    def stall(self, *commands: str) -> None:
+        """Never answer these commands (`EHLO`, `MAIL`, `QUIT`); none: answer everything."""
+        self.behaviour.stall = frozenset(command.upper() for command in commands)
+
+    def stalled(self, command: str) -> int:
+        """How many times a stalled command has been asked for."""
+        with self.handler.lock:
+            return self.handler.stalled.get(command.upper(), 0)
 
     # --- what arrived ------------------------------------------------------------------------
 

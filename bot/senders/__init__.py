@@ -2,11 +2,15 @@
 
 from bot.senders.base import (
     KINDS,
+    BeforeTransmit,
+    ConnectionTrouble,
+    DeliveryUnconfirmed,
     FatalSendError,
     MessageSigner,
     RecipientRefused,
     Sender,
     ServerUnavailable,
+    Withheld,
     envelope_sender,
     get_kind,
     message_bytes,
@@ -18,6 +22,9 @@ from bot.senders.smtp import SmtpSender
 
 __all__ = [
     "KINDS",
+    "BeforeTransmit",
+    "ConnectionTrouble",
+    "DeliveryUnconfirmed",
     "FatalSendError",
     "MessageSigner",
     "OutboxSender",
@@ -25,6 +32,7 @@ __all__ = [
     "Sender",
     "ServerUnavailable",
     "SmtpSender",
+    "Withheld",
     "envelope_sender",
     "get_kind",
     "message_bytes",

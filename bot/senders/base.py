@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
@@ -35,6 +36,32 @@ class ServerUnavailable(FatalSendError):
 
 class RecipientRefused(SendError):
     """The server refused the recipient at RCPT TO; with `permanent` this is a hard bounce."""
+
+
+class ConnectionTrouble(SendError):
+    """A timeout or a lost connection in the middle of a message: the server, not the message.
+
+    Worth a retry; many in a row mean the server is stuck (the delivery's circuit breaker).
+    """
+
+
+class DeliveryUnconfirmed(ConnectionTrouble):
+    """The whole message went out (final dot written) but no verdict came back.
+
+    The server may have it: sending it again may deliver it twice (same Message-ID).
+    """
+
+
+class Withheld(SendError):
+    """Raised by a `before_transmit` hook: this message must not go out after all.
+
+    The sender drops the conversation before the final dot, so the server discards it.
+    """
+
+
+#: called by a sender right before the whole message goes out, the last moment it can be
+#: held back (raise Withheld); after it, a missing verdict leaves the outcome unknown
+BeforeTransmit = Callable[[], None]
 
 
 class MessageSigner(Protocol):
@@ -70,12 +97,21 @@ class Sender(ABC):
     async def close(self) -> None:  # noqa: B027
         """Release what `open` and `send` acquired."""
 
+    @property
+    def where(self) -> str:
+        """Where messages go, as error messages name it."""
+        return self.name
+
     @abstractmethod
-    async def send(self, message: EmailMessage) -> None:
+    async def send(
+        self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
+    ) -> None:
         """Deliver one message to the addresses of its To header.
 
         Raises SendError with a one-line message: `permanent=True` when the recipient was
-        refused for good (go on with the others), FatalSendError when nothing more can be sent.
+        refused for good (go on with the others), FatalSendError when nothing more can be sent,
+        DeliveryUnconfirmed when it went out but its fate is unknown. A sender whose hand-over
+        can end that way calls `before_transmit` right before the message goes out.
         """
 
     def serialize(

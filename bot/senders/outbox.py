@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from bot.senders.base import (
+    BeforeTransmit,
     FatalSendError,
     MessageSigner,
     Sender,
@@ -39,8 +40,18 @@ class OutboxSender(Sender):
         except OSError as exc:
             raise FatalSendError(f"cannot create outbox {self.directory}: {one_line(exc)}") from exc
 
-    async def send(self, message: EmailMessage) -> None:
-        """Write the message as an .eml file; a reader never sees half a file."""
+    @property
+    def where(self) -> str:
+        """The folder."""
+        return str(self.directory)
+
+    async def send(
+        self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
+    ) -> None:
+        """Write the message as an .eml file; a reader never sees half a file.
+
+        A file is written or it is not: no outcome is unknown, so `before_transmit` is not needed.
+        """
         path = self.directory / file_name(message)
         try:
             _write_atomically(path, self.serialize(message))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal, NoReturn
 
@@ -15,11 +16,15 @@ import aiosmtplib
 from bot.errors import SendError
 from bot.render import DigestMessage
 from bot.senders.base import (
+    BeforeTransmit,
+    ConnectionTrouble,
+    DeliveryUnconfirmed,
     FatalSendError,
     MessageSigner,
     RecipientRefused,
     Sender,
     ServerUnavailable,
+    Withheld,
     envelope_sender,
     one_line,
     recipients_of,
@@ -33,6 +38,23 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 _CONNECT_PREFIX = re.compile(r"^Error connecting to \S+ on port \d+: ")
 #: 552 at MAIL FROM is about this message's size, not about who we are
 _SIZE_REFUSED = 552
+#: how far one message's conversation got: connecting, the envelope, or past the final dot
+Stage = Literal["connect", "envelope", "sent"]
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """One message's conversation: for whom, the caller's hook, and how far it got."""
+
+    to: str
+    before_transmit: BeforeTransmit | None
+    stage: Stage = "envelope"
+
+    def transmit(self) -> None:
+        """The whole message is about to go out: the caller's last word, then no way back."""
+        if self.before_transmit is not None:
+            self.before_transmit()  # may raise Withheld
+        self.stage = "sent"
 
 
 @register
@@ -43,7 +65,10 @@ class SmtpSender(Sender):
     for the whole batch. A connection found dropped is reopened once per message. Failures
     to connect or log in are FatalSendError (every message would fail alike); of those, a
     server that is down or busy is ServerUnavailable (worth retrying), while a refused login
-    or a failed TLS handshake is not.
+    or a failed TLS handshake is not. Each command waits at most `timeout`; one message's
+    whole conversation (a reconnect included) at most `deadline`. A timeout or a lost
+    connection is ConnectionTrouble, or DeliveryUnconfirmed once the final dot has gone out:
+    then the message is never resent on a new connection here, the caller decides.
     """
 
     name = "smtp"
@@ -57,6 +82,7 @@ class SmtpSender(Sender):
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
+        deadline: float = 60.0,
         connections: int = 1,
         tls_context: ssl.SSLContext | None = None,
         signer: MessageSigner | None = None,
@@ -68,6 +94,7 @@ class SmtpSender(Sender):
         self.host, self.port, self.security = host, port, security
         self.username, self.password = username, password
         self.timeout = timeout
+        self.deadline = deadline
         self.connections = connections
         self.tls_context = tls_context
         self.signer = signer
@@ -86,28 +113,69 @@ class SmtpSender(Sender):
         self._clients = [self._client() for _ in range(self.connections)]
         for client in reversed(self._clients):
             self._idle.put_nowait(client)
-        await self._connect(self._clients[0])
+        deadline = asyncio.timeout(self.deadline)
+        try:
+            async with deadline:
+                await self._connect(self._clients[0])
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self._clients[0].close()
+            raise self._late(_Exchange("", None, "connect")) from None
 
     async def close(self) -> None:
-        """Say QUIT on every open connection."""
+        """Say QUIT on every open connection, all at once, waiting one `timeout` at most."""
+        connected = [client for client in self._clients if client.is_connected]
+        # a courtesy: a server that hangs now must not hold the run, once per connection
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(self.timeout, self.deadline)):
+                await asyncio.gather(*(_quit(client) for client in connected))
         for client in self._clients:
-            if client.is_connected:
-                # the server may have gone away first: nothing left to close politely
-                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                    await client.quit()
             client.close()
         self._clients, self._idle = [], None
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send on an idle connection (waiting for one if all are busy)."""
+    async def send(
+        self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
+    ) -> None:
+        """Send on an idle connection (waiting for one if all are busy), within `deadline`.
+
+        `before_transmit` is called right before the message's data goes out (after the
+        server's 354): a Withheld from it drops the connection and the message with it.
+        """
         if self._idle is None:
             raise RuntimeError("SmtpSender.send outside `async with sender:`")
         recipients = recipients_of(message)
-        client = await self._idle.get()
+        sender = envelope_sender(message)
+        client = await self._idle.get()  # the deadline starts once a connection is ours
+        exchange = _Exchange(", ".join(recipients), before_transmit)
+        deadline = asyncio.timeout(self.deadline)
         try:
-            await self._send_on(client, message, envelope_sender(message), recipients)
+            async with deadline:
+                await self._send_on(client, message, sender, recipients, exchange)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            client.close()  # the conversation is out of step: never reuse it
+            raise self._late(exchange) from None
+        except Withheld:
+            client.close()  # mid-DATA: a message without its final dot is discarded
+            raise
         finally:
             self._idle.put_nowait(client)
+
+    def _late(self, exchange: _Exchange) -> SendError:
+        """The error for a conversation the deadline cut, by how far it got."""
+        within = f"within the {self.deadline:g} s message deadline"
+        if exchange.stage == "connect":
+            return ServerUnavailable(
+                f"cannot connect to SMTP server {self.where}: no answer {within}"
+            )
+        if exchange.stage == "sent":
+            return DeliveryUnconfirmed(
+                f"{exchange.to}: no verdict from {self.where} {within} after the whole message"
+                " was sent"
+            )
+        return ConnectionTrouble(f"{exchange.to}: {self.where} did not answer {within}")
 
     # --- connections ----------------------------------------------------------------------
 
@@ -145,27 +213,44 @@ class SmtpSender(Sender):
     # --- one message ----------------------------------------------------------------------
 
     async def _send_on(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self,
+        client: aiosmtplib.SMTP,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        exchange: _Exchange,
     ) -> None:
         for attempt in (1, 2):
             if not client.is_connected:
+                exchange.stage = "connect"
                 await self._connect(client)
+                exchange.stage = "envelope"
             try:
-                await self._transaction(client, message, sender, recipients)
+                await self._transaction(client, message, sender, recipients, exchange)
                 return
             except ConnectionError as exc:  # SMTPServerDisconnected, a reset socket
-                # most often an idle connection the server has closed: reopen it once, resend
                 client.close()
+                reason = one_line(getattr(exc, "message", None) or exc)
+                if exchange.stage == "sent":  # the server may have it: never resend it here
+                    raise DeliveryUnconfirmed(
+                        f"{exchange.to}: connection to {self.where} lost after the whole"
+                        f" message was sent: {reason}"
+                    ) from exc
+                # most often an idle connection the server has closed: reopen it once, resend
                 if attempt == 2:
-                    reason = one_line(getattr(exc, "message", None) or exc)
-                    raise SendError(
-                        f"{', '.join(recipients)}: connection to {self.where} lost: {reason}"
+                    raise ConnectionTrouble(
+                        f"{exchange.to}: connection to {self.where} lost: {reason}"
                     ) from exc
 
     async def _transaction(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self,
+        client: aiosmtplib.SMTP,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        exchange: _Exchange,
     ) -> None:
-        to = ", ".join(recipients)
+        to = exchange.to
         options, eight_bit, utf8 = self._mail_options(client, sender, recipients)
         raw = self.serialize(message, eight_bit=eight_bit, utf8=utf8)
         if client.supports_extension("size"):  # RFC 1870: the message's octets
@@ -173,7 +258,9 @@ class SmtpSender(Sender):
         # paperbot's own messages are written with CRLF line ends only (DigestMessage)
         data = smtp_data(raw, crlf=isinstance(message, DigestMessage))
         try:
-            refused = await self._envelope(client, sender, recipients, data, options, utf8)
+            refused = await self._envelope(
+                client, sender, recipients, data, options, utf8, exchange
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
             raise RecipientRefused(
@@ -183,10 +270,16 @@ class SmtpSender(Sender):
         except aiosmtplib.SMTPSenderRefused as exc:
             self._sender_refused(sender, exc)
         except aiosmtplib.SMTPTimeoutError as exc:
-            # the conversation is out of step: never reuse it. The server may still accept
-            # the message, so a retry can deliver it twice (with the same Message-ID)
+            # the conversation is out of step: never reuse it
             client.close()
-            raise SendError(f"{to}: {self.where} timed out: {one_line(exc.message)}") from exc
+            if exchange.stage == "sent":  # the server may still accept it
+                raise DeliveryUnconfirmed(
+                    f"{to}: {self.where} timed out after the whole message was sent:"
+                    f" {one_line(exc.message)}"
+                ) from exc
+            raise ConnectionTrouble(
+                f"{to}: {self.where} timed out: {one_line(exc.message)}"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing this connection
                 client.close()
@@ -194,7 +287,11 @@ class SmtpSender(Sender):
         except aiosmtplib.SMTPServerDisconnected:
             raise  # a ConnectionError: `_send_on` reconnects
         except aiosmtplib.SMTPException as exc:  # nothing the server said: try again later
-            raise SendError(f"{to}: {self.where}: {one_line(exc.message)}") from exc
+            what = f"{to}: {self.where}: {one_line(exc.message)}"
+            if exchange.stage == "sent":  # no verdict heard: the server may have it
+                client.close()
+                raise DeliveryUnconfirmed(what) from exc
+            raise SendError(what) from exc
         except ValueError as exc:  # an address aiosmtplib will not put in an envelope
             raise SendError(f"{to}: cannot send: {one_line(exc)}", permanent=True) from exc
         for address, reply in refused.items():  # some recipients of several: the rest got it
@@ -208,6 +305,7 @@ class SmtpSender(Sender):
         data: bytes,
         options: list[str],
         utf8: bool,
+        exchange: _Exchange,
     ) -> dict[str, aiosmtplib.SMTPResponse]:
         """MAIL, RCPT, DATA as `SMTP.sendmail` does them, but `data` goes out as it is.
 
@@ -234,7 +332,7 @@ class SmtpSender(Sender):
                     refused[recipient] = reply
             if len(errors) == len(recipients):
                 raise aiosmtplib.SMTPRecipientsRefused(errors)
-            await self._data(client, data)
+            await self._data(client, data, exchange)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             # a broken connection or a second refusal here would only hide the first one
             with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
@@ -249,7 +347,7 @@ class SmtpSender(Sender):
         except aiosmtplib.SMTPHeloError:  # an old server without ESMTP
             await client.helo()
 
-    async def _data(self, client: aiosmtplib.SMTP, data: bytes) -> None:
+    async def _data(self, client: aiosmtplib.SMTP, data: bytes, exchange: _Exchange) -> None:
         """DATA, the prepared bytes, and the server's verdict on them."""
         start = await client.execute_command(b"DATA")
         if start.code != 354:
@@ -257,6 +355,7 @@ class SmtpSender(Sender):
         protocol = client.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        exchange.transmit()  # nothing awaited from here to the write: no cancel in between
         protocol.write(data)
         done = await protocol.read_response(timeout=self.timeout)
         if done.code != 250:
@@ -290,6 +389,12 @@ class SmtpSender(Sender):
         if exc.code >= 500 and exc.code != _SIZE_REFUSED:
             raise FatalSendError(what) from exc
         raise SendError(what, permanent=exc.code >= 500) from exc
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    # the server may have gone away first: nothing left to close politely
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await client.quit()
 
 
 def _retryable_connect_error(exc: BaseException) -> bool:

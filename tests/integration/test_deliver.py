@@ -251,11 +251,16 @@ def test_a_5xx_for_one_recipient_fails_only_that_digest_and_suspends_after_n(
     http_server: LocalHTTPServer,
     smtp_server: SmtpTestServer,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = readers_config(tmp_path, http_server, smtp_server, 4, max_hard_bounces=1)
     smtp_server.refuse("reader2@example.org", 550)
     with caplog.at_level(logging.WARNING, logger="paperbot"):
-        assert run(config, "once") == 1, "a refused recipient is a failed send"
+        assert run(config, "once") == 0, "a bounce is about one address, not a run failure"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    bounces = [r.message for r in caplog.records if r.message.startswith("send: hard bounce: ")]
+    assert len(bounces) == 1
+    assert bounces[0].startswith("send: hard bounce: reader2@example.org: recipient refused")
 
     assert sorted(by_recipient(smtp_server.received)) == [
         "reader0@example.org",
@@ -274,6 +279,31 @@ def test_a_5xx_for_one_recipient_fails_only_that_digest_and_suspends_after_n(
         events = conn.execute("SELECT kind, detail FROM events").fetchall()
     assert [kind for kind, _ in events] == ["subscriber_suspended"]
     assert "550" in events[0][1]
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("ok",)]
+
+    capsys.readouterr()
+    assert run(config, "status") == 0
+    out = capsys.readouterr().out
+    assert "bounces: 1 addresses refused at their last delivery, 1 subscribers suspended" in out
+    assert re.search(
+        r"^  reader2@example\.org \(suspended, 1 in a row\): reader2@example\.org: recipient"
+        r" refused by 127\.0\.0\.1:\d+: 550 ",
+        out,
+        re.M,
+    )
+
+
+def test_a_4xx_after_the_final_dot_does_not_count_as_a_transmission(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    # the server answered each time: it does not have the message, so it may go again
+    config = readers_config(tmp_path, http_server, smtp_server, 1, retries=3)
+    smtp_server.fail_next(3)
+    assert run(config, "once") == 0
+    assert len(smtp_server.received) == 1
+    [row] = digests(config)
+    assert (row["status"], row["transmissions"]) == ("sent", 1)
 
 
 def test_smtp_server_down_for_the_whole_run(
@@ -298,6 +328,124 @@ def test_smtp_server_down_for_the_whole_run(
     smtp_server.start()
     assert run(config, "once") == 0
     assert [len(items) for items in by_recipient(smtp_server.received).values()] == [1, 1, 1]
+
+
+# --- at most twice, deadlines, the circuit breaker -----------------------------------------------
+
+
+def day_of(http_server: LocalHTTPServer, papers: int) -> str:
+    """Serve an arXiv day of `papers` diffusion papers (numbered from 0); its URL."""
+    http_server.route("/rss/cs", body=arxiv_feed(papers, 40), content_type="application/rss+xml")
+    return http_server.url("/rss/cs")
+
+
+@pytest.mark.parametrize("retries", [2, 0])
+def test_a_digest_whose_verdict_is_lost_after_the_dot_goes_out_at_most_twice_ever(
+    retries: int,
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(
+        tmp_path,
+        day_of(http_server, 3),
+        smtp_settings(smtp_server, retries=retries),
+        subscribers=[{"email": "ada@example.org", "keywords": ["diffusion"]}],
+    )
+    smtp_server.after_data("drop")  # keeps every copy, its 250 never leaves
+    with caplog.at_level(logging.ERROR, logger="paperbot"):
+        # with retries, the one retry goes in this run; without, in the next one
+        for _ in range(1 if retries else 2):
+            assert run(config, "once") == 1
+    [row] = digests(config)
+    assert (row["status"], row["transmissions"]) == ("unconfirmed", 2)
+    errors = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors[-1].endswith(
+        "it went out 2 times without a verdict, with the same Message-ID: not sent again"
+    )
+    copies = smtp_server.received
+    assert len(copies) == 2
+    assert {copy.message["Message-ID"] for copy in copies} == {row["message_id"]}
+
+    smtp_server.after_data("answer")
+    assert run(config, "once") == 0
+    assert len(smtp_server.received) == 2, "never a third time"
+
+    # the next day lists papers 3 and 4 besides 0-2: only they are new to ada
+    day_of(http_server, 5)
+    assert run(config, "once") == 0
+    [_, _, later] = smtp_server.received
+    text = part(later.message, "plain")
+    assert [f"Diffusion study number {i}" in text for i in range(5)] == [False] * 3 + [True] * 2
+    assert later.message["Message-ID"] != row["message_id"]
+
+    capsys.readouterr()
+    assert run(config, "status") == 0
+    assert "1 unconfirmed (sent twice without a verdict)" in capsys.readouterr().out
+
+
+def test_killed_while_waiting_for_the_verdict_a_digest_still_goes_at_most_twice(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    # patient settings: each run waits for the verdict until it is killed
+    config = readers_config(tmp_path, http_server, smtp_server, 1, timeout=60)
+    smtp_server.after_data("stall")  # keeps every copy, never answers
+    for copies in (1, 2):
+        process = start_paperbot(config, "-q", "once")
+        try:
+            smtp_server.wait_for(copies, timeout=60)
+        finally:
+            process.kill()  # SIGKILL between the store's count and the verdict
+            process.wait()
+    smtp_server.after_data("answer")
+    result = run_paperbot(config, "once")
+    assert result.returncode == 0, result.stderr
+    assert "1 digests went out 2 times without a verdict" in result.stderr
+    copies = smtp_server.received
+    assert len(copies) == 2
+    [row] = digests(config)
+    assert {copy.message["Message-ID"] for copy in copies} == {row["message_id"]}
+    assert (row["status"], row["transmissions"]) == ("unconfirmed", 2)
+
+
+def test_a_server_that_stalls_trips_the_circuit_breaker_and_the_rest_waits(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limit, connections, count = 3, 2, 12
+    config = readers_config(
+        tmp_path,
+        http_server,
+        smtp_server,
+        count,
+        connections=connections,
+        message_deadline=0.5,
+        max_failures_in_a_row=limit,
+    )
+    smtp_server.stall("MAIL")  # greets and answers EHLO, then never a word
+    with caplog.at_level(logging.ERROR, logger="paperbot"):
+        assert run(config, "once") == 1
+    errors = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert re.fullmatch(
+        rf"send: stopped sending after {limit} timeouts or lost connections in a row with"
+        rf" 127\.0\.0\.1:{smtp_server.port} \(last: .+ did not answer within the 0\.5 s message"
+        r" deadline\); the rest waits for the next run",
+        errors[0],
+    )
+    # the connections fail side by side: the breaker trips within one round of them
+    assert limit <= smtp_server.stalled("MAIL") < limit + connections
+    assert {(row["status"], row["transmissions"]) for row in digests(config)} == {("pending", 0)}
+
+    smtp_server.stall()
+    assert run(config, "once") == 0
+    groups = by_recipient(smtp_server.received)
+    assert sorted(groups) == sorted(f"reader{i}@example.org" for i in range(count))
+    assert all(len(items) == 1 for items in groups.values())
 
 
 def test_wrong_password_is_one_clear_error_and_nothing_is_marked(
@@ -556,6 +704,10 @@ def test_check_config_says_how_unsubscribing_works(
     out = capsys.readouterr().out
     assert "8 connections, at most 600/min" in out
     assert (
+        "each message within 60 s (commands 30 s); 5 timeouts or lost connections in a row"
+        " stop the sending until the next run" in out
+    )
+    assert (
         "List-Unsubscribe: <mailto:bot+unsubscribe@example.org> only: set the"
         f" {SECRET_ENV} environment variable for the one-click https link" in out
     )
@@ -667,6 +819,36 @@ def test_a_large_outbox_rendered_in_a_helper_process_sends_the_same_messages(
         assert message.mail_options == expected.mail_options
         assert message.mail_from == expected.mail_from
     assert {row["status"] for row in digests(there)} == {"sent"}
+
+
+@pytest.mark.parametrize("threshold", [1, None], ids=["rendered-elsewhere", "rendered-here"])
+def test_messages_built_either_way_go_out_at_most_twice_without_a_verdict(
+    threshold: int | None,
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+) -> None:
+    count = 3
+    config = pending_outbox(tmp_path, http_server.url(ALL_ARCHIVES), smtp_server, count)
+    smtp_server.after_data("drop")
+    loaded = load_config(config)
+    store = Store.open(loaded.database)
+    settings = DeliverySettings(retry_delay=0.01, batch_size=2, max_failures_in_a_row=100)
+    try:
+        report = asyncio.run(
+            deliver(
+                loaded, store, make_sender(loaded), settings, render_process_threshold=threshold
+            )
+        )
+    finally:
+        store.close()
+    assert (report.sent, report.unconfirmed, report.pending) == (0, count, 0)
+    groups = by_recipient(smtp_server.received)
+    assert sorted(groups) == sorted(f"reader{i}@example.org" for i in range(count))
+    for row in digests(config):
+        copies = groups[row["email"]]
+        assert [copy.message["Message-ID"] for copy in copies] == [row["message_id"]] * 2
+        assert (row["status"], row["transmissions"]) == ("unconfirmed", 2)
 
 
 def test_the_helper_process_killed_mid_run_loses_and_doubles_nothing(

@@ -16,10 +16,14 @@ import pytest
 from bot.errors import SendError
 from bot.render import RenderedDigest, build_message
 from bot.senders import (
+    ConnectionTrouble,
+    DeliveryUnconfirmed,
     FatalSendError,
     OutboxSender,
     Sender,
+    ServerUnavailable,
     SmtpSender,
+    Withheld,
     get_kind,
     message_bytes,
 )
@@ -215,6 +219,121 @@ def test_timeout_is_temporary_and_the_sender_recovers(smtp_server: SmtpTestServe
     assert not getattr(error, "fatal", False)
     assert "timed out" in str(error)
     assert "<digest-2.ada@example.org>" in [m["Message-ID"] for m in smtp_server.messages]
+
+
+# --- after the final dot, deadlines ------------------------------------------------------------
+
+
+class Hook:
+    """A `before_transmit` hook that counts its calls, and can hold the message back."""
+
+    def __init__(self, withhold: bool = False) -> None:
+        self.calls = 0
+        self.withhold = withhold
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.withhold:
+            raise Withheld("held back by the test")
+
+
+def test_a_connection_lost_after_the_final_dot_is_unconfirmed_and_never_resent_here(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.after_data("drop")  # keeps the message, the 250 never leaves
+    hook = Hook()
+
+    async def scenario() -> None:
+        async with smtp_to(smtp_server) as sender:
+            await sender.send(digest_to("ada@example.org"), before_transmit=hook)
+
+    with pytest.raises(DeliveryUnconfirmed) as excinfo:
+        run(scenario())
+    assert "lost after the whole message was sent" in one_line_error(excinfo)
+    assert hook.calls == 1
+    assert len(smtp_server.received) == 1, "not sent again on a new connection"
+
+
+def test_no_verdict_within_the_timeout_after_the_final_dot_is_unconfirmed(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.after_data("stall")
+    with pytest.raises(DeliveryUnconfirmed) as excinfo:
+        run(send_all(smtp_to(smtp_server, timeout=0.3), digest_to("ada@example.org")))
+    assert "timed out after the whole message was sent" in one_line_error(excinfo)
+    assert len(smtp_server.received) == 1
+
+
+def test_the_message_deadline_bounds_a_server_slower_than_its_timeout(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.stall("MAIL")  # greets, answers EHLO, then never answers again
+    hook = Hook()
+
+    async def scenario() -> None:
+        async with smtp_to(smtp_server, timeout=30, deadline=0.3) as sender:
+            with pytest.raises(ConnectionTrouble) as excinfo:
+                await sender.send(digest_to("ada@example.org", 1), before_transmit=hook)
+            assert not isinstance(excinfo.value, DeliveryUnconfirmed), "nothing went out"
+            assert one_line_error(excinfo).endswith(
+                f"127.0.0.1:{smtp_server.port} did not answer within the 0.3 s message deadline"
+            )
+            smtp_server.stall()  # healthy again: the next message gets a new connection
+            await sender.send(digest_to("ada@example.org", 2))
+
+    run(scenario())
+    assert hook.calls == 0, "the final dot was never reached"
+    assert [m["Message-ID"] for m in smtp_server.messages] == ["<digest-2.ada@example.org>"]
+
+
+def test_the_deadline_after_the_final_dot_is_unconfirmed(smtp_server: SmtpTestServer) -> None:
+    smtp_server.after_data("stall")
+    with pytest.raises(DeliveryUnconfirmed) as excinfo:
+        run(send_all(smtp_to(smtp_server, timeout=30, deadline=0.3), digest_to("a@example.org")))
+    assert "no verdict from 127.0.0.1:" in one_line_error(excinfo)
+    assert len(smtp_server.received) == 1
+
+
+def test_a_server_that_greets_and_then_stalls_cannot_be_connected_to(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.stall("EHLO")
+    with pytest.raises(ServerUnavailable) as excinfo:
+        run(send_all(smtp_to(smtp_server, timeout=30, deadline=0.3), digest_to("a@example.org")))
+    assert one_line_error(excinfo) == (
+        f"cannot connect to SMTP server 127.0.0.1:{smtp_server.port}:"
+        " no answer within the 0.3 s message deadline"
+    )
+
+
+def test_a_server_that_never_says_goodbye_does_not_hold_the_close(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.stall("QUIT")
+
+    async def scenario() -> None:
+        # with these settings an unbounded QUIT would wait an hour on each connection
+        sender = smtp_to(smtp_server, timeout=3600, deadline=0.3, connections=3)
+        async with asyncio.timeout(60):  # a hang guard, far above the bound being tested
+            async with sender:
+                await asyncio.gather(
+                    *(sender.send(digest_to(f"u{i}@example.org")) for i in range(3))
+                )
+
+    run(scenario())
+    assert len(smtp_server.received) == 3
+    assert smtp_server.stalled("QUIT") == 3, "every connection was asked to QUIT"
+
+
+def test_a_withheld_message_never_reaches_the_server(smtp_server: SmtpTestServer) -> None:
+    async def scenario() -> None:
+        async with smtp_to(smtp_server) as sender:
+            with pytest.raises(Withheld):
+                await sender.send(digest_to("ada@example.org", 1), before_transmit=Hook(True))
+            await sender.send(digest_to("ada@example.org", 2), before_transmit=Hook())
+
+    run(scenario())
+    assert [m["Message-ID"] for m in smtp_server.messages] == ["<digest-2.ada@example.org>"]
 
 
 def test_several_connections_send_concurrently(smtp_server: SmtpTestServer) -> None:

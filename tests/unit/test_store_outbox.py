@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.store import Store
+from bot.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 
 @pytest.fixture
@@ -165,3 +166,61 @@ def test_skip_all_pending_marks_everything_in_one_go(store: Store) -> None:
     store.create_digests("example.org")
     assert store.skip_all_pending() == 7
     assert store.pending_count() == 0
+
+
+def test_transmissions_are_committed_before_they_go_and_given_back_after_a_refusal(
+    store: Store, tmp_path: Path
+) -> None:
+    matched(store, 1)
+    store.create_digests("example.org")
+    [digest] = store.pending_digests()
+    assert store.begin_transmission(digest.id, limit=2) == 1
+    # another connection (a run started after a kill -9) already sees the count
+    with sqlite3.connect(tmp_path / "paperbot.db") as other:
+        assert other.execute("SELECT transmissions FROM digests").fetchone()[0] == 1
+    store.take_back_transmission(digest.id)  # the server answered 451: it does not have it
+    assert store.begin_transmission(digest.id, limit=2) == 1
+    assert store.begin_transmission(digest.id, limit=2) == 2
+    assert store.begin_transmission(digest.id, limit=2) is None, "never a third time"
+    store.take_back_transmission(digest.id)
+    store.mark_sent(digest.id)
+    assert store.begin_transmission(digest.id, limit=2) is None, "only pending digests go"
+
+
+def test_a_digest_sent_twice_without_a_verdict_is_settled_as_unconfirmed(store: Store) -> None:
+    matched(store, 2)
+    store.create_digests("example.org")
+    first, second = store.pending_digests()
+    for _ in range(2):
+        store.begin_transmission(first.id, limit=2)
+    store.begin_transmission(second.id, limit=2)
+    assert store.settle_unconfirmed(limit=2) == 1
+    assert [d.id for d in store.pending_digests()] == [second.id]
+    assert store.undelivered_matches(first.subscriber.email) == [], "its papers count as sent"
+    status = store.status()
+    assert (status.unconfirmed_digests, status.pending_digests) == (1, 1)
+
+
+def test_an_older_store_is_migrated_with_no_transmissions_counted(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        db = sqlite_utils.Database(conn)
+        for migration in MIGRATIONS[:6]:
+            migration(db)
+        conn.execute("PRAGMA user_version=6")
+        conn.execute(
+            "INSERT INTO subscribers (email, keywords, authors, categories, exclude, max_papers,"
+            " origin, status, created, updated) VALUES ('a@example.org', '[]', '[]', '[]', '[]',"
+            " 50, 'config', 'active', '2025-01-01', '2025-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO digests (subscriber_id, message_id, status, created)"
+            " VALUES (1, '<m@example.org>', 'pending', '2025-01-01T00:00:00+00:00')"
+        )
+    store = Store.open(path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.db.execute("SELECT transmissions FROM digests").fetchall() == [(0,)]
+        assert store.begin_transmission(1, limit=2) == 1
+    finally:
+        store.close()
