@@ -139,6 +139,11 @@ class SchedulingSettings(_Strict):
     lock_wait: float = Field(
         5.0, ge=0, description="seconds a run waits for another to finish before giving up"
     )
+    database_wait: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a write waits while another process writes to the database",
+    )
 
     @field_validator("deliver")
     @classmethod

@@ -237,7 +237,7 @@ async def run_once(
     if not dry_run:
         await lock.acquire_async(config.scheduling.lock_wait)
     try:
-        store = Store.open(config.database)
+        store = Store.open(config.database, busy_timeout=config.scheduling.database_wait)
         scratch = None
         if dry_run:
             scratch = tempfile.TemporaryDirectory(prefix="paperbot-dry-run-")
