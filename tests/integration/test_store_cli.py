@@ -157,9 +157,11 @@ def test_a_locked_database_is_named_and_the_next_run_sends_each_digest_once(
 DISK_FULL_SCRIPT = """
 set -u
 mount -t tmpfs -o size={size} paperbot-test "$MNT" || exit 97
+if [ "$FILL" = 1 ]; then head -c {size} /dev/zero >"$MNT/filler" 2>/dev/null; fi
 "$PY" -m bot --config "$CFG" -q once >"$OUT/1.out" 2>"$OUT/1.err"; echo $? >"$OUT/1.rc"
 # the test looks at the mail server, then says go on
 while [ ! -e "$OUT/go" ]; do sleep 0.05; done
+rm -f "$MNT/filler"
 mount -o remount,size=16m "$MNT"
 "$PY" -m bot --config "$CFG" -q once >"$OUT/2.out" 2>"$OUT/2.err"; echo $? >"$OUT/2.rc"
 "$PY" -m bot --config "$CFG" -q once >"$OUT/3.out" 2>"$OUT/3.err"; echo $? >"$OUT/3.rc"
@@ -191,14 +193,18 @@ def tmpfs_available() -> bool:
 
 @pytest.mark.skipif(not tmpfs_available(), reason="needs unshare and tmpfs (Linux namespaces)")
 @pytest.mark.parametrize(
-    ("size", "when"),
-    [("64k", "while the new store is made"), ("256k", "while the day's papers are recorded")],
+    ("size", "fill", "when"),
+    [
+        ("64k", True, "full from the start: no room for the lock's note or a new store"),
+        ("256k", False, "while the day's papers are recorded"),
+    ],
 )
 def test_disk_full_is_named_and_the_run_after_space_is_freed_sends_each_digest_once(
     tmp_path: Path,
     http_server: LocalHTTPServer,
     smtp_server: Any,
     size: str,
+    fill: bool,
     when: str,
 ) -> None:
     mount = tmp_path / "small-disk"
@@ -217,6 +223,7 @@ def test_disk_full_is_named_and_the_run_after_space_is_freed_sends_each_digest_o
     )
     script = textwrap.dedent(DISK_FULL_SCRIPT.format(size=size))
     env = {**os.environ, "MNT": str(mount), "CFG": str(config), "OUT": str(out)}
+    env["FILL"] = "1" if fill else "0"
     env["PY"] = paperbot_command(config)[0]
     child = subprocess.Popen(["unshare", "-rm", "sh", "-c", script], env=env)
     try:
