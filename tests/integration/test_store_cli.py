@@ -120,6 +120,39 @@ def test_another_applications_database_is_exit_2_and_left_alone(
     assert smtp_server.messages == []
 
 
+def test_a_store_with_damaged_pages_is_exit_2_when_they_are_read(
+    tmp_path: Path, config: Path, smtp_server: Any
+) -> None:
+    smtp_server.stop()  # the digests wait in the outbox, their papers to be read again
+    assert run(config, "-q", "once") == 1
+    smtp_server.start()
+    database = tmp_path / "paperbot.db"
+    conn = sqlite3.connect(database)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    try:
+        pages = [
+            row[0]
+            for row in conn.execute("SELECT pageno FROM dbstat WHERE name = 'papers'")
+            if row[0] != 1
+        ]
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table to find the papers' pages")
+    finally:
+        conn.close()
+    with database.open("r+b") as handle:  # a disk that lost the pages holding the papers
+        for page in pages:
+            handle.seek((page - 1) * page_size)
+            handle.write(bytes(page_size))
+
+    for command in (["preview", ADA], ["-q", "once"]):
+        result = run_paperbot(config, *command)
+        assert result.returncode == 2, result.stderr
+        line = one_error_line(result)
+        assert line.startswith(f"paperbot: error: {database} is damaged ("), line
+        assert line.endswith("restore it from a backup, or move it away to start afresh")
+    assert smtp_server.messages == []
+
+
 # --- locked ----------------------------------------------------------------------------------
 
 
