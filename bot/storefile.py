@@ -50,6 +50,8 @@ def check_file(path: Path) -> None:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             header = handle.read(_HEADER_SIZE)
+    except IsADirectoryError:
+        raise StoreUnusable(f"{path} is a folder, not a paperbot store: {OTHER_ADVICE}") from None
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
     problem = header_problem(header, size, _wal_size(path))

@@ -154,6 +154,14 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     assert_refused(path, "is not a SQLite database", "check `database:` in the config")
 
 
+def test_a_folder_at_the_database_path_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "paperbot.db"
+    path.mkdir()
+    with pytest.raises(StoreUnusable, match="is a folder, not a paperbot store"):
+        Store.open(path)
+    assert list(path.iterdir()) == []
+
+
 def test_another_applications_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "paperbot.db"
     with sqlite3.connect(path) as conn:
