@@ -13,7 +13,7 @@ from pathlib import Path
 from bot import __version__
 from bot.cadence import describe_cadence
 from bot.config import Config, check_email, config_path, load_config
-from bot.errors import ConfigError, PaperbotError
+from bot.errors import ConfigError, PaperbotError, StoreUnusable
 from bot.fetch import merge_intervals
 from bot.pipeline import RunReport, run_once
 from bot.preview import preview_digest
@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except ConfigError as exc:
         print(f"paperbot: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreUnusable as exc:  # the file at `database:` must be dealt with by hand
+        print(f"paperbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PaperbotError as exc:
         print(f"paperbot: error: {exc}", file=sys.stderr)
@@ -345,7 +348,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not config.database.exists():
         print(f"no store yet at {config.database}: paperbot has never run", file=sys.stderr)
         return EXIT_FAILED
-    store = Store.open(config.database)
+    store = Store.open(config.database, busy_timeout=config.scheduling.database_wait)
     try:
         status = store.status()
         problems = [a for a in store.alert_states().values() if a.state == "problem"]

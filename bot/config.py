@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import yaml
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -26,7 +28,21 @@ from bot.sources.base import MAX_DEADLINE
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_CONFIG = Path("config/paperbot.yaml")
+#: largest config file read: room for about 100,000 subscribers with a few alerts each
+#: (PyYAML reads a few hundred KB a second); longer lists belong in the store (web sign-up)
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def _short_repr() -> reprlib.Repr:
+    """How a wrong value is shown in an error: its start, never a whole huge list or text."""
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxdict = 2, 4, 4
+    shown.maxstring = shown.maxother = 60
+    return shown
+
+
+_SHORT_REPR = _short_repr()
 _RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
@@ -195,6 +211,11 @@ class SchedulingSettings(_Strict):
     lock_wait: float = Field(
         5.0, ge=0, description="seconds a run waits for another to finish before giving up"
     )
+    database_wait: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a write waits while another process writes to the database",
+    )
 
     @field_validator("deliver")
     @classmethod
@@ -279,13 +300,52 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get("PAPERBOT_CONFIG") or DEFAULT_CONFIG)
 
 
+def check_url(value: str) -> str:
+    """Return an absolute http(s) URL with a host, or raise ValueError saying what is wrong."""
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError(f"a URL cannot contain spaces or control characters (got {value!r})")
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL {value!r}: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError(f"must start with https:// or http:// (got {value!r})")
+    if not url.host:
+        raise ValueError(f"has no host name (got {value!r})")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"port {url.port} is out of range (got {value!r})")
+    return value
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the config file at `path`, raising one-line ConfigErrors."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
-    return parse_config(text, path)
+        raise ConfigError(str(path), f"cannot read config file: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            str(path),
+            f"the file is larger than {MAX_CONFIG_BYTES // 2**20} MB, too large for a config"
+            " (list that many subscribers in the store: they can sign up on the web page)",
+        )
+    return parse_config(_decoded(data, path), path)
+
+
+def _decoded(data: bytes, path: Path) -> str:
+    """The file's text; a ConfigError naming the line and column of the first byte that is
+    not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        raise ConfigError(
+            f"{path}:line {line}, column {column}",
+            f"not UTF-8 text (byte {data[exc.start]:#04x}): save the file as UTF-8",
+        ) from None
 
 
 def parse_config(text: str, path: Path | None = None) -> Config:
@@ -313,14 +373,60 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     )
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that the config does not accept (an alias, a duplicate key)."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses anchors and aliases, so no alias bomb can grow
+    (the config has nothing to share between places), and duplicate keys at any depth,
+    which YAML would otherwise settle silently with the last one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Refuse `&anchor` and `*alias` where they appear; compose anything else."""
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(
+                problem="YAML anchors and aliases (&name, *name) are not allowed in the"
+                " config: write the value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping, or `_Refused` naming a key that appears twice and where."""
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                continue
+            if first is not None:
+                raise _Refused(
+                    problem=f"duplicate key {key!r} (first on line {first})",
+                    problem_mark=key_node.start_mark,
+                )
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(text: str, path: Path | None) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path or 'config'}:{where}", f"invalid YAML: {problem}") from None
+        invalid = "" if isinstance(exc, _Refused) else "invalid YAML: "
+        raise ConfigError(f"{path or 'config'}:{where}", f"{invalid}{problem}") from None
+    except RecursionError:
+        raise ConfigError(str(path or "config"), "invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        problem = str(exc).partition(";")[0]
+        raise ConfigError(str(path or "config"), f"invalid YAML: {problem}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -347,7 +453,7 @@ def _config_error(exc: ValidationError, prefix: str) -> ConfigError:
     else:
         message = first["msg"].removeprefix("Value error, ")
         if "input" in first and kind not in ("value_error",):
-            message += f" (got {first['input']!r})"
+            message += f" (got {_SHORT_REPR.repr(first['input'])})"
     more = len(exc.errors()) - 1
     return ConfigError(path, message + (f" (and {more} more problems)" if more else ""))
 
@@ -390,6 +496,12 @@ def _source_spec(entry: Mapping[str, Any], where: str) -> SourceSpec:
         known = ", ".join(sorted(KINDS))
         raise ConfigError(f"{where}.kind", f"unknown kind {kind!r}; known: {known}")
     validated = _validated(KINDS[kind].options_model, options, where)
+    url = getattr(validated, "url", None)
+    if url is not None:
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.url", str(exc)) from None
     return SourceSpec(name=name, kind=kind, options=validated)
 
 
@@ -526,9 +638,13 @@ def _check_timezone(name: str) -> str:
 
 
 def _check_base_url(url: str | None) -> str | None:
-    if url and not url.startswith(("https://", "http://")):
-        raise ConfigError("base_url", f"must start with https:// (got {url!r})")
-    return url.rstrip("/") if url else None
+    if url is None:
+        return None
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise ConfigError("base_url", str(exc)) from None
+    return url.rstrip("/")
 
 
 def _check_admin(address: str | None) -> str | None:

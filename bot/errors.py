@@ -57,7 +57,20 @@ class SendError(PaperbotError):
 
 
 class StoreError(PaperbotError):
-    """The SQLite store cannot be opened or is of an unknown schema version."""
+    """The SQLite store cannot be opened, read or written; the message names its file."""
+
+
+class StoreUnusable(StoreError):
+    """The file at the database path is not a store paperbot can use (empty, truncated,
+    another application's, damaged, or of a newer schema): a usage error, never a new install."""
+
+
+class StoreFull(StoreError):
+    """The disk (or the database's size limit) is full: the step was rolled back whole."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the database's lock for longer than this one would wait."""
 
 
 class EntryError(PaperbotError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.errors import PaperbotError
+from bot.errors import PaperbotError, StoreFull
 
 log = logging.getLogger("paperbot")
 
@@ -52,8 +53,7 @@ class RunLock:
         """Take the lock if it is free; never wait."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this process")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -117,10 +117,23 @@ class RunLock:
             text = ""
         return text or "unknown process"
 
+    def _open(self) -> int:
+        """The lock file's descriptor (created with its folder); one line when it cannot be."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull(f"disk full creating {self.path}: free some space") from None
+            raise PaperbotError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+
     def _write_holder(self, fd: int) -> None:
         since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, {self.label}, since {since}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}, {self.label}, since {since}\n".encode(), 0)
+        except OSError as exc:  # only a note for whoever waits: the lock is held all the same
+            log.debug("cannot write who holds %s: %s", self.path, exc.strerror or exc)
 
     def _log_wait(self, wait: float) -> None:
         if wait >= 1:  # a short wait needs no notice (and a refusal stays one line)

@@ -28,7 +28,7 @@ from bot.deliver import (
     sender_address,
     skip_pending,
 )
-from bot.errors import FetchError, ParseError
+from bot.errors import FetchError, ParseError, StoreError
 from bot.fetch import HOST_INTERVALS as HOST_INTERVALS  # where the source tests look
 from bot.fetch import Deadline, Fetcher, Validators, user_agent_for
 from bot.lock import RunLock
@@ -182,11 +182,15 @@ def record_outcomes(
 
     Whatever goes wrong while one source's papers are stored becomes that source's error
     (nothing of them is kept: `Store.record` is one transaction); the others are stored.
+    A StoreError (disk full, locked, damaged) is about the store, not the source: it stops
+    the run with its own one line.
     """
     records: list[FetchRecord] = []
     for outcome in outcomes:
         try:
             record = _record_papers(store, outcome)
+        except StoreError:
+            raise
         except Exception as exc:  # one source's data must not stop the run
             log.debug("source %s: storing its papers failed", outcome.spec.name, exc_info=True)
             problem = clean_text(f"{type(exc).__name__}: {exc}")[:300]
@@ -194,6 +198,8 @@ def record_outcomes(
             record = replace(outcome.record, status="error", items=0, new=0, error=error)
         try:
             store.record_fetch(run_id, record, outcome.started)
+        except StoreError:
+            raise
         except Exception as exc:
             log.error("source %s: its fetch could not be recorded: %s", record.source, exc)
         records.append(record)
@@ -267,7 +273,7 @@ async def run_once(
     if not dry_run:
         await lock.acquire_async(config.scheduling.lock_wait)
     try:
-        store = Store.open(config.database)
+        store = Store.open(config.database, busy_timeout=config.scheduling.database_wait)
         scratch = None
         if dry_run:
             scratch = tempfile.TemporaryDirectory(prefix="paperbot-dry-run-")

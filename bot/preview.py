@@ -19,7 +19,7 @@ def preview_digest(config: Config, email: str) -> Digest | None:
     subscriber = _config_subscriber(config, email)
     if not config.database.exists():
         return _empty(subscriber) if subscriber else None
-    store = Store.open(config.database)
+    store = Store.open(config.database, busy_timeout=config.scheduling.database_wait)
     try:
         subscriber = subscriber or store.subscriber(email)
         if subscriber is None:

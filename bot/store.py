@@ -12,7 +12,7 @@ import json
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +20,13 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.errors import StoreError
+from bot.errors import StoreError, StoreUnusable
 from bot.fetch import Validators
 from bot.ids import normalize_title, title_key
 from bot.merge import Identity, matching_changed, merge_papers
 from bot.models import Link, Match, Paper, Reason, Subscriber
+from bot.storefile import APPLICATION_ID, BUSY_TIMEOUT, Connection, check_file, connect, recognise
+from bot.storefile import create as create_file
 
 #: shortest normalized title that may join two records with different ids
 MIN_TITLE_KEY_LENGTH = 20
@@ -360,6 +362,11 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """The file says it is paperbot's store (`PRAGMA application_id`)."""
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
 #: schema migrations, in order; the store's version is how many have run.
 #: Append only: a migration that has shipped is never edited.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
@@ -371,6 +378,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -382,21 +390,56 @@ class Store:
         self.db = db
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating it and its folder if needed) the store at `path`."""
+    def open(cls, path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> Store:
+        """Open the store at `path`; only when no file is there, make one (and its folder).
+
+        A file that is not paperbot's store (empty, truncated, another application's) is
+        refused with StoreUnusable; `busy_timeout` is how long a statement waits for
+        another process's write.
+        """
+        if not path.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create its folder: {exc.strerror}") from None
+            create_file(path, lambda temp: cls._build(temp, path))
+        check_file(path)
+        store = cls._connect(path, busy_timeout)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"{path}: cannot open the database: {exc}") from None
-        store = cls(sqlite_utils.Database(conn))
-        try:
+            store._recognise(path)  # before anything is written, WAL mode included
             store._configure()
             store._migrate()
         except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StoreError(f"{path}: not a usable paperbot database: {exc}") from None
+            store.close()
+            raise StoreUnusable(f"{path}: not a usable paperbot database: {exc}") from None
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    @classmethod
+    def _connect(cls, path: Path, busy_timeout: float, shown: Path | None = None) -> Store:
+        try:
+            conn = connect(path, busy_timeout=busy_timeout, shown=shown)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{shown or path}: cannot open the database: {exc}") from None
+        return cls(sqlite_utils.Database(conn))
+
+    @classmethod
+    def _build(cls, temp: Path, path: Path) -> None:
+        """Make a new store's whole schema in `temp` (its errors name `path`).
+
+        The schema is written with a rollback journal, straight into the file, so that a
+        full disk fails a statement here; in WAL mode it would fail only the checkpoint
+        at close, which SQLite does not report, and leave a half-written file.
+        """
+        store = cls._connect(temp, BUSY_TIMEOUT, shown=path)
+        try:
+            store.db.execute("PRAGMA journal_mode=DELETE")
+            store._migrate()
+            store._configure()
+        finally:
+            store.close()
 
     def close(self) -> None:
         """Close the connection."""
@@ -414,13 +457,16 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
 
+    def _recognise(self, path: Path) -> None:
+        """StoreUnusable unless this is paperbot's store, of a version this code can read."""
+        application_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        tables = [
+            row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        recognise(path, application_id, self.schema_version(), tables, SCHEMA_VERSION)
+
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"database schema version {version} is newer than this paperbot "
-                f"({SCHEMA_VERSION}); upgrade paperbot"
-            )
+        version = self.schema_version()
         for number in range(version, SCHEMA_VERSION):
             with self.transaction():
                 MIGRATIONS[number](self.db)
@@ -428,18 +474,42 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One logical step: everything inside commits together or not at all."""
+        """One logical step: everything inside commits together or not at all.
+
+        A failed step is rolled back unless SQLite already did (it does on disk full), so
+        that the error reported is the one that stopped the step.
+        """
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):  # raised by a cursor (a script): name it too
+                named = self._named(exc)
+                if named is not exc:
+                    raise named from exc
             raise
-        self.db.execute("COMMIT")
+
+    def _named(self, exc: sqlite3.Error) -> Exception:
+        conn = self.db.conn
+        return conn.named(exc) if isinstance(conn, Connection) else exc
+
+    def _rollback(self) -> None:
+        if self.db.conn.in_transaction:
+            with suppress(sqlite3.Error, StoreError):  # the first error is the one to report
+                self.db.execute("ROLLBACK")
 
     def schema_version(self) -> int:
         """The schema version the database is at."""
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def probe(self) -> None:
+        """Read a row and take the write lock for a moment, writing nothing: a StoreError
+        (busy, damaged, ...) when the store could not serve a request now."""
+        self.db.execute("SELECT id FROM subscribers LIMIT 1").fetchall()
+        with self.transaction():
+            pass
 
     # --- papers --------------------------------------------------------------------------
 
@@ -1369,7 +1439,7 @@ class Store:
 
     def backup_to(self, path: Path) -> Store:
         """A copy of this store at `path` (for `--dry-run`, which must change nothing here)."""
-        target = sqlite3.connect(path, isolation_level=None)
+        target = connect(path)
         self.db.conn.backup(target)
         copy = Store(sqlite_utils.Database(target))
         copy._configure()

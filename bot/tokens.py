@@ -18,6 +18,8 @@ from bot.errors import PaperbotError
 
 SECRET_ENV = "PAPERBOT_SECRET_KEY"
 PURPOSES = ("confirm", "manage", "unsubscribe")
+#: the longest address a token may carry (RFC 5321's path limit)
+MAX_EMAIL_LENGTH = 256
 
 
 class TokenError(PaperbotError):
@@ -51,14 +53,31 @@ def make_token(secret: str, purpose: str, email: str, version: int = 0) -> str:
 
 
 def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> TokenData:
-    """Check a token's signature (and age); raise TokenError when it is not valid."""
+    """Check a token's signature (and age) and its contents; TokenError when it is not valid."""
     try:
-        email, version = _serializer(secret, purpose).loads(token, max_age=max_age)
+        payload = _serializer(secret, purpose).loads(token, max_age=max_age)
     except SignatureExpired:
         raise TokenError("this link has expired") from None
     except (BadSignature, ValueError, TypeError):
         raise TokenError("this link is not valid") from None
-    return TokenData(email=str(email), version=int(version))
+    data = _token_data(payload)
+    if data is None:  # signed with our secret, yet not what make_token writes
+        raise TokenError("this link is not valid")
+    return data
+
+
+def _token_data(payload: object) -> TokenData | None:
+    """`[email, version]` as make_token writes it: a short address and a version that fits
+    the store's integers; anything else (even correctly signed) is None."""
+    if not isinstance(payload, list) or len(payload) != 2:
+        return None
+    email, version = payload
+    if not isinstance(email, str) or not 0 < len(email) <= MAX_EMAIL_LENGTH:
+        return None
+    # bool is an int to Python, and 2**63 would overflow SQLite
+    if type(version) is not int or not 0 <= version < 2**63:
+        return None
+    return TokenData(email=email, version=version)
 
 
 def link(base_url: str, path: str, token: str) -> str:

@@ -37,7 +37,7 @@ from starlette.routing import Route
 from bot.alertpreview import PREVIEW_DAYS, AlertPreview, preview_alerts
 from bot.config import Config
 from bot.deliver import make_sender, message_domain, sender_address
-from bot.errors import ConfigError, PaperbotError, SendError, StoreError
+from bot.errors import ConfigError, PaperbotError, SendError, StoreBusy, StoreError
 from bot.models import Subscriber
 from bot.query import QueryError
 from bot.recent import RecentPapers
@@ -61,7 +61,14 @@ from bot.webforms import (
     parse_email,
     timezones,
 )
-from bot.webguard import CSRF_FIELD, BodyLimit, Csrf, SecurityHeaders, client_network
+from bot.webguard import (
+    CSRF_FIELD,
+    SECURITY_HEADERS,
+    BodyLimit,
+    Csrf,
+    SecurityHeaders,
+    client_network,
+)
 from bot.webmail import MailSettings, alert_lines, confirm_mail, manage_mail, unknown_mail
 
 log = logging.getLogger("paperbot.web")
@@ -76,6 +83,11 @@ HONEYPOT_FIELD = "website"
 MANAGEABLE = ("active", "pending")
 #: most fields a form may send (ours have about fifteen)
 MAX_FIELDS = 40
+#: longest a request waits for another process's write to the store (less when the
+#: config's `scheduling.database_wait` says so), then it gets a 503 page
+DATABASE_WAIT = 10.0
+#: when a visitor who got a 503 page (the store busy or unusable) should try again, in seconds
+RETRY_AFTER = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,7 @@ def create_app(
         exception_handlers={
             HTTPException: site.http_error,
             StoreError: site.store_error,
+            Exception: site.server_error,
         },
     )
 
@@ -191,6 +204,7 @@ class _Site:
         self.csrf = Csrf(secret, base_url=config.base_url, secure=self.secure)
         self.pages = _page_environment()
         self.recent = RecentPapers(PREVIEW_DAYS)
+        self.database_wait = min(config.scheduling.database_wait, DATABASE_WAIT)
 
     def routes(self) -> list[Route]:
         """Every path the app answers."""
@@ -495,9 +509,18 @@ class _Site:
         )
 
     async def health(self, request: Request) -> Response:
-        """`ok` when the store opens (for a platform's health check)."""
-        await self._store(lambda store: store.schema_version())
-        return PlainTextResponse("ok\n")
+        """`ok` when the store opens, reads and could be written now (for a platform's
+        health check); else a short 503 saying the database is unavailable."""
+        try:
+            await self._store(lambda store: store.probe())
+        except StoreError as exc:
+            log.error("web: health check: %s", exc)
+            return PlainTextResponse(
+                "database unavailable\n",
+                status_code=503,
+                headers={"cache-control": "no-store", "retry-after": str(RETRY_AFTER)},
+            )
+        return PlainTextResponse("ok\n", headers={"cache-control": "no-store"})
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """404, 405, 413 and friends as a page."""
@@ -507,11 +530,29 @@ class _Site:
         return self._message(request, exc.status_code, title, _HTTP_TEXT.get(exc.status_code, ""))
 
     async def store_error(self, request: Request, exc: Exception) -> Response:
-        """The store cannot be opened: say so, log the reason."""
+        """The store is busy or cannot be used: a 503 page with Retry-After; the log says why."""
         log.error("web: %s", exc)
-        return self._message(
-            request, 503, "Temporarily unavailable", "Please try again in a few minutes."
-        )
+        if isinstance(exc, StoreBusy):
+            title, text = "Busy right now", "Please try again in a minute."
+        else:
+            title, text = "Temporarily unavailable", "Please try again in a few minutes."
+        response = self._message(request, 503, title, text)
+        response.headers["retry-after"] = str(RETRY_AFTER)
+        return response
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        """A bug: a short 500 page with the security headers (the server logs the traceback).
+
+        Starlette answers this outside the middleware, so the headers are added here.
+        """
+        try:
+            response = self._message(
+                request, 500, "Something went wrong", "Please try again in a few minutes."
+            )
+        except Exception:  # the page itself failed: plain text still answers
+            response = PlainTextResponse("Something went wrong.\n", status_code=500)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     # --- helpers: tokens, CSRF, limits, store, mail ---------------------------------------
 
@@ -589,7 +630,7 @@ class _Site:
         """Run `work` on a store opened for it, in a worker thread (SQLite blocks)."""
 
         def run() -> T:
-            store = Store.open(self.config.database)
+            store = Store.open(self.config.database, busy_timeout=self.database_wait)
             try:
                 return work(store)
             finally:

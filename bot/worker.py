@@ -291,7 +291,7 @@ class Worker:
 
     @contextlib.contextmanager
     def _store(self) -> Iterator[Store]:
-        store = Store.open(self.config.database)
+        store = Store.open(self.config.database, busy_timeout=self.config.scheduling.database_wait)
         try:
             yield store
         finally:

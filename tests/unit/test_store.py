@@ -60,6 +60,7 @@ def test_open_creates_folder_wal_and_schema_version(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "paperbot.db"
+    Store.open(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this paperbot"):
@@ -69,7 +70,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "paperbot.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="not a usable paperbot database"):
+    with pytest.raises(StoreError, match="is not a SQLite database"):
         Store.open(path)
 
 

@@ -24,7 +24,7 @@ from bot.ids import canonical_id, normalize_title
 from bot.models import Paper, Subscriber
 from bot.pipeline import match_pending
 from bot.sources import get_kind
-from bot.store import SCHEMA_VERSION, Store
+from bot.store import MIGRATIONS, Store, _migration_8
 from tests.httpserver import FIXTURES
 
 ARXIV_ID = "2411.17833"
@@ -280,7 +280,7 @@ def test_a_store_from_before_title_keys_finds_papers_by_their_title(tmp_path: Pa
     store.record("lab", listings()["lab"], now=T0)
     # what a store of the previous schema looks like: no table of titles
     store.db.execute("DROP TABLE paper_titles")
-    store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")  # titles came last
+    store.db.execute(f"PRAGMA user_version = {MIGRATIONS.index(_migration_8)}")
     store.close()
 
     store = Store.open(path)
