@@ -395,11 +395,13 @@ def highlight(text: str, terms: tuple[str, ...]) -> Markup:
 
 
 def limit_entry_cache(entries: int) -> None:
-    """Keep at most this many rendered entries (a render process trades speed for memory)."""
-    global PIECES_CACHE
+    """Keep at most this many rendered entries (a render process trades speed for memory),
+    and twice as many highlighted whole abstracts (the largest thing cached besides)."""
+    global PIECES_CACHE, _abstract_html
     PIECES_CACHE = entries
     while len(_PIECES) > entries:
         _PIECES.popitem(last=False)
+    _abstract_html = functools.lru_cache(maxsize=2 * entries)(_abstract_html.__wrapped__)
 
 
 def release_caches() -> None:
