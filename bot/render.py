@@ -510,9 +510,9 @@ def _heading(shown: int, total: int) -> str:
 
 
 @functools.lru_cache(maxsize=RUN_CACHE)
-def _left_out_item(entry: DigestEntry) -> tuple[str, str]:
+def _left_out_item(paper: Paper) -> tuple[str, str]:
     """A left-out paper's line in the list of them: (HTML, text)."""
-    view = entry_view(DigestEntry(entry.paper, ()))
+    view = entry_view(DigestEntry(paper, ()))
     title, url = shorten(view.title, LIST_TITLE_CHARS), view.url
     html = _render_block(HTML_TEMPLATE, "leftout", title=title, url=url)
     inlined = str(_inliner().inline_fragment(html, _css()))
@@ -525,7 +525,7 @@ def _left_out_list(entries: Iterable[DigestEntry]) -> tuple[tuple[str, str], ...
     items: list[tuple[str, str]] = []
     used = 0
     for entry in entries:
-        html, text = _left_out_item(entry)
+        html, text = _left_out_item(entry.paper)
         used += len(html) + html.count("\n")
         if used > LEFT_OUT_BYTES and items:
             break
