@@ -33,7 +33,7 @@ from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime
 from itertools import accumulate, repeat
 from operator import add
-from typing import AnyStr
+from typing import AnyStr, NamedTuple
 
 import css_inline
 import jinja2
@@ -81,6 +81,8 @@ PACKED_LINE = 990
 #: 1.15 million entries but only ~160,000 distinct (paper, reasons): a cache this size
 #: serves 76% of them (half the size: 59%; twice: 86%, but past the 1 GB budget)
 PIECES_CACHE = 65536
+#: entries cut to fit kept: a cut piece is about 1 KB, and few digests need cutting
+CUTS_CACHE = 8192
 #: entries of the caches keyed by (paper, matched terms): a day of 2,000 papers and 100,000
 #: subscribers has about 50,000 such pairs, each ~1.5 KB of highlighted HTML
 RUN_CACHE = 65536
@@ -187,7 +189,7 @@ def render_digest(
         parts = [_entry_parts(entry) for entry in digest.entries]
         count, limit, html = _fit(frame, parts, [html for _, html in pieces])
         context = frame.context(count)
-        texts = [_entry_text(part, limit) for part in parts[:count]]
+        texts = [_cut_piece(part, limit)[0] for part in parts[:count]]
     text = _render_text(texts, context)
     return RenderedDigest(subject=str(context["subject"]), text=text, html=html)
 
@@ -195,8 +197,14 @@ def render_digest(
 def html_wire_size(html: str) -> int:
     """The bytes of an HTML part's body as sent: transfer-encoded as `build_message` does
     it, with CRLF line ends (at least what a mail client or Gmail counts of it)."""
-    _, data = _body_encoding(html)
+    encoding, data = _body_encoding(html)
+    global _last_encoded
+    _last_encoded = (html, encoding, data)  # the message built next encodes this again
     return len(data) + data.count(b"\n")
+
+
+#: the body `html_wire_size` encoded last, and its encoding
+_last_encoded: tuple[str, str, bytes] = ("", "7bit", b"")
 
 
 def plain_text(text: str) -> str:
@@ -320,7 +328,7 @@ def entry_view(entry: DigestEntry) -> EntryView:
         sources=plain_text(", ".join(paper.sources)),
         date=_paper_date(paper),
         reasons=_reason_lines(entry.reasons),
-        abstract=_wrapped(paper.abstract, None),
+        abstract=_wrapped(paper.abstract),
         links=tuple((_link_name(label), url) for label, url in links),
     )
 
@@ -412,6 +420,8 @@ def release_caches() -> None:
         _title_html,
         _abstract_lines,
         _wrapped,
+        _reasons_shown,
+        _line_bytes,
         _display_title,
         _left_out_item,
         _HTML_SKELETONS,
@@ -424,6 +434,7 @@ def release_caches() -> None:
     ):
         cached.cache_clear()
     _PIECES.clear()
+    _CUTS.clear()
 
 
 def fold(text: str) -> str:
@@ -537,9 +548,9 @@ def _left_out_list(entries: Iterable[DigestEntry]) -> tuple[tuple[str, str], ...
 class _Estimate:
     """How one paper's HTML size (as sent) changes with the length its abstract is cut to."""
 
-    abstract: str
     whole: int
-    #: bytes (as sent) of each line of the whole abstract's HTML
+    #: where each line of the abstract ends in its text, and each line's bytes (as sent)
+    ends: tuple[int, ...]
     line_bytes: tuple[int, ...]
     #: what a cut adds: the "…" and the link to the whole abstract
     cut_extra: int
@@ -548,21 +559,27 @@ class _Estimate:
     def of(cls, part: EntryParts, html: str) -> _Estimate:
         """The estimate of a paper from its HTML with the whole abstract."""
         paper = part.paper
-        abstract = _abstract_html(paper.abstract, part.terms).encode("ascii", "xmlcharrefreplace")
         url = entry_view(DigestEntry(paper, ())).url or ""
         return cls(
-            abstract=paper.abstract,
             whole=len(html) + html.count("\n"),
-            line_bytes=tuple(len(line) + 2 for line in abstract.split(b"\n")),
+            ends=_abstract_lines(paper.abstract).ends,
+            line_bytes=_line_bytes(paper.abstract, part.terms),
             cut_extra=100 + len(url),
         )
 
     def at(self, limit: int | None) -> int:
         """About the bytes of this paper's HTML with its abstract cut to `limit`."""
-        kept, _ = _abstract_cut(self.abstract, limit)
-        if kept == len(self.line_bytes) or not kept:
+        kept = len(self.ends) if limit is None else max(1, bisect_right(self.ends, limit))
+        if kept >= len(self.line_bytes) or not self.ends:
             return self.whole
         return self.whole - sum(self.line_bytes[kept:]) + self.cut_extra
+
+
+@functools.lru_cache(maxsize=8192)
+def _line_bytes(abstract: str, terms: tuple[str, ...]) -> tuple[int, ...]:
+    """The bytes (as sent) of each line of the abstract's highlighted HTML."""
+    html = _abstract_html(abstract, terms).encode("ascii", "xmlcharrefreplace")
+    return tuple(len(line) + 2 for line in html.split(b"\n"))
 
 
 def _fit(
@@ -579,7 +596,7 @@ def _fit(
     count, size, html = len(parts), 0, ""
     for _ in range(6):
         count, limit = _plan(frame, estimates, target)
-        html = _render_html([_packed_html(p, limit) for p in parts[:count]], frame.context(count))
+        html = _render_html([_cut_piece(p, limit)[1] for p in parts[:count]], frame.context(count))
         size = html_wire_size(html)
         if size <= MAX_HTML_BYTES:
             return count, limit, html
@@ -587,7 +604,7 @@ def _fit(
     while count > 1:  # the estimates keep missing: fewer papers until it fits
         count -= 1
         html = _render_html(
-            [_packed_html(p, ABSTRACT_FLOOR) for p in parts[:count]], frame.context(count)
+            [_cut_piece(p, ABSTRACT_FLOOR)[1] for p in parts[:count]], frame.context(count)
         )
         if html_wire_size(html) <= MAX_HTML_BYTES:
             return count, ABSTRACT_FLOOR, html
@@ -608,7 +625,7 @@ def _plan(frame: _Frame, estimates: Sequence[_Estimate], target: int) -> tuple[i
     count = max(1, bisect_right(counts, False, key=lambda n: size(n, ABSTRACT_FLOOR) > target))
     if size(count, None) <= target:
         return count, None
-    longest = max(max(_abstract_lines(e.abstract).ends, default=0) for e in estimates[:count])
+    longest = max(max(estimate.ends, default=0) for estimate in estimates[:count])
     steps = range(ABSTRACT_FLOOR, max(ABSTRACT_FLOOR, longest) + 1, ABSTRACT_STEP)
     fits = bisect_right(steps, False, key=lambda limit: size(count, limit) > target)
     return count, steps[max(0, fits - 1)]
@@ -665,12 +682,25 @@ def _abstract_lines(abstract: str) -> _Lines:
     return _Lines(lines[:kept], ends[:kept], sliced or kept < len(lines))
 
 
-def _abstract_cut(abstract: str, limit: int | None) -> tuple[int, bool]:
-    """How many of the abstract's lines are shown with the cut `limit` (None: whole), and
-    whether that cuts it."""
+class _Cut(NamedTuple):
+    """How an abstract is shown: its first `kept` lines of `lines`; it is cut when that is
+    fewer, or when it had more than ABSTRACT_MAX characters."""
+
+    kept: int
+    lines: int
+    truncated: bool
+
+    @property
+    def cut(self) -> bool:
+        """The abstract shown is not all of it."""
+        return self.truncated or self.kept < self.lines
+
+
+def _abstract_cut(abstract: str, limit: int | None) -> _Cut:
+    """How the abstract is shown with the cut `limit` (None: whole)."""
     lines = _abstract_lines(abstract)
-    kept = len(lines.lines) if limit is None else lines.within(limit)
-    return kept, lines.truncated or kept < len(lines.lines)
+    total = len(lines.lines)
+    return _Cut(total if limit is None else lines.within(limit), total, lines.truncated)
 
 
 @functools.lru_cache(maxsize=RUN_CACHE)
@@ -679,26 +709,25 @@ def _abstract_html(abstract: str, terms: tuple[str, ...]) -> str:
     return _styled(highlight("\n".join(_abstract_lines(abstract).lines), terms))
 
 
-def _cut_html(abstract: str, terms: tuple[str, ...], limit: int | None) -> str:
-    """The abstract's highlighted HTML, cut to the lines `limit` keeps."""
+def _cut_html(abstract: str, terms: tuple[str, ...], cut: _Cut) -> str:
+    """The abstract's highlighted HTML, cut to its first `cut.kept` lines."""
     html = _abstract_html(abstract, terms)
-    kept, _ = _abstract_cut(abstract, limit)
-    if limit is None or kept == len(_abstract_lines(abstract).lines):
+    if cut.kept >= cut.lines:
         return html
-    html = "\n".join(html.split("\n", kept)[:kept])
+    html = "\n".join(html.split("\n", cut.kept)[: cut.kept])
     # a highlighted phrase that ran on past the cut is closed at it
     return html + "</mark>" * (html.count("<mark") - html.count("</mark>"))
 
 
 @functools.lru_cache(maxsize=8192)
-def _wrapped(abstract: str, limit: int | None) -> str:
-    """The abstract (cut to `limit`) as few long lines: mail clients wrap them to their width.
+def _wrapped(abstract: str, kept: int | None = None) -> str:
+    """The abstract's first `kept` lines (None: all) as few long lines, which mail clients
+    wrap to their width.
 
     A line of 76 makes an abstract twenty lines, and lines are what SMTP servers spend their
     time on (a server reads DATA line by line). So an abstract is one line, or, when too long
     in bytes for one RFC 5322 line, lines of up to PACKED_LINE bytes broken at spaces.
     """
-    kept, _ = _abstract_cut(abstract, limit)
     text = " ".join(_abstract_lines(abstract).lines[:kept])
     if _byte_size(text) <= PACKED_LINE:
         return text
@@ -829,8 +858,9 @@ def _entry_pieces(entry: DigestEntry) -> tuple[str, str]:
         _PIECES.move_to_end(key)
         return hit[1], hit[2]
     parts = _entry_parts(entry)
-    html = _packed_html(parts, None)
-    _PIECES[key] = (entry.paper, _entry_text(parts, None), html)
+    whole = _abstract_cut(entry.paper.abstract, None)
+    html = _packed_html(parts, whole)
+    _PIECES[key] = (entry.paper, _entry_text(parts, whole), html)
     if len(_PIECES) > PIECES_CACHE:
         _PIECES.popitem(last=False)
     return _PIECES[key][1], html
@@ -840,13 +870,31 @@ def _entry_pieces(entry: DigestEntry) -> tuple[str, str]:
 _PIECES: OrderedDict[tuple[str, tuple[Reason, ...]], tuple[Paper, str, str]] = OrderedDict()
 
 
-def _packed_html(entry: EntryParts, limit: int | None) -> str:
+def _cut_piece(entry: EntryParts, limit: int | None) -> tuple[str, str]:
+    """The entry's text and HTML pieces with its abstract cut to `limit`, from the cache of
+    recent cuts if there (digests that need cutting share papers, and most cut as deep)."""
+    cut = _abstract_cut(entry.paper.abstract, limit)
+    key = (entry.paper.id, entry.reasons, cut.kept)
+    hit = _CUTS.get(key)
+    if hit is not None and (hit[0] is entry.paper or hit[0] == entry.paper):
+        return hit[1], hit[2]
+    text, html = _entry_text(entry, cut), _packed_html(entry, cut)
+    _CUTS[key] = (entry.paper, text, html)
+    if len(_CUTS) > CUTS_CACHE:
+        _CUTS.popitem(last=False)
+    return text, html
+
+
+#: (paper id, reasons, abstract lines kept) -> (paper, text piece, HTML piece), oldest first
+_CUTS: OrderedDict[tuple[str, tuple[Reason, ...], int], tuple[Paper, str, str]] = OrderedDict()
+
+
+def _packed_html(entry: EntryParts, cut: _Cut) -> str:
     """The entry's HTML as ASCII with its lines packed (see `_render_html`, `_pack_lines`).
 
-    As ASCII it takes a third of the memory of a str with one "…" in it. `limit` is the
-    abstract's cut (None: whole).
+    As ASCII it takes a third of the memory of a str with one "…" in it.
     """
-    html = _entry_html(entry, limit).encode("ascii", "xmlcharrefreplace").decode("ascii")
+    html = _entry_html(entry, cut).encode("ascii", "xmlcharrefreplace").decode("ascii")
     end = "\n" if html.endswith("\n") else ""  # the next paper starts on a line of its own
     return _pack_lines(html.removesuffix("\n")) + end
 
@@ -878,36 +926,42 @@ def _styled_authors(authors: tuple[str, ...], followed: frozenset[int]) -> tuple
 _NO_ABSTRACT, _WHOLE, _CUT = 0, 1, 2
 
 
-def _abstract_state(abstract: str, limit: int | None) -> int:
-    kept, cut = _abstract_cut(abstract, limit)
-    return _CUT if cut else _WHOLE if kept else _NO_ABSTRACT
+def _abstract_state(cut: _Cut) -> int:
+    return _CUT if cut.cut else _WHOLE if cut.kept else _NO_ABSTRACT
 
 
-def _entry_text(entry: EntryParts, limit: int | None) -> str:
+def _entry_text(entry: EntryParts, cut: _Cut) -> str:
     paper = entry.paper
-    state = _abstract_state(paper.abstract, limit)
+    state = _abstract_state(cut)
     skeleton = _text_skeleton(paper, bool(entry.reasons), state)
     return skeleton.fill(
         {
             "authors": entry.authors[0],
-            "why": skeleton.separator.join(_reason_lines(entry.reasons)),
-            "abstract": _wrapped(paper.abstract, limit) if state else "",
+            "why": _reasons_shown(entry.reasons, skeleton.separator, html=False),
+            "abstract": _wrapped(paper.abstract, cut.kept) if state else "",
         }
     )
 
 
-def _entry_html(entry: EntryParts, limit: int | None) -> str:
+def _entry_html(entry: EntryParts, cut: _Cut) -> str:
     paper = entry.paper
-    state = _abstract_state(paper.abstract, limit)
+    state = _abstract_state(cut)
     skeleton = _html_skeleton(paper, bool(entry.reasons), state)
     return skeleton.fill(
         {
             "title": _title_html(paper.title, entry.terms),
             "authors": entry.authors[1],
-            "why": skeleton.separator.join(map(str, map(escape, _reason_lines(entry.reasons)))),
-            "abstract": _cut_html(paper.abstract, entry.terms, limit) if state else "",
+            "why": _reasons_shown(entry.reasons, skeleton.separator, html=True),
+            "abstract": _cut_html(paper.abstract, entry.terms, cut) if state else "",
         }
     )
+
+
+@functools.lru_cache(maxsize=65536)
+def _reasons_shown(reasons: tuple[Reason, ...], separator: str, *, html: bool) -> str:
+    """The reasons' lines joined by the template's separator (escaped for HTML)."""
+    lines = _reason_lines(reasons)
+    return separator.join(map(str, map(escape, lines)) if html else lines)
 
 
 @functools.lru_cache(maxsize=RUN_CACHE)
@@ -1361,7 +1415,9 @@ def _text_part(subtype: str, body: str) -> DigestMessage:
     """A text/* part, encoded by hand: the stdlib's content manager is several times slower."""
     part = DigestMessage(policy=MESSAGE_POLICY)
     part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
-    encoding, data = _body_encoding(body)
+    last, encoding, data = _last_encoded
+    if body is not last:
+        encoding, data = _body_encoding(body)
     part.set_raw("Content-Transfer-Encoding", encoding)
     if encoding == "quoted-printable":
         part.set_payload(data.decode("ascii"))
