@@ -81,8 +81,8 @@ PACKED_LINE = 990
 #: 1.15 million entries but only ~160,000 distinct (paper, reasons): a cache this size
 #: serves 76% of them (half the size: 59%; twice: 86%, but past the 1 GB budget)
 PIECES_CACHE = 65536
-#: entries cut to fit kept: a cut piece is about 1 KB, and few digests need cutting
-CUTS_CACHE = 8192
+#: entries cut to fit kept: a cut piece is about 1.5 KB, and few digests need cutting
+CUTS_CACHE = 1024
 #: entries of the caches keyed by (paper, matched terms): a day of 2,000 papers and 100,000
 #: subscribers has about 50,000 such pairs, each ~1.5 KB of highlighted HTML
 RUN_CACHE = 65536
@@ -719,7 +719,7 @@ def _cut_html(abstract: str, terms: tuple[str, ...], cut: _Cut) -> str:
     return html + "</mark>" * (html.count("<mark") - html.count("</mark>"))
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=4096)
 def _wrapped(abstract: str, kept: int | None = None) -> str:
     """The abstract's first `kept` lines (None: all) as few long lines, which mail clients
     wrap to their width.
