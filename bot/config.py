@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from bot.cadence import format_clock, parse_clock, parse_weekday
 from bot.errors import ConfigError
-from bot.models import Subscriber
+from bot.models import MAX_PAPERS, Subscriber
 from bot.schedule import check_cron
 from bot.signing import DkimSigner, load_key
 from bot.sources import KINDS, SourceOptions
@@ -182,7 +182,7 @@ class SubscriberSettings(_Strict):
     authors: list[str] = []
     categories: list[str] = []
     exclude: list[str] = []
-    max_papers: int | None = Field(None, ge=1)
+    max_papers: int | None = Field(None, ge=1, le=MAX_PAPERS)
     frequency: Literal["daily", "weekly"] | None = None
     weekday: str | None = None
     send_at: str | None = None
@@ -241,7 +241,9 @@ class _Settings(_Strict):
     base_url: str | None = None
     admin_email: str | None = None
     list_name: str = "paperbot"
-    max_papers: int = Field(50, ge=1)
+    max_papers: int = Field(
+        50, ge=1, le=MAX_PAPERS, description="papers a digest holds at most; the rest are listed"
+    )
     frequency: Literal["daily", "weekly"] = "daily"
     weekday: str = "monday"
     send_at: str | None = None

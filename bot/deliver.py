@@ -79,8 +79,9 @@ from bot.tokens import link, make_token, secret_from_env
 log = logging.getLogger("paperbot.deliver")
 
 DEFAULT_FROM = "paperbot <paperbot@localhost>"
-#: the web app's pages that the links in every digest point to (see bot/web.py)
-UNSUBSCRIBE_PATH, MANAGE_PATH = "unsubscribe", "manage"
+#: the web app's pages that the links in every digest point to (see bot/web.py); the page
+#: of recent matches is `<manage link>/matches`, behind the same token
+UNSUBSCRIBE_PATH, MANAGE_PATH, MATCHES_PAGE = "unsubscribe", "manage", "matches"
 #: errors listed one by one in the report and the log; the rest are counted
 MAX_LISTED_ERRORS = 20
 #: a run with at least this many pending digests renders them in a helper process
@@ -248,7 +249,11 @@ def compose(
     email = digest.subscriber.email
     manage, unsubscribe = head.links(email, token_version)
     rendered = render_digest(
-        digest, list_name=head.list_name, manage_url=manage, unsubscribe_url=unsubscribe
+        digest,
+        list_name=head.list_name,
+        manage_url=manage,
+        unsubscribe_url=unsubscribe,
+        matches_url=f"{manage}/{MATCHES_PAGE}" if manage else None,
     )
     if subject_prefix:
         rendered = replace(rendered, subject=subject_prefix + rendered.subject)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.match import rank
-from bot.models import Digest, DigestEntry, Match, Paper, Subscriber
+from bot.models import MAX_PAPERS, Digest, DigestEntry, Match, Paper, Subscriber
 
 
 def build_digest(
@@ -17,14 +17,16 @@ def build_digest(
     message_id: str,
     created: datetime | None = None,
 ) -> Digest:
-    """Rank the matches, keep the first `max_papers`, and count what was left out."""
+    """Rank the matches, keep the first `max_papers` (at most MAX_PAPERS), list the rest."""
     present = [m for m in matches if m.paper_id in papers]
-    ranked = rank(present, papers)
-    kept = ranked[: subscriber.max_papers]
+    ranked = [DigestEntry(papers[m.paper_id], m.reasons) for m in rank(present, papers)]
+    # a store written before the bound existed may hold a larger max_papers
+    cap = max(1, min(subscriber.max_papers, MAX_PAPERS))
     return Digest(
         subscriber=subscriber,
-        entries=tuple(DigestEntry(papers[m.paper_id], m.reasons) for m in kept),
+        entries=tuple(ranked[:cap]),
         message_id=message_id,
-        omitted=len(ranked) - len(kept),
+        omitted=max(0, len(ranked) - cap),
         created=created,
+        left_out=tuple(ranked[cap:]),
     )

@@ -79,6 +79,12 @@ class Match:
     score: float = 0.0
 
 
+#: the most papers a digest may hold (`max_papers`). A paper takes about 1 KB of the HTML
+#: part with its abstract cut to two lines (600-900 bytes without it: title, authors,
+#: reasons and links with their inlined styles), so 100 KB, Gmail's limit, holds about 100
+MAX_PAPERS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     """A subscriber, their alerts and their cadence, as the pipeline sees them (config or web).
@@ -111,6 +117,8 @@ class Digest:
     message_id: str
     omitted: int = 0
     created: datetime | None = None
+    #: the matched papers past `max_papers`, ranked (`omitted` counts them)
+    left_out: tuple[DigestEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,15 @@
 """Render a digest as an email: subject, plain text and HTML (Jinja2), then the MIME message.
 
-Rendering is pure. Per-paper fragments (escaped and highlighted title, shortened authors and
+Rendering is pure. Per-paper fragments (escaped and highlighted title, shortened authors,
 abstract, links) are cached, because the same paper with the same reasons recurs in many
 subscribers' digests of one run.
+
+Size: the HTML part's body as sent (after its transfer encoding, with CRLF line ends) stays
+within MAX_HTML_BYTES, under Gmail's clipping point. Abstracts are whole unless that budget
+needs cutting; then every abstract longer than one common length is cut there, at a word,
+with "…" and the paper's link, in both parts alike; below ABSTRACT_FLOOR characters the
+lowest-ranked papers are left out instead, and counted and listed as such. Titles, author
+lists, reasons and links have caps of their own, so that one paper never fills the budget.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ import functools
 import logging
 import os
 import re
-import textwrap
 import unicodedata
 from array import array
 from bisect import bisect_right
@@ -27,30 +33,56 @@ from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime
 from itertools import accumulate, repeat
 from operator import add
-from typing import AnyStr
+from typing import AnyStr, NamedTuple
 
 import css_inline
 import jinja2
 from markupsafe import Markup, escape
 
-from bot.models import Digest, DigestEntry, Paper, Reason
+from bot.models import MAX_PAPERS, Digest, DigestEntry, Paper, Reason
 
 log = logging.getLogger("paperbot.render")
 
-#: Gmail clips HTML bodies past ~102 KB; the HTML part is kept below this many bytes
+#: Gmail clips HTML bodies past ~102 KB; the HTML part's body as sent (transfer-encoded,
+#: CRLF line ends: at least what any client counts) is kept within this many bytes
 MAX_HTML_BYTES = 100_000
-#: abstracts are cut to about this many characters, at a word boundary
-ABSTRACT_CHARS = 700
-#: a long author list shows this many first authors, the followed ones, and the last
+#: an abstract cut to fit the budget keeps about this many characters (two lines) at least;
+#: when even that does not fit, the lowest-ranked papers are left out instead
+ABSTRACT_FLOOR = 200
+#: abstracts cut to fit are cut at a multiple of this many characters (cached cuts recur)
+ABSTRACT_STEP = 50
+#: longer than any real abstract (arXiv allows 1,920 characters): what is longer is cut
+#: here whatever the budget, so that a hostile feed cannot make every digest slow
+ABSTRACT_MAX = 5000
+#: titles are shown up to this many characters (long real titles have about 300)
+TITLE_CHARS = 500
+#: each author's name is shown up to this many characters
+AUTHOR_CHARS = 100
+#: a long author list shows this many first authors, the followed ones, and "and N more"
 HEAD_AUTHORS = 5
-#: width of a text-part abstract too long in bytes for one line (titles are never wrapped)
-TEXT_WIDTH = 76
+#: the most followed authors named in one long author list
+FOLLOWED_AUTHORS = 10
+#: reasons shown per paper ("and N more" past that), each up to REASON_CHARS characters
+MAX_REASONS = 10
+REASON_CHARS = 300
+#: links shown per paper; a longer URL than URL_CHARS is not shown
+MAX_LINKS = 8
+URL_CHARS = 2000
+#: without a page of recent matches to link to, the left-out papers' titles are listed in
+#: the digest, in at most this many bytes of the HTML part, each title cut to LIST_TITLE_CHARS
+LEFT_OUT_BYTES = 10_000
+LIST_TITLE_CHARS = 120
+#: abstracts in the HTML part are broken into lines of this many characters at most, at
+#: spaces (before their lines are packed): the part stays 7bit with no line too long
+SOFT_WRAP = 100
 #: HTML lines are packed up to this many bytes (the RFC 5322 limit is 998)
 PACKED_LINE = 990
 #: rendered entries kept: ~3 KB each. A day of 2,000 papers and 100,000 subscribers has
 #: 1.15 million entries but only ~160,000 distinct (paper, reasons): a cache this size
 #: serves 76% of them (half the size: 59%; twice: 86%, but past the 1 GB budget)
 PIECES_CACHE = 65536
+#: entries cut to fit kept: a cut piece is about 1.5 KB, and few digests need cutting
+CUTS_CACHE = 1024
 #: entries of the caches keyed by (paper, matched terms): a day of 2,000 papers and 100,000
 #: subscribers has about 50,000 such pairs, each ~1.5 KB of highlighted HTML
 RUN_CACHE = 65536
@@ -64,16 +96,23 @@ HTML_TEMPLATE = "digest.html.j2"
 #: where the papers go in the HTML document; autoescaping keeps any data from forging it
 _PAPERS_SLOT = "<!--papers-->"
 
+#: bidirectional-text controls: a feed can use them to make text display as something else
+#: ("Grokking exe.png"); they are removed from everything a digest or page shows
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_NO_BIDI = dict.fromkeys(map(ord, BIDI_CONTROLS))
+
 _DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"
 #: what may separate the words of a phrase in text: spaces, newlines, any kind of hyphen
 _GAP = rf"[\s{_DASHES}]+"
 _GAP_RE = re.compile(_GAP)
 #: a gap that is not already one plain space
 _OPEN_GAP = re.compile(rf"[\s{_DASHES}]{{2,}}|[^\S ]|[{_DASHES}]")
+_GAP_RUN = re.compile(rf"[\s{_DASHES}]{{2,}}")
 _WORD_CHAR = re.compile(r"\w")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _LINE_BREAK = re.compile(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]\s*")
-_SOFT_WRAP = re.compile(r"(.{1,100})(?: +|$)")
+#: a text-part line of at most PACKED_LINE bytes, broken at a space (ASCII; see `_wrapped`)
+_LONG_LINE = re.compile(rf"(.{{1,{PACKED_LINE}}})(?: +|$)")
 _NEWLINES = re.compile(rb"\r\n|\r|\n")
 _SIMPLE_CONTENT_TYPE = re.compile(
     r'(?P<type>text/(?:plain|html)); charset="utf-8"'
@@ -127,24 +166,50 @@ def render_digest(
     list_name: str = "paperbot",
     manage_url: str | None = None,
     unsubscribe_url: str | None = None,
+    matches_url: str | None = None,
 ) -> RenderedDigest:
-    """Render a digest's subject, text part and HTML part (CSS inlined, under MAX_HTML_BYTES)."""
-    count = len(digest.entries)
-    heading = f"{count} new {'paper' if count == 1 else 'papers'} matching your alerts"
+    """Render a digest's subject, text part and HTML part (CSS inlined, within MAX_HTML_BYTES).
+
+    Both parts show the same papers with the same (whole or cut) abstracts. `matches_url`
+    is the subscriber's page of recent matches, where papers left out can be seen; without
+    it their titles are listed in the digest, as many as fit.
+    """
+    frame = _Frame(
+        digest,
+        plain_text(list_name),
+        _safe_url(manage_url),
+        _safe_url(unsubscribe_url),
+        _safe_url(matches_url),
+    )
     pieces = [_entry_pieces(entry) for entry in digest.entries]
-    context = {
-        "heading": heading,
-        "subject": f"{list_name}: {heading}",
-        "list_name": list_name,
-        "email": digest.subscriber.email,
-        "omitted": digest.omitted,
-        "max_papers": digest.subscriber.max_papers,
-        "manage_url": _safe_url(manage_url),
-        "unsubscribe_url": _safe_url(unsubscribe_url),
-    }
-    text = _render_text([text for text, _ in pieces], context)
-    html = _render_html_within_budget(digest.entries, pieces, context)
+    context = frame.context(len(pieces))
+    html = _render_html([html for _, html in pieces], context)
+    texts = [text for text, _ in pieces]
+    if html_wire_size(html) > MAX_HTML_BYTES:
+        parts = [_entry_parts(entry) for entry in digest.entries]
+        count, limit, html = _fit(frame, parts, [html for _, html in pieces])
+        context = frame.context(count)
+        texts = [_cut_piece(part, limit)[0] for part in parts[:count]]
+    text = _render_text(texts, context)
     return RenderedDigest(subject=str(context["subject"]), text=text, html=html)
+
+
+def html_wire_size(html: str) -> int:
+    """The bytes of an HTML part's body as sent: transfer-encoded as `build_message` does
+    it, with CRLF line ends (at least what a mail client or Gmail counts of it)."""
+    encoding, data = _body_encoding(html)
+    global _last_encoded
+    _last_encoded = (html, encoding, data)  # the message built next encodes this again
+    return len(data) + data.count(b"\n")
+
+
+#: the body `html_wire_size` encoded last, and its encoding
+_last_encoded: tuple[str, str, bytes] = ("", "7bit", b"")
+
+
+def plain_text(text: str) -> str:
+    """The text without bidirectional-text controls (BIDI_CONTROLS), as it may be shown."""
+    return text if text.isascii() else text.translate(_NO_BIDI)
 
 
 def build_message(
@@ -251,25 +316,28 @@ def envelope_headers(message: EmailMessage) -> list[tuple[str, str]]:
 def entry_view(entry: DigestEntry) -> EntryView:
     """The template view of one digest entry (pure, cached: papers recur across digests)."""
     paper = entry.paper
-    title = _one_line(paper.title)
+    title = _display_title(paper.title)
     links = paper_links(paper)
-    authors = _author_items(paper.authors, _followed_authors(paper.authors, entry.reasons))
+    text, html = _author_views(paper.authors, _followed_authors(paper.authors, entry.reasons))
     return EntryView(
         title=title,
         title_html=highlight(title, _terms(entry.reasons)),
         url=links[0][1] if links else None,
-        authors=_authors_text(authors, len(paper.authors)),
-        authors_html=_authors_html(authors, len(paper.authors)),
-        sources=", ".join(paper.sources),
+        authors=text,
+        authors_html=Markup(html),
+        sources=plain_text(", ".join(paper.sources)),
         date=_paper_date(paper),
-        reasons=tuple(_reason_line(reason) for reason in entry.reasons),
-        abstract=_wrapped(paper.abstract, ABSTRACT_CHARS),
-        links=tuple((_LINK_NAMES.get(label, label), url) for label, url in links),
+        reasons=_reason_lines(entry.reasons),
+        abstract=_wrapped(paper.abstract),
+        links=tuple((_link_name(label), url) for label, url in links),
     )
 
 
 def paper_links(paper: Paper) -> tuple[tuple[str, str], ...]:
-    """A paper's (label, url) links, abstract page first, then PDF, code, HF; http(s) only."""
+    """A paper's (label, url) links, abstract page first, then PDF, code, HF; http(s) only.
+
+    At most MAX_LINKS, none longer than URL_CHARS.
+    """
     arxiv = f"https://arxiv.org/{{}}/{paper.arxiv_id}" if paper.arxiv_id else None
     candidates = [
         ("abs", paper.url or paper.link("abs") or (arxiv and arxiv.format("abs"))),
@@ -283,9 +351,9 @@ def paper_links(paper: Paper) -> tuple[tuple[str, str], ...]:
     seen: dict[str, str] = {}
     for label, url in candidates:
         safe = _safe_url(url)
-        if safe and safe not in seen:
+        if safe and len(safe) <= URL_CHARS and safe not in seen:
             seen[safe] = label
-    return tuple((label, url) for url, label in seen.items())
+    return tuple((label, url) for url, label in seen.items())[:MAX_LINKS]
 
 
 def shorten(text: str, limit: int) -> str:
@@ -295,10 +363,15 @@ def shorten(text: str, limit: int) -> str:
         return text
     if limit <= 0:
         return ""
+    return _cut_at_word(text, limit) + " …"
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    """Single-spaced text longer than `limit` cut at the last word that ends within it."""
     cut = text.rfind(" ", 0, limit + 1)
     if cut < limit // 2:  # one giant token: cut inside it rather than drop almost everything
         cut = limit
-    return text[:cut].rstrip(" ,;:.-") + " …"
+    return text[:cut].rstrip(" ,;:.-")
 
 
 def highlight(text: str, terms: tuple[str, ...]) -> Markup:
@@ -330,11 +403,13 @@ def highlight(text: str, terms: tuple[str, ...]) -> Markup:
 
 
 def limit_entry_cache(entries: int) -> None:
-    """Keep at most this many rendered entries (a render process trades speed for memory)."""
-    global PIECES_CACHE
+    """Keep at most this many rendered entries (a render process trades speed for memory),
+    and twice as many highlighted whole abstracts (the largest thing cached besides)."""
+    global PIECES_CACHE, _abstract_html
     PIECES_CACHE = entries
     while len(_PIECES) > entries:
         _PIECES.popitem(last=False)
+    _abstract_html = functools.lru_cache(maxsize=2 * entries)(_abstract_html.__wrapped__)
 
 
 def release_caches() -> None:
@@ -343,17 +418,23 @@ def release_caches() -> None:
         entry_view,
         _abstract_html,
         _title_html,
-        _wrapped_html,
+        _abstract_lines,
         _wrapped,
+        _reasons_shown,
+        _line_bytes,
+        _display_title,
+        _left_out_item,
         _HTML_SKELETONS,
         _TEXT_SKELETONS,
         _text_shell_skeleton,
         _author_views,
+        _styled_authors,
         _fold_with_index,
         _closed_gaps,
     ):
         cached.cache_clear()
     _PIECES.clear()
+    _CUTS.clear()
 
 
 def fold(text: str) -> str:
@@ -387,49 +468,167 @@ def _inliner() -> css_inline.CSSInliner:
     return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-def _render_html_within_budget(
-    entries: Sequence[DigestEntry], pieces: Sequence[tuple[str, str]], context: dict[str, object]
-) -> str:
-    """The HTML under MAX_HTML_BYTES: abstracts are shortened until it fits, papers never cut.
+# --- fitting the budget ---------------------------------------------------------------------
 
-    `pieces` are the entries' (text, HTML) at the usual abstract length.
-    """
-    parts: list[EntryParts] = []
 
-    def render(limit: int) -> str:
-        if limit == ABSTRACT_CHARS:
-            return _render_html([html for _, html in pieces], context)
-        parts[:] = parts or [_entry_parts(entry) for entry in entries]
-        return _render_html([_packed_html(part, limit) for part in parts], context)
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """One digest's document around its papers: whom it is for, where its links go, and
+    what it says about the papers it holds and leaves out."""
 
-    html = render(ABSTRACT_CHARS)
-    size = _byte_size(html)
-    if size < MAX_HTML_BYTES:
-        return html
-    bare = render(0)
-    bare_size = _byte_size(bare)
-    if bare_size >= MAX_HTML_BYTES:
-        return _render_last_resort(parts, context)
-    limit = ABSTRACT_CHARS
-    for _ in range(4):
-        # abstracts grow about linearly with the limit: aim a little below the budget
-        limit = limit * (MAX_HTML_BYTES - bare_size) * 19 // ((size - bare_size) * 20)
-        if limit < 40:
+    digest: Digest
+    list_name: str
+    manage_url: str | None
+    unsubscribe_url: str | None
+    matches_url: str | None
+
+    @property
+    def total(self) -> int:
+        """Papers matched: shown and left out."""
+        return len(self.digest.entries) + self.digest.omitted
+
+    def context(self, shown: int) -> dict[str, object]:
+        """The templates' values when the first `shown` papers are in the digest."""
+        subscriber = self.digest.subscriber
+        heading = _heading(shown, self.total)
+        omitted = self.total - shown
+        listed: tuple[tuple[str, str], ...] = ()
+        if omitted and self.matches_url is None:
+            listed = _left_out_list((*self.digest.entries[shown:], *self.digest.left_out))
+        return {
+            "heading": heading,
+            "subject": f"{self.list_name}: {heading}",
+            "list_name": self.list_name,
+            "email": plain_text(subscriber.email),
+            "omitted": omitted,
+            "max_papers": max(1, min(subscriber.max_papers, MAX_PAPERS)),
+            # fewer than max_papers shown, yet some left out: the size budget left them out
+            "size_limited": bool(omitted) and shown < len(self.digest.entries),
+            "manage_url": self.manage_url,
+            "unsubscribe_url": self.unsubscribe_url,
+            "matches_url": self.matches_url,
+            "leftout_html": "".join(html for html, _ in listed),
+            "leftout_text": "".join(text for _, text in listed),
+            "unlisted": omitted - len(listed),
+            "config_origin": subscriber.origin == "config",
+        }
+
+
+def _heading(shown: int, total: int) -> str:
+    """`3 new papers matching your alerts`, or `50 of 139 new papers ...` when capped."""
+    count = f"{shown} of {total}" if total > shown else str(shown)
+    return f"{count} new {'paper' if total == 1 else 'papers'} matching your alerts"
+
+
+@functools.lru_cache(maxsize=RUN_CACHE)
+def _left_out_item(paper: Paper) -> tuple[str, str]:
+    """A left-out paper's line in the list of them: (HTML, text)."""
+    view = entry_view(DigestEntry(paper, ()))
+    title, url = shorten(view.title, LIST_TITLE_CHARS), view.url
+    html = _render_block(HTML_TEMPLATE, "leftout", title=title, url=url)
+    inlined = str(_inliner().inline_fragment(html, _css()))
+    html = inlined.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    return html, _render_block(TEXT_TEMPLATE, "leftout", title=title, url=url)
+
+
+def _left_out_list(entries: Iterable[DigestEntry]) -> tuple[tuple[str, str], ...]:
+    """The (HTML, text) lines of the first left-out papers whose HTML fits in LEFT_OUT_BYTES."""
+    items: list[tuple[str, str]] = []
+    used = 0
+    for entry in entries:
+        html, text = _left_out_item(entry.paper)
+        used += len(html) + html.count("\n")
+        if used > LEFT_OUT_BYTES and items:
             break
-        html = render(limit)
-        size = _byte_size(html)
-        if size < MAX_HTML_BYTES:
-            return html
-    return bare
+        items.append((html, text))
+    return tuple(items)
 
 
-def _render_last_resort(entries: Sequence[EntryParts], context: dict[str, object]) -> str:
-    """No abstracts and no highlights: all that can go without dropping papers."""
-    plain = [replace(entry, terms=()) for entry in entries]
-    html = _render_html([_packed_html(entry, 0) for entry in plain], context)
-    if _byte_size(html) >= MAX_HTML_BYTES:
-        log.warning("the digest for %s is %d bytes of HTML", context["email"], _byte_size(html))
-    return html
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    """How one paper's HTML size (as sent) changes with the length its abstract is cut to."""
+
+    whole: int
+    #: where each line of the abstract ends in its text, and each line's bytes (as sent)
+    ends: tuple[int, ...]
+    line_bytes: tuple[int, ...]
+    #: what a cut adds: the "…" and the link to the whole abstract
+    cut_extra: int
+
+    @classmethod
+    def of(cls, part: EntryParts, html: str) -> _Estimate:
+        """The estimate of a paper from its HTML with the whole abstract."""
+        paper = part.paper
+        url = entry_view(DigestEntry(paper, ())).url or ""
+        return cls(
+            whole=len(html) + html.count("\n"),
+            ends=_abstract_lines(paper.abstract).ends,
+            line_bytes=_line_bytes(paper.abstract, part.terms),
+            cut_extra=100 + len(url),
+        )
+
+    def at(self, limit: int | None) -> int:
+        """About the bytes of this paper's HTML with its abstract cut to `limit`."""
+        kept = len(self.ends) if limit is None else max(1, bisect_right(self.ends, limit))
+        if kept >= len(self.line_bytes) or not self.ends:
+            return self.whole
+        return self.whole - sum(self.line_bytes[kept:]) + self.cut_extra
+
+
+@functools.lru_cache(maxsize=8192)
+def _line_bytes(abstract: str, terms: tuple[str, ...]) -> tuple[int, ...]:
+    """The bytes (as sent) of each line of the abstract's highlighted HTML."""
+    html = _abstract_html(abstract, terms).encode("ascii", "xmlcharrefreplace")
+    return tuple(len(line) + 2 for line in html.split(b"\n"))
+
+
+def _fit(
+    frame: _Frame, parts: Sequence[EntryParts], wholes: Sequence[str]
+) -> tuple[int, int | None, str]:
+    """(papers kept, abstract cut, HTML) of a digest whose whole abstracts do not fit.
+
+    Sizes are estimated from each paper's HTML with its whole abstract (`wholes`), then the
+    document is rendered and measured; when an estimate was short, the next try aims
+    lower by as much.
+    """
+    estimates = [_Estimate.of(part, html) for part, html in zip(parts, wholes, strict=True)]
+    target = MAX_HTML_BYTES
+    count, size, html = len(parts), 0, ""
+    for _ in range(6):
+        count, limit = _plan(frame, estimates, target)
+        html = _render_html([_cut_piece(p, limit)[1] for p in parts[:count]], frame.context(count))
+        size = html_wire_size(html)
+        if size <= MAX_HTML_BYTES:
+            return count, limit, html
+        target -= size - MAX_HTML_BYTES + 256
+    while count > 1:  # the estimates keep missing: fewer papers until it fits
+        count -= 1
+        html = _render_html(
+            [_cut_piece(p, ABSTRACT_FLOOR)[1] for p in parts[:count]], frame.context(count)
+        )
+        if html_wire_size(html) <= MAX_HTML_BYTES:
+            return count, ABSTRACT_FLOOR, html
+    log.warning("the digest for %s is %d bytes of HTML", frame.digest.subscriber.email, size)
+    return count, ABSTRACT_FLOOR, html
+
+
+def _plan(frame: _Frame, estimates: Sequence[_Estimate], target: int) -> tuple[int, int | None]:
+    """The most papers that fit `target` with abstracts cut to ABSTRACT_FLOOR, then the
+    longest cut (a multiple of ABSTRACT_STEP) those papers fit with, by the estimates."""
+
+    def size(count: int, limit: int | None) -> int:
+        shell = html_wire_size(_render_html([], frame.context(count)))
+        return shell + sum(estimate.at(limit) for estimate in estimates[:count])
+
+    # the most papers that fit at the floor (sizes grow with the count: a bisection)
+    counts = range(1, len(estimates) + 1)
+    count = max(1, bisect_right(counts, False, key=lambda n: size(n, ABSTRACT_FLOOR) > target))
+    if size(count, None) <= target:
+        return count, None
+    longest = max(max(estimate.ends, default=0) for estimate in estimates[:count])
+    steps = range(ABSTRACT_FLOOR, max(ABSTRACT_FLOOR, longest) + 1, ABSTRACT_STEP)
+    fits = bisect_right(steps, False, key=lambda limit: size(count, limit) > target)
+    return count, steps[max(0, fits - 1)]
 
 
 def _byte_size(text: str) -> int:
@@ -447,29 +646,110 @@ def _render_block(template_name: str, block: str, **values: object) -> str:
     return "".join(template.blocks[block](template.new_context(values)))
 
 
+# --- abstracts: whole, or cut after one of their lines -----------------------------------------
+#
+# An abstract as shown is broken into lines of at most SOFT_WRAP characters at spaces. A cut
+# keeps its first lines: the HTML of a cut abstract is then the first lines of the whole
+# abstract's highlighted HTML (cached), with no highlighting to redo, and the text part keeps
+# the same words.
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """An abstract as shown (whitespace collapsed, no bidi controls) in lines of at most
+    SOFT_WRAP characters broken at spaces, at most ABSTRACT_MAX characters of them."""
+
+    lines: tuple[str, ...]
+    #: where each line ends in the text (the lines joined by spaces)
+    ends: tuple[int, ...]
+    #: the abstract had more than ABSTRACT_MAX characters
+    truncated: bool
+
+    def within(self, limit: int) -> int:
+        """How many first lines fit in `limit` characters; at least one (if any)."""
+        return max(1, bisect_right(self.ends, limit)) if self.lines else 0
+
+
+@functools.lru_cache(maxsize=8192)
+def _abstract_lines(abstract: str) -> _Lines:
+    """The abstract's lines (a hostile megabyte is not even read whole)."""
+    sliced = len(abstract) > 4 * ABSTRACT_MAX
+    text = " ".join(plain_text(abstract[: 4 * ABSTRACT_MAX] if sliced else abstract).split())
+    lines = tuple(_break_lines(text, SOFT_WRAP).split("\n")) if text else ()
+    ends = tuple(end - 1 for end in accumulate(len(line) + 1 for line in lines))
+    whole = _Lines(lines, ends, sliced)
+    kept = whole.within(ABSTRACT_MAX)
+    return _Lines(lines[:kept], ends[:kept], sliced or kept < len(lines))
+
+
+class _Cut(NamedTuple):
+    """How an abstract is shown: its first `kept` lines of `lines`; it is cut when that is
+    fewer, or when it had more than ABSTRACT_MAX characters."""
+
+    kept: int
+    lines: int
+    truncated: bool
+
+    @property
+    def cut(self) -> bool:
+        """The abstract shown is not all of it."""
+        return self.truncated or self.kept < self.lines
+
+
+def _abstract_cut(abstract: str, limit: int | None) -> _Cut:
+    """How the abstract is shown with the cut `limit` (None: whole)."""
+    lines = _abstract_lines(abstract)
+    total = len(lines.lines)
+    return _Cut(total if limit is None else lines.within(limit), total, lines.truncated)
+
+
 @functools.lru_cache(maxsize=RUN_CACHE)
-def _abstract_html(abstract: str, terms: tuple[str, ...], limit: int) -> str:
-    return _styled(highlight(_wrapped_html(abstract, limit), terms))
+def _abstract_html(abstract: str, terms: tuple[str, ...]) -> str:
+    """The whole abstract as shown, highlighted, one line of it per line (cached)."""
+    return _styled(highlight("\n".join(_abstract_lines(abstract).lines), terms))
 
 
-@functools.lru_cache(maxsize=8192)
-def _wrapped_html(abstract: str, limit: int) -> str:
-    # newlines at spaces keep every HTML line short enough for an 8bit MIME part
-    return _SOFT_WRAP.sub("\\1\n", shorten(abstract, limit)).rstrip("\n")
+def _cut_html(abstract: str, terms: tuple[str, ...], cut: _Cut) -> str:
+    """The abstract's highlighted HTML, cut to its first `cut.kept` lines."""
+    html = _abstract_html(abstract, terms)
+    if cut.kept >= cut.lines:
+        return html
+    html = "\n".join(html.split("\n", cut.kept)[: cut.kept])
+    # a highlighted phrase that ran on past the cut is closed at it
+    return html + "</mark>" * (html.count("<mark") - html.count("</mark>"))
 
 
-@functools.lru_cache(maxsize=8192)
-def _wrapped(abstract: str, limit: int) -> str:
-    """The shortened abstract as one paragraph line: mail clients wrap it to their width.
+@functools.lru_cache(maxsize=4096)
+def _wrapped(abstract: str, kept: int | None = None) -> str:
+    """The abstract's first `kept` lines (None: all) as few long lines, which mail clients
+    wrap to their width.
 
-    A line of 76 makes an abstract ten lines, and lines are what SMTP servers spend their
-    time on (a server reads DATA line by line). Only an abstract too long in bytes for one
-    RFC 5322 line (non-Latin script) is wrapped.
+    A line of 76 makes an abstract twenty lines, and lines are what SMTP servers spend their
+    time on (a server reads DATA line by line). So an abstract is one line, or, when too long
+    in bytes for one RFC 5322 line, lines of up to PACKED_LINE bytes broken at spaces.
     """
-    text = shorten(abstract, limit)
+    text = " ".join(_abstract_lines(abstract).lines[:kept])
     if _byte_size(text) <= PACKED_LINE:
         return text
-    return textwrap.fill(text, TEXT_WIDTH, break_long_words=False, break_on_hyphens=False)
+    widest = 1 if text.isascii() else max(len(char.encode("utf-8")) for char in set(text))
+    return _break_lines(text, PACKED_LINE // widest)
+
+
+def _break_lines(text: str, width: int) -> str:
+    """Single-spaced text in lines of at most `width` characters, broken at spaces; a word
+    longer than that stays whole on a line of its own (one pass, no backtracking)."""
+    lines: list[str] = []
+    start = 0
+    while len(text) - start > width:
+        cut = text.rfind(" ", start, start + width + 1)
+        if cut <= start:
+            cut = text.find(" ", start + width)
+            if cut < 0:
+                break
+        lines.append(text[start:cut])
+        start = cut + 1
+    lines.append(text[start:])
+    return "\n".join(lines)
 
 
 # --- assembling digests from per-paper skeletons ----------------------------------------------
@@ -568,7 +848,7 @@ class EntryParts:
 
 
 def _entry_pieces(entry: DigestEntry) -> tuple[str, str]:
-    """The entry's text and HTML pieces (usual abstract length), from the cache if there.
+    """The entry's text and HTML pieces (whole abstract), from the cache if there.
 
     Keyed by paper and reasons: a popular alert gives many subscribers the same entry.
     """
@@ -578,8 +858,9 @@ def _entry_pieces(entry: DigestEntry) -> tuple[str, str]:
         _PIECES.move_to_end(key)
         return hit[1], hit[2]
     parts = _entry_parts(entry)
-    html = _packed_html(parts, ABSTRACT_CHARS)
-    _PIECES[key] = (entry.paper, _entry_text(parts), html)
+    whole = _abstract_cut(entry.paper.abstract, None)
+    html = _packed_html(parts, whole)
+    _PIECES[key] = (entry.paper, _entry_text(parts, whole), html)
     if len(_PIECES) > PIECES_CACHE:
         _PIECES.popitem(last=False)
     return _PIECES[key][1], html
@@ -589,12 +870,31 @@ def _entry_pieces(entry: DigestEntry) -> tuple[str, str]:
 _PIECES: OrderedDict[tuple[str, tuple[Reason, ...]], tuple[Paper, str, str]] = OrderedDict()
 
 
-def _packed_html(entry: EntryParts, limit: int) -> str:
+def _cut_piece(entry: EntryParts, limit: int | None) -> tuple[str, str]:
+    """The entry's text and HTML pieces with its abstract cut to `limit`, from the cache of
+    recent cuts if there (digests that need cutting share papers, and most cut as deep)."""
+    cut = _abstract_cut(entry.paper.abstract, limit)
+    key = (entry.paper.id, entry.reasons, cut.kept)
+    hit = _CUTS.get(key)
+    if hit is not None and (hit[0] is entry.paper or hit[0] == entry.paper):
+        return hit[1], hit[2]
+    text, html = _entry_text(entry, cut), _packed_html(entry, cut)
+    _CUTS[key] = (entry.paper, text, html)
+    if len(_CUTS) > CUTS_CACHE:
+        _CUTS.popitem(last=False)
+    return text, html
+
+
+#: (paper id, reasons, abstract lines kept) -> (paper, text piece, HTML piece), oldest first
+_CUTS: OrderedDict[tuple[str, tuple[Reason, ...], int], tuple[Paper, str, str]] = OrderedDict()
+
+
+def _packed_html(entry: EntryParts, cut: _Cut) -> str:
     """The entry's HTML as ASCII with its lines packed (see `_render_html`, `_pack_lines`).
 
     As ASCII it takes a third of the memory of a str with one "…" in it.
     """
-    html = _entry_html(entry, limit).encode("ascii", "xmlcharrefreplace").decode("ascii")
+    html = _entry_html(entry, cut).encode("ascii", "xmlcharrefreplace").decode("ascii")
     end = "\n" if html.endswith("\n") else ""  # the next paper starts on a line of its own
     return _pack_lines(html.removesuffix("\n")) + end
 
@@ -605,43 +905,72 @@ def _entry_parts(entry: DigestEntry) -> EntryParts:
         paper=entry.paper,
         terms=_terms(entry.reasons),
         reasons=entry.reasons,
-        authors=_author_views(authors, _followed_authors(authors, entry.reasons)),
+        authors=_styled_authors(authors, _followed_authors(authors, entry.reasons)),
     )
 
 
 @functools.lru_cache(maxsize=16384)
-def _author_views(authors: tuple[str, ...], followed: frozenset[int]) -> tuple[str, str]:
-    items = _author_items(authors, followed)
-    return _authors_text(items, len(authors)), _styled(_authors_html(items, len(authors)))
+def _author_views(authors: tuple[str, ...], followed: frozenset[int]) -> tuple[str, Markup]:
+    """The authors as shown: in the text part, and in HTML with followed ones in <strong>."""
+    items, more = _author_items(authors, followed)
+    return _authors_text(items, more), _authors_html(items, more)
 
 
-def _entry_text(entry: EntryParts) -> str:
-    skeleton = _text_skeleton(entry.paper, bool(entry.reasons))
-    reasons = skeleton.separator.join(map(_reason_line, entry.reasons))
-    return skeleton.fill({"authors": entry.authors[0], "why": reasons})
+@functools.lru_cache(maxsize=16384)
+def _styled_authors(authors: tuple[str, ...], followed: frozenset[int]) -> tuple[str, str]:
+    text, html = _author_views(authors, followed)
+    return text, _styled(html)
 
 
-def _entry_html(entry: EntryParts, limit: int) -> str:
+#: what an abstract is in a piece: none, whole, or cut (the cut ends with a link to it)
+_NO_ABSTRACT, _WHOLE, _CUT = 0, 1, 2
+
+
+def _abstract_state(cut: _Cut) -> int:
+    return _CUT if cut.cut else _WHOLE if cut.kept else _NO_ABSTRACT
+
+
+def _entry_text(entry: EntryParts, cut: _Cut) -> str:
     paper = entry.paper
-    abstract = _abstract_html(paper.abstract, entry.terms, limit) if limit else ""
-    skeleton = _html_skeleton(paper, bool(entry.reasons), bool(abstract))
+    state = _abstract_state(cut)
+    skeleton = _text_skeleton(paper, bool(entry.reasons), state)
     return skeleton.fill(
         {
-            "title": _title_html(paper.title, entry.terms),
-            "authors": entry.authors[1],
-            "why": skeleton.separator.join(map(_reason_html, entry.reasons)),
-            "abstract": abstract,
+            "authors": entry.authors[0],
+            "why": _reasons_shown(entry.reasons, skeleton.separator, html=False),
+            "abstract": _wrapped(paper.abstract, cut.kept) if state else "",
         }
     )
 
 
+def _entry_html(entry: EntryParts, cut: _Cut) -> str:
+    paper = entry.paper
+    state = _abstract_state(cut)
+    skeleton = _html_skeleton(paper, bool(entry.reasons), state)
+    return skeleton.fill(
+        {
+            "title": _title_html(paper.title, entry.terms),
+            "authors": entry.authors[1],
+            "why": _reasons_shown(entry.reasons, skeleton.separator, html=True),
+            "abstract": _cut_html(paper.abstract, entry.terms, cut) if state else "",
+        }
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _reasons_shown(reasons: tuple[Reason, ...], separator: str, *, html: bool) -> str:
+    """The reasons' lines joined by the template's separator (escaped for HTML)."""
+    lines = _reason_lines(reasons)
+    return separator.join(map(str, map(escape, lines)) if html else lines)
+
+
 @functools.lru_cache(maxsize=RUN_CACHE)
 def _title_html(title: str, terms: tuple[str, ...]) -> str:
-    return _styled(highlight(_one_line(title), terms))
+    return _styled(highlight(_display_title(title), terms))
 
 
-def _skeleton_view(paper: Paper, has_reasons: bool) -> EntryView:
-    """The paper's view with slots for what depends on the digest's reasons."""
+def _skeleton_view(paper: Paper, has_reasons: bool, abstract: int) -> EntryView:
+    """The paper's view with slots for what depends on the digest's reasons and size."""
     view = entry_view(DigestEntry(paper, ()))
     return replace(
         view,
@@ -649,47 +978,63 @@ def _skeleton_view(paper: Paper, has_reasons: bool) -> EntryView:
         authors=_slot("authors") if paper.authors else "",
         authors_html=Markup(_slot("authors")),
         reasons=(_slot("why1"), _slot("why2")) if has_reasons else (),
+        abstract=_slot("abstract") if abstract else "",
     )
 
 
-def _html_skeleton(paper: Paper, has_reasons: bool, has_abstract: bool) -> Skeleton:
+def _html_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
     return _HTML_SKELETONS.get(
         paper,
-        (has_reasons, has_abstract),
-        lambda: _new_html_skeleton(paper, has_reasons, has_abstract),
+        (has_reasons, abstract),
+        lambda: _new_html_skeleton(paper, has_reasons, abstract),
     )
 
 
-def _text_skeleton(paper: Paper, has_reasons: bool) -> Skeleton:
-    return _TEXT_SKELETONS.get(paper, has_reasons, lambda: _new_text_skeleton(paper, has_reasons))
+def _text_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+    return _TEXT_SKELETONS.get(
+        paper,
+        (has_reasons, abstract),
+        lambda: _new_text_skeleton(paper, has_reasons, abstract),
+    )
 
 
-def _new_html_skeleton(paper: Paper, has_reasons: bool, has_abstract: bool) -> Skeleton:
-    view = _skeleton_view(paper, has_reasons)
-    abstract = Markup(_slot("abstract")) if has_abstract else Markup("")
-    html = _render_block(HTML_TEMPLATE, "paper", e=view, abstract=abstract)
+def _new_html_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+    view = _skeleton_view(paper, has_reasons, abstract)
+    html = _render_block(
+        HTML_TEMPLATE,
+        "paper",
+        e=view,
+        abstract=Markup(_slot("abstract")) if abstract else Markup(""),
+        cut=abstract == _CUT,
+    )
     inlined = str(_inliner().inline_fragment(html, _css()))
-    names = ["title", *(["authors"] if paper.authors else []), *(["why"] if has_reasons else [])]
-    return Skeleton.of(inlined, names + (["abstract"] if has_abstract else []))
+    return Skeleton.of(inlined, _piece_slots(paper, has_reasons, abstract, title=True))
 
 
-def _new_text_skeleton(paper: Paper, has_reasons: bool) -> Skeleton:
-    text = _render_block(TEXT_TEMPLATE, "paper", e=_skeleton_view(paper, has_reasons))
-    names = [*(["authors"] if paper.authors else []), *(["why"] if has_reasons else [])]
-    return Skeleton.of(text.rstrip("\n") + "\n", names)
+def _new_text_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+    view = _skeleton_view(paper, has_reasons, abstract)
+    text = _render_block(TEXT_TEMPLATE, "paper", e=view, cut=abstract == _CUT)
+    return Skeleton.of(
+        text.rstrip("\n") + "\n", _piece_slots(paper, has_reasons, abstract, title=False)
+    )
+
+
+def _piece_slots(paper: Paper, has_reasons: bool, abstract: int, *, title: bool) -> list[str]:
+    """The slots a paper's skeleton must have."""
+    return [
+        *(["title"] if title else []),
+        *(["authors"] if paper.authors else []),
+        *(["why"] if has_reasons else []),
+        *(["abstract"] if abstract else []),
+    ]
 
 
 def _render_html(papers: Sequence[str], context: dict[str, object]) -> str:
     """The document around the papers, from a skeleton inlined once per kind of digest."""
-    omitted = int(str(context["omitted"]))
-    skeleton = _shell_skeleton(
-        str(context["list_name"]),
-        min(omitted, 2),
-        context["manage_url"] is not None,
-        context["unsubscribe_url"] is not None,
-    )
+    skeleton = _shell_skeleton(_ShellKind.of(context))
     values = {slot: str(escape(context[key])) for slot, key in _SHELL_SLOTS.items() if context[key]}
     values["papers"] = "".join(papers)
+    values["leftout"] = str(context["leftout_html"])
     # ASCII with character references (the CSS is ASCII, where they would not work): the
     # part is then 7bit, and sizing, packing and encoding it are plain byte counts
     return skeleton.fill(values).encode("ascii", "xmlcharrefreplace").decode("ascii")
@@ -697,16 +1042,10 @@ def _render_html(papers: Sequence[str], context: dict[str, object]) -> str:
 
 def _render_text(papers: Sequence[str], context: dict[str, object]) -> str:
     """The text part: a skeleton per number of papers (the template numbers them)."""
-    omitted = int(str(context["omitted"]))
-    skeleton = _text_shell_skeleton(
-        str(context["list_name"]),
-        len(papers),
-        min(omitted, 2),
-        context["manage_url"] is not None,
-        context["unsubscribe_url"] is not None,
-    )
+    skeleton = _text_shell_skeleton(_ShellKind.of(context), len(papers))
     values = {slot: str(context[key]) for slot, key in _SHELL_SLOTS.items() if context[key]}
     values.update((f"p{i}", paper) for i, paper in enumerate(papers))
+    values["leftout"] = str(context["leftout_text"])
     return skeleton.fill(values)
 
 
@@ -716,16 +1055,51 @@ _SHELL_SLOTS = {
     "subject": "subject",
     "email": "email",
     "omitted": "omitted",
+    "unlisted": "unlisted",
     "maxpapers": "max_papers",
     "manageurl": "manage_url",
     "unsubscribeurl": "unsubscribe_url",
+    "matchesurl": "matches_url",
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _ShellKind:
+    """What the document's wording depends on; the numbers and links go into its slots.
+
+    `omitted` and `unlisted` are 0, 1 or 2 for "two or more": the wording depends on
+    that, not on the number.
+    """
+
+    list_name: str
+    omitted: int
+    unlisted: int
+    listed: bool
+    size_limited: bool
+    manage: bool
+    unsubscribe: bool
+    matches: bool
+    config_origin: bool
+
+    @classmethod
+    def of(cls, context: Mapping[str, object]) -> _ShellKind:
+        """The kind of document a digest's context makes."""
+        return cls(
+            list_name=str(context["list_name"]),
+            omitted=min(int(str(context["omitted"])), 2),
+            unlisted=min(int(str(context["unlisted"])), 2),
+            listed=bool(context["leftout_html"]),
+            size_limited=bool(context["size_limited"]),
+            manage=context["manage_url"] is not None,
+            unsubscribe=context["unsubscribe_url"] is not None,
+            matches=context["matches_url"] is not None,
+            config_origin=bool(context["config_origin"]),
+        )
+
+
 @functools.lru_cache(maxsize=64)
-def _shell_skeleton(list_name: str, omitted: int, manage: bool, unsubscribe: bool) -> Skeleton:
-    """`omitted` is 0, 1 or 2 for "two or more": the wording depends on it, not the number."""
-    context = _shell_context(list_name, omitted, manage, unsubscribe)
+def _shell_skeleton(kind: _ShellKind) -> Skeleton:
+    context = _shell_context(kind)
     shell = _template(HTML_TEMPLATE).render(context, papers=Markup(_slot("papers")))
     skeleton = Skeleton.of(str(_inliner().inline(shell)), ["papers", "email", "heading"])
     return replace(skeleton, statics=tuple(map(_pack_inner_lines, skeleton.statics)))
@@ -745,25 +1119,28 @@ def _pack_inner_lines(static: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _text_shell_skeleton(
-    list_name: str, count: int, omitted: int, manage: bool, unsubscribe: bool
-) -> Skeleton:
-    context = _shell_context(list_name, omitted, manage, unsubscribe)
+def _text_shell_skeleton(kind: _ShellKind, count: int) -> Skeleton:
+    context = _shell_context(kind)
     papers = [_slot(f"p{i}") for i in range(count)]
     text = _template(TEXT_TEMPLATE).render(context, papers=papers)
     return Skeleton.of(text, ["email", "heading", *(f"p{i}" for i in range(count))])
 
 
-def _shell_context(
-    list_name: str, omitted: int, manage: bool, unsubscribe: bool
-) -> dict[str, object]:
+def _shell_context(kind: _ShellKind) -> dict[str, object]:
     """The templates' context with slots for what differs between digests of one kind."""
     context: dict[str, object] = {key: _slot(slot) for slot, key in _SHELL_SLOTS.items()}
     context.update(
-        list_name=list_name,
-        omitted=omitted if omitted < 2 else _slot("omitted"),
-        manage_url=_slot("manageurl") if manage else None,
-        unsubscribe_url=_slot("unsubscribeurl") if unsubscribe else None,
+        list_name=kind.list_name,
+        omitted=kind.omitted if kind.omitted < 2 else _slot("omitted"),
+        unlisted=kind.unlisted if kind.unlisted < 2 else _slot("unlisted"),
+        leftout=Markup(_slot("leftout")) if kind.listed else "",
+        size_limited=kind.size_limited,
+        manage_url=_slot("manageurl") if kind.manage else None,
+        unsubscribe_url=_slot("unsubscribeurl") if kind.unsubscribe else None,
+        matches_url=_slot("matchesurl") if kind.matches else None,
+        config_origin=kind.config_origin,
+        budget_kb=MAX_HTML_BYTES // 1000,
+        max_papers_bound=MAX_PAPERS,
     )
     return context
 
@@ -802,17 +1179,34 @@ def _reason_line(reason: Reason) -> str:
     """`keyword: transform* (matched: transformer, Transformers)`; terms only if they differ."""
     alert = fold(reason.alert)
     extra = [t for t in dict.fromkeys(reason.terms) if fold(t) != alert]
-    return f"{reason}" + (f" (matched: {', '.join(extra)})" if extra else "")
+    line = f"{reason}" + (f" (matched: {', '.join(extra)})" if extra else "")
+    return shorten(plain_text(line), REASON_CHARS)
 
 
 @functools.lru_cache(maxsize=65536)
-def _reason_html(reason: Reason) -> str:
-    return str(escape(_reason_line(reason)))
+def _reason_lines(reasons: tuple[Reason, ...]) -> tuple[str, ...]:
+    """The reasons as shown: the first MAX_REASONS, the last saying how many more there are."""
+    lines = [_reason_line(reason) for reason in reasons[:MAX_REASONS]]
+    if len(reasons) > MAX_REASONS:
+        lines[-1] += f" (and {len(reasons) - MAX_REASONS} more)"
+    return tuple(lines)
 
 
 def _one_line(title: str) -> str:
     """The title on one line: only whitespace runs that break the line become one space."""
     return _LINE_BREAK.sub(" ", title).strip()
+
+
+@functools.lru_cache(maxsize=16384)
+def _display_title(title: str) -> str:
+    """The title as shown: on one line, no bidi controls, cut at a word past TITLE_CHARS."""
+    shown = _one_line(plain_text(title))
+    return shown if len(shown) <= TITLE_CHARS else shorten(shown, TITLE_CHARS)
+
+
+def _link_name(label: str) -> str:
+    """What a link is called in a digest: a known label's name, else the label (short)."""
+    return _LINK_NAMES.get(label) or shorten(plain_text(label), 40)
 
 
 def _paper_date(paper: Paper) -> str:
@@ -821,10 +1215,15 @@ def _paper_date(paper: Paper) -> str:
 
 
 def _safe_url(url: str | None) -> str | None:
-    """The URL if it is http(s) (a feed must not smuggle in javascript: links), else None."""
+    """The URL if it is http(s) (a feed must not smuggle in javascript: links), else None.
+
+    A URL with a bidi control in it is refused too: it could display as another address.
+    """
     if not url:
         return None
     url = url.strip()
+    if not url.isascii() and url != plain_text(url):
+        return None
     return url if url.lower().startswith(("https://", "http://")) else None
 
 
@@ -861,34 +1260,44 @@ def _author_keys(name: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _author_items(authors: Sequence[str], followed: frozenset[int]) -> list[tuple[str, bool]]:
-    """(name, followed) pairs to show; ("", False) marks a gap of left-out authors."""
+def _author_items(
+    authors: Sequence[str], followed: frozenset[int]
+) -> tuple[list[tuple[str, bool]], int]:
+    """(name, followed) pairs to show, and how many authors are not shown.
+
+    ("", False) marks a gap of left-out authors between two shown ones. A long list shows
+    its first HEAD_AUTHORS and its followed ones (the first FOLLOWED_AUTHORS of them).
+    """
     count = len(authors)
     if count <= HEAD_AUTHORS + 2:
         shown = list(range(count))
     else:
-        shown = sorted({*range(HEAD_AUTHORS), *followed, count - 1})
+        shown = sorted({*range(HEAD_AUTHORS), *sorted(followed)[:FOLLOWED_AUTHORS]})
     items: list[tuple[str, bool]] = []
     for previous, index in zip([-1, *shown], shown, strict=False):
         if index != previous + 1:
             items.append(("", False))
-        items.append((authors[index], index in followed))
-    return items
+        items.append((_display_name(authors[index]), index in followed))
+    return items, count - len(shown)
 
 
-def _authors_text(items: Sequence[tuple[str, bool]], count: int) -> str:
+def _authors_text(items: Sequence[tuple[str, bool]], more: int) -> str:
     names = ", ".join(name or "…" for name, _ in items)
-    return f"{names} ({count} authors)" if ("", False) in items else names
+    return f"{names} and {more} more" if more else names
 
 
-def _authors_html(items: Sequence[tuple[str, bool]], count: int) -> Markup:
+def _authors_html(items: Sequence[tuple[str, bool]], more: int) -> Markup:
     names = Markup(", ").join(
         Markup("<strong>{}</strong>").format(name) if followed else escape(name or "…")
         for name, followed in items
     )
-    if ("", False) in items:
-        names += Markup(" ({} authors)").format(count)
-    return names
+    return names + Markup(" and {} more").format(more) if more else names
+
+
+@functools.lru_cache(maxsize=65536)
+def _display_name(name: str) -> str:
+    """An author's name as shown: on one line, no bidi controls, at most AUTHOR_CHARS."""
+    return shorten(plain_text(name), AUTHOR_CHARS)
 
 
 # --- folding and term patterns --------------------------------------------------------------
@@ -961,6 +1370,8 @@ def _closed_gaps(folded: str) -> tuple[str, Sequence[int]]:
     """
     if not _OPEN_GAP.search(folded):
         return folded, range(len(folded))
+    if not _GAP_RUN.search(folded):  # each gap one character (a newline, a hyphen): in place
+        return _GAP_RE.sub(" ", folded), range(len(folded))
     pieces: list[str] = []
     where = array("I")
     pos = 0
@@ -1004,19 +1415,28 @@ def _text_part(subtype: str, body: str) -> DigestMessage:
     """A text/* part, encoded by hand: the stdlib's content manager is several times slower."""
     part = DigestMessage(policy=MESSAGE_POLICY)
     part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
-    if "\r" in body:
-        body = body.replace("\r\n", "\n").replace("\r", "\n")
-    data = body.encode("utf-8")
-    if max(map(len, data.split(b"\n"))) <= 998:  # RFC 5322 line limit, else quoted-printable
-        part.set_raw("Content-Transfer-Encoding", "7bit" if data.isascii() else "8bit")
+    last, encoding, data = _last_encoded
+    if body is not last:
+        encoding, data = _body_encoding(body)
+    part.set_raw("Content-Transfer-Encoding", encoding)
+    if encoding == "quoted-printable":
+        part.set_payload(data.decode("ascii"))
+    else:
         # the stdlib keeps 8bit payloads as surrogate-escaped str and writes back the bytes
         payload = data.decode("ascii", "surrogateescape")
         part.set_payload(payload)
         part.wire_body = (payload, data)
-    else:
-        part.set_raw("Content-Transfer-Encoding", "quoted-printable")
-        part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
     return part
+
+
+def _body_encoding(body: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, the encoded body with "\\n" line ends) of a text part."""
+    if "\r" in body:
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+    data = body.encode("utf-8")
+    if max(map(len, data.split(b"\n"))) <= 998:  # RFC 5322 line limit, else quoted-printable
+        return ("7bit" if data.isascii() else "8bit"), data
+    return "quoted-printable", binascii.b2a_qp(data, istext=True)
 
 
 def _pack_lines(html: str) -> str:

@@ -86,6 +86,18 @@ class PendingDigest:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentMatch:
+    """A paper matched for a subscriber: why, when, and the digest it was put in (if yet)."""
+
+    match: Match
+    matched_at: datetime
+    digest_id: int | None = None
+    #: pending, sent, skipped (`--no-send`), failed or dropped; None: not in a digest yet
+    digest_status: str | None = None
+    digest_created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """Something the operator should hear about (e.g. `subscriber_suspended`), once."""
 
@@ -1148,6 +1160,24 @@ class Store:
             (email,),
         )
         return [Match(pid, _reasons_from(reasons), score) for pid, reasons, score in rows]
+
+    def recent_matches(self, email: str, since: datetime, limit: int) -> list[RecentMatch]:
+        """This subscriber's matches recorded since `since`, newest first, at most `limit`:
+        those a digest left out for room as well as those it showed."""
+        rows = self.db.execute(
+            "SELECT m.paper_id, m.reasons, m.score, m.matched_at, d.id, d.status, d.created"
+            " FROM matches m JOIN subscribers s ON s.id = m.subscriber_id"
+            " LEFT JOIN digests d ON d.id = m.digest_id"
+            " WHERE s.email = ? AND m.matched_at >= ?"
+            " ORDER BY m.matched_at DESC, m.digest_id DESC LIMIT ?",
+            (email, _iso(since), limit),
+        )
+        return [
+            RecentMatch(
+                Match(pid, _reasons_from(reasons), score), _dt(at) or since, did, status, _dt(made)
+            )
+            for pid, reasons, score, at, did, status, made in rows
+        ]
 
     def matched_paper_ids(self, email: str) -> set[str]:
         """Every paper ever matched for this subscriber (delivered or waiting)."""

@@ -36,13 +36,14 @@ from starlette.routing import Route
 
 from bot.alertpreview import PREVIEW_DAYS, AlertPreview, preview_alerts
 from bot.config import Config
-from bot.deliver import make_sender, message_domain, sender_address
+from bot.deliver import MATCHES_PAGE, make_sender, message_domain, sender_address
 from bot.errors import ConfigError, PaperbotError, SendError, StoreBusy, StoreError
-from bot.models import Subscriber
+from bot.matchlist import MATCHES_DAYS, MATCHES_LIMIT, match_list
+from bot.models import Paper, Subscriber
 from bot.query import QueryError
 from bot.recent import RecentPapers
 from bot.render import EntryView, entry_view
-from bot.store import Store, SubscriberRecord
+from bot.store import RecentMatch, Store, SubscriberRecord, utcnow
 from bot.tokens import (
     SECRET_ENV,
     TokenData,
@@ -214,6 +215,7 @@ class _Site:
             Route("/confirm/{token}", self.confirm, methods=["GET"]),
             Route("/manage/{token}", self.manage_page, methods=["GET"]),
             Route("/manage/{token}", self.manage_save, methods=["POST"]),
+            Route(f"/manage/{{token}}/{MATCHES_PAGE}", self.matches_page, methods=["GET"]),
             Route("/unsubscribe/{token}", self.unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
             Route("/link", self.link_page, methods=["GET"]),
@@ -340,6 +342,33 @@ class _Site:
         log.info("alerts saved: %s", sub.email)
         form = AlertForm.from_subscriber(saved.subscriber, self.config.timezone)
         return await self._form_page(request, "manage.html.j2", form, record=saved, saved=True)
+
+    async def matches_page(self, request: Request) -> Response:
+        """Every paper matched for the subscriber lately, shown or left out of a digest."""
+        found = await self._manageable(request)
+        if isinstance(found, Response):
+            return found
+        email = found.subscriber.email
+        since = utcnow() - timedelta(days=MATCHES_DAYS)
+
+        def work(store: Store) -> tuple[list[RecentMatch], dict[str, Paper]]:
+            matches = store.recent_matches(email, since, MATCHES_LIMIT)
+            return matches, store.papers(m.match.paper_id for m in matches)
+
+        matches, papers = await self._store(work)
+        listed = match_list(matches, papers, _page_number(request))
+        views = [[entry_view(e) for e in group.entries] for group in listed.groups]
+        return self._page(
+            request,
+            "matches.html.j2",
+            status=200,
+            record=found,
+            listed=listed,
+            views=views,
+            days=MATCHES_DAYS,
+            limit=MATCHES_LIMIT,
+            **self._links(request, found),
+        )
 
     async def _config_page(
         self, request: Request, record: SubscriberRecord, status: int = 200
@@ -647,8 +676,10 @@ class _Site:
         return link(self._base(request), purpose, token)
 
     def _links(self, request: Request, record: SubscriberRecord) -> dict[str, str]:
+        manage = self._link(request, "manage", record)
         return {
-            "manage_url": self._link(request, "manage", record),
+            "manage_url": manage,
+            "matches_url": f"{manage}/{MATCHES_PAGE}",
             "unsubscribe_url": self._link(request, "unsubscribe", record),
         }
 
@@ -670,11 +701,13 @@ class _Site:
         )
 
     def _manage_mail(self, request: Request, record: SubscriberRecord, reason: str) -> EmailMessage:
+        links = self._links(request, record)
         return manage_mail(
             self._mail_settings(request),
             record.subscriber,
             reason=reason,
-            **self._links(request, record),
+            manage_url=links["manage_url"],
+            unsubscribe_url=links["unsubscribe_url"],
         )
 
     async def _send_then(
@@ -756,6 +789,12 @@ def _page_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def _page_number(request: Request) -> int:
+    """The `?page=` asked for: a number from 1, else the first page."""
+    value = request.query_params.get("page", "1")
+    return int(value) if value.isdigit() and len(value) <= 6 else 1
 
 
 def _by_field(errors: Sequence[FieldError]) -> dict[str, list[FieldError]]:

@@ -530,7 +530,7 @@ def test_a_50_paper_digest_has_every_header_and_fits_the_size_limit(
     assert message["Sender"] == "bounces@example.org"
     assert received.mail_from == "bounces@example.org", "bounces go to the Sender"
     assert message["Reply-To"] == "help@example.org"
-    assert message["Subject"] == "paperbot: 50 new papers matching your alerts"
+    assert message["Subject"] == "paperbot: 50 of 60 new papers matching your alerts"
     assert message["Date"].datetime is not None
     assert message["List-Id"] == "paperbot <paperbot.example.org>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -548,7 +548,7 @@ def test_a_50_paper_digest_has_every_header_and_fits_the_size_limit(
     assert len(html.encode("utf-8")) < 100_000, "under Gmail's clipping size"
     assert html.count('class="paper"') == 50, "abstracts are cut, never papers"
     assert "10 more matching papers were left out" in html
-    assert f"{BASE_URL}/manage/" in html
+    assert re.search(rf'href="{BASE_URL}/manage/[^"/]+/matches"', html), "where they are"
     assert all(len(line) <= 998 for line in received.raw.split(b"\r\n")), "RFC 5322 lines"
     text = part(message, "plain")
     assert [f"Diffusion study number {i}" in text for i in range(60)].count(True) == 50

@@ -102,7 +102,7 @@ def lab_config(tmp_path: Path, http_server: LocalHTTPServer, smtp_server: Any) -
         sources=[arxiv_source(http_server)],
         smtp=smtp_section(smtp_server),
         subscribers=[
-            {"email": "ada@example.org", "keywords": ["diffusion"], "max_papers": 500},
+            {"email": "ada@example.org", "keywords": ["diffusion"], "max_papers": 100},
             {"email": "remy@example.org", "authors": ["Benjamin Rémy"]},
             {"email": "nobody@example.org", "keywords": ["zebrafish cartography"]},
         ],
@@ -277,7 +277,7 @@ def test_preview_shows_the_next_digest_without_sending(
         tmp_path,
         sources=[arxiv_source(http_server)],
         smtp=smtp_section(smtp_server),
-        subscribers=[{"email": "ada@example.org", "keywords": ["diffusion"], "max_papers": 500}],
+        subscribers=[{"email": "ada@example.org", "keywords": ["diffusion"], "max_papers": 100}],
     )
     smtp_server.stop()
     assert run(config, "once") == 1, "the digest stays pending"
@@ -327,6 +327,7 @@ CONFIG_ERRORS = [
         r"subscribers\[0\]\.keywords: ",
     ),
     ({"max_papers": "many"}, r"max_papers: "),
+    ({"max_papers": 101}, r"max_papers: .*less than or equal to 100"),
     (
         {
             "sources": [
