@@ -182,7 +182,7 @@ class SubscriberSettings(_Strict):
     authors: list[str] = []
     categories: list[str] = []
     exclude: list[str] = []
-    max_papers: int | None = Field(None, ge=1, le=MAX_PAPERS)
+    max_papers: int | None = Field(None, ge=1)
     frequency: Literal["daily", "weekly"] | None = None
     weekday: str | None = None
     send_at: str | None = None
@@ -242,7 +242,9 @@ class _Settings(_Strict):
     admin_email: str | None = None
     list_name: str = "paperbot"
     max_papers: int = Field(
-        50, ge=1, le=MAX_PAPERS, description="papers a digest holds at most; the rest are listed"
+        50,
+        ge=1,
+        description=f"papers a digest holds (at most {MAX_PAPERS}); the rest are listed",
     )
     frequency: Literal["daily", "weekly"] = "daily"
     weekday: str = "monday"
@@ -524,7 +526,7 @@ def _subscribers(settings: _Settings) -> tuple[Subscriber, ...]:
                 authors=tuple(sub.authors),
                 categories=tuple(sub.categories),
                 exclude=tuple(sub.exclude),
-                max_papers=sub.max_papers or settings.max_papers,
+                max_papers=_capped_max_papers(sub.max_papers, settings.max_papers),
                 frequency=sub.frequency or settings.frequency,
                 weekday=parse_weekday(sub.weekday or settings.weekday),
                 send_at=sub.send_at or settings.send_at,
@@ -532,6 +534,15 @@ def _subscribers(settings: _Settings) -> tuple[Subscriber, ...]:
             )
         )
     return tuple(result)
+
+
+def _capped_max_papers(own: int | None, default: int) -> int:
+    """The subscriber's max_papers, at most MAX_PAPERS (what a digest holds).
+
+    Lowered rather than refused, so that a config written before the bound keeps working;
+    the papers past it are still listed in the digest, and check-config shows the value used.
+    """
+    return min(own or default, MAX_PAPERS)
 
 
 def _cadence_value(key: str | None, value: str | None) -> str | None:

@@ -327,7 +327,7 @@ CONFIG_ERRORS = [
         r"subscribers\[0\]\.keywords: ",
     ),
     ({"max_papers": "many"}, r"max_papers: "),
-    ({"max_papers": 101}, r"max_papers: .*less than or equal to 100"),
+    ({"max_papers": 0}, r"max_papers: .*greater than or equal to 1"),
     (
         {
             "sources": [

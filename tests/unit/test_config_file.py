@@ -13,6 +13,7 @@ import yaml
 
 from bot.config import MAX_CONFIG_BYTES, check_url, load_config, parse_config
 from bot.errors import ConfigError
+from bot.models import MAX_PAPERS
 
 GOOD = """\
 database: data/paperbot.db
@@ -216,3 +217,18 @@ def test_a_bad_base_url_is_refused(url: str, problem: str) -> None:
 )
 def test_good_urls_pass(url: str) -> None:
     assert check_url(url) == url
+
+
+def test_a_max_papers_above_what_a_digest_holds_counts_as_the_most_it_holds() -> None:
+    text = """
+max_papers: 20
+subscribers:
+  - email: ada@example.org
+    keywords: [grokking]
+    max_papers: 500
+  - email: bo@example.org
+    keywords: [grokking]
+"""
+    config = parse_config(text)
+
+    assert [s.max_papers for s in config.subscribers] == [MAX_PAPERS, 20]
