@@ -22,6 +22,9 @@ _HTML_START = re.compile(
 )
 _XML_START = re.compile(rb"^\s*<")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: the longest run of digits read as an integer; Python refuses past 4,300 (and takes
+#: quadratic time before that), and no count, page or cursor of a real source comes near
+_LONGEST_INT = 1_000
 
 
 def with_query(url: str, params: Mapping[str, str]) -> str:
@@ -46,11 +49,25 @@ def query_value(url: str, name: str) -> str | None:
 
 
 def read_json(body: bytes, url: str) -> Any:
-    """The JSON document in `body`; a `ParseError` saying what came instead when it is not JSON."""
+    """The JSON document in `body`; a `ParseError` saying what came instead when it is not JSON.
+
+    A number too long to be an integer is read as the float it spells (infinity), so that
+    the item holding it is read without that field rather than the whole document lost;
+    arrays or objects nested too deep for the parser are a `ParseError`, never a crash.
+    """
     try:
-        return json.loads(body)
+        return json.loads(body, parse_int=_json_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"{url}: expected JSON, got {describe_body(body, exc)}") from None
+    except RecursionError:
+        raise ParseError(
+            f"{url}: expected JSON, got arrays or objects nested too deep to read"
+        ) from None
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer; one longer than `_LONGEST_INT` digits is infinity (no count at all)."""
+    return int(digits) if len(digits) <= _LONGEST_INT else float(digits)
 
 
 def describe_body(body: bytes, exc: Exception | None = None) -> str:
