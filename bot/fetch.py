@@ -333,6 +333,12 @@ class Fetcher:
             return _Failure(_status_line(response), retryable=True, retry_after=retry_after)
         if status != 304 and not 200 <= status < 300:
             return _Failure(_status_line(response), retryable=False)
+        if status == 304 and not _conditional_headers(validators):
+            # "Not modified" since nothing: a broken server or cache, whose every answer
+            # would otherwise pass for a quiet day while the source is never read
+            return _Failure(
+                f"{_status_line(response)} to a request that was not conditional", False
+            )
         body = b""
         if status != 304:
             read = await self._read_capped(response, watch)
