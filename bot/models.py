@@ -50,12 +50,15 @@ class Listing:
     """What a parser read from one fetched document: its papers and the next page, if any.
 
     `problems` has one line per item that was skipped or read without a field (see
-    `bot.sources.items`); the pipeline logs them with the source's name.
+    `bot.sources.items`); the pipeline logs them with the source's name. `complete` is
+    False when the document ends before its end (a truncated download): its papers are
+    kept, but not its validators, so that the next fetch asks for the whole of it again.
     """
 
     papers: tuple[Paper, ...]
     next_url: str | None = None
     problems: tuple[str, ...] = ()
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,7 +135,8 @@ async def _fetch_pages(
                 log.warning("source %s: %s: %s", spec.name, url, problem)
             for paper in listing.papers:
                 papers.setdefault(paper.id, paper)
-            validators.append((url, response.validators))
+            if listing.complete:  # a truncated document is asked for in full next time
+                validators.append((url, response.validators))
             url = listing.next_url
     return list(papers.values()), validators, not_modified
 

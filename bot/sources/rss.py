@@ -38,6 +38,9 @@ _MARKUP = re.compile(r"<[A-Za-z/][^>]*>|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
 _ARXIV_TITLE_SUFFIX = re.compile(
     r"\.?\s*\(arXiv:[^\s()\[\]]+\s*(?:\[(?P<category>[^\]\s]+)\])?\s*(?P<flag>[A-Z ]*?)\s*\)\s*$"
 )
+# What expat says when the document stops with elements still open: a truncated download
+# (a gzip stream or a Content-Length cut short), never a feed that is merely malformed.
+_TRUNCATED = frozenset({"no element found", "unclosed token", "unclosed CDATA section"})
 _ANNOUNCE_TYPE = re.compile(r"Announce Type:\s*(?P<type>[\w-]+)")
 # Block elements end a line of text; inline ones (`H<sub>2</sub>O`) sit inside a word.
 _BLOCK_TAGS = [
@@ -133,14 +136,34 @@ def listing_from_entries(feed: Any, build: Callable[[Any], Paper | None], url: s
     so that is a `ParseError` rather than an empty day.
     """
     problem = _xml_problem(feed)
+    truncated = is_truncated(feed)
+    # The last entry of a truncated feed may itself be cut (an abstract half there): it
+    # waits for the next fetch, which asks for the whole feed again.
+    entries = feed.entries[:-1] if truncated else feed.entries
+    if truncated and not entries:
+        raise ParseError(
+            f"{url}: the feed stops before its end ({problem}), cut short in transfer?"
+        )
     read = read_items(
-        feed.entries,
+        entries,
         lambda entry, _notes: build(entry),
         url=url,
         noun=("entry", "entries"),
         broken=f"the feed is {problem}" if problem else "",
     )
-    return Listing(read.papers, problems=read.problems)
+    if not truncated:
+        return Listing(read.papers, problems=read.problems)
+    cut = (
+        f"the feed stops before its end ({problem}), cut short in transfer? Its first"
+        f" {len(entries)} entries are read; the whole feed is asked for next time"
+    )
+    return Listing(read.papers, problems=(*read.problems, cut), complete=False)
+
+
+def is_truncated(feed: Any) -> bool:
+    """Whether the XML ended with elements still open (the rest of the document is missing)."""
+    error = _xml_error(feed)
+    return isinstance(error, xml.sax.SAXParseException) and error.getMessage() in _TRUNCATED
 
 
 def paper_from_entry(entry: Any, url: str) -> Paper:

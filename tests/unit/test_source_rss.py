@@ -235,7 +235,7 @@ def test_not_a_feed(data: bytes, expected: str) -> None:
 
 def test_cut_feed_whose_only_entry_is_unreadable() -> None:
     data = b'<rss version="2.0"><channel><title>x</title><item><title>a</ti'
-    with pytest.raises(ParseError, match=r"none of 1 entries .* malformed XML \(unclosed token"):
+    with pytest.raises(ParseError, match=r"stops before its end \(malformed XML \(unclosed token"):
         parse_bytes(data)
 
 
@@ -256,6 +256,27 @@ def test_truncated_real_feed_keeps_what_it_has() -> None:
     papers = parse_bytes(cut).papers
     assert complete > 30
     assert len(papers) >= complete
+
+
+def test_a_truncated_feed_is_incomplete_and_its_last_entry_waits_for_the_whole() -> None:
+    data = (ARXIV / "rss_atom_cs.AI_2025-08-20_trimmed.xml").read_bytes()
+    cut = data[: data.index(b"</summary>", len(data) // 2)]  # inside an entry's abstract
+    listing = parse_bytes(cut)
+    assert not listing.complete
+    assert len(listing.papers) == cut.count(b"</entry>")  # the half-read entry is not kept
+    assert listing.problems[-1].startswith("the feed stops before its end (malformed XML")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [(b"</feed>", b"</feed><junk>"), (b"<title>", b"<title>&nbsp;")],
+    ids=["junk after the end", "undefined entity"],
+)
+def test_a_malformed_but_whole_feed_is_complete(damage: tuple[bytes, bytes]) -> None:
+    data = (ARXIV / "rss_atom_cs.AI_2025-08-20_trimmed.xml").read_bytes().replace(*damage, 1)
+    listing = parse_bytes(data)
+    assert listing.complete
+    assert len(listing.papers) == 86
 
 
 # --- helpers shared with arxiv-rss ----------------------------------------------------
