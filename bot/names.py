@@ -4,6 +4,8 @@ Sources hand authors over as one string in many shapes: "A B, C D and E F", "A B
 E F", bioRxiv's "Naka, A.; Shababo, B.", arXiv's "A (Univ, X), B and C", a lab page's "A,
 B, and 3 more authors". The rule:
 
+- a colon ends a group's name before its members ("LHCb collaboration: R. Aaij, et al.");
+  each side is then split by the rules below;
 - `;` separates names when there is one (then "Naka, A." is one name);
 - otherwise commas and "and"/"&" do, except that "Lastname, Given" is one name: a list of
   exactly two such pieces, or of such pairs joined by "and" ("Einstein, Albert and Taub,
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 
 # "and" or "&" between names, with the comma that may precede it ("A, B, and C").
 _AND = re.compile(r"(?:\s*,)?\s*(?<![^\s,])(?:and|&)(?!\S)\s*")
+# A colon after a collaboration's name, before its members (arXiv: "ATLAS Collaboration: ...").
+_GROUP_END = re.compile(r"\s*:\s+")
 _EDGE_AND = re.compile(r"^(?:and|&)(?:\s+|$)|\s+(?:and|&)$")
 _NAME_SUFFIX = re.compile(r"(?:Jr|Sr|II|III|IV)\.?", re.I)
 _TRAILING_PARENS = re.compile(r"^(?P<name>.*?)\s*\((?P<inner>[^()]*(?:\([^()]*\)[^()]*)*)\)$")
@@ -57,8 +61,12 @@ class _Piece:
 def split_authors(text: str) -> list[str]:
     """Split one joined author string into names (see the module docstring for the rule)."""
     text = _balanced(" ".join(text.split()))
-    if not text:
-        return []
+    groups = [group for group in _split_top(text, _GROUP_END) if group.strip(" ,;")]
+    return [name for group in groups for name in _split_list(group)]
+
+
+def _split_list(text: str) -> list[str]:
+    """Names from a list without group colons: by `;`, else by commas and "and"."""
     if ";" in text:
         by_semicolon = [p for p in split_top_level(text, ";") if _EDGE_JUNK.sub("", p)]
         if len(by_semicolon) > 1:

@@ -41,6 +41,8 @@ _ARXIV_TITLE_SUFFIX = re.compile(
 # What expat says when the document stops with elements still open: a truncated download
 # (a gzip stream or a Content-Length cut short), never a feed that is merely malformed.
 _TRUNCATED = frozenset({"no element found", "unclosed token", "unclosed CDATA section"})
+# The pre-2024 feed's title flags, as the announcement types the new feed names them by.
+_OLD_FLAGS = {"UPDATED": "replace", "CROSS LISTED": "cross"}
 _ANNOUNCE_TYPE = re.compile(r"Announce Type:\s*(?P<type>[\w-]+)")
 # Block elements end a line of text; inline ones (`H<sub>2</sub>O`) sit inside a word.
 _BLOCK_TAGS = [
@@ -312,7 +314,8 @@ def split_arxiv_suffix(title: str) -> tuple[str, str | None, str]:
 def announce_type(entry: Any) -> str | None:
     """`new`, `cross`, `replace`... from arXiv's element, its description, or an old title.
 
-    The pre-2024 feed marked a replacement only by "UPDATED" in the title suffix.
+    The pre-2024 feed marked a replacement only by "UPDATED" in the title suffix, and a
+    cross-list by "CROSS LISTED".
     """
     value = entry_text(entry, "arxiv_announce_type").strip().lower()
     if value:
@@ -321,7 +324,7 @@ def announce_type(entry: Any) -> str | None:
     if match:
         return match.group("type").lower()
     _title, _category, flag = split_arxiv_suffix(collapse(entry_text(entry, "title")))
-    return "replace" if flag == "UPDATED" else None
+    return _OLD_FLAGS.get(flag)
 
 
 def is_replacement(kind: str | None) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.models import Listing, Paper
+from bot.sources import get_kind
 from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
 from bot.sources.rss import RssOptions, RssSource
 
@@ -207,3 +208,31 @@ def test_journal_rdf_titles_and_authors(nature: dict[str, Paper]) -> None:
     assert briefing.title == "AI & robotics briefing: What is AI, really?"
     assert briefing.authors == ("Katrina Krämer",)
     assert nature["doi:10.1038/d41586-024-02230-x"].authors == ()
+
+
+# --- PhysBiblio's captures of export.arxiv.org/rss/hep-ex (2021 and 2018) --------------
+
+PHYSBIBLIO_2021 = FIXTURES / "arxiv" / "rss10_hep-ex_2021-07-08_physbiblio_placeholders.rdf"
+PHYSBIBLIO_2018 = FIXTURES / "arxiv" / "rss10_hep-ex_2018-05-23_physbiblio_trimmed.rdf"
+
+
+def old_hep_ex(path: Path) -> dict[str, Paper]:
+    """An old hep-ex feed read by the arxiv-rss kind, replacements included, by id."""
+    source = get_kind("arxiv-rss")
+    options = source.options_model(url=ARXIV_URL, include_replacements=True)
+    return {p.id: p for p in source.parse(path.read_bytes(), ARXIV_URL, options).papers}
+
+
+def test_the_old_feeds_flags_are_announcement_types() -> None:
+    papers = old_hep_ex(PHYSBIBLIO_2021)
+    assert papers["2107.03419"].announce_type is None  # a new submission had no flag
+    assert papers["2106.00550"].announce_type == "cross"  # "CROSS LISTED"
+    assert papers["2007.03939"].announce_type == "replace"  # "UPDATED"
+    assert old_hep_ex(PHYSBIBLIO_2018)["1805.09166"].announce_type == "cross"
+
+
+def test_a_collaboration_before_its_members_and_authors_not_shown_are_not_one_name() -> None:
+    # dc:creator: "<a ...>LHCb collaboration</a>: <a ...>R. Aaij</a>, et al. (909
+    # additional authors not shown)", and "<a ...>Christopher Dilks</a> (STAR Collaboration)"
+    assert old_hep_ex(PHYSBIBLIO_2021)["2107.03419"].authors == ("LHCb collaboration", "R. Aaij")
+    assert old_hep_ex(PHYSBIBLIO_2018)["1805.08875"].authors == ("Christopher Dilks",)
