@@ -23,10 +23,17 @@ class ParseError(PaperbotError):
 
 
 class FetchError(PaperbotError):
-    """A source URL could not be fetched (network error, HTTP error, too large)."""
+    """A source URL could not be fetched (network error, HTTP error, too large).
 
-    def __init__(self, url: str, message: str) -> None:
+    `body` is the start of an error answer's body (a 4xx page), where a server may say
+    why; the source's kind can read it (`SourceKind.explain`).
+    """
+
+    body: bytes = b""
+
+    def __init__(self, url: str, message: str, *, body: bytes = b"") -> None:
         self.url = url
+        self.body = body
         super().__init__(f"{url}: {message}")
 
 

@@ -26,6 +26,8 @@ from bot.errors import FetchDeadline, FetchError
 PROJECT_URL = "https://github.com/paperbot"
 #: statuses worth another try: the server is overloaded or a proxy hiccupped
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: how much of an error answer's body is kept for the source's kind to explain
+ERROR_BODY = 65_536
 #: statuses whose Retry-After we honour (RFC 9110 §10.2.3, RFC 6585 §4)
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: transport failures that are usually transient (a dropped or refused connection, a stall)
@@ -120,6 +122,7 @@ class _Failure:
     what: str
     retryable: bool
     retry_after: float | None = None
+    body: bytes = b""
 
 
 @dataclass(slots=True)
@@ -332,7 +335,8 @@ class Fetcher:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             return _Failure(_status_line(response), retryable=True, retry_after=retry_after)
         if status != 304 and not 200 <= status < 300:
-            return _Failure(_status_line(response), retryable=False)
+            body = await self._read_start(response, ERROR_BODY) if 400 <= status < 500 else b""
+            return _Failure(_status_line(response), retryable=False, body=body)
         if status == 304 and not _conditional_headers(validators):
             # "Not modified" since nothing: a broken server or cache, whose every answer
             # would otherwise pass for a quiet day while the source is never read
@@ -371,10 +375,24 @@ class Fetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def _read_start(self, response: httpx.Response, limit: int) -> bytes:
+        """Up to `limit` bytes of the (decoded) body; b"" when it cannot be read."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    break
+        except httpx.HTTPError:
+            pass  # the status says enough; the body was only a bonus
+        return b"".join(chunks)[:limit]
+
     def _retry_delay(self, url: str, failure: _Failure, attempt: int, watch: Deadline) -> float:
         """Seconds to wait before the next attempt; raises FetchError when giving up."""
         if not failure.retryable:
-            raise FetchError(url, failure.what)
+            raise FetchError(url, failure.what, body=failure.body)
         if failure.retry_after is not None and failure.retry_after > self._max_retry_after:
             # Sleeping for an hour would stall the whole run; report it and let the next run try.
             raise FetchError(

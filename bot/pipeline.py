@@ -100,7 +100,7 @@ async def fetch_source(
     except ParseError as exc:
         status, error = "broken", str(exc)
     except FetchError as exc:
-        status, error = "error", str(exc)
+        status, error = "error", _explained(exc, spec)
     except Exception as exc:  # a bug in one kind must not stop the other sources
         log.debug("source %s: unexpected error", spec.name, exc_info=True)
         status, error = "error", clean_text(f"unexpected {type(exc).__name__}: {exc}")[:300]
@@ -110,6 +110,16 @@ async def fetch_source(
         return SourceOutcome(spec, record, started, tuple(papers), tuple(validators))
     record = FetchRecord(spec.name, status, 0, 0, time.monotonic() - clock, error)
     return SourceOutcome(spec, record, started)
+
+
+def _explained(exc: FetchError, spec: SourceSpec) -> str:
+    """The error's line, and what the server's error answer says when the kind can read it."""
+    try:
+        detail = get_kind(spec.kind).explain(exc.body) if exc.body else None
+    except Exception:  # the body of an error answer is hostile too: it only ever adds words
+        log.debug("source %s: its error answer could not be read", spec.name, exc_info=True)
+        detail = None
+    return f"{exc}: {clean_text(detail)[:300]}" if detail else str(exc)
 
 
 async def _fetch_pages(

@@ -81,18 +81,28 @@ class ArxivApiSource(SourceKind):
     def parse(self, body: bytes, url: str, options: ArxivApiOptions) -> Listing:
         """The entries of one answer; an `Error` entry or a non-feed is a `ParseError`."""
         feed = read_feed(body, url, sanitize=False)
-        _raise_for_error_entry(feed, url)
+        error = _error_entry(feed)
+        if error is not None:
+            raise ParseError(f"{url}: {error}")
         return listing_from_entries(feed, paper_from_entry, url)
 
+    def explain(self, body: bytes) -> str | None:
+        """The API's own words on a bad query: since 2025 it answers HTTP 400 with them."""
+        try:
+            return _error_entry(read_feed(body, API_URL, sanitize=False))
+        except ParseError:
+            return None
 
-def _raise_for_error_entry(feed: Any, url: str) -> None:
-    """arXiv reports a bad query as a 200 answer whose one entry is titled `Error`."""
+
+def _error_entry(feed: Any) -> str | None:
+    """`arXiv API error: ...` when the answer is arXiv's error entry (titled `Error`)."""
     for entry in feed.entries:
         if collapse(entry_text(entry, "title")) == "Error" and "/api/errors" in entry_text(
             entry, "id"
         ):
             detail = collapse(entry_text(entry, "summary")) or entry_text(entry, "id")
-            raise ParseError(f"{url}: arXiv API error: {detail}")
+            return f"arXiv API error: {detail}"
+    return None
 
 
 def paper_from_entry(entry: Any) -> Paper:

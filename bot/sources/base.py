@@ -71,6 +71,10 @@ class SourceKind(ABC):
         """How many `next_url` pages one fetch may follow."""
         return 1
 
+    def explain(self, body: bytes) -> str | None:
+        """What an error answer's body (a 4xx) says, when this kind knows its format."""
+        return None
+
 
 KINDS: dict[str, type[SourceKind]] = {}
 

@@ -167,3 +167,13 @@ def test_the_api_host_shares_arxivs_three_second_rule() -> None:
     fetcher = Fetcher(user_agent="test", host_intervals=HOST_INTERVALS)
     assert fetcher.interval_for("export.arxiv.org") == 3.0
     assert fetcher.interval_for("rss.arxiv.org") == 3.0
+
+
+def test_todays_error_answer_of_http_400_is_explained_in_the_apis_words() -> None:
+    # arxiv.py's recording of export.arxiv.org/api/query?id_list=abc: HTTP 400 and an
+    # Atom feed whose one entry is the error
+    body = (ARXIV / "api_error_400_bad_id_2026-04_arxivpy.xml").read_bytes()
+    source = ArxivApiSource()
+    assert source.explain(body) == "arXiv API error: incorrect id format for abc"
+    assert source.explain(b"<html><body>Bad Request</body></html>") is None
+    assert source.explain(b"\xff" * 100) is None
