@@ -272,10 +272,15 @@ def collapse(text: str) -> str:
 
 
 def entry_authors(entry: Any, *, split: Callable[[str], list[str]] = split_authors) -> list[str]:
-    """Author names: every `author`/`dc:creator` element as plain text, split into names."""
+    """Author names: every `author`/`dc:creator` element as plain text, split into names.
+
+    A feed rewritten without its namespaces (arXiv's, passed through a serializer that
+    drops prefixes) has a bare `<creator>`: it is read too.
+    """
     names = [str(a.get("name", "")) for a in entry.get("authors", []) if a.get("name")]
-    if not names and entry_text(entry, "author"):
-        names = [entry_text(entry, "author")]
+    for key in ("author", "creator"):
+        if not names and entry_text(entry, key):
+            names = [entry_text(entry, key)]
     return [name for raw in names for name in split(author_text(raw)) if name]
 
 
@@ -314,10 +319,13 @@ def split_arxiv_suffix(title: str) -> tuple[str, str | None, str]:
 def announce_type(entry: Any) -> str | None:
     """`new`, `cross`, `replace`... from arXiv's element, its description, or an old title.
 
+    The element may have lost its `arxiv:` prefix (a feed rewritten without namespaces).
+
     The pre-2024 feed marked a replacement only by "UPDATED" in the title suffix, and a
     cross-list by "CROSS LISTED".
     """
-    value = entry_text(entry, "arxiv_announce_type").strip().lower()
+    value = entry_text(entry, "arxiv_announce_type") or entry_text(entry, "announce_type")
+    value = value.strip().lower()
     if value:
         return value
     match = _ANNOUNCE_TYPE.search(entry_text(entry, "summary"))

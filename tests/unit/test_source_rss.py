@@ -294,3 +294,22 @@ def test_a_malformed_but_whole_feed_is_complete(damage: tuple[bytes, bytes]) -> 
 )
 def test_html_to_text(markup: str, text: str) -> None:
     assert " ".join(html_to_text(markup).split()) == text
+
+
+# --- Toseic/Arxiv-RSS: rss.arxiv.org rewritten without its namespaces (2025-10-17) ---------
+
+NO_NAMESPACES = ARXIV / "rss_filtered_no_namespaces_2025-10-17_toseic.xml"
+
+
+@pytest.mark.parametrize("kind", ["rss", "arxiv-rss"])
+def test_a_feed_that_lost_its_namespaces_still_has_authors_and_replacements(kind: str) -> None:
+    source = get_kind(kind)
+    options = source.options_model(url=FEED_URL)
+    listing = source.parse(NO_NAMESPACES.read_bytes(), FEED_URL, options)
+    # 31 items: 11 new, 11 cross, 4 replace, 5 replace-cross as bare <announce_type>
+    assert len(listing.papers) == 22
+    assert {p.announce_type for p in listing.papers} == {"new", "cross"}
+    assert all(p.authors for p in listing.papers)  # from a bare <creator>
+    first = next(p for p in listing.papers if p.arxiv_id == "2510.14369")
+    assert first.authors[0] == "Joseph E. Trujillo-Falcon"
+    assert len(first.authors) == 8
