@@ -3,7 +3,8 @@
 None of these documents was written for paperbot: the pre-2024 arXiv RSS 1.0 feeds and the
 old-format API answers PhysBiblio tests with, the 2026 API answers arxiv.py records
 (among them the HTTP 400 error answer of today's API), a feed a scraper builds from
-Nature's pages, a mirror's feed of Hugging Face Daily Papers, and two publications pages
+Nature's pages, a mirror's feed of Hugging Face Daily Papers, two arXiv feeds that other
+bots filter and republish (one rewritten without its namespaces), and two publications pages
 built by Hugo Academic and Wowchemy (see `tests/fixtures/PROVENANCE.md`). They are served
 as they are by the real HTTP server; one subscriber follows words and authors in them.
 What is stored must be plain: authors real names, abstracts without markup, no paper
@@ -42,6 +43,8 @@ SOURCES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "api-2026-ids": ("arxiv-api", A + "api_idlist_two_2026-04_arxivpy.xml", {}),
     "api-2026-old-id": ("arxiv-api", A + "api_idlist_old_style_2026-04_arxivpy.xml", {}),
     "api-2026-error": ("arxiv-api", "/api-error", {}),
+    "filtered": ("arxiv-rss", A + "rss_filtered_cs_2025-08-06_dzdydx_trimmed.xml", {}),
+    "no-namespaces": ("rss", A + "rss_filtered_no_namespaces_2025-10-17_toseic.xml", {}),
     "nature-scraped": ("rss", "rss/nature_research_articles_scraped_2026-01.xml", {}),
     "hf-mirror": ("rss", "rss/hf_daily_papers_mirror_2026-10-03_trimmed.xml", {}),
     "hugo-academic": (
@@ -71,6 +74,8 @@ SUBSCRIBER = {
         "Asgard archaea",  # nature-scraped
         "world models",  # hf-mirror
         "example preprint",  # wowchemy (its journal article links the same arXiv id)
+        "time series forecasting",  # filtered
+        "object placement",  # no-namespaces
     ],
     "authors": ["Aaij", "Weißl"],
     "max_papers": 100,
@@ -148,6 +153,11 @@ def test_real_captures_of_other_projects_are_stored_plain_and_mailed_once(
     assert "2007.03939" not in papers, "an UPDATED entry of the old feed is a replacement"
     assert "Oliver Weißl" in json.loads(papers["2602.15552"]["authors"])
     assert {"1707.08567", "astro-ph/0601001"} <= set(papers)  # 0808.05394 does not exist
+    # a feed rewritten without namespaces: bare <creator>, and its replacements left out
+    assert json.loads(papers["2510.14627"]["authors"])[0] == "Yao Zhong"
+    assert not any(p["announce_type"] in ("replace", "replace-cross") for p in papers.values())
+    # the filtered feed's abstract is arXiv's, after the Chinese summary the project adds
+    assert papers["2508.02753"]["abstract"].startswith("Time Series Forecasting (TSF) faces")
 
     [digest] = outbox_digests(tmp_path / "outbox")
     listed = headings(text_of(digest))
@@ -161,6 +171,8 @@ def test_real_captures_of_other_projects_are_stored_plain_and_mailed_once(
         "Dominant contribution of Asgard archaea to eukaryogenesis",
         "LOCI: Spatial Linear Memory for Streaming World Models",
         "An example preprint / working paper",
+        "DMSC: Dynamic Multi-Scale Coordination Framework for Time Series Forecasting",
+        "GOPLA: Generalizable Object Placement Learning",
     ]
     for title in expected:
         assert [t for t in listed if t.startswith(title)] != [], title
