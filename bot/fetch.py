@@ -30,6 +30,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 ERROR_BODY = 65_536
 #: statuses whose Retry-After we honour (RFC 9110 §10.2.3, RFC 6585 §4)
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+#: what h11 says of an answer whose status line and headers pass its 64 KB limit
+_HEAD_TOO_LARGE = "Receive buffer too long"
 #: transport failures that are usually transient (a dropped or refused connection, a stall)
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 #: hosts that ask for a pause between requests (arXiv: one request every 3 seconds; Hugging
@@ -506,6 +508,10 @@ def _failure_from(exc: httpx.HTTPError, timeout: float) -> _Failure:
         return _Failure(_connect_problem(exc), retryable)
     if isinstance(exc, httpx.TooManyRedirects):
         return _Failure("too many redirects", retryable)
+    if isinstance(exc, httpx.DecodingError):  # a corrupt or cut gzip stream: may be transient
+        return _Failure(f"the compressed body is corrupt ({_one_line(exc)})", retryable=True)
+    if _HEAD_TOO_LARGE in str(exc):  # h11 stops reading an answer's head past 64 KB
+        return _Failure("the answer's headers are larger than 64 KB", retryable=False)
     if isinstance(exc, _TRANSIENT):
         return _Failure(f"connection lost: {_one_line(exc)}", retryable)
     return _Failure(_one_line(exc), retryable)

@@ -207,6 +207,8 @@ def test_broken_servers_are_one_line_each_and_the_good_ones_are_delivered(
         "good": "ok",
     }
     assert "not conditional" in errors["not-conditional-304"]
+    assert "the compressed body is corrupt" in errors["bad-checksum"]
+    assert errors["huge-headers"].endswith("the answer's headers are larger than 64 KB")
     assert "nested too deep" in errors["deep-json"]
     for name, error in errors.items():
         [line] = [line for line in result.stderr.splitlines() if f"source {name}: " in line]
