@@ -721,16 +721,19 @@ class _Delivery:
 
     def _later(self, item: _Item, delay: float) -> None:
         async def requeue() -> None:
-            try:
-                await asyncio.sleep(delay)
-                await self.queue.put(item)
-            except asyncio.CancelledError:  # the run stopped: the digest stays pending
-                self._track(-1)
-                raise
+            await asyncio.sleep(delay)
+            await self.queue.put(item)
 
         task = asyncio.create_task(requeue())
         self.retrying.add(task)
-        task.add_done_callback(self.retrying.discard)
+        task.add_done_callback(self._requeue_done)
+
+    def _requeue_done(self, task: asyncio.Task[None]) -> None:
+        self.retrying.discard(task)
+        # the run stopped: the digest stays pending. Counted here, not in the coroutine: a
+        # task cancelled before it first ran never runs its coroutine at all
+        if task.cancelled():
+            self._track(-1)
 
     def _backoff(self, attempt: int) -> float:
         return float(self.settings.retry_delay * 2**attempt)

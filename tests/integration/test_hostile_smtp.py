@@ -1,0 +1,138 @@
+"""A held-out hostile world for the mail side: SMTP servers that misbehave on the wire.
+
+Real aiosmtpd servers on 127.0.0.1 (tests/smtpserver.py) greet late or never, answer with
+bogus codes or replies that never end, hang up, stall, and `paperbot` runs against them as
+a real child process. Each case checks what the operator sees (the exit code, one line)
+and what the subscribers get: nothing marked sent that the server did not accept, nothing
+sent more than twice, and a later run against a healthy server delivers the rest once.
+Timeouts are small so the file stays fast; the defaults are used where they are the point.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.feedmaker import GrowingFeed
+from tests.httpserver import LocalHTTPServer
+from tests.integration.test_once import smtp_section, write_config
+from tests.smtpserver import SmtpTestServer
+
+#: a child process that has not stopped by then is a failure, not a hang
+STOP_TIMEOUT = 20
+READERS = [f"reader{n}@example.org" for n in range(3)]
+
+
+@pytest.fixture
+def feed(http_server: LocalHTTPServer) -> GrowingFeed:
+    """A feed with one paper every reader follows."""
+    grown = GrowingFeed()
+    grown.add("Grokking for everyone")
+    http_server.handle("/feed.xml", grown.reply)
+    return grown
+
+
+def readers_config(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, **smtp: Any
+) -> Path:
+    """Three readers of one served feed, mailed through the test server, one connection."""
+    return write_config(
+        tmp_path,
+        sources=[{"name": "journal", "kind": "rss", "url": http_server.url("/feed.xml")}],
+        smtp=smtp_section(smtp_server) | {"connections": 1, **smtp},
+        subscribers=[{"email": email, "keywords": ["grokking"]} for email in READERS],
+    )
+
+
+def start(config: Path, command: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m bot --config CONFIG COMMAND` as a real process, stderr to `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), command],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_until(condition: Any, what: str, timeout: float = STOP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> int:
+    """SIGTERM, then the exit code; a process still running after STOP_TIMEOUT fails."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(
+            f"still running {STOP_TIMEOUT} s after SIGTERM:\n{log.read_text()}"
+        ) from None
+
+
+def outbox(tmp_path: Path) -> Counter[tuple[str, int]]:
+    """Digests by (status, transmissions), straight from the SQLite file."""
+    with sqlite3.connect(tmp_path / "paperbot.db") as conn:
+        return Counter(
+            {
+                (status, transmissions): count
+                for status, transmissions, count in conn.execute(
+                    "SELECT status, transmissions, count(*) FROM digests GROUP BY 1, 2"
+                )
+            }
+        )
+
+
+def healthy_rerun_delivers_the_rest(
+    config: Path, smtp_server: SmtpTestServer, tmp_path: Path
+) -> Counter[str]:
+    """Heal the server, run `once`: every reader has the digest, none more than twice,
+    copies share their Message-ID, and every digest is marked sent. Copies per reader."""
+    smtp_server.healthy()
+    log = tmp_path / "rerun.log"
+    assert start(config, "once", log).wait(timeout=60) == 0, log.read_text()
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    assert sorted(copies) == READERS, "every reader got the digest"
+    assert max(copies.values()) <= 2, "never more than twice"
+    ids: dict[str, set[str]] = {}
+    for received in smtp_server.received:
+        ids.setdefault(received.recipients[0], set()).add(str(received.message["Message-ID"]))
+    assert all(len(found) == 1 for found in ids.values()), "a copy is the same message"
+    assert set(outbox(tmp_path)) <= {("sent", 0), ("sent", 1), ("sent", 2)}
+    return copies
+
+
+# --- stopping while the server stalls ------------------------------------------------------
+
+
+def test_sigterm_while_waiting_for_the_verdict_ends_and_counts_the_transmission(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
+) -> None:
+    # the verdict never comes; the run waits for it (3 s) as the message is on the wire,
+    # then must stop instead of trying the next message
+    config = readers_config(tmp_path, http_server, smtp_server, timeout=3)
+    smtp_server.after_data("stall")
+    log = tmp_path / "paperbot.log"
+    process = start(config, "once", log)
+    wait_until(lambda: smtp_server.received, "the first message to go out whole")
+
+    assert stop(process, log) == 1
+    assert "stopped by SIGTERM" in log.read_text()
+    assert len(smtp_server.received) == 1
+    assert outbox(tmp_path) == {("pending", 1): 1, ("pending", 0): 2}, "out once, not sent"
+    copies = healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path)
+    assert copies[smtp_server.received[0].recipients[0]] == 2, "the unconfirmed one went again"
