@@ -630,13 +630,13 @@ class _Delivery:
 
     def _failed(self, item: _Item, exc: SendError) -> None:
         """A send that did not reach the server, or that the server refused."""
-        if isinstance(exc, Withheld):
-            self._withdrawn(item.pending)
-        elif isinstance(exc, ServerUnavailable):
+        if isinstance(exc, ServerUnavailable):
             self._server_down(item, exc)
         elif isinstance(exc, FatalSendError):  # every further message would fail alike
-            self._stop(str(exc))
+            self._stop(str(exc))  # (or a stop was asked for: its message is withheld too)
             self._track(-1)
+        elif isinstance(exc, Withheld):
+            self._withdrawn(item.pending)
         elif not exc.permanent:
             if isinstance(exc, ConnectionTrouble):
                 self._trouble(exc)

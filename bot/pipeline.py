@@ -395,7 +395,7 @@ async def deliver_stage(
         progress.start("send", store.pending_count())
     guarded = GuardedSender(
         sender,
-        lambda: stop.requested,
+        stop,
         on_sent=lambda message: progress.advance("send", str(message["To"])),
     )
     try:

@@ -122,6 +122,9 @@ class SmtpSender(Sender):
                 raise
             self._clients[0].close()
             raise self._late(_Exchange("", None, "connect")) from None
+        except asyncio.CancelledError:
+            self._clients[0].close()
+            raise
 
     async def close(self) -> None:
         """Say QUIT on every open connection, all at once, waiting one `timeout` at most."""
@@ -157,8 +160,9 @@ class SmtpSender(Sender):
                 raise
             client.close()  # the conversation is out of step: never reuse it
             raise self._late(exchange) from None
-        except Withheld:
-            client.close()  # mid-DATA: a message without its final dot is discarded
+        except (Withheld, asyncio.CancelledError):
+            # mid-conversation: a message without its final dot is discarded by the server
+            client.close()
             raise
         finally:
             self._idle.put_nowait(client)

@@ -136,3 +136,29 @@ def test_sigterm_while_waiting_for_the_verdict_ends_and_counts_the_transmission(
     assert outbox(tmp_path) == {("pending", 1): 1, ("pending", 0): 2}, "out once, not sent"
     copies = healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path)
     assert copies[smtp_server.received[0].recipients[0]] == 2, "the unconfirmed one went again"
+
+
+@pytest.mark.parametrize("command", ["run", "once"])
+def test_sigterm_while_the_server_stalls_before_the_dot_ends_at_once_and_marks_nothing(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    feed: GrowingFeed,
+    command: str,
+) -> None:
+    # the defaults: each reply may take 30 s, each message 60 s; a stop must not wait them
+    config = readers_config(tmp_path, http_server, smtp_server)
+    smtp_server.stall("MAIL")
+    log = tmp_path / "paperbot.log"
+    process = start(config, command, log)
+    wait_until(lambda: smtp_server.stalled("MAIL"), "the first message to stall")
+
+    code = stop(process, log)
+
+    assert code == (0 if command == "run" else 1), log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert smtp_server.received == []
+    assert outbox(tmp_path) == {("pending", 0): 3}, "nothing went out, nothing is marked"
+    assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
+        READERS, 1
+    )
