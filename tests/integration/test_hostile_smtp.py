@@ -10,6 +10,7 @@ Timeouts are small so the file stays fast; the defaults are used where they are 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -22,10 +23,19 @@ from typing import Any
 
 import pytest
 
+from bot.errors import SendError
+from bot.senders import (
+    ConnectionTrouble,
+    DeliveryUnconfirmed,
+    FatalSendError,
+    ServerUnavailable,
+    SmtpSender,
+)
 from tests.feedmaker import GrowingFeed
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import smtp_section, write_config
-from tests.smtpserver import SmtpTestServer
+from tests.integration.test_senders import digest_to
+from tests.smtpserver import PASSWORD, USER, SmtpTestServer
 
 #: a child process that has not stopped by then is a failure, not a hang
 STOP_TIMEOUT = 20
@@ -159,6 +169,161 @@ def test_sigterm_while_the_server_stalls_before_the_dot_ends_at_once_and_marks_n
     assert "Traceback" not in log.read_text()
     assert smtp_server.received == []
     assert outbox(tmp_path) == {("pending", 0): 3}, "nothing went out, nothing is marked"
+    assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
+        READERS, 1
+    )
+
+
+# --- replies that are no SMTP reply, and a server closing the channel -------------------------
+
+
+def sender_for(server: SmtpTestServer, **options: Any) -> SmtpSender:
+    """A sender pointed at the test server, with small timeouts."""
+    settings: dict[str, Any] = {"host": server.host, "port": server.port, "security": "none"}
+    return SmtpSender(**(settings | {"timeout": 1.0, "deadline": 3.0} | options))
+
+
+def send_one(server: SmtpTestServer, **options: Any) -> SendError:
+    """Send one digest; the error it failed with (AssertionError if it went through)."""
+
+    async def scenario() -> SendError:
+        async with sender_for(server, **options) as sender:
+            try:
+                await sender.send(digest_to("ada@example.org"))
+            except SendError as exc:
+                return exc
+        raise AssertionError("the message was accepted")
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("MAIL", "999 what?"),
+        ("MAIL", "abc"),
+        ("RCPT", "999 what?"),
+        ("RCPT", "abc"),
+        ("RCPT", "354 go ahead"),
+        ("DATA", "250 whatever you say"),
+        ("DATA", "abc"),
+    ],
+)
+def test_a_reply_that_is_no_smtp_reply_is_trouble_with_the_server_never_a_refusal(
+    smtp_server: SmtpTestServer, command: str, reply: str
+) -> None:
+    smtp_server.answer(command, reply)
+    error = send_one(smtp_server)
+    # not a refusal of this recipient or message: a bounce would suspend a good address
+    assert type(error) is ConnectionTrouble, error
+    assert not error.permanent
+    shown = reply.split(" ", 1)[-1] if reply[:1].isdigit() else reply
+    assert shown in str(error)
+    assert "\n" not in str(error)
+    assert "-1" not in str(error), "aiosmtplib's code for no code is not shown"
+
+    smtp_server.healthy()
+
+    async def after() -> None:
+        # a conversation out of step is never reused: the next message gets a new one
+        async with sender_for(smtp_server) as sender:
+            await sender.send(digest_to("bo@example.org", 1))
+            await sender.send(digest_to("cy@example.org", 2))
+
+    before = smtp_server.connections
+    asyncio.run(after())
+    assert smtp_server.connections == before + 1
+    assert [r.recipients for r in smtp_server.received] == [
+        ("bo@example.org",),
+        ("cy@example.org",),
+    ]
+
+
+def test_a_bogus_verdict_after_the_final_dot_leaves_the_outcome_unknown(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.data_verdict("999 what?")
+    error = send_one(smtp_server)
+    assert isinstance(error, DeliveryUnconfirmed), error  # never "refused for good"
+    assert "999 what?" in str(error)
+
+
+@pytest.mark.parametrize("command", ["MAIL", "RCPT", "DATA"])
+def test_a_421_mid_session_is_the_server_going_away_not_a_refusal(
+    smtp_server: SmtpTestServer, command: str
+) -> None:
+    smtp_server.answer(command, "421 4.3.2 Service shutting down")
+    error = send_one(smtp_server)
+    assert isinstance(error, ServerUnavailable), error
+    assert str(error).endswith("421 4.3.2 Service shutting down")
+
+
+def test_a_421_after_the_final_dot_is_the_server_going_away(
+    smtp_server: SmtpTestServer,
+) -> None:
+    smtp_server.data_verdict("421 4.3.2 Service shutting down")
+    assert isinstance(send_one(smtp_server), ServerUnavailable)
+
+
+@pytest.mark.parametrize(
+    ("greeting", "error"),
+    [
+        ("999 hello", ServerUnavailable),  # a broken server may come back
+        ("abc", ServerUnavailable),
+        ("421 4.3.2 busy", ServerUnavailable),
+        ("554 5.7.1 no service for you", FatalSendError),  # a refusal needs the operator
+    ],
+)
+def test_a_bad_greeting_is_one_line_with_its_code(
+    smtp_server: SmtpTestServer, greeting: str, error: type[SendError]
+) -> None:
+    smtp_server.greet(greeting)
+    with pytest.raises(error) as excinfo:
+        asyncio.run(sender_for(smtp_server).open())
+    assert str(excinfo.value).endswith(greeting)
+
+
+def test_a_temporary_login_failure_is_worth_a_retry(smtp_server_factory: Any) -> None:
+    server = smtp_server_factory(auth=True)
+    server.answer("AUTH", "454 4.7.0 Temporary authentication failure")
+    with pytest.raises(ServerUnavailable) as excinfo:
+        asyncio.run(sender_for(server, username=USER, password=PASSWORD).open())
+    assert "454 4.7.0 Temporary authentication failure" in str(excinfo.value)
+    server.answer("AUTH", "535 5.7.8 Authentication credentials invalid")
+    with pytest.raises(FatalSendError) as refused:
+        asyncio.run(sender_for(server, username=USER, password=PASSWORD).open())
+    assert not isinstance(refused.value, ServerUnavailable)
+
+
+def test_bogus_codes_at_rcpt_bounce_nobody_and_lose_nothing(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
+) -> None:
+    config = readers_config(tmp_path, http_server, smtp_server, retry_delay=0, timeout=2)
+    smtp_server.answer("RCPT", "999 what?")
+    log = tmp_path / "paperbot.log"
+    assert start(config, "once", log).wait(timeout=60) == 1
+    assert "Traceback" not in log.read_text()
+    assert outbox(tmp_path) == {("pending", 0): 3}, "not failed for good: nothing was refused"
+    with sqlite3.connect(tmp_path / "paperbot.db") as conn:
+        assert conn.execute("SELECT max(hard_bounces) FROM subscribers").fetchone() == (0,)
+    assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
+        READERS, 1
+    )
+
+
+def test_a_server_answering_421_to_every_message_stops_the_run_with_one_line(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
+) -> None:
+    config = readers_config(tmp_path, http_server, smtp_server, retry_delay=0, retries=1)
+    smtp_server.answer("MAIL", "421 4.7.0 Try again later, closing connection")
+    log = tmp_path / "paperbot.log"
+    assert start(config, "once", log).wait(timeout=60) == 1
+    errors = [line for line in log.read_text().splitlines() if line.startswith("paperbot: send:")]
+    assert errors == [
+        f"paperbot: send: 127.0.0.1:{smtp_server.port} is closing the connection: 421 4.7.0"
+        " Try again later, closing connection (tried 2 times)"
+    ]
+    assert outbox(tmp_path) == {("pending", 0): 3}
     assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
         READERS, 1
     )
