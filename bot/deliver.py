@@ -445,8 +445,12 @@ class _Delivery:
             for task in done:
                 task.result()  # re-raises the first unexpected error
         finally:
-            for task in [*tasks, *self.retrying]:
+            others = [*tasks, *self.retrying]
+            for task in others:
                 task.cancel()
+            # waited for, their errors dropped: they are the first one again (a locked store)
+            # or its echo, and a send still unwinding must not find the sender closed under it
+            await asyncio.gather(*others, return_exceptions=True)
 
     async def _open(self) -> bool:
         for attempt in range(self.settings.retries + 1):
