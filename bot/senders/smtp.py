@@ -185,8 +185,13 @@ class SmtpSender(Sender):
                 raise
             client.close()  # the conversation is out of step: never reuse it
             raise self._late(exchange) from None
-        except (Withheld, asyncio.CancelledError):
-            # mid-conversation: a message without its final dot is discarded by the server
+        except SendError as exc:
+            if isinstance(exc, Withheld):  # mid-DATA: a message without its final dot is
+                client.close()  # discarded by the server
+            raise  # a refusal left the conversation in step (RSET), or closed it
+        except BaseException:
+            # cancelled, or the hook failed (a locked store): the conversation is where it
+            # was, maybe mid-DATA; reused, the next message would go into this one's data
             client.close()
             raise
         finally:

@@ -327,3 +327,24 @@ def test_a_server_answering_421_to_every_message_stops_the_run_with_one_line(
     assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
         READERS, 1
     )
+
+
+def test_whatever_the_last_moment_hook_raises_the_conversation_is_not_reused(
+    smtp_server: SmtpTestServer,
+) -> None:
+    # the delivery's hook counts the transmission in the store: it can meet a locked store
+    def locked() -> None:
+        raise RuntimeError("the store is locked")
+
+    async def scenario() -> None:
+        async with sender_for(smtp_server) as sender:
+            with pytest.raises(RuntimeError):
+                await sender.send(digest_to("ada@example.org", 1), before_transmit=locked)
+            # the server still waits for the first message's data: this one must not go
+            # into it (to Ada, under her envelope), but on a fresh conversation
+            await sender.send(digest_to("bo@example.org", 2))
+
+    asyncio.run(scenario())
+    assert [(r.recipients, r.message["Message-ID"]) for r in smtp_server.received] == [
+        (("bo@example.org",), "<digest-2.bo@example.org>")
+    ]
