@@ -95,6 +95,8 @@ PARENT_CHECK_SECONDS = 1.0
 RENDER_PROCESS_ENTRIES = 8192
 #: times a digest may go out whole without a verdict, ever (the second is the one retry)
 MAX_TRANSMISSIONS = 2
+#: the longest pause before a retry, however many retries doubled it
+MAX_RETRY_DELAY = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -740,7 +742,7 @@ class _Delivery:
             self._track(-1)
 
     def _backoff(self, attempt: int) -> float:
-        return float(self.settings.retry_delay * 2**attempt)
+        return min(float(self.settings.retry_delay * 2**attempt), MAX_RETRY_DELAY)
 
     def _stop(self, error: str) -> None:
         """Send nothing more: what is queued or waiting stays pending for the next run."""
