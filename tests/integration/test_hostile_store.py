@@ -9,10 +9,12 @@ line on stderr (never a traceback), and that nothing is lost or sent twice.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +81,80 @@ def test_a_database_locked_while_sending_on_several_connections_is_one_line(
     assert sorted(copies(smtp_server)) == sorted(READERS)
     assert max(copies(smtp_server).values()) <= 2, "only messages in flight go twice"
     assert outbox(database) == {"sent": len(READERS)}
+
+
+# --- what is at the path ----------------------------------------------------------------------
+
+
+def test_a_fifo_at_the_database_path_is_refused_not_waited_on(
+    tmp_path: Path, config: Path, smtp_server: SmtpTestServer
+) -> None:
+    os.mkfifo(tmp_path / "paperbot.db")  # reading it would wait for a writer for ever
+    result = subprocess.run(
+        paperbot_command(config, "-q", "once"), capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"paperbot: error: {tmp_path / 'paperbot.db'} is not a regular file (a FIFO), not a"
+        " paperbot store: check `database:` in the config, or move the file away to start"
+        " afresh"
+    ]
+    assert smtp_server.received == []
+
+
+def test_a_wal_left_without_its_database_is_refused_not_taken_for_a_new_install(
+    tmp_path: Path, config: Path, smtp_server: SmtpTestServer
+) -> None:
+    database = tmp_path / "paperbot.db"
+    assert run_paperbot(config, "-q", "once").returncode == 0
+    mailed = len(smtp_server.received)
+    # the latest changes live in the -wal until a checkpoint: keep one there, then lose the
+    # database file (moved, restored wrongly, deleted by hand) but not its -wal
+    writer = sqlite3.connect(database)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("INSERT INTO runs (started) VALUES ('2026-01-01T00:00:00+00:00')")
+    writer.commit()
+    saved = (tmp_path / "paperbot.db-wal").read_bytes()
+    assert saved, "the change is in the -wal"
+    writer.close()
+    for leftover in tmp_path.glob("paperbot.db*"):
+        leftover.unlink()
+    (tmp_path / "paperbot.db-wal").write_bytes(saved)
+
+    result = run_paperbot(config, "-q", "once")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"paperbot: error: {database}-wal is left without its database {database}: restore"
+        " the database beside it (the -wal holds its latest changes), or move the -wal away"
+        " to start afresh"
+    ]
+    assert len(smtp_server.received) == mailed, "nobody got their backlog again"
+    assert not database.exists()
+    assert (tmp_path / "paperbot.db-wal").read_bytes() == saved, "left alone"
+
+
+def test_a_run_through_a_symlink_waits_for_a_run_through_the_real_path(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "paperbot.db"
+    (tmp_path / "paperbot.db").symlink_to(real)
+    settings: dict[str, Any] = {
+        "sources": [arxiv_source(http_server)],
+        "smtp": smtp_section(smtp_server) | {"connections": 1},
+        "scheduling": {"lock_wait": 0},
+        "subscribers": [{"email": email, "keywords": ["diffusion"]} for email in READERS],
+    }
+    direct = write_config(tmp_path / "real", **settings)
+    linked = write_config(tmp_path, **settings)  # its database: the symlink
+    smtp_server.delay_data(0.5)  # the first run sends for six seconds
+    first = subprocess.Popen(paperbot_command(direct, "-q", "once"), stderr=subprocess.DEVNULL)
+    try:
+        smtp_server.wait_for(1, timeout=30)
+        second = run_paperbot(linked, "-q", "once")
+    finally:
+        first.wait(timeout=60)
+    assert second.returncode == 1, "one store, one run at a time, whatever path names it"
+    assert "another paperbot run is working on" in second.stderr
+    assert max(copies(smtp_server).values()) == 1
