@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
@@ -26,12 +27,15 @@ from bot.sources import KINDS, SourceOptions
 from bot.sources.base import MAX_DEADLINE
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger("paperbot")
 
 DEFAULT_CONFIG = Path("config/paperbot.yaml")
 #: largest config file read: room for about 100,000 subscribers with a few alerts each
 #: (PyYAML reads a few hundred KB a second); longer lists belong in the store (web sign-up)
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+#: a config file from this size on is announced before it is read (it takes seconds)
+LARGE_CONFIG_BYTES = 2**20
 #: the longest an SMTP reply may be waited for (RFC 5321's longest client timeout, for the
 #: reply to the final dot, is 10 minutes), and one message's whole exchange
 MAX_SMTP_TIMEOUT, MAX_MESSAGE_DEADLINE = 600.0, 3600.0
@@ -443,6 +447,10 @@ def load_config(path: Path) -> Config:
             f"the file is larger than {MAX_CONFIG_BYTES // 2**20} MB, too large for a config"
             " (list that many subscribers in the store: they can sign up on the web page)",
         )
+    if len(data) > LARGE_CONFIG_BYTES:  # a silent wait this long would look like a hang
+        log.info(
+            "reading %s: %.0f MB of config takes a while (about 2 s a MB)", path, len(data) / 2**20
+        )
     return parse_config(_decoded(data, path), path)
 
 
@@ -490,10 +498,21 @@ class _Refused(yaml.MarkedYAMLError):
     """Valid YAML that the config does not accept (an alias, a duplicate key)."""
 
 
-class _ConfigLoader(yaml.SafeLoader):
+#: libyaml's parser when PyYAML was built with it: three times faster on a large config
+_FastParser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ConfigLoader(yaml.composer.Composer, _FastParser):
     """PyYAML's safe loader that refuses anchors and aliases, so no alias bomb can grow
     (the config has nothing to share between places), and duplicate keys at any depth,
-    which YAML would otherwise settle silently with the last one."""
+    which YAML would otherwise settle silently with the last one.
+
+    The text is scanned and parsed by libyaml where PyYAML has it, the nodes composed here
+    (so that anchors and aliases are seen where they are written)."""
+
+    def __init__(self, stream: str) -> None:
+        _FastParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         """Refuse `&anchor` and `*alias` where they appear; compose anything else."""
@@ -523,7 +542,8 @@ class _ConfigLoader(yaml.SafeLoader):
                     problem_mark=key_node.start_mark,
                 )
             lines[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return mapping
 
 
 def _read_yaml(text: str, path: Path | None) -> dict[str, Any]:
