@@ -502,7 +502,7 @@ class _Refused(yaml.MarkedYAMLError):
 _FastParser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _ConfigLoader(yaml.composer.Composer, _FastParser):
+class _ConfigLoader(yaml.composer.Composer, _FastParser):  # type: ignore[misc]
     """PyYAML's safe loader that refuses anchors and aliases, so no alias bomb can grow
     (the config has nothing to share between places), and duplicate keys at any depth,
     which YAML would otherwise settle silently with the last one.
@@ -516,7 +516,7 @@ class _ConfigLoader(yaml.composer.Composer, _FastParser):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         """Refuse `&anchor` and `*alias` where they appear; compose anything else."""
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise _Refused(
                 problem="YAML anchors and aliases (&name, *name) are not allowed in the"
