@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 
+from bot.store import MIGRATIONS, Store
 from tests.cli import paperbot_command, run_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import arxiv_source, smtp_section, write_config
@@ -158,3 +160,51 @@ def test_a_run_through_a_symlink_waits_for_a_run_through_the_real_path(
     assert second.returncode == 1, "one store, one run at a time, whatever path names it"
     assert "another paperbot run is working on" in second.stderr
     assert max(copies(smtp_server).values()) == 1
+
+
+# --- stores of every older version -------------------------------------------------------------
+
+
+def old_store(path: Path, version: int) -> None:
+    """A store as paperbot at schema `version` left it (its real migrations), with a
+    subscriber already served and a paper already seen."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    for number in range(version):
+        conn.execute("BEGIN")
+        MIGRATIONS[number](db)
+        conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
+    stamp = "2026-01-01T00:00:00+00:00"
+    conn.execute(
+        "INSERT INTO subscribers (email, keywords, authors, categories, exclude, max_papers,"
+        " origin, status, created, updated) VALUES"
+        " (?, '[\"diffusion\"]', '[]', '[]', '[]', 50, 'config', 'active', ?, ?)",
+        (READERS[0], stamp, stamp),
+    )
+    conn.close()
+
+
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS) + 1))
+def test_a_store_of_every_older_version_is_brought_up_to_date_whole(
+    tmp_path: Path, version: int
+) -> None:
+    database = tmp_path / "paperbot.db"
+    old_store(database, version)
+    store = Store.open(database)
+    try:
+        assert store.schema_version() == len(MIGRATIONS)
+        assert store.status().subscribers == 1
+    finally:
+        store.close()
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_first_run_on_a_first_version_store_delivers_once(
+    tmp_path: Path, config: Path, smtp_server: SmtpTestServer
+) -> None:
+    old_store(tmp_path / "paperbot.db", 1)
+    assert run_paperbot(config, "-q", "once").returncode == 0
+    assert run_paperbot(config, "-q", "once").returncode == 0
+    assert copies(smtp_server) == dict.fromkeys(READERS, 1)
