@@ -63,10 +63,10 @@ def readers_config(
     )
 
 
-def start(config: Path, command: str, log: Path) -> subprocess.Popen[bytes]:
-    """`python -m bot --config CONFIG COMMAND` as a real process, stderr to `log`."""
+def start(config: Path, command: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
+    """`python -m bot --config CONFIG [OPTIONS] COMMAND` as a real process, stderr to `log`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), command],
+        [sys.executable, "-m", "bot", "--config", str(config), *options, command],
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -348,3 +348,30 @@ def test_whatever_the_last_moment_hook_raises_the_conversation_is_not_reused(
     assert [(r.recipients, r.message["Message-ID"]) for r in smtp_server.received] == [
         (("bo@example.org",), "<digest-2.bo@example.org>")
     ]
+
+
+def test_a_server_just_under_every_timeout_is_stopped_by_the_deadline_and_the_breaker(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
+) -> None:
+    # each reply comes within the 1 s timeout, a connection opens within 1.5 s, but no
+    # message gets through in 1.5 s: only the message deadline and the breaker stop it
+    config = readers_config(
+        tmp_path,
+        http_server,
+        smtp_server,
+        timeout=1,
+        message_deadline=1.5,
+        max_failures_in_a_row=2,
+        retry_delay=0,
+    )
+    smtp_server.slow(0.6)
+    log = tmp_path / "paperbot.log"
+    assert start(config, "once", log, "-q").wait(timeout=60) == 1  # errors only, as in cron
+    errors = log.read_text().splitlines()
+    assert len(errors) == 1, errors
+    assert "stopped sending after 2 timeouts or lost connections in a row" in errors[0]
+    assert smtp_server.received == []
+    assert outbox(tmp_path) == {("pending", 0): 3}
+    assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
+        READERS, 1
+    )
