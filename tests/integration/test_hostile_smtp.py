@@ -35,7 +35,7 @@ from tests.feedmaker import GrowingFeed
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import smtp_section, write_config
 from tests.integration.test_senders import digest_to
-from tests.smtpserver import PASSWORD, USER, SmtpTestServer
+from tests.smtpserver import CLOSE, ENDLESS, PASSWORD, USER, SmtpTestServer, TlsCertificate
 
 #: a child process that has not stopped by then is a failure, not a hang
 STOP_TIMEOUT = 20
@@ -375,3 +375,45 @@ def test_a_server_just_under_every_timeout_is_stopped_by_the_deadline_and_the_br
     assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
         READERS, 1
     )
+
+
+@pytest.mark.parametrize(
+    ("security", "auth", "command", "answer", "error"),
+    [
+        ("none", False, "EHLO", CLOSE, ServerUnavailable),
+        ("none", False, "EHLO", ENDLESS, ServerUnavailable),
+        ("starttls", False, "STARTTLS", "454 4.7.0 TLS not available", ServerUnavailable),
+        ("starttls", False, "STARTTLS", CLOSE, ServerUnavailable),
+        ("none", True, "AUTH", CLOSE, ServerUnavailable),
+        ("none", True, "AUTH", ENDLESS, ServerUnavailable),
+        ("none", True, "AUTH", "535 5.7.8 Authentication credentials invalid", FatalSendError),
+    ],
+)
+def test_a_server_failing_while_connecting_is_one_line_worth_a_retry_or_not(
+    smtp_server_factory: Any,
+    tls_certificate: TlsCertificate,
+    security: str,
+    auth: bool,
+    command: str,
+    answer: str,
+    error: type[SendError],
+) -> None:
+    server = smtp_server_factory(security=security, auth=auth)
+    server.answer(command, answer)
+    options: dict[str, Any] = {"security": security, "timeout": 0.5}
+    if security != "none":
+        options["tls_context"] = tls_certificate.client_context()
+    if auth:
+        options.update(username=USER, password=PASSWORD)
+    with pytest.raises(SendError) as excinfo:
+        asyncio.run(sender_for(server, **options).open())
+    assert type(excinfo.value) is error
+    assert "\n" not in str(excinfo.value)
+
+
+def test_a_self_signed_certificate_is_refused_for_good(smtp_server_factory: Any) -> None:
+    server = smtp_server_factory(security="tls")
+    with pytest.raises(FatalSendError) as excinfo:  # the operator must act: not retried
+        asyncio.run(sender_for(server, security="tls").open())
+    assert not isinstance(excinfo.value, ServerUnavailable)
+    assert "certificate verify failed" in str(excinfo.value)
