@@ -117,14 +117,17 @@ def _hours(text: str) -> float:
     return value
 
 
+#: the most runs `status --runs` lists (more than SQLite's integers was an internal error)
+MAX_RUNS = 100_000
+
+
 def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    """An argparse type: a whole number from 1 to MAX_RUNS, in ASCII digits."""
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+    if not 1 <= value <= MAX_RUNS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MAX_RUNS}, not {text!r}"
+        )
     return value
 
 
