@@ -32,6 +32,7 @@ papers count as delivered. Every copy carries the digest's one Message-ID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -39,7 +40,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -283,14 +284,16 @@ async def deliver(
     settings: DeliverySettings | None = None,
     *,
     render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
+    stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
     """Send every pending digest; mark each sent only once the server has accepted it.
 
     From `render_process_threshold` pending digests on (None: never) they are rendered in
-    a helper process.
+    a helper process. Once `stop` is set, no message is started and no pause (a server
+    given time to come back, a retry, the rate limit) is waited out: the rest stays pending.
     """
     settings = settings or DeliverySettings.from_config(config)
-    run = _Delivery(store, sender, letterhead(config), settings, render_process_threshold)
+    run = _Delivery(store, sender, letterhead(config), settings, render_process_threshold, stop)
     return await run.run()
 
 
@@ -369,15 +372,15 @@ class RateLimiter:
         self.interval = 1.0 / per_second if per_second else 0.0
         self._next = 0.0
 
-    async def wait(self) -> None:
-        """Return when the next message may go."""
+    async def wait(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Return when the next message may go (`sleep` waits, maybe less)."""
         if not self.interval:
             return
         now = time.monotonic()
         slot = max(now, self._next)
         self._next = slot + self.interval  # reserved before sleeping: no lock needed
         if slot > now:
-            await asyncio.sleep(slot - now)
+            await sleep(slot - now)
 
 
 class _Delivery:
@@ -390,6 +393,7 @@ class _Delivery:
         head: Letterhead,
         settings: DeliverySettings,
         render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.store, self.sender, self.head, self.settings = store, sender, head, settings
         self.render_process_threshold = render_process_threshold
@@ -398,6 +402,8 @@ class _Delivery:
         self.papers: dict[str, Paper] = {}
         self.outstanding = 0  # queued, being sent, or waiting for a retry
         self.drained = asyncio.Event()
+        #: set when a stop is asked for (SIGTERM): pauses end, nothing more is started
+        self.stop_asked = stop or asyncio.Event()
         self.retrying: set[asyncio.Task[None]] = set()
         self.stopped = False
         self.paused_until = 0.0
@@ -442,17 +448,30 @@ class _Delivery:
         """The producer and the workers; a bug in any of them stops all (never a hang)."""
         tasks = [asyncio.create_task(self._produce())]
         tasks += [asyncio.create_task(self._worker()) for _ in range(self.settings.connections)]
+        watch = asyncio.create_task(self._stop_when_asked())
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()  # re-raises the first unexpected error
         finally:
-            others = [*tasks, *self.retrying]
+            others = [*tasks, *self.retrying, watch]
             for task in others:
                 task.cancel()
             # waited for, their errors dropped: they are the first one again (a locked store)
             # or its echo, and a send still unwinding must not find the sender closed under it
             await asyncio.gather(*others, return_exceptions=True)
+
+    async def _stop_when_asked(self) -> None:
+        """A stop ends the waits for retries at once (their digests stay pending)."""
+        await self.stop_asked.wait()
+        self._stop("stopping: shutdown requested; left pending for the next run")
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep `seconds`, or until a stop is asked for."""
+        if seconds > 0 and not self.stop_asked.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self.stop_asked.wait()
 
     async def _open(self) -> bool:
         for attempt in range(self.settings.retries + 1):
@@ -463,7 +482,7 @@ class _Delivery:
                 if attempt == self.settings.retries:
                     self._error(f"{exc} (tried {attempt + 1} times)")
                     return False
-                await asyncio.sleep(self._backoff(attempt))
+                await self._nap(self._backoff(attempt))
             except SendError as exc:  # authentication, TLS, an unusable outbox folder
                 self._error(str(exc))
                 return False
@@ -595,7 +614,7 @@ class _Delivery:
     async def _worker(self) -> None:
         while (item := await self.queue.get()) is not None:
             await self._pause()
-            await self.limiter.wait()
+            await self.limiter.wait(self._nap)
             if self.stopped:
                 self._track(-1)  # left pending for the next run
                 continue
@@ -603,9 +622,7 @@ class _Delivery:
 
     async def _pause(self) -> None:
         """Wait while the server is being given time to come back."""
-        delay = self.paused_until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self._nap(self.paused_until - time.monotonic())
 
     async def _send(self, item: _Item) -> None:
         pending = item.pending
@@ -726,6 +743,10 @@ class _Delivery:
         self._later(item, max(0.0, self.paused_until - now))
 
     def _later(self, item: _Item, delay: float) -> None:
+        if self.stopped:  # nothing more is sent: no retry to wait for, it stays pending
+            self._track(-1)
+            return
+
         async def requeue() -> None:
             await asyncio.sleep(delay)
             await self.queue.put(item)

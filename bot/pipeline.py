@@ -399,7 +399,7 @@ async def deliver_stage(
         on_sent=lambda message: progress.advance("send", str(message["To"])),
     )
     try:
-        return await deliver(config, store, guarded)
+        return await deliver(config, store, guarded, stop=stop.event)
     finally:
         progress.finish("send")
 

@@ -129,6 +129,33 @@ def healthy_rerun_delivers_the_rest(
 # --- stopping while the server stalls ------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", ["run", "once"])
+def test_sigterm_while_waiting_for_a_server_that_is_down_ends_at_once(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    feed: GrowingFeed,
+    command: str,
+) -> None:
+    # the server is down: the run pauses 30 s before trying again; a stop must not wait it
+    config = readers_config(tmp_path, http_server, smtp_server, retry_delay=30)
+    smtp_server.stop()
+    log = tmp_path / "paperbot.log"
+    process = start(config, command, log, "-v")
+    wait_until(lambda: "subscribers due now" in log.read_text(), "the delivery to start")
+    time.sleep(0.5)  # the first connection is refused at once: the pause has begun
+
+    code = stop(process, log)
+
+    assert code == (0 if command == "run" else 1), log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert outbox(tmp_path) == {("pending", 0): 3}
+    smtp_server.start()
+    assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
+        READERS, 1
+    )
+
+
 def test_sigterm_while_waiting_for_the_verdict_ends_and_counts_the_transmission(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
 ) -> None:
