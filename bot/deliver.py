@@ -18,9 +18,10 @@ and marks. If the helper cannot start or dies, the rest is rendered here (one er
 Failures: a 4xx or a lost connection is retried with back-off within the run, then left
 pending for the next run; a 5xx for one recipient fails that digest (a hard bounce, a
 warning, not a run failure; the `max_hard_bounces`-th in a row suspends the subscriber)
-and the others go on; a server that stays unreachable, refuses our login or fails TLS
-stops the run with one error and leaves everything else pending, and so does a circuit
-breaker after `max_failures_in_a_row` timeouts or lost connections in a row.
+and the others go on; a server that stays unreachable or keeps putting every message off
+(421, a 4xx to MAIL FROM), refuses our login or fails TLS stops the run with one error and
+leaves everything else pending, and so does a circuit breaker after
+`max_failures_in_a_row` timeouts or lost connections in a row.
 
 At most twice, ever: a message whose verdict never came after its final dot (a timeout, a
 lost connection, a kill) may be with the server. Each digest's transmissions are counted

@@ -93,7 +93,8 @@ class SmtpSender(Sender):
     connection is ConnectionTrouble, or DeliveryUnconfirmed once the final dot has gone out:
     then the message is never resent on a new connection here, the caller decides. So is a
     reply that is no SMTP reply (a bogus code, a malformed line): only a 4xx or 5xx refuses
-    a message or a recipient. A 421 at any point is the server going away (ServerUnavailable).
+    a message or a recipient. A 421 at any point is the server going away, and a 4xx to MAIL
+    FROM puts off every message alike: ServerUnavailable.
     """
 
     name = "smtp"
@@ -448,9 +449,12 @@ class SmtpSender(Sender):
 
     def _sender_refused(self, sender: str, exc: aiosmtplib.SMTPSenderRefused) -> NoReturn:
         what = f"sender {sender} refused by {self.where}: {exc.code} {one_line(exc.message)}"
-        if exc.code >= 500 and exc.code != _SIZE_REFUSED:
+        if exc.code == _SIZE_REFUSED:  # this message only
+            raise SendError(what, permanent=True) from exc
+        if exc.code >= 500:
             raise FatalSendError(what) from exc
-        raise SendError(what, permanent=exc.code >= 500) from exc
+        # put off (rate limits, greylisting of our address): every message now alike
+        raise ServerUnavailable(what) from exc
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

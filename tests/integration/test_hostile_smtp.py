@@ -338,17 +338,38 @@ def test_bogus_codes_at_rcpt_bounce_nobody_and_lose_nothing(
     )
 
 
-def test_a_server_answering_421_to_every_message_stops_the_run_with_one_line(
-    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (
+            "421 4.7.0 Try again later, closing connection",
+            "{where} is closing the connection: 421 4.7.0 Try again later, closing connection",
+        ),
+        (
+            "451 4.7.1 Sender rate limited, try again later",
+            "sender bot@example.org refused by {where}: 451 4.7.1 Sender rate limited, try"
+            " again later",
+        ),
+    ],
+    ids=["closing", "sender-deferred"],
+)
+def test_a_server_putting_off_every_message_stops_the_run_with_one_line(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    feed: GrowingFeed,
+    reply: str,
+    error: str,
 ) -> None:
+    # about the server or about us, not about one message: everyone pauses, retries,
+    # then the run stops once instead of trying (and reporting) each message in turn
     config = readers_config(tmp_path, http_server, smtp_server, retry_delay=0, retries=1)
-    smtp_server.answer("MAIL", "421 4.7.0 Try again later, closing connection")
+    smtp_server.answer("MAIL", reply)
     log = tmp_path / "paperbot.log"
-    assert start(config, "once", log).wait(timeout=60) == 1
-    errors = [line for line in log.read_text().splitlines() if line.startswith("paperbot: send:")]
-    assert errors == [
-        f"paperbot: send: 127.0.0.1:{smtp_server.port} is closing the connection: 421 4.7.0"
-        " Try again later, closing connection (tried 2 times)"
+    assert start(config, "once", log, "-q").wait(timeout=60) == 1
+    where = f"127.0.0.1:{smtp_server.port}"
+    assert log.read_text().splitlines() == [
+        f"paperbot: send: {error.format(where=where)} (tried 2 times)"
     ]
     assert outbox(tmp_path) == {("pending", 0): 3}
     assert healthy_rerun_delivers_the_rest(config, smtp_server, tmp_path) == dict.fromkeys(
