@@ -410,6 +410,9 @@ class _Delivery:
         self.paused_until = 0.0
         self.server_failures = 0
         self.troubles_in_a_row = 0  # timeouts and lost connections since the last acceptance
+        self.workers = settings.connections  # connections in use (a crowded server takes fewer)
+        self.sending = 0  # messages on their way to the server right now
+        self.retiring = 0  # workers to end: the server would not take their connection
         self.sent = self.failed = self.bounced = self.suspended = self.withdrawn = 0
         self.unconfirmed = 0
         self.errors: list[str] = []
@@ -620,6 +623,10 @@ class _Delivery:
                 self._track(-1)  # left pending for the next run
                 continue
             await self._send(item)
+            if self.retiring:  # one connection fewer from now on: this one
+                self.retiring -= 1
+                self.workers -= 1
+                return
 
     async def _pause(self) -> None:
         """Wait while the server is being given time to come back."""
@@ -632,7 +639,7 @@ class _Delivery:
             return
         transmission = _Transmission(self.store, pending.id)
         try:
-            await self.sender.send(item.message, before_transmit=transmission)
+            await self._hand_over(item, transmission)
         except DeliveryUnconfirmed as exc:  # the server may have it: the count stands
             self._unconfirmed(item, exc, transmission.count)
         except SendError as exc:
@@ -646,6 +653,14 @@ class _Delivery:
                 self.store.clear_hard_bounces(pending.subscriber_id)
             self._track(-1)
 
+    async def _hand_over(self, item: _Item, transmission: _Transmission) -> None:
+        """The send itself, counted while it is on its way (see `_crowded`)."""
+        self.sending += 1
+        try:
+            await self.sender.send(item.message, before_transmit=transmission)
+        finally:
+            self.sending -= 1
+
     def _withdrawn(self, pending: Addressee) -> None:
         # unsubscribed (or dropped, suspended) since its batch was read: never send it
         log.info("not sent: %s is no longer subscribed", pending.email)
@@ -654,7 +669,9 @@ class _Delivery:
 
     def _failed(self, item: _Item, exc: SendError) -> None:
         """A send that did not reach the server, or that the server refused."""
-        if isinstance(exc, ServerUnavailable):
+        if isinstance(exc, ServerUnavailable) and self._crowded():
+            self._retire(item, exc)
+        elif isinstance(exc, ServerUnavailable):
             self._server_down(item, exc)
         elif isinstance(exc, FatalSendError):  # every further message would fail alike
             self._stop(str(exc))  # (or a stop was asked for: its message is withheld too)
@@ -730,6 +747,24 @@ class _Delivery:
         else:
             self._error(f"{exc} (left pending after {item.tries} tries)")
         self._track(-1)
+
+    def _crowded(self) -> bool:
+        """Whether the server turned a connection away while it serves another one: it takes
+        fewer connections than `connections` (a relay's limit per client), it is not down."""
+        return self.sending > 0 and self.workers - self.retiring > 1
+
+    def _retire(self, item: _Item, exc: ServerUnavailable) -> None:
+        """Go on with one connection fewer (this worker ends); the message goes back at once."""
+        self.retiring += 1
+        log.warning(
+            "send: %s takes fewer connections than smtp.connections (%d): going on with %d"
+            " (it said: %s)",
+            self.sender.where,
+            self.settings.connections,
+            self.workers - self.retiring,
+            exc,
+        )
+        self._later(item, 0.0)
 
     def _server_down(self, item: _Item, exc: ServerUnavailable) -> None:
         """The server went away: everyone pauses, the message waits; give up after retries."""

@@ -115,6 +115,8 @@ class Behaviour:
     trickle: float = 0.0
     #: every this-many-th connection is closed before the greeting (0: none)
     drop_every: int = 0
+    #: connections open at once beyond this are greeted with a 421 and closed (0: no limit)
+    max_connections: int = 0
     #: what DATA's verdict is after the whole message (None: 250, or a 451 for fail_next)
     data_verdict: str | None = None
 
@@ -127,8 +129,9 @@ class RecordingHandler:
         self.received: list[Received] = []
         #: how many times each stalled command was asked for
         self.stalled: dict[str, int] = {}
-        #: connections accepted so far (dropped ones included)
+        #: connections accepted so far (dropped ones included), and open now
         self.connections = 0
+        self.open_connections = 0
         self.lock = threading.Lock()
 
     def connection_dropped(self) -> bool:
@@ -239,7 +242,20 @@ class _HostileSMTP(SMTP):
             assert self.transport is not None
             self.transport.close()
             return
-        await super()._handle_client()
+        recorder, limit = self.recorder, self.behaviour.max_connections
+        with recorder.lock:
+            recorder.open_connections += 1
+            crowded = bool(limit) and recorder.open_connections > limit
+        try:
+            if crowded:  # as a server limiting each client's connections says it
+                self._greeted = True
+                await self.push("421 4.7.0 Too many concurrent connections, try again later")
+                self._hang_up()
+                return
+            await super()._handle_client()
+        finally:
+            with recorder.lock:
+                recorder.open_connections -= 1
 
     async def _command(self, name: str, method: Any, arg: str | None) -> None:
         if self.behaviour.reply_delay:
@@ -425,6 +441,10 @@ class SmtpTestServer:
     def drop_every(self, count: int) -> None:
         """Close every `count`-th connection before the greeting (0: none)."""
         self.behaviour.drop_every = count
+
+    def limit_connections(self, count: int) -> None:
+        """Greet connections beyond `count` open at once with a 421 and hang up (0: no limit)."""
+        self.behaviour.max_connections = count
 
     def data_verdict(self, line: str | None) -> None:
         """Answer each whole message with `line` (e.g. a 554) and keep nothing; None: 250."""

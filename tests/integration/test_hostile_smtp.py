@@ -465,3 +465,34 @@ def test_a_self_signed_certificate_is_refused_for_good(smtp_server_factory: Any)
         asyncio.run(sender_for(server, security="tls").open())
     assert not isinstance(excinfo.value, ServerUnavailable)
     assert "certificate verify failed" in str(excinfo.value)
+
+
+def test_a_server_taking_fewer_connections_than_configured_gets_that_many(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
+) -> None:
+    # a relay that takes two connections per client, paperbot configured for four: the
+    # extra two are greeted with a 421. Each used to pause everyone for retry_delay (then
+    # twice that...), the whole run long; the run must go on with the two it has
+    config = write_config(
+        tmp_path,
+        sources=[{"name": "journal", "kind": "rss", "url": http_server.url("/feed.xml")}],
+        smtp=smtp_section(smtp_server) | {"connections": 4, "retry_delay": 30},
+        subscribers=[
+            {"email": f"reader{n}@example.org", "keywords": ["grokking"]} for n in range(12)
+        ],
+    )
+    smtp_server.limit_connections(2)
+    smtp_server.delay_data(0.05)  # the first two are busy when the others connect
+    log = tmp_path / "paperbot.log"
+    process = start(config, "once", log, "-q")
+    try:
+        code = process.wait(timeout=STOP_TIMEOUT)  # a hang guard: a pause alone is 30 s
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code == 0, log.read_text()
+    assert log.read_text() == "", "not an error: the server said how many it takes"
+    assert Counter(r.recipients[0] for r in smtp_server.received) == {
+        f"reader{n}@example.org": 1 for n in range(12)
+    }
