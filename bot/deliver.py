@@ -21,7 +21,8 @@ warning, not a run failure; the `max_hard_bounces`-th in a row suspends the subs
 and the others go on; a server that stays unreachable or keeps putting every message off
 (421, a 4xx to MAIL FROM), refuses our login or fails TLS stops the run with one error and
 leaves everything else pending, and so does a circuit breaker after
-`max_failures_in_a_row` timeouts or lost connections in a row.
+`max_failures_in_a_row` timeouts or lost connections in a row. A server that turns a
+connection away while it serves another takes fewer: that worker ends, nobody pauses.
 
 At most twice, ever: a message whose verdict never came after its final dot (a timeout, a
 lost connection, a kill) may be with the server. Each digest's transmissions are counted

@@ -13,7 +13,8 @@ and then never answer a command (`stall`). Hostile servers, on the wire: a greet
 never comes or is a refusal (`greet`), a command answered with any line instead (`answer`:
 a bogus code, a 421, `CLOSE` to hang up, `ENDLESS` for a multi-line reply that never
 ends), every reply late (`slow`) or trickled byte by byte (`trickle`), every Nth
-connection dropped (`drop_every`), a verdict other than 250 after DATA (`data_verdict`).
+connection dropped (`drop_every`), connections past a limit turned away with a 421
+(`limit_connections`), a verdict other than 250 after DATA (`data_verdict`).
 """
 
 from __future__ import annotations
