@@ -40,6 +40,8 @@ _CONNECT_PREFIX = re.compile(r"^Error connecting to \S+ on port \d+: ")
 _SIZE_REFUSED = 552
 #: "service not available, closing transmission channel" (RFC 5321): the server, not us
 _CLOSING = 421
+#: the longest wait for QUIT's answer: a courtesy once everything is sent
+QUIT_WAIT = 5.0
 #: how far one message's conversation got: connecting, the envelope, or past the final dot
 Stage = Literal["connect", "envelope", "sent"]
 
@@ -153,15 +155,18 @@ class SmtpSender(Sender):
             raise
 
     async def close(self) -> None:
-        """Say QUIT on every open connection, all at once, waiting one `timeout` at most."""
+        """Say QUIT on every open connection, all at once, waiting QUIT_WAIT at most."""
         connected = [client for client in self._clients if client.is_connected]
-        # a courtesy: a server that hangs now must not hold the run, once per connection
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(self.timeout, self.deadline)):
-                await asyncio.gather(*(_quit(client) for client in connected))
-        for client in self._clients:
-            client.close()
-        self._clients, self._idle = [], None
+        try:
+            # a courtesy: a server that hangs now must not hold the run (nor a visitor of
+            # the web page whose mail was accepted), once per connection
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self.timeout, self.deadline, QUIT_WAIT)):
+                    await asyncio.gather(*(_quit(client) for client in connected))
+        finally:  # closed even when the caller's own deadline cut the courtesy short
+            for client in self._clients:
+                client.close()
+            self._clients, self._idle = [], None
 
     async def send(
         self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None

@@ -3,10 +3,11 @@ thousands of matches, on the real app served by uvicorn over a real store."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.integration.test_web_matches import diffusion_papers, listed_titles, match_into_digest
-from tests.webapp import WebSite, subscribe
+from tests.webapp import WebSite, form_fields, subscribe
 
 ADA = "ada@example.org"
 
@@ -35,3 +36,24 @@ def test_ten_thousand_matches_come_back_as_pages(web_site: WebSite) -> None:
     assert first.status_code == last.status_code == 200
     assert len(listed_titles(first.text)) == 100
     assert listed_titles(first.text) != listed_titles(last.text)
+
+
+def test_a_mail_server_that_never_says_goodbye_does_not_hold_the_visitor(
+    web_site: WebSite,
+) -> None:
+    # the confirmation is accepted at once; QUIT is never answered. The page waited out a
+    # whole smtp.timeout (30 s) for that courtesy; the client gives up after 20 s here
+    web_site.smtp.stall("QUIT")
+    client = httpx.Client(base_url=web_site.url, timeout=20)
+    page = client.get("/")
+    answer = client.post(
+        "/",
+        data={
+            **form_fields(page.text),
+            "email": ADA,
+            "keywords": "grokking",
+            "action": "subscribe",
+        },
+    )
+    assert answer.status_code == 200
+    assert len(web_site.mails_to(ADA)) == 1
