@@ -41,7 +41,7 @@ _SIZE_REFUSED = 552
 #: "service not available, closing transmission channel" (RFC 5321): the server, not us
 _CLOSING = 421
 #: the longest wait for QUIT's answer: a courtesy once everything is sent
-QUIT_WAIT = 5.0
+QUIT_WAIT = 2.0
 #: how far one message's conversation got: connecting, the envelope, or past the final dot
 Stage = Literal["connect", "envelope", "sent"]
 

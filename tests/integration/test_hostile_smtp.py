@@ -159,9 +159,9 @@ def test_sigterm_while_waiting_for_a_server_that_is_down_ends_at_once(
 def test_sigterm_while_waiting_for_the_verdict_ends_and_counts_the_transmission(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
 ) -> None:
-    # the verdict never comes; the run waits for it (3 s) as the message is on the wire,
+    # the verdict never comes; the run waits for it (2 s) as the message is on the wire,
     # then must stop instead of trying the next message
-    config = readers_config(tmp_path, http_server, smtp_server, timeout=3)
+    config = readers_config(tmp_path, http_server, smtp_server, timeout=2)
     smtp_server.after_data("stall")
     log = tmp_path / "paperbot.log"
     process = start(config, "once", log)
@@ -401,18 +401,18 @@ def test_whatever_the_last_moment_hook_raises_the_conversation_is_not_reused(
 def test_a_server_just_under_every_timeout_is_stopped_by_the_deadline_and_the_breaker(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, feed: GrowingFeed
 ) -> None:
-    # each reply comes within the 1 s timeout, a connection opens within 1.5 s, but no
-    # message gets through in 1.5 s: only the message deadline and the breaker stop it
+    # each reply comes within the 0.5 s timeout, a connection opens within 0.8 s, but no
+    # message gets through in 0.8 s: only the message deadline and the breaker stop it
     config = readers_config(
         tmp_path,
         http_server,
         smtp_server,
-        timeout=1,
-        message_deadline=1.5,
+        timeout=0.5,
+        message_deadline=0.8,
         max_failures_in_a_row=2,
         retry_delay=0,
     )
-    smtp_server.slow(0.6)
+    smtp_server.slow(0.3)
     log = tmp_path / "paperbot.log"
     assert start(config, "once", log, "-q").wait(timeout=60) == 1  # errors only, as in cron
     errors = log.read_text().splitlines()
