@@ -61,10 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="long-lived worker on the configured schedules")
     run.add_argument("--web", action="store_true", help="also serve the web app in this process")
     run.add_argument("--host", default="127.0.0.1", help="with --web: address to listen on")
-    run.add_argument("--port", type=int, default=8000, help="with --web: port to listen on")
+    run.add_argument("--port", type=_port, default=8000, help="with --web: port to listen on")
     web = commands.add_parser("web", help="the subscription web app")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    web.add_argument("--port", type=int, default=8000, help="port to listen on")
+    web.add_argument("--port", type=_port, default=8000, help="port to listen on")
     web.add_argument(
         "--dev",
         action="store_true",
@@ -117,14 +117,25 @@ def _hours(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not {text!r}")
+    return value
+
+
+#: the most runs `status --runs` lists (more than SQLite's integers was an internal error)
+MAX_RUNS = 100_000
+
+
 def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    """An argparse type: a whole number from 1 to MAX_RUNS, in ASCII digits."""
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+    if not 1 <= value <= MAX_RUNS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MAX_RUNS}, not {text!r}"
+        )
     return value
 
 

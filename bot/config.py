@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
@@ -26,12 +27,27 @@ from bot.sources import KINDS, SourceOptions
 from bot.sources.base import MAX_DEADLINE
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger("paperbot")
 
 DEFAULT_CONFIG = Path("config/paperbot.yaml")
 #: largest config file read: room for about 100,000 subscribers with a few alerts each
 #: (PyYAML reads a few hundred KB a second); longer lists belong in the store (web sign-up)
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+#: a config file from this size on is announced before it is read (it takes seconds)
+LARGE_CONFIG_BYTES = 2**20
+#: the longest an SMTP reply may be waited for (RFC 5321's longest client timeout, for the
+#: reply to the final dot, is 10 minutes), and one message's whole exchange
+MAX_SMTP_TIMEOUT, MAX_MESSAGE_DEADLINE = 600.0, 3600.0
+#: the longest a run waits for the store or for another run (a stuck one must not hold every
+#: later run for ever), and the latest a missed worker job still runs (a weekly job's week)
+MAX_STORE_WAIT, MAX_MISFIRE_GRACE = 3600.0, 7 * 86400.0
+#: the slowest rate limit: one message an hour (slower, a run would hold the lock for days)
+MIN_MESSAGES_PER_SECOND = 1 / 3600
+#: counts compared in the store: within SQLite's integers, far above any sensible value
+MAX_COUNT = 1000
+#: the longest list name and contact: they go into every mail's headers, every User-Agent
+MAX_HEADER_TEXT = 200
 
 
 def _short_repr() -> reprlib.Repr:
@@ -47,7 +63,10 @@ _RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # .inf and .nan are never a number of seconds or a count: a wait of .inf never ends
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class DkimSettings(_Strict):
@@ -62,24 +81,39 @@ class DkimSettings(_Strict):
 class SmtpSettings(_Strict):
     """How to reach the mail server; the password comes from the environment only."""
 
-    host: str
+    host: str = Field(description="the mail server's host name or IP address, without a port")
     port: int | None = Field(None, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = None
     from_: str = Field(alias="from")
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(
+        30.0, gt=0, le=MAX_SMTP_TIMEOUT, description="seconds one SMTP reply may take"
+    )
     message_deadline: float = Field(
-        60.0, gt=0, description="seconds one message's whole exchange may take, reconnect included"
+        60.0,
+        gt=0,
+        le=MAX_MESSAGE_DEADLINE,
+        description="seconds one message's whole exchange may take, reconnect included",
     )
     max_failures_in_a_row: int = Field(
-        5, ge=1, le=1000, description="timeouts or lost connections in a row that stop sending"
+        5,
+        ge=1,
+        le=MAX_COUNT,
+        description="timeouts or lost connections in a row that stop sending",
     )
     connections: int = Field(4, ge=1, le=64, description="persistent connections in parallel")
     rate_limit: str | None = Field(None, description="at most this many messages: 10/s, 600/min")
     retries: int = Field(2, ge=0, le=10, description="in-run retries of a 4xx or lost connection")
-    retry_delay: float = Field(5.0, ge=0, description="first retry delay in seconds, doubling")
-    max_hard_bounces: int = Field(3, ge=1, description="consecutive 5xx refusals to suspend")
+    retry_delay: float = Field(
+        5.0,
+        ge=0,
+        le=MAX_SMTP_TIMEOUT,
+        description="first retry delay in seconds, doubling (each at most 10 minutes)",
+    )
+    max_hard_bounces: int = Field(
+        3, ge=1, le=MAX_COUNT, description="consecutive 5xx refusals to suspend"
+    )
     reply_to: str | None = None
     sender: str | None = None
     unsubscribe_mailto: str | None = None
@@ -91,6 +125,21 @@ class SmtpSettings(_Strict):
         if value is not None:
             rate_per_second(value)
         return value
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        if not _is_host(value):
+            raise ValueError(
+                f"not a host name or IP address (got {_SHORT_REPR.repr(value)}); the port"
+                " goes in port:"
+            )
+        return value
+
+    @field_validator("from_", "reply_to", "sender", "unsubscribe_mailto")
+    @classmethod
+    def _valid_header_address(cls, value: str | None) -> str | None:
+        return None if value is None else check_header_address(value)
 
     @property
     def effective_port(self) -> int:
@@ -165,10 +214,14 @@ def _is_host(text: str) -> bool:
     """A bare host name or IP address (no scheme, port or path), as `fetch.hosts` keys are."""
     name = text.strip(".").lower()
     if ":" in name:  # an IPv6 address such as ::1
-        return set(name.strip("[]")) <= set("0123456789abcdef:.")
+        return 2 <= len(name) <= 45 and set(name.strip("[]")) <= set("0123456789abcdef:.")
     labels = name.split(".")
-    return all(
-        label and set(label) <= _HOST_CHARS and label[0] != "-" and label[-1] != "-"
+    return len(name) <= 253 and all(
+        label
+        and len(label) <= 63
+        and set(label) <= _HOST_CHARS
+        and label[0] != "-"
+        and label[-1] != "-"
         for label in labels
     )
 
@@ -206,14 +259,21 @@ class SchedulingSettings(_Strict):
         "* * * * *", description="when the worker looks for subscribers whose digest is due"
     )
     misfire_grace: float = Field(
-        6 * 3600, gt=0, description="seconds a missed job may be late and still run (once)"
+        6 * 3600,
+        gt=0,
+        le=MAX_MISFIRE_GRACE,
+        description="seconds a missed job may be late and still run (once)",
     )
     lock_wait: float = Field(
-        5.0, ge=0, description="seconds a run waits for another to finish before giving up"
+        5.0,
+        ge=0,
+        le=MAX_STORE_WAIT,
+        description="seconds a run waits for another to finish before giving up",
     )
     database_wait: float = Field(
         30.0,
         gt=0,
+        le=MAX_STORE_WAIT,
         description="seconds a write waits while another process writes to the database",
     )
 
@@ -227,7 +287,10 @@ class AlertSettings(_Strict):
     """When the operator (`admin_email`) is told that something is wrong."""
 
     source_failures: int = Field(
-        3, ge=1, description="failed fetches in a row before a source counts as broken"
+        3,
+        ge=1,
+        le=MAX_COUNT,
+        description="failed fetches in a row before a source counts as broken",
     )
 
 
@@ -261,6 +324,25 @@ class _Settings(_Strict):
     def _valid_cadence(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _cadence_value(info.field_name, value)
 
+    @field_validator("database")
+    @classmethod
+    def _valid_database(cls, value: Path) -> Path:
+        if value.name in ("", ".", "..") or str(value).endswith(("/", "\\")):
+            raise ValueError(f"must name a file, e.g. data/paperbot.db (got {str(value)!r})")
+        return value
+
+    @field_validator("list_name")
+    @classmethod
+    def _valid_list_name(cls, value: str) -> str:
+        return check_header_text(value)
+
+    @field_validator("contact")
+    @classmethod
+    def _valid_contact(cls, value: str | None) -> str | None:
+        if value is not None and not value.isascii():  # it goes into the User-Agent
+            raise ValueError(f"must be ASCII: write an address or URL (got {value!r})")
+        return None if value is None else check_header_text(value)
+
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
@@ -292,9 +374,13 @@ class Config:
 
 
 def check_email(value: str) -> str:
-    """Return the normalized address, or raise ValueError saying why it is not one."""
+    """Return the normalized address, or raise ValueError saying why it is not one.
+
+    An address whose part before the @ is not ASCII is refused: it needs SMTPUTF8, which
+    the messages paperbot writes do not use (an international domain is fine).
+    """
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        return validate_email(value, check_deliverability=False, allow_smtputf8=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address {value!r}: {exc}") from None
 
@@ -321,6 +407,33 @@ def check_url(value: str) -> str:
     return value
 
 
+def check_header_text(value: str) -> str:
+    """Text that goes into every mail's headers: no line break or other control character
+    (every digest would fail for good), and at most MAX_HEADER_TEXT characters."""
+    if not value.isprintable():
+        raise ValueError(
+            "a line break or other control character cannot be in a mail header"
+            f" (got {_SHORT_REPR.repr(value)})"
+        )
+    if len(value) > MAX_HEADER_TEXT:
+        raise ValueError(f"at most {MAX_HEADER_TEXT} characters (got {len(value):,})")
+    return value
+
+
+def check_header_address(value: str) -> str:
+    """A sender-side address header (`Name <address>`) every digest carries: printable, and
+    an address that is valid and all ASCII (it is also the unsubscribe mailto: URI's)."""
+    check_header_text(value)
+    address = _address_part(value)
+    check_email(address)
+    if not address.isascii():
+        raise ValueError(
+            f"write the domain of {address!r} in its ASCII form (xn--...): it goes into"
+            " mailto: links and Message-IDs"
+        )
+    return value
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the config file at `path`, raising one-line ConfigErrors."""
     try:
@@ -333,6 +446,10 @@ def load_config(path: Path) -> Config:
             str(path),
             f"the file is larger than {MAX_CONFIG_BYTES // 2**20} MB, too large for a config"
             " (list that many subscribers in the store: they can sign up on the web page)",
+        )
+    if len(data) > LARGE_CONFIG_BYTES:  # a silent wait this long would look like a hang
+        log.info(
+            "reading %s: %.0f MB of config takes a while (about 2 s a MB)", path, len(data) / 2**20
         )
     return parse_config(_decoded(data, path), path)
 
@@ -381,14 +498,25 @@ class _Refused(yaml.MarkedYAMLError):
     """Valid YAML that the config does not accept (an alias, a duplicate key)."""
 
 
-class _ConfigLoader(yaml.SafeLoader):
+#: libyaml's parser when PyYAML was built with it: three times faster on a large config
+_FastParser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ConfigLoader(yaml.composer.Composer, _FastParser):  # type: ignore[misc]
     """PyYAML's safe loader that refuses anchors and aliases, so no alias bomb can grow
     (the config has nothing to share between places), and duplicate keys at any depth,
-    which YAML would otherwise settle silently with the last one."""
+    which YAML would otherwise settle silently with the last one.
+
+    The text is scanned and parsed by libyaml where PyYAML has it, the nodes composed here
+    (so that anchors and aliases are seen where they are written)."""
+
+    def __init__(self, stream: str) -> None:
+        _FastParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         """Refuse `&anchor` and `*alias` where they appear; compose anything else."""
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise _Refused(
                 problem="YAML anchors and aliases (&name, *name) are not allowed in the"
@@ -414,7 +542,8 @@ class _ConfigLoader(yaml.SafeLoader):
                     problem_mark=key_node.start_mark,
                 )
             lines[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return mapping
 
 
 def _read_yaml(text: str, path: Path | None) -> dict[str, Any]:
@@ -593,24 +722,10 @@ def _check_smtp(smtp: SmtpSettings | None) -> None:
         raise ConfigError(
             "smtp.password_env", f"environment variable {smtp.password_env} is not set"
         )
-    if smtp:
-        try:
-            check_email(_address_part(smtp.from_))
-        except ValueError as exc:
-            raise ConfigError("smtp.from", str(exc)) from None
-        _check_smtp_addresses(smtp)
+    if smtp and smtp.password_env and not os.environ[smtp.password_env]:
+        raise ConfigError("smtp.password_env", f"environment variable {smtp.password_env} is empty")
     if smtp and smtp.dkim:
         dkim_signer(smtp.dkim)
-
-
-def _check_smtp_addresses(smtp: SmtpSettings) -> None:
-    for key in ("reply_to", "sender", "unsubscribe_mailto"):
-        value = getattr(smtp, key)
-        try:
-            if value:
-                check_email(_address_part(value))
-        except ValueError as exc:
-            raise ConfigError(f"smtp.{key}", str(exc)) from None
 
 
 def dkim_signer(settings: DkimSettings) -> DkimSigner:
@@ -635,6 +750,8 @@ def rate_per_second(text: str) -> float:
         number = 0.0
     if seconds is None or not 0 < number < float("inf"):
         raise ValueError(f"not a rate like 10/s, 600/min or 20000/h: {text!r}")
+    if number / seconds < MIN_MESSAGES_PER_SECOND:
+        raise ValueError(f"at least 1/h: a slower rate would hold a run for days ({text!r})")
     return number / seconds
 
 
@@ -657,6 +774,11 @@ def _check_base_url(url: str | None) -> str | None:
         check_url(url)
     except ValueError as exc:
         raise ConfigError("base_url", str(exc)) from None
+    # every link in mail starts with it, List-Unsubscribe too, which must be plain ASCII
+    if not url.isascii():
+        raise ConfigError("base_url", f"write it in ASCII, the host in its xn-- form (got {url!r})")
+    if "?" in url or "#" in url:
+        raise ConfigError("base_url", f"the links go after it: no ? or # in it (got {url!r})")
     return url.rstrip("/")
 
 

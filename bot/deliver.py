@@ -18,9 +18,11 @@ and marks. If the helper cannot start or dies, the rest is rendered here (one er
 Failures: a 4xx or a lost connection is retried with back-off within the run, then left
 pending for the next run; a 5xx for one recipient fails that digest (a hard bounce, a
 warning, not a run failure; the `max_hard_bounces`-th in a row suspends the subscriber)
-and the others go on; a server that stays unreachable, refuses our login or fails TLS
-stops the run with one error and leaves everything else pending, and so does a circuit
-breaker after `max_failures_in_a_row` timeouts or lost connections in a row.
+and the others go on; a server that stays unreachable or keeps putting every message off
+(421, a 4xx to MAIL FROM), refuses our login or fails TLS stops the run with one error and
+leaves everything else pending, and so does a circuit breaker after
+`max_failures_in_a_row` timeouts or lost connections in a row. A server that turns a
+connection away while it serves another takes fewer: that worker ends, nobody pauses.
 
 At most twice, ever: a message whose verdict never came after its final dot (a timeout, a
 lost connection, a kill) may be with the server. Each digest's transmissions are counted
@@ -32,6 +34,7 @@ papers count as delivered. Every copy carries the digest's one Message-ID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -39,7 +42,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -95,6 +98,8 @@ PARENT_CHECK_SECONDS = 1.0
 RENDER_PROCESS_ENTRIES = 8192
 #: times a digest may go out whole without a verdict, ever (the second is the one retry)
 MAX_TRANSMISSIONS = 2
+#: the longest pause before a retry, however many retries doubled it
+MAX_RETRY_DELAY = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,14 +286,16 @@ async def deliver(
     settings: DeliverySettings | None = None,
     *,
     render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
+    stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
     """Send every pending digest; mark each sent only once the server has accepted it.
 
     From `render_process_threshold` pending digests on (None: never) they are rendered in
-    a helper process.
+    a helper process. Once `stop` is set, no message is started and no pause (a server
+    given time to come back, a retry, the rate limit) is waited out: the rest stays pending.
     """
     settings = settings or DeliverySettings.from_config(config)
-    run = _Delivery(store, sender, letterhead(config), settings, render_process_threshold)
+    run = _Delivery(store, sender, letterhead(config), settings, render_process_threshold, stop)
     return await run.run()
 
 
@@ -367,15 +374,15 @@ class RateLimiter:
         self.interval = 1.0 / per_second if per_second else 0.0
         self._next = 0.0
 
-    async def wait(self) -> None:
-        """Return when the next message may go."""
+    async def wait(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Return when the next message may go (`sleep` waits, maybe less)."""
         if not self.interval:
             return
         now = time.monotonic()
         slot = max(now, self._next)
         self._next = slot + self.interval  # reserved before sleeping: no lock needed
         if slot > now:
-            await asyncio.sleep(slot - now)
+            await sleep(slot - now)
 
 
 class _Delivery:
@@ -388,6 +395,7 @@ class _Delivery:
         head: Letterhead,
         settings: DeliverySettings,
         render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.store, self.sender, self.head, self.settings = store, sender, head, settings
         self.render_process_threshold = render_process_threshold
@@ -396,11 +404,16 @@ class _Delivery:
         self.papers: dict[str, Paper] = {}
         self.outstanding = 0  # queued, being sent, or waiting for a retry
         self.drained = asyncio.Event()
+        #: set when a stop is asked for (SIGTERM): pauses end, nothing more is started
+        self.stop_asked = stop or asyncio.Event()
         self.retrying: set[asyncio.Task[None]] = set()
         self.stopped = False
         self.paused_until = 0.0
         self.server_failures = 0
         self.troubles_in_a_row = 0  # timeouts and lost connections since the last acceptance
+        self.workers = settings.connections  # connections in use (a crowded server takes fewer)
+        self.sending = 0  # messages on their way to the server right now
+        self.retiring = 0  # workers to end: the server would not take their connection
         self.sent = self.failed = self.bounced = self.suspended = self.withdrawn = 0
         self.unconfirmed = 0
         self.errors: list[str] = []
@@ -440,13 +453,30 @@ class _Delivery:
         """The producer and the workers; a bug in any of them stops all (never a hang)."""
         tasks = [asyncio.create_task(self._produce())]
         tasks += [asyncio.create_task(self._worker()) for _ in range(self.settings.connections)]
+        watch = asyncio.create_task(self._stop_when_asked())
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()  # re-raises the first unexpected error
         finally:
-            for task in [*tasks, *self.retrying]:
+            others = [*tasks, *self.retrying, watch]
+            for task in others:
                 task.cancel()
+            # waited for, their errors dropped: they are the first one again (a locked store)
+            # or its echo, and a send still unwinding must not find the sender closed under it
+            await asyncio.gather(*others, return_exceptions=True)
+
+    async def _stop_when_asked(self) -> None:
+        """A stop ends the waits for retries at once (their digests stay pending)."""
+        await self.stop_asked.wait()
+        self._stop("stopping: shutdown requested; left pending for the next run")
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep `seconds`, or until a stop is asked for."""
+        if seconds > 0 and not self.stop_asked.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self.stop_asked.wait()
 
     async def _open(self) -> bool:
         for attempt in range(self.settings.retries + 1):
@@ -457,7 +487,7 @@ class _Delivery:
                 if attempt == self.settings.retries:
                     self._error(f"{exc} (tried {attempt + 1} times)")
                     return False
-                await asyncio.sleep(self._backoff(attempt))
+                await self._nap(self._backoff(attempt))
             except SendError as exc:  # authentication, TLS, an unusable outbox folder
                 self._error(str(exc))
                 return False
@@ -589,17 +619,19 @@ class _Delivery:
     async def _worker(self) -> None:
         while (item := await self.queue.get()) is not None:
             await self._pause()
-            await self.limiter.wait()
+            await self.limiter.wait(self._nap)
             if self.stopped:
                 self._track(-1)  # left pending for the next run
                 continue
             await self._send(item)
+            if self.retiring:  # one connection fewer from now on: this one
+                self.retiring -= 1
+                self.workers -= 1
+                return
 
     async def _pause(self) -> None:
         """Wait while the server is being given time to come back."""
-        delay = self.paused_until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self._nap(self.paused_until - time.monotonic())
 
     async def _send(self, item: _Item) -> None:
         pending = item.pending
@@ -608,7 +640,7 @@ class _Delivery:
             return
         transmission = _Transmission(self.store, pending.id)
         try:
-            await self.sender.send(item.message, before_transmit=transmission)
+            await self._hand_over(item, transmission)
         except DeliveryUnconfirmed as exc:  # the server may have it: the count stands
             self._unconfirmed(item, exc, transmission.count)
         except SendError as exc:
@@ -622,6 +654,14 @@ class _Delivery:
                 self.store.clear_hard_bounces(pending.subscriber_id)
             self._track(-1)
 
+    async def _hand_over(self, item: _Item, transmission: _Transmission) -> None:
+        """The send itself, counted while it is on its way (see `_crowded`)."""
+        self.sending += 1
+        try:
+            await self.sender.send(item.message, before_transmit=transmission)
+        finally:
+            self.sending -= 1
+
     def _withdrawn(self, pending: Addressee) -> None:
         # unsubscribed (or dropped, suspended) since its batch was read: never send it
         log.info("not sent: %s is no longer subscribed", pending.email)
@@ -630,13 +670,15 @@ class _Delivery:
 
     def _failed(self, item: _Item, exc: SendError) -> None:
         """A send that did not reach the server, or that the server refused."""
-        if isinstance(exc, Withheld):
-            self._withdrawn(item.pending)
+        if isinstance(exc, ServerUnavailable) and self._crowded():
+            self._retire(item, exc)
         elif isinstance(exc, ServerUnavailable):
             self._server_down(item, exc)
         elif isinstance(exc, FatalSendError):  # every further message would fail alike
-            self._stop(str(exc))
+            self._stop(str(exc))  # (or a stop was asked for: its message is withheld too)
             self._track(-1)
+        elif isinstance(exc, Withheld):
+            self._withdrawn(item.pending)
         elif not exc.permanent:
             if isinstance(exc, ConnectionTrouble):
                 self._trouble(exc)
@@ -707,6 +749,24 @@ class _Delivery:
             self._error(f"{exc} (left pending after {item.tries} tries)")
         self._track(-1)
 
+    def _crowded(self) -> bool:
+        """Whether the server turned a connection away while it serves another one: it takes
+        fewer connections than `connections` (a relay's limit per client), it is not down."""
+        return self.sending > 0 and self.workers - self.retiring > 1
+
+    def _retire(self, item: _Item, exc: ServerUnavailable) -> None:
+        """Go on with one connection fewer (this worker ends); the message goes back at once."""
+        self.retiring += 1
+        log.warning(
+            "send: %s takes fewer connections than smtp.connections (%d): going on with %d"
+            " (it said: %s)",
+            self.sender.where,
+            self.settings.connections,
+            self.workers - self.retiring,
+            exc,
+        )
+        self._later(item, 0.0)
+
     def _server_down(self, item: _Item, exc: ServerUnavailable) -> None:
         """The server went away: everyone pauses, the message waits; give up after retries."""
         now = time.monotonic()
@@ -720,20 +780,27 @@ class _Delivery:
         self._later(item, max(0.0, self.paused_until - now))
 
     def _later(self, item: _Item, delay: float) -> None:
+        if self.stopped:  # nothing more is sent: no retry to wait for, it stays pending
+            self._track(-1)
+            return
+
         async def requeue() -> None:
-            try:
-                await asyncio.sleep(delay)
-                await self.queue.put(item)
-            except asyncio.CancelledError:  # the run stopped: the digest stays pending
-                self._track(-1)
-                raise
+            await asyncio.sleep(delay)
+            await self.queue.put(item)
 
         task = asyncio.create_task(requeue())
         self.retrying.add(task)
-        task.add_done_callback(self.retrying.discard)
+        task.add_done_callback(self._requeue_done)
+
+    def _requeue_done(self, task: asyncio.Task[None]) -> None:
+        self.retrying.discard(task)
+        # the run stopped: the digest stays pending. Counted here, not in the coroutine: a
+        # task cancelled before it first ran never runs its coroutine at all
+        if task.cancelled():
+            self._track(-1)
 
     def _backoff(self, attempt: int) -> float:
-        return float(self.settings.retry_delay * 2**attempt)
+        return min(float(self.settings.retry_delay * 2**attempt), MAX_RETRY_DELAY)
 
     def _stop(self, error: str) -> None:
         """Send nothing more: what is queued or waiting stays pending for the next run."""

@@ -31,8 +31,10 @@ class LockBusy(PaperbotError):
 
 
 def lock_path(database: Path) -> Path:
-    """The lock file of a store: `<database>.lock`, beside it."""
-    return database.with_name(database.name + ".lock")
+    """The lock file of a store: `<database>.lock`, beside the file itself (a symlink to the
+    store and the store's own path must name one lock)."""
+    real = Path(os.path.realpath(database))
+    return real.with_name(real.name + ".lock")
 
 
 class RunLock:

@@ -406,11 +406,11 @@ async def deliver_stage(
         progress.start("send", store.pending_count())
     guarded = GuardedSender(
         sender,
-        lambda: stop.requested,
+        stop,
         on_sent=lambda message: progress.advance("send", str(message["To"])),
     )
     try:
-        return await deliver(config, store, guarded)
+        return await deliver(config, store, guarded, stop=stop.event)
     finally:
         progress.finish("send")
 

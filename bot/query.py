@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -44,6 +45,11 @@ _SYNTAX_CHAR = re.compile(r'["“”()*:<>=]')
 # that the search scans for the literal "-" (several times faster than `(?<!\S)-`).
 _SYNTAX_DASH = re.compile(r"-(?<=(?<!\S)-)")
 _SYNTAX_OPERATOR = re.compile(r"(?<!\S)(?:AND|OR|NOT)(?!\S)")
+
+
+#: groups and NOTs inside one another, at most: far above any real alert, far below what
+#: would exhaust Python's recursion (parsing, matching and compiling all walk the tree)
+MAX_NESTING = 32
 
 
 class QueryError(PaperbotError):
@@ -229,6 +235,18 @@ class _Parser:
         self.text = text
         self.tokens = _tokens(text)
         self.pos = 0
+        self.depth = 0
+
+    @contextmanager
+    def _nested(self, token: _Token) -> Iterator[None]:
+        """One level deeper (a group, a NOT) at `token`; too deep is a QueryError there."""
+        if self.depth == MAX_NESTING:
+            raise QueryError(f"nested more than {MAX_NESTING} levels deep", token[2])
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def take(self) -> _Token:
         """Consume and return the next token."""
@@ -270,7 +288,8 @@ class _Parser:
             raise QueryError(f"expected a term after '{after[1]}'", after[2])
         if kind in ("neg", "NOT"):
             self.pos += 1
-            return Not(self.parse_unary(scope, token))
+            with self._nested(token):
+                return Not(self.parse_unary(scope, token))
         return self.parse_primary(scope)
 
     def parse_primary(self, scope: str | None) -> Node:
@@ -278,7 +297,8 @@ class _Parser:
         token = self.take()
         kind = token[0]
         if kind == "(":
-            return self._group(token, scope)
+            with self._nested(token):
+                return self._group(token, scope)
         if kind in (")", "end"):
             raise QueryError("unbalanced parenthesis", token[2])
         if kind == "scope":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -65,8 +65,10 @@ def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
 
 
 def check_cron(expression: str) -> str:
-    """The expression if it parses (raises CronError otherwise); for config validation."""
-    cron_trigger(expression)
+    """The expression if it parses and ever fires (raises CronError otherwise); for config
+    validation (`0 0 30 2 *` parses, and the worker would wait for it for ever)."""
+    if cron_trigger(expression).get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise CronError(f"{expression!r} never fires: no month has that day")
     return expression
 
 

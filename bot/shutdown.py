@@ -1,10 +1,12 @@
 """Stopping cleanly on SIGTERM/SIGINT: fetches are abandoned, a send finishes its message.
 
 A fetch in flight has recorded nothing yet (papers are stored after the fetch), so it is
-cancelled and simply happens again next time. A message in flight is never cut: the
-server might accept it after we stopped listening, and then it would be sent twice. So
-sends go through `GuardedSender`, which refuses to *start* a message once a stop was
-asked for; the one on the wire finishes and is marked as usual, the rest stay pending.
+cancelled and simply happens again next time. Sends go through `GuardedSender`: once a
+stop was asked for, no message is started, and a conversation that has not yet sent its
+message whole (connecting, a stalled MAIL or RCPT, waiting for DATA's 354) is cut at
+once, since the server can have nothing of it. A message already on the wire is never
+cut: the server may accept it, so its verdict is waited for (at most `smtp.timeout`) and
+it is marked as usual. The rest stay pending.
 """
 
 from __future__ import annotations
@@ -13,19 +15,23 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
-from bot.senders import BeforeTransmit, FatalSendError, Sender
+from bot.senders import BeforeTransmit, FatalSendError, Sender, Withheld
 
 log = logging.getLogger("paperbot")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class Stopping(FatalSendError):
-    """Not a mail problem: a stop was asked for, so no further message is started."""
+class Stopping(FatalSendError, Withheld):
+    """Not a mail problem: a stop was asked for, so no further message is started (and one
+    not yet sent whole is withheld)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopping: shutdown requested; left pending for the next run")
 
 
 class Shutdown:
@@ -80,6 +86,12 @@ class Shutdown:
         finally:
             self._cancellable.discard(task)
 
+    def hold(self) -> None:
+        """From now on the current task's work is not cut by a stop (it must finish)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._cancellable.discard(task)
+
     def absorb(self) -> None:
         """After catching our own cancellation: let the task await normally again."""
         task = asyncio.current_task()
@@ -88,7 +100,8 @@ class Shutdown:
 
 
 class GuardedSender(Sender):
-    """Wraps a sender: once a stop is asked for, a new message is refused (`Stopping`).
+    """Wraps a sender: once a stop is asked for, a new message is refused (`Stopping`), and
+    connecting or a message not yet sent whole is cut at once (`Stopping` too).
 
     `on_sent` is called after each message the server accepted (progress bars).
     """
@@ -98,11 +111,11 @@ class GuardedSender(Sender):
     def __init__(
         self,
         inner: Sender,
-        stopped: Callable[[], bool],
+        shutdown: Shutdown,
         on_sent: Callable[[EmailMessage], None] | None = None,
     ) -> None:
         self.inner = inner
-        self.stopped = stopped
+        self.shutdown = shutdown
         self.on_sent = on_sent
         self.signer = inner.signer
 
@@ -116,8 +129,9 @@ class GuardedSender(Sender):
         return self.inner.where
 
     async def open(self) -> None:
-        """Open the real sender."""
-        await self.inner.open()
+        """Open the real sender, unless a stop is asked for first."""
+        async with self._cut_by_stop():
+            await self.inner.open()
 
     async def close(self) -> None:
         """Close the real sender."""
@@ -126,9 +140,32 @@ class GuardedSender(Sender):
     async def send(
         self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
     ) -> None:
-        """Send through the real sender unless a stop was asked for before this message."""
-        if self.stopped():
-            raise Stopping("stopping: shutdown requested; left pending for the next run")
-        await self.inner.send(message, before_transmit=before_transmit)
+        """Send through the real sender unless a stop is asked for before the message has
+        gone out whole; from then on it finishes."""
+        shutdown = self.shutdown
+
+        def transmit() -> None:
+            shutdown.hold()  # no await from here to the final dot: no stop in between
+            if shutdown.requested:
+                raise Stopping
+            if before_transmit is not None:
+                before_transmit()
+
+        async with self._cut_by_stop():
+            await self.inner.send(message, before_transmit=transmit)
         if self.on_sent is not None:
             self.on_sent(message)
+
+    @contextlib.asynccontextmanager
+    async def _cut_by_stop(self) -> AsyncIterator[None]:
+        """Stopping instead of starting after a stop, or instead of the stop's cancellation."""
+        if self.shutdown.requested:
+            raise Stopping
+        try:
+            with self.shutdown.cancellable():
+                yield
+        except asyncio.CancelledError:
+            if not self.shutdown.requested:  # not the stop's: someone else's to handle
+                raise
+            self.shutdown.absorb()
+            raise Stopping from None

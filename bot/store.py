@@ -25,7 +25,15 @@ from bot.fetch import Validators
 from bot.ids import normalize_title, title_key
 from bot.merge import Identity, matching_changed, merge_papers
 from bot.models import Link, Match, Paper, Reason, Subscriber
-from bot.storefile import APPLICATION_ID, BUSY_TIMEOUT, Connection, check_file, connect, recognise
+from bot.storefile import (
+    APPLICATION_ID,
+    BUSY_TIMEOUT,
+    Connection,
+    check_file,
+    check_orphans,
+    connect,
+    recognise,
+)
 from bot.storefile import create as create_file
 
 #: shortest normalized title that may join two records with different ids
@@ -410,6 +418,7 @@ class Store:
         another process's write.
         """
         if not path.exists():
+            check_orphans(path)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -8,10 +8,12 @@ install and mail every subscriber everything again).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
 import sqlite3
+import stat
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,17 @@ def check_file(path: Path) -> None:
     """StoreUnusable when the file at `path` cannot be a whole SQLite database.
 
     Cheap whatever the store's size: the 100-byte header and the file's size, compared
-    with the page count and page size the header records.
+    with the page count and page size the header records. Only a regular file is opened
+    (a FIFO would wait for a writer for ever).
     """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise StoreUnusable(
+            f"{path} is not a regular file (a {_kind(mode)}), not a paperbot store: {OTHER_ADVICE}"
+        )
     try:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -57,6 +68,37 @@ def check_file(path: Path) -> None:
     problem = header_problem(header, size, _wal_size(path))
     if problem:
         raise StoreUnusable(f"{path} {problem}")
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, as `ls -l` would tell."""
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def check_orphans(path: Path) -> None:
+    """StoreUnusable when no database is at `path` but its -wal or -journal is, with content.
+
+    They hold the latest changes of a database that was moved or deleted: a new store would
+    be a fresh start that mails every subscriber their backlog again (and SQLite would
+    replay the -wal into it).
+    """
+    for suffix in ("-wal", "-journal"):
+        sidecar = path.parent / f"{path.name}{suffix}"
+        with contextlib.suppress(OSError):
+            if sidecar.stat().st_size:
+                raise StoreUnusable(
+                    f"{sidecar} is left without its database {path}: restore the database"
+                    f" beside it (the {suffix} holds its latest changes), or move the"
+                    f" {suffix} away to start afresh"
+                )
 
 
 def header_problem(header: bytes, size: int, wal_size: int = 0) -> str | None:

@@ -58,6 +58,7 @@ from bot.webforms import (
     WEEKDAYS,
     AlertForm,
     FieldError,
+    number_in,
     parse_alerts,
     parse_email,
     timezones,
@@ -793,8 +794,7 @@ def _page_environment() -> jinja2.Environment:
 
 def _page_number(request: Request) -> int:
     """The `?page=` asked for: a number from 1, else the first page."""
-    value = request.query_params.get("page", "1")
-    return int(value) if value.isdigit() and len(value) <= 6 else 1
+    return number_in(request.query_params.get("page", "1")[:7], 1, 999_999) or 1
 
 
 def _by_field(errors: Sequence[FieldError]) -> dict[str, list[FieldError]]:

@@ -135,10 +135,10 @@ def parse_alerts(
     frequency = form.frequency if form.frequency in FREQUENCIES else None
     if frequency is None:
         errors.append(FieldError("frequency", "choose daily or weekly"))
-    weekday = _number(form.weekday, 0, 6)
+    weekday = number_in(form.weekday, 0, 6)
     if weekday is None:
         errors.append(FieldError("weekday", "choose a day of the week"))
-    hour = _number(form.hour, 0, 23) if form.hour.strip() != ANY_HOUR else None
+    hour = number_in(form.hour, 0, 23) if form.hour.strip() != ANY_HOUR else None
     if hour is None and form.hour.strip() != ANY_HOUR:
         errors.append(FieldError("hour", "choose an hour from 0 to 23"))
     if form.timezone not in timezones():
@@ -248,7 +248,8 @@ def _categories(text: str, errors: list[FieldError]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _number(text: str, low: int, high: int) -> int | None:
+def number_in(text: str, low: int, high: int) -> int | None:
+    """The whole number `text` spells in ASCII digits, if it is from `low` to `high`."""
     text = text.strip()
     if not (text.isascii() and text.isdigit()):
         return None

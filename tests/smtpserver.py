@@ -9,12 +9,18 @@ starts more, with `auth=(user, password)` and/or `security="starttls"|"tls"` (th
 two use `tls_certificate`, a throwaway self-signed certificate made with `openssl`).
 A server can `stop()` and `start()` again on the same port ("SMTP down, then up"), keep
 a whole message and then drop the connection or never answer (`after_data`), or greet
-and then never answer a command (`stall`).
+and then never answer a command (`stall`). Hostile servers, on the wire: a greeting that
+never comes or is a refusal (`greet`), a command answered with any line instead (`answer`:
+a bogus code, a 421, `CLOSE` to hang up, `ENDLESS` for a multi-line reply that never
+ends), every reply late (`slow`) or trickled byte by byte (`trickle`), every Nth
+connection dropped (`drop_every`), connections past a limit turned away with a 421
+(`limit_connections`), a verdict other than 250 after DATA (`data_verdict`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import ssl
 import subprocess
@@ -32,7 +38,7 @@ from typing import Any, Literal, Self
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 HOST = "127.0.0.1"
 #: the one account servers made with `auth=True` accept
@@ -43,6 +49,12 @@ Security = Literal["none", "starttls", "tls"]
 AfterData = Literal["answer", "drop", "stall"]
 #: long enough to outlast any test: a stalled handler is cancelled when the client leaves
 FOREVER = 3600.0
+#: `answer(command, CLOSE)`: hang up instead of answering
+CLOSE = "<close>"
+#: `answer(command, ENDLESS)`: a multi-line reply (`250-...`) whose last line never comes
+ENDLESS = "<endless>"
+#: how often an ENDLESS reply sends another line
+ENDLESS_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,21 @@ class Behaviour:
     after_data: AfterData = "answer"
     #: commands never answered ("EHLO", "MAIL", "QUIT"): a server that greets, then hangs
     stall: frozenset[str] = frozenset()
+    #: the greeting: "" as aiosmtpd says it, None never, else this line (a 4xx or 5xx
+    #: greeting is followed by hanging up)
+    greeting: str | None = ""
+    #: command -> the line(s) said instead of handling it (CLOSE, ENDLESS, "999 what?")
+    answers: dict[str, str] = field(default_factory=dict)
+    #: seconds the greeting and every command's reply wait before they are written
+    reply_delay: float = 0.0
+    #: seconds between the bytes of every reply (0: whole replies)
+    trickle: float = 0.0
+    #: every this-many-th connection is closed before the greeting (0: none)
+    drop_every: int = 0
+    #: connections open at once beyond this are greeted with a 421 and closed (0: no limit)
+    max_connections: int = 0
+    #: what DATA's verdict is after the whole message (None: 250, or a 451 for fail_next)
+    data_verdict: str | None = None
 
 
 class RecordingHandler:
@@ -103,7 +130,17 @@ class RecordingHandler:
         self.received: list[Received] = []
         #: how many times each stalled command was asked for
         self.stalled: dict[str, int] = {}
+        #: connections accepted so far (dropped ones included), and open now
+        self.connections = 0
+        self.open_connections = 0
         self.lock = threading.Lock()
+
+    def connection_dropped(self) -> bool:
+        """Count a new connection; whether `drop_every` says to close it at once."""
+        with self.lock:
+            self.connections += 1
+            every = self.behaviour.drop_every
+            return bool(every) and self.connections % every == 0
 
     async def _maybe_stall(self, command: str) -> None:
         if command in self.behaviour.stall:
@@ -151,6 +188,8 @@ class RecordingHandler:
             if self.behaviour.fail_next > 0:
                 self.behaviour.fail_next -= 1
                 return "451 4.3.0 Temporary local problem, try again later"
+            if self.behaviour.data_verdict is not None:  # refused: nothing is kept
+                return self.behaviour.data_verdict
         raw = bytes(envelope.original_content or envelope.content)
         # aiosmtpd's own Message handler parses with compat32; the tests want EmailMessage
         message = BytesParser(policy=policy.default).parsebytes(raw)
@@ -186,18 +225,105 @@ def _authenticate(
     return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
+class _HostileSMTP(SMTP):
+    """aiosmtpd's server, with the Behaviour's faults on the wire: greeting, answers, pace."""
+
+    def __init__(self, handler: RecordingHandler, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.behaviour = handler.behaviour
+        self.recorder = handler
+        self._greeted = False
+        for name, method in list(self._smtp_methods.items()):
+            self._smtp_methods[name] = functools.update_wrapper(
+                functools.partial(self._command, name, method), method
+            )
+
+    async def _handle_client(self) -> None:
+        if self.recorder.connection_dropped():
+            assert self.transport is not None
+            self.transport.close()
+            return
+        recorder, limit = self.recorder, self.behaviour.max_connections
+        with recorder.lock:
+            recorder.open_connections += 1
+            crowded = bool(limit) and recorder.open_connections > limit
+        try:
+            if crowded:  # as a server limiting each client's connections says it
+                self._greeted = True
+                await self.push("421 4.7.0 Too many concurrent connections, try again later")
+                self._hang_up()
+                return
+            await super()._handle_client()
+        finally:
+            with recorder.lock:
+                recorder.open_connections -= 1
+
+    async def _command(self, name: str, method: Any, arg: str | None) -> None:
+        if self.behaviour.reply_delay:
+            await asyncio.sleep(self.behaviour.reply_delay)
+        answer = self.behaviour.answers.get(name)
+        if answer is None:
+            await method(arg)
+        elif answer == CLOSE:
+            self._hang_up()
+        elif answer == ENDLESS:
+            while self.transport is not None and not self.transport.is_closing():
+                await self.push("250-and one more thing")
+                await asyncio.sleep(ENDLESS_INTERVAL)
+        else:
+            await self.push(answer)
+            if answer.startswith("421"):  # RFC 5321: 421 closes the channel
+                self._hang_up()
+
+    def _hang_up(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def push(self, status: Any) -> None:
+        """Write a reply as the Behaviour says: another greeting, late, or a byte at a time."""
+        behaviour = self.behaviour
+        greeting = not self._greeted
+        self._greeted = True
+        if greeting and behaviour.greeting is None:
+            await asyncio.sleep(FOREVER)
+        if greeting and behaviour.greeting:
+            status = behaviour.greeting
+        if greeting and behaviour.reply_delay:  # a command's reply waits in `_command`
+            await asyncio.sleep(behaviour.reply_delay)
+        line = (status.encode() if isinstance(status, str) else status) + b"\r\n"
+        if behaviour.trickle:
+            for byte in line:
+                self._writer.write(bytes([byte]))
+                await self._writer.drain()
+                await asyncio.sleep(behaviour.trickle)
+        else:
+            self._writer.write(line)
+            await self._writer.drain()
+        if greeting and behaviour.greeting and behaviour.greeting[:1] in ("4", "5"):
+            self._hang_up()
+
+
 class _Controller(Controller):
     def factory(self) -> Any:
         with warnings.catch_warnings():
             # AUTH without TLS is deliberate here: it tests the credentials, not the channel
             warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
-            return super().factory()  # type: ignore[no-untyped-call]
+            return _HostileSMTP(self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         # port 0 asks for a free port; aiosmtpd 1.4 would then poke port 0 itself
         assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()  # type: ignore[no-untyped-call]
+
+
+def _forget_trigger(handler: RecordingHandler) -> None:
+    """aiosmtpd connects once to a server it starts: that connection is not a client's."""
+    deadline = time.monotonic() + 5
+    while handler.connections < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with handler.lock:
+        handler.connections = 0
 
 
 class SmtpTestServer:
@@ -232,6 +358,7 @@ class SmtpTestServer:
         )
         controller.start()
         self.port = controller.port
+        _forget_trigger(self.handler)
         self._controller = controller
         return self
 
@@ -295,6 +422,46 @@ class SmtpTestServer:
     def stall(self, *commands: str) -> None:
         """Never answer these commands (`EHLO`, `MAIL`, `QUIT`); none: answer everything."""
         self.behaviour.stall = frozenset(command.upper() for command in commands)
+
+    def greet(self, line: str | None) -> None:
+        """Greet with this line instead (None: never greet; a 4xx/5xx one then hangs up)."""
+        self.behaviour.greeting = line
+
+    def answer(self, command: str, line: str) -> None:
+        """Say `line` to `command` instead of handling it (CLOSE hangs up, ENDLESS never ends)."""
+        self.behaviour.answers[command.upper()] = line
+
+    def slow(self, seconds: float) -> None:
+        """Write every reply `seconds` late."""
+        self.behaviour.reply_delay = seconds
+
+    def trickle(self, seconds: float) -> None:
+        """Write every reply one byte at a time, `seconds` apart (0: whole replies)."""
+        self.behaviour.trickle = seconds
+
+    def drop_every(self, count: int) -> None:
+        """Close every `count`-th connection before the greeting (0: none)."""
+        self.behaviour.drop_every = count
+
+    def limit_connections(self, count: int) -> None:
+        """Greet connections beyond `count` open at once with a 421 and hang up (0: no limit)."""
+        self.behaviour.max_connections = count
+
+    def data_verdict(self, line: str | None) -> None:
+        """Answer each whole message with `line` (e.g. a 554) and keep nothing; None: 250."""
+        self.behaviour.data_verdict = line
+
+    def healthy(self) -> None:
+        """Back to a well-behaved server (the messages received so far are kept)."""
+        fresh = Behaviour()
+        for name in fresh.__dataclass_fields__:
+            setattr(self.behaviour, name, getattr(fresh, name))
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        with self.handler.lock:
+            return self.handler.connections
 
     def stalled(self, command: str) -> int:
         """How many times a stalled command has been asked for."""

@@ -38,8 +38,33 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 _CONNECT_PREFIX = re.compile(r"^Error connecting to \S+ on port \d+: ")
 #: 552 at MAIL FROM is about this message's size, not about who we are
 _SIZE_REFUSED = 552
+#: "service not available, closing transmission channel" (RFC 5321): the server, not us
+_CLOSING = 421
+#: the longest wait for QUIT's answer: a courtesy once everything is sent
+QUIT_WAIT = 2.0
 #: how far one message's conversation got: connecting, the envelope, or past the final dot
 Stage = Literal["connect", "envelope", "sent"]
+
+
+class _Broken(aiosmtplib.SMTPException):
+    """A reply the conversation cannot go on from: the server closing it (421), or no SMTP
+    reply at all (a bogus code, a malformed line, a success where none fits)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(_reply_text(code, message))
+        self.code = code
+
+
+def _breaks(code: int) -> bool:
+    """Whether a reply that is not the expected success ends the conversation, rather than
+    refusing this message or recipient (4xx, 5xx) in a conversation that goes on."""
+    return code == _CLOSING or not 400 <= code < 600
+
+
+def _reply_text(code: int, message: str) -> str:
+    """`code message` on one line; aiosmtplib's -1 (no code could be read) is not shown."""
+    text = one_line(message)
+    return f"{code} {text}" if code >= 0 else text
 
 
 @dataclass(slots=True)
@@ -68,7 +93,10 @@ class SmtpSender(Sender):
     or a failed TLS handshake is not. Each command waits at most `timeout`; one message's
     whole conversation (a reconnect included) at most `deadline`. A timeout or a lost
     connection is ConnectionTrouble, or DeliveryUnconfirmed once the final dot has gone out:
-    then the message is never resent on a new connection here, the caller decides.
+    then the message is never resent on a new connection here, the caller decides. So is a
+    reply that is no SMTP reply (a bogus code, a malformed line): only a 4xx or 5xx refuses
+    a message or a recipient. A 421 at any point is the server going away, and a 4xx to MAIL
+    FROM puts off every message alike: ServerUnavailable.
     """
 
     name = "smtp"
@@ -122,17 +150,23 @@ class SmtpSender(Sender):
                 raise
             self._clients[0].close()
             raise self._late(_Exchange("", None, "connect")) from None
+        except asyncio.CancelledError:
+            self._clients[0].close()
+            raise
 
     async def close(self) -> None:
-        """Say QUIT on every open connection, all at once, waiting one `timeout` at most."""
+        """Say QUIT on every open connection, all at once, waiting QUIT_WAIT at most."""
         connected = [client for client in self._clients if client.is_connected]
-        # a courtesy: a server that hangs now must not hold the run, once per connection
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(self.timeout, self.deadline)):
-                await asyncio.gather(*(_quit(client) for client in connected))
-        for client in self._clients:
-            client.close()
-        self._clients, self._idle = [], None
+        try:
+            # a courtesy: a server that hangs now must not hold the run (nor a visitor of
+            # the web page whose mail was accepted), once per connection
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self.timeout, self.deadline, QUIT_WAIT)):
+                    await asyncio.gather(*(_quit(client) for client in connected))
+        finally:  # closed even when the caller's own deadline cut the courtesy short
+            for client in self._clients:
+                client.close()
+            self._clients, self._idle = [], None
 
     async def send(
         self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
@@ -157,8 +191,14 @@ class SmtpSender(Sender):
                 raise
             client.close()  # the conversation is out of step: never reuse it
             raise self._late(exchange) from None
-        except Withheld:
-            client.close()  # mid-DATA: a message without its final dot is discarded
+        except SendError as exc:
+            if isinstance(exc, Withheld):  # mid-DATA: a message without its final dot is
+                client.close()  # discarded by the server
+            raise  # a refusal left the conversation in step (RSET), or closed it
+        except BaseException:
+            # cancelled, or the hook failed (a locked store): the conversation is where it
+            # was, maybe mid-DATA; reused, the next message would go into this one's data
+            client.close()
             raise
         finally:
             self._idle.put_nowait(client)
@@ -198,13 +238,19 @@ class SmtpSender(Sender):
             if client.is_ehlo_or_helo_needed:  # no TLS, no login: say EHLO now, so that the
                 await self._hello(client)  # first message already knows 8BITMIME and SIZE
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise FatalSendError(
+            what = (
                 f"SMTP authentication failed for user {self.username} at {self.where}: "
-                f"{exc.code} {one_line(exc.message)}"
-            ) from exc
+                f"{_reply_text(exc.code, exc.message)}"
+            )
+            if 400 <= exc.code < 500:  # "454 Temporary authentication failure"
+                raise ServerUnavailable(what) from exc
+            raise FatalSendError(what) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            reason = one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
-            reason = _CONNECT_PREFIX.sub("", reason)  # aiosmtplib repeats host and port
+            if isinstance(exc, aiosmtplib.SMTPResponseException):
+                reason = _reply_text(exc.code, exc.message)
+            else:
+                reason = one_line(getattr(exc, "message", None) or exc)
+            reason = _CONNECT_PREFIX.sub("", reason or type(exc).__name__)  # host and port
             what = f"cannot connect to SMTP server {self.where}: {reason}"
             if _retryable_connect_error(exc):
                 raise ServerUnavailable(what) from exc
@@ -261,6 +307,18 @@ class SmtpSender(Sender):
             refused = await self._envelope(
                 client, sender, recipients, data, options, utf8, exchange
             )
+        except _Broken as exc:
+            client.close()  # out of step, or closing: never reuse it
+            if exc.code == _CLOSING:  # whatever the stage: a 421 is not an acceptance
+                raise ServerUnavailable(f"{self.where} is closing the connection: {exc}") from exc
+            if exchange.stage == "sent":  # the server may have it: no verdict was heard
+                raise DeliveryUnconfirmed(
+                    f"{to}: {self.where} gave no verdict after the whole message was sent,"
+                    f" but: {exc}"
+                ) from exc
+            raise ConnectionTrouble(
+                f"{to}: {self.where} is out of step, it answered: {exc}"
+            ) from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
             raise RecipientRefused(
@@ -281,8 +339,6 @@ class SmtpSender(Sender):
                 f"{to}: {self.where} timed out: {one_line(exc.message)}"
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the server is closing this connection
-                client.close()
             self._refused(f"{to}: message refused by {self.where}", exc.code, exc.message)
         except aiosmtplib.SMTPServerDisconnected:
             raise  # a ConnectionError: `_send_on` reconnects
@@ -326,6 +382,8 @@ class SmtpSender(Sender):
             for recipient in recipients:
                 reply = await client.execute_command(b"RCPT", b"TO:" + _path(recipient, encoding))
                 if reply.code not in (250, 251):
+                    if _breaks(reply.code):
+                        raise aiosmtplib.SMTPResponseException(reply.code, reply.message)
                     errors.append(
                         aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
                     )
@@ -333,12 +391,22 @@ class SmtpSender(Sender):
             if len(errors) == len(recipients):
                 raise aiosmtplib.SMTPRecipientsRefused(errors)
             await self._data(client, data, exchange)
-        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-            # a broken connection or a second refusal here would only hide the first one
-            with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
-                await client.rset()
+        except aiosmtplib.SMTPResponseException as exc:
+            if _breaks(exc.code):  # no RSET: nothing said now would be understood
+                raise _Broken(exc.code, exc.message) from exc
+            await self._reset(client)
+            raise
+        except aiosmtplib.SMTPRecipientsRefused:
+            await self._reset(client)
             raise
         return refused
+
+    @staticmethod
+    async def _reset(client: aiosmtplib.SMTP) -> None:
+        """RSET after a refusal, so that the connection serves the next message."""
+        # a broken connection or a second refusal here would only hide the first one
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()
 
     @staticmethod
     async def _hello(client: aiosmtplib.SMTP) -> None:
@@ -386,9 +454,12 @@ class SmtpSender(Sender):
 
     def _sender_refused(self, sender: str, exc: aiosmtplib.SMTPSenderRefused) -> NoReturn:
         what = f"sender {sender} refused by {self.where}: {exc.code} {one_line(exc.message)}"
-        if exc.code >= 500 and exc.code != _SIZE_REFUSED:
+        if exc.code == _SIZE_REFUSED:  # this message only
+            raise SendError(what, permanent=True) from exc
+        if exc.code >= 500:
             raise FatalSendError(what) from exc
-        raise SendError(what, permanent=exc.code >= 500) from exc
+        # put off (rate limits, greylisting of our address): every message now alike
+        raise ServerUnavailable(what) from exc
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
@@ -400,10 +471,11 @@ async def _quit(client: aiosmtplib.SMTP) -> None:
 def _retryable_connect_error(exc: BaseException) -> bool:
     """Whether a failure to connect may go away by itself (down, busy) rather than by a fix.
 
-    TLS failures (a bad certificate, no STARTTLS offered) and 5xx greetings need the operator.
+    TLS failures (a bad certificate, no STARTTLS offered) and 5xx greetings need the operator;
+    a greeting that is no SMTP reply is a broken server, which may be fixed meanwhile.
     """
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return exc.code < 500
+    if isinstance(exc, aiosmtplib.SMTPResponseException):  # a refusal, or a broken server
+        return not 500 <= exc.code < 600
     seen: BaseException | None = exc
     for _ in range(10):  # the cause chain is short; the bound only guards against a cycle
         if seen is None:

@@ -184,9 +184,12 @@ def test_runs_shows_the_history_newest_first(
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
     [
-        ("--runs", "0", "a whole number of at least 1"),
-        ("--runs", "-3", "a whole number of at least 1"),
-        ("--runs", "many", "a whole number of at least 1"),
+        ("--runs", "0", "a whole number from 1 to 100000"),
+        ("--runs", "-3", "a whole number from 1 to 100000"),
+        ("--runs", "many", "a whole number from 1 to 100000"),
+        # more than SQLite's integers hold was an internal error
+        ("--runs", "99999999999999999999", "a whole number from 1 to 100000"),
+        ("--runs", "²", "a whole number from 1 to 100000"),
         ("--max-age", "0", "a number of hours above 0 and at most 87600"),
         ("--max-age", "nan", "a number of hours above 0 and at most 87600"),
         ("--max-age", "1e300", "a number of hours above 0 and at most 87600"),

@@ -138,3 +138,17 @@ def test_dev_mode_needs_no_secret_and_no_base_url(tmp_path: Path) -> None:
         assert f"{server.url}/confirm/" in mail.read_text(), "links use the browser's address"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("command", ["web", "run"])
+@pytest.mark.parametrize("port", ["99999999", "-5", "65536", "8O80"])
+def test_a_port_that_is_no_port_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, port: str
+) -> None:
+    # hand-made: bind() refused it with an OverflowError, an internal error
+    extra = ["--web"] if command == "run" else ["--dev"]
+    with pytest.raises(SystemExit) as stopped:
+        main(["--config", str(config_file(tmp_path)), command, *extra, "--port", port])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.endswith(f"--port: expected a port from 0 to 65535, not {port!r}")

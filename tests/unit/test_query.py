@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.cli import main
 from bot.fold import AuthorKey, words
 from bot.query import (
+    MAX_NESTING,
     And,
     Atom,
     Author,
@@ -429,3 +430,26 @@ def test_a_follow_without_a_name_is_a_config_error_naming_it(
     assert capsys.readouterr().err.splitlines() == [
         "paperbot: config error: subscribers[0].authors[0]: an author needs a name at column 1"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("(" * 300 + "grokking" + ")" * 300, 33),  # the group that goes one level too deep
+        ("NOT " * 2000 + "grokking", 129),
+        ("a AND (b OR " * 40 + "c" + ")" * 40, 391),
+    ],
+    ids=["parentheses", "nots", "groups-in-and"],
+)
+def test_a_query_nested_too_deeply_is_a_query_error_never_a_crash(text: str, column: int) -> None:
+    # hand-made hostile alerts (a config file or a web form): Python's recursion limit
+    # was an internal error in `check-config` and a 500 on the sign-up page
+    with pytest.raises(QueryError) as refused:
+        parse_query(text)
+    assert refused.value.message == f"nested more than {MAX_NESTING} levels deep"
+    assert refused.value.column == column
+
+
+def test_nesting_up_to_the_limit_parses() -> None:
+    text = "(" * MAX_NESTING + "grokking" + ")" * MAX_NESTING
+    assert parse_query(text).root == parse_query("grokking").root
