@@ -156,11 +156,7 @@ def string_list(
     record: Mapping[str, Any], key: str, notes: ItemNotes | None = None, *, expected: bool = False
 ) -> list[str]:
     """The non-blank strings of a JSON list field as text (see `entity_text`), each once."""
-    raw = record.get(key)
-    if not isinstance(raw, list):
-        if notes is not None:
-            _note_unusable(record, key, raw, "a list", notes, expected=expected)
-        return []
+    raw = _list_field(record, key, notes, expected=expected)
     texts = [entity_text(s) for s in raw if isinstance(s, str)]
     if notes is not None and len(texts) < len(raw):
         notes.note(key, f"{len(raw) - len(texts)} entries that are not text left out")
@@ -176,11 +172,7 @@ def name_list(
     expected: bool = False,
 ) -> list[str]:
     """The `name_key` texts of a JSON list of objects (`authors: [{name}]`), each once."""
-    raw = record.get(key)
-    if not isinstance(raw, list):
-        if notes is not None:
-            _note_unusable(record, key, raw, "a list", notes, expected=expected)
-        return []
+    raw = _list_field(record, key, notes, expected=expected)
     names = [
         entity_text(entry[name_key])
         for entry in raw
@@ -190,6 +182,18 @@ def name_list(
         unnamed = len(raw) - len(names)
         notes.note(key, f"{unnamed} entries without a text {name_key!r} left out")
     return list(dict.fromkeys(name for name in names if name))
+
+
+def _list_field(
+    record: Mapping[str, Any], key: str, notes: ItemNotes | None, *, expected: bool
+) -> list[Any]:
+    """The list at `key`, or an empty one (noted when it is there but not a list)."""
+    raw = record.get(key)
+    if isinstance(raw, list):
+        return raw
+    if notes is not None:
+        _note_unusable(record, key, raw, "a list", notes, expected=expected)
+    return []
 
 
 def int_field(record: Mapping[str, Any], key: str, notes: ItemNotes | None = None) -> int | None:
