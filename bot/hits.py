@@ -42,13 +42,13 @@ class _Pattern(NamedTuple):
 
     words: Words
     rest: list[str] | None  # the words after the first when none is a prefix, else None
-    phrases: tuple[list[Phrase], ...]  # by section
+    phrases: dict[int, list[Phrase]]  # by section
 
     @classmethod
     def of(cls, pattern: Words) -> _Pattern:
         """A pattern that no phrase uses yet."""
         plain = not any(word.endswith("*") for word in pattern[1:])
-        return cls(pattern, list(pattern[1:]) if plain else None, tuple([] for _ in range(7)))
+        return cls(pattern, list(pattern[1:]) if plain else None, {})
 
 
 class AtomFinder:
@@ -104,7 +104,7 @@ class AtomFinder:
             else:
                 self._by_first[first].append(pattern)
         for section in SECTIONS[phrase.field]:
-            pattern.phrases[section].append(phrase)
+            pattern.phrases.setdefault(section, []).append(phrase)
         self._lists = self._lists or phrase.field in ("org", "tag")
 
     def find(self, papers: Sequence[Paper]) -> Hits:
@@ -141,17 +141,16 @@ class AtomFinder:
             if patterns is None:
                 patterns = self._starting_at(word)
             for pattern in patterns:
-                phrases = pattern.phrases[section]
+                phrases = pattern.phrases.get(section)
                 end = first + len(pattern.words)
                 if not phrases or end > size:
                     continue
-                if end > first + 1:  # the words after the first agree?
-                    rest = pattern.rest
-                    if rest is None:
-                        if not _agree(pattern.words, folded, first):
-                            continue
-                    elif folded[first + 1 : end] != rest:
+                rest = pattern.rest  # do the words after the first agree?
+                if rest is None:
+                    if not _agree(pattern.words, folded, first):
                         continue
+                elif rest and (folded[first + 1] != rest[0] or folded[first + 1 : end] != rest):
+                    continue
                 spans = spans or word_spans(text)
                 quote = text[spans[first][0] : spans[end - 1][1]]
                 place = (section, entry, first, end, quote)

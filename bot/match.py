@@ -157,16 +157,16 @@ class AlertIndex:
         self.alerts: list[_Alert] = []
         self.alone: dict[Atom, list[AlertNo]] = defaultdict(list)  # alerts of one atom
         self.booleans: list[AlertNo] = []  # the other alerts
-        self.numbers: dict[str, dict[str, int]] = {}  # kind → entry as written → alert
         atoms: dict[Atom, bool] = {}  # the atoms of boolean alerts
         roots: dict[str, Node] = {}  # parsed texts (a keyword and an exclude share one)
         entries = {kind: self._numbered(kind, field, roots, atoms) for kind, field in _KINDS}
         self.finder = AtomFinder(chain(self.alone, atoms))
         follows, keywords = entries["author"], entries["keyword"]
-        self.entries = _Entries(
-            np.concatenate((follows.owners, keywords.owners)),
-            np.concatenate((follows.alerts, keywords.alerts)),
-        )
+        owners = np.concatenate((follows.owners, keywords.owners))
+        order = np.argsort(owners, kind="stable")  # by subscriber, authors first
+        alerts = np.concatenate((follows.alerts, keywords.alerts))
+        self.entries = _Entries(owners[order], alerts[order])
+        self.starts = np.searchsorted(self.entries.owners, np.arange(len(subscribers) + 1))
         self.exclusions = entries["exclude"]
         restricted = list(dict.fromkeys(s.categories for s in subscribers if s.categories))
         self.restricts = [_Restrict.of(categories) for categories in restricted]
@@ -215,7 +215,6 @@ class AlertIndex:
             else:
                 root = roots.get(text) or roots.setdefault(text, parse_query(text).root)
             self._add(kind, text, root, atoms)
-        self.numbers[kind] = dict(zip(first, range(start, len(self.alerts)), strict=True))
         alert_at = np.zeros(len(texts), np.int64)
         alert_at[np.fromiter(first.values(), np.int64, len(first))] = range(start, len(self.alerts))
         counts = np.fromiter(map(len, map(get, subscribers)), np.int64, len(subscribers))
@@ -233,10 +232,8 @@ class AlertIndex:
 
     def alerts_of(self, owner: int) -> list[AlertNo]:
         """A subscriber's alerts in their order, authors first, each once."""
-        sub, numbers = self.subscribers[owner], self.numbers
-        follows = map(numbers["author"].__getitem__, sub.authors)
-        both = [*follows, *map(numbers["keyword"].__getitem__, sub.keywords)]
-        return list(map(AlertNo, dict.fromkeys(both)))
+        written = self.entries.alerts[self.starts[owner] : self.starts[owner + 1]].tolist()
+        return list(map(AlertNo, dict.fromkeys(written)))
 
 
 def _walk(node: Node, positive: bool, found: dict[Atom, bool]) -> None:

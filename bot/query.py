@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from sys import intern
 from typing import Literal
 
 from bot.errors import QueryError as QueryError  # the error's home; imported from here too
@@ -428,7 +429,7 @@ def _term(raw: str, scope: str, quoted: bool) -> Atom:
 def _phrase_words(raw: str, quoted: bool) -> tuple[str, ...]:
     """Folded words of a phrase; a word written with a trailing `*` keeps it as a prefix."""
     if "*" not in raw:
-        plain = tuple(words(raw))
+        plain = tuple(map(intern, words(raw)))  # the same few words in many phrases
         if not plain:
             raise _Invalid("a phrase needs letters or digits")
         return plain
@@ -443,7 +444,7 @@ def _phrase_words(raw: str, quoted: bool) -> tuple[str, ...]:
             raise _Invalid(f"prefix '{piece}' needs at least {MIN_PREFIX} letters")
         if star:
             folded[-1] += "*"
-        out.extend(folded)
+        out.extend(map(intern, folded))
     if not out:
         raise _Invalid("a phrase needs letters or digits")
     return tuple(out)
