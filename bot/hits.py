@@ -1,17 +1,17 @@
 """Where a day's papers have the alerts' atoms: for each atom, the papers and the places.
 
-`AtomFinder` is made once per index from every distinct atom of every alert; `find` reads
-each paper once. Titles and abstracts (and each organisation and AI keyword) are folded
-once into words (`bot.fold`), and phrases are looked up from the text side: a dict from a
-word to the phrases that may start there, worked out the first time the word is seen (a
-prefix phrase `transform*` is filed under its letters, and found for every word they
-begin). The rest of a phrase is then compared word by word. A NEAR is two such phrases
-in one section; authors, categories, sources and counts are read from their fields.
+`AtomFinder` is made once per index from every distinct atom; `find` reads each paper
+once. Titles and abstracts (and each organisation and AI keyword) are folded once into
+words (`bot.fold`), and phrases are looked up from the text side: a dict from a paper
+word to the phrases that may start there, made the first time the word is seen (a prefix
+phrase `transform*` is filed under its letters, and found for every word they begin);
+the rest of a phrase is compared word by word. A NEAR is two phrases close in one
+section; authors, categories, sources and counts are read from their fields.
 
 A *place* is where a paper has an atom: (section, entry, first word, end word, the words
 as the paper writes them). Sections go in reading order (`TITLE` ... `TAGS`); an entry is
-the n-th author, category, organisation...; words are numbered from 0, the end one past
-the last. Sorted, places are in reading order: what a reason quotes, title first.
+the n-th author, category, organisation...; the end word is one past the last. Sorted,
+places are in reading order: what a reason quotes, title first.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, NewType
 
-from bot.fold import AuthorKey, author_key, fold_label, same_author, word_spans, words
+from bot.fold import author_key, fold_label, same_author, word_spans, words
 from bot.models import Paper
 from bot.query import AtLeast, Atom, Author, Label, Near, Phrase
 
@@ -29,10 +29,9 @@ TITLE, ABSTRACT, AUTHORS, CATEGORIES, SOURCES, ORGS, TAGS = range(7)
 SECTIONS = {"text": (TITLE, ABSTRACT), "title": (TITLE,), "abstract": (ABSTRACT,)}
 SECTIONS |= {"org": (ORGS,), "tag": (TAGS,)}
 
-#: a paper's number in the day's list (its place in `AlertIndex.match`'s papers, first 0)
-PaperNo = NewType("PaperNo", int)
+PaperNo = NewType("PaperNo", int)  #: a paper's place in the day's list, from 0
 Place = tuple[int, int, int, int, str]
-#: for each atom that a paper has: the papers (ascending), each with its places in order
+#: for each atom that papers have: the papers (ascending), each with its places in order
 Hits = dict[Atom, dict[PaperNo, list[Place]]]
 Words = tuple[str, ...]  # a phrase's folded words; one ending in `*` is a prefix
 
@@ -44,12 +43,6 @@ class _Pattern(NamedTuple):
     rest: list[str] | None  # the words after the first when none is a prefix, else None
     phrases: dict[int, list[Phrase]]  # by section
 
-    @classmethod
-    def of(cls, pattern: Words) -> _Pattern:
-        """A pattern that no phrase uses yet."""
-        plain = not any(word.endswith("*") for word in pattern[1:])
-        return cls(pattern, list(pattern[1:]) if plain else None, {})
-
 
 class AtomFinder:
     """The look-ups that find a set of atoms in papers."""
@@ -60,13 +53,13 @@ class AtomFinder:
         self._by_stem: dict[str, list[_Pattern]] = defaultdict(list)  # a first word's prefix
         self._starting: dict[str, tuple[_Pattern, ...]] = {}  # a paper word → patterns
         self._nears: list[Near] = []
+        # followed names by (surname, first given name), and by (surname, its initial + "*")
         self._follows: dict[tuple[str, str], list[Author]] = defaultdict(list)
         self._authors: dict[str, list[Author]] = {}  # a paper author → followed names
         self._labels: dict[tuple[str, str], list[Label]] = defaultdict(list)
-        self._label_prefixes: list[Label] = []
-        self._found_labels: dict[tuple[str, str], list[Label]] = {}
+        self._prefixes: list[Label] = []  # category and source prefixes
         self._counts: list[AtLeast] = []
-        self._lists = False  # any phrase of an organisation or a tag
+        self._lists = False  # a phrase of an organisation or a tag
         atoms = dict.fromkeys(atoms)
         for near in [a for a in atoms if isinstance(a, Near)]:
             atoms.update(dict.fromkeys((near.first, near.second)))
@@ -77,61 +70,49 @@ class AtomFinder:
     def _add(self, atom: Atom) -> None:
         """File one atom under what finds it."""
         if isinstance(atom, Phrase):
-            self._add_phrase(atom)
+            pattern = self._patterns.get(atom.words)
+            if pattern is None:  # a new pattern, filed under its first word (or prefix)
+                rest = None if any(w[-1] == "*" for w in atom.words[1:]) else [*atom.words[1:]]
+                pattern = self._patterns[atom.words] = _Pattern(atom.words, rest, {})
+                first = atom.words[0]
+                table = self._by_stem if first[-1] == "*" else self._by_first
+                table[first.rstrip("*")].append(pattern)
+            for section in SECTIONS[atom.field]:
+                pattern.phrases.setdefault(section, []).append(atom)
+            self._lists = self._lists or atom.field in ("org", "tag")
         elif isinstance(atom, Near):
             self._nears.append(atom)
         elif isinstance(atom, Author):
-            key = atom.key
-            self._follows[key.surname, key.given[0] if key.given else ""].append(atom)
-            if key.given:  # a paper author written with an initial: every name it begins
-                self._follows[key.surname, key.given[0][0] + "*"].append(atom)
+            surname, given = atom.key.surname, atom.key.given
+            self._follows[surname, given[0] if given else ""].append(atom)
+            if given:  # for a paper author written with an initial
+                self._follows[surname, given[0][0] + "*"].append(atom)
+        elif isinstance(atom, Label) and atom.prefix:
+            self._prefixes.append(atom)
         elif isinstance(atom, Label):
-            if atom.prefix:
-                self._label_prefixes.append(atom)
-            else:
-                self._labels[atom.field, atom.value].append(atom)
+            self._labels[atom.field, atom.value].append(atom)
         else:
             self._counts.append(atom)
-
-    def _add_phrase(self, phrase: Phrase) -> None:
-        """File a phrase under its pattern, and a new pattern under its first word."""
-        pattern = self._patterns.get(phrase.words)
-        if pattern is None:
-            pattern = self._patterns[phrase.words] = _Pattern.of(phrase.words)
-            first = phrase.words[0]
-            if first.endswith("*"):
-                self._by_stem[first[:-1]].append(pattern)
-            else:
-                self._by_first[first].append(pattern)
-        for section in SECTIONS[phrase.field]:
-            pattern.phrases.setdefault(section, []).append(phrase)
-        self._lists = self._lists or phrase.field in ("org", "tag")
 
     def find(self, papers: Sequence[Paper]) -> Hits:
         """Every atom these papers have, with its places, paper by paper."""
         hits: Hits = defaultdict(dict)
         for number, paper in enumerate(papers):
-            self._read_text(hits, PaperNo(number), paper)
+            self._read(hits, PaperNo(number), TITLE, 0, paper.title)
+            self._read(hits, PaperNo(number), ABSTRACT, 0, paper.abstract)
+            for entry, name in enumerate(paper.organizations if self._lists else ()):
+                self._read(hits, PaperNo(number), ORGS, entry, name)
+            for entry, tag in enumerate(paper.keywords if self._lists else ()):
+                self._read(hits, PaperNo(number), TAGS, entry, tag)
             self._read_fields(hits, PaperNo(number), paper)
         for near in self._nears:
-            self._read_near(hits, near)
+            firsts, seconds = hits.get(near.first, {}), hits.get(near.second, {})
+            for number, places in firsts.items():
+                if number in seconds and (both := close(places, seconds[number], near.distance)):
+                    hits[near][number] = both
         return hits
 
-    # ---------------------------------------------------------------------- phrases
-
-    def _read_text(self, hits: Hits, number: PaperNo, paper: Paper) -> None:
-        """The phrases of the title, the abstract, and each organisation and AI keyword."""
-        self._read_section(hits, number, TITLE, 0, paper.title)
-        self._read_section(hits, number, ABSTRACT, 0, paper.abstract)
-        if self._lists:
-            for entry, name in enumerate(paper.organizations):
-                self._read_section(hits, number, ORGS, entry, name)
-            for entry, tag in enumerate(paper.keywords):
-                self._read_section(hits, number, TAGS, entry, tag)
-
-    def _read_section(
-        self, hits: Hits, number: PaperNo, section: int, entry: int, text: str
-    ) -> None:
+    def _read(self, hits: Hits, number: PaperNo, section: int, entry: int, text: str) -> None:
         """Every phrase occurrence in one text, filed under the atoms it makes true."""
         folded = words(text)
         spans: list[tuple[int, int]] = []
@@ -152,8 +133,7 @@ class AtomFinder:
                 elif rest and (folded[first + 1] != rest[0] or folded[first + 1 : end] != rest):
                     continue
                 spans = spans or word_spans(text)
-                quote = text[spans[first][0] : spans[end - 1][1]]
-                place = (section, entry, first, end, quote)
+                place = (section, entry, first, end, text[spans[first][0] : spans[end - 1][1]])
                 for phrase in phrases:
                     hits[phrase].setdefault(number, []).append(place)
 
@@ -167,31 +147,22 @@ class AtomFinder:
         self._starting[word] = got = tuple(found)
         return got
 
-    def _read_near(self, hits: Hits, near: Near) -> None:
-        """The papers where both phrases of a NEAR are close enough in one section."""
-        firsts, seconds = hits.get(near.first), hits.get(near.second)
-        if not firsts or not seconds:
-            return
-        for number, places in firsts.items():
-            if number in seconds and (both := close(places, seconds[number], near.distance)):
-                hits[near][number] = both
-
-    # ----------------------------------------------------------------------- fields
-
     def _read_fields(self, hits: Hits, number: PaperNo, paper: Paper) -> None:
         """Followed authors, categories, sources and counts of one paper."""
-        if self._follows:
-            for entry, name in enumerate(paper.authors):
-                follows = self._authors.get(name)
-                for follow in self._followed(name) if follows is None else follows:
-                    hits[follow].setdefault(number, []).append((AUTHORS, entry, 0, 0, name))
-        if self._labels or self._label_prefixes:
-            for section, field, values in (
-                (CATEGORIES, "category", paper.categories),
-                (SOURCES, "source", paper.sources),
-            ):
-                for entry, value in enumerate(values):
-                    for label in self._labelled(field, fold_label(value)):
+        for entry, name in enumerate(paper.authors if self._follows else ()):
+            follows = self._authors.get(name)
+            for follow in self._followed(name) if follows is None else follows:
+                hits[follow].setdefault(number, []).append((AUTHORS, entry, 0, 0, name))
+        labelled = self._labels or self._prefixes
+        for section, field, values in (
+            (CATEGORIES, "category", paper.categories if labelled else ()),
+            (SOURCES, "source", paper.sources if labelled else ()),
+        ):
+            for entry, value in enumerate(values):
+                folded = fold_label(value)
+                found = [a for a in self._prefixes if folded.startswith(a.value)]
+                for label in [*self._labels.get((field, folded), ()), *found]:
+                    if label.field == field:
                         hits[label].setdefault(number, []).append((section, entry, 0, 0, value))
         for count in self._counts:
             known = paper.votes if count.field == "votes" else paper.stars
@@ -200,24 +171,14 @@ class AtomFinder:
 
     def _followed(self, name: str) -> list[Author]:
         """The followed names that designate this paper author (kept for the next paper)."""
-        key = author_key(name)
-        found = (
-            []
-            if key is None
-            else [a for a in _candidates(self._follows, key) if same_author(a.key, key)]
-        )
+        key, found = author_key(name), []
+        if key is not None:  # follows of the surname alone, then of the first given name
+            first = key.given[0] if key.given else ""  # (an initial: of any name it begins)
+            buckets = ["", first + "*"] if len(first) == 1 else ["", first, first[:1]]
+            for given in buckets if first else [""]:
+                follows = self._follows.get((key.surname, given), ())
+                found += [a for a in follows if same_author(a.key, key)]
         self._authors[name] = found
-        return found
-
-    def _labelled(self, field: str, folded: str) -> list[Label]:
-        """The category or source atoms that a (folded) name satisfies."""
-        found = self._found_labels.get((field, folded))
-        if found is None:
-            found = list(self._labels.get((field, folded), ()))
-            found += [
-                a for a in self._label_prefixes if a.field == field and folded.startswith(a.value)
-            ]
-            self._found_labels[field, folded] = found
         return found
 
 
@@ -225,25 +186,9 @@ def _agree(pattern: Words, folded: list[str], first: int) -> bool:
     """Do the paper's words from `first` on agree with the phrase after its first word?"""
     for offset in range(1, len(pattern)):
         want, word = pattern[offset], folded[first + offset]
-        if want[-1] == "*":
-            if not word.startswith(want[:-1]):
-                return False
-        elif word != want:
+        if not (word.startswith(want[:-1]) if want[-1] == "*" else word == want):
             return False
     return True
-
-
-def _candidates(follows: dict[tuple[str, str], list[Author]], key: AuthorKey) -> list[Author]:
-    """The follows that may designate an author with this key (`same_author` decides)."""
-    found = list(follows.get((key.surname, ""), ()))  # follows of a surname alone
-    if key.given:
-        first = key.given[0]
-        if len(first) == 1:
-            found += follows.get((key.surname, first + "*"), ())
-        else:
-            found += follows.get((key.surname, first), ())
-            found += follows.get((key.surname, first[0]), ())
-    return found
 
 
 def close(firsts: list[Place], seconds: list[Place], distance: int) -> list[Place]:

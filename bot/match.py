@@ -9,15 +9,14 @@ An *alert* is one distinct (kind, text) — `keyword: neural collapse`, `author:
 1. atoms: `bot.hits.AtomFinder` reads each paper once and gives, for every atom, the
    papers that have it and where (the places a reason quotes);
 2. alerts: a set of papers is a Python int, one bit per paper (`Papers`), so AND, OR and
-   NOT over the whole day are one operation each. An alert that is one atom fires on
-   that atom's papers; a boolean alert is its tree evaluated over its atoms' sets;
-3. Matches: one per (alert, paper) that fired. A Match is immutable, so all the alert's
-   subscribers share it;
-4. subscribers (`_Day.spread`): every (subscriber, paper) pair that their fired alerts
-   reach, gated by `categories` and `exclude`, sorted, and cut into one list each; a
-   paper that two of a subscriber's alerts reached gets one Match of both. This is the
-   one step in numpy: measured, it takes 0.5 s where the same in Python took 1-1.5 s
-   (1.2 million pairs on the benchmark day).
+   NOT over the whole day are one operation each. An alert that is one atom fires on its
+   atom's papers; a boolean alert's tree is evaluated over its atoms' sets;
+3. Matches: one per (alert, paper) that fired, immutable, shared by the alert's
+   subscribers;
+4. subscribers (`_Day.spread`): every (subscriber, paper) pair their fired alerts reach,
+   gated by `categories` and `exclude`, sorted, and cut into one list each; a paper that
+   two of a subscriber's alerts reached gets one Match of both. The one step in numpy:
+   measured, 0.5 s where the same in Python took 1-1.5 s (1.2 million pairs a day).
 
 Scoring (`Match.score`): each distinct term that fired counts once — a phrase or NEAR
 2.0 when found in the title, else 1.0; any other term 1.0. A phrase is one term whichever
@@ -40,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.fold import fold_label
-from bot.hits import TITLE, AtomFinder, Hits, PaperNo, Place
+from bot.hits import TITLE, AtomFinder, PaperNo, Place
 from bot.models import Match, Paper, Reason, Subscriber
 from bot.query import (
     And,
@@ -55,14 +54,14 @@ from bot.query import (
     parse_query,
 )
 
-TITLE_WEIGHT = 2.0
-OTHER_WEIGHT = 1.0
+TITLE_WEIGHT, OTHER_WEIGHT = 2.0, 1.0
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
+_KINDS = (("author", "authors"), ("keyword", "keywords"), ("exclude", "exclude"))
+_TEXT = frozenset({"text", "title", "abstract"})  # phrase fields that count as one term
+_quote, _paper, _match = itemgetter(4), itemgetter(0), itemgetter(1)
 
-#: an alert's number in the index
-AlertNo = NewType("AlertNo", int)
-#: a set of a day's papers: bit n is set when paper n is in it
-Papers = NewType("Papers", int)
+AlertNo = NewType("AlertNo", int)  #: an alert's number in the index
+Papers = NewType("Papers", int)  #: a set of a day's papers: bit n for paper n
 Ints = npt.NDArray[np.int64]
 
 
@@ -83,56 +82,41 @@ def papers_of(numbers: Iterable[PaperNo]) -> Papers:
 
 
 def pair_keys(subscribers: Ints, papers: Ints, day: int) -> Ints:
-    """One number per (subscriber, paper) pair of a day of `day` papers: sorted, they are
-    by subscriber, then paper; `divmod(key, day)` gives the pair back."""
+    """One number per (subscriber, paper) of a day of `day` papers: sorted, they go by
+    subscriber then paper, and `divmod(key, day)` gives the pair back."""
     keys: Ints = subscribers * day + papers
     return keys
 
 
 class _Alert(NamedTuple):
-    """A distinct alert: its reason's kind and text, and its tree."""
+    """A distinct alert: its reason's kind (author, keyword, exclude) and text, its tree."""
 
-    kind: str  # author, keyword or exclude
+    kind: str
     text: str
     root: Node
 
 
 class _Entries(NamedTuple):
-    """Subscribers' entries of some fields: for each, the subscriber's number and alert."""
+    """Entries of subscribers (authors, keywords or excludes): each one's owner and alert."""
 
     owners: Ints
     alerts: Ints
 
 
-class _Restrict(NamedTuple):
-    """A subscriber's `categories`: folded names, and prefixes for names written `cs.*`."""
-
-    names: frozenset[str]
-    prefixes: tuple[str, ...]
-
-    @classmethod
-    def of(cls, categories: Iterable[str]) -> _Restrict:
-        """Fold a `categories:` list; a trailing `*` (`cs.*`, `math*`) makes a prefix."""
-        names = [n for n in map(fold_label, categories) if n]
-        return cls(
-            frozenset(n for n in names if not n.endswith("*")),
-            tuple(n.rstrip("*") for n in names if n.endswith("*")),
-        )
-
-    def admits(self, categories: Iterable[str]) -> bool:
-        """Is one of these (folded) categories of a paper in the restriction?"""
-        return any(c in self.names or c.startswith(self.prefixes) for c in categories)
+def _admits(wanted: Iterable[str], categories: Iterable[str]) -> bool:
+    """Does a `categories:` entry (`cs.*`, a prefix) admit a paper in these (folded) ones?"""
+    names = [n for n in map(fold_label, wanted) if n]
+    prefixes = tuple(n.rstrip("*") for n in names if n.endswith("*"))
+    return any(c in names or c.startswith(prefixes) for c in categories)
 
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector around bulk work that makes no reference cycles.
 
-    Building the index or a day's matches allocates millions of objects; letting the
-    collector walk them again and again as they are made costs more than the work itself.
-    What the work leaves behind (the index, the matches) has no cycles, so it is moved out
-    of the collector's sight (`gc.freeze`) rather than walked once more when it is back.
-    Small work (a web preview, a test) is left to the collector as usual.
+    Building the index or a day's matches allocates millions of objects, which the collector
+    would walk again and again as they are made. What is left (the index, the matches) has
+    no cycles: it is moved out of its sight (`gc.freeze`). Small work is left as usual.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -143,9 +127,6 @@ def _collector_paused() -> Iterator[None]:
             gc.freeze()
         if enabled:
             gc.enable()
-
-
-# ------------------------------------------------------------------------ the index
 
 
 class AlertIndex:
@@ -161,16 +142,14 @@ class AlertIndex:
         roots: dict[str, Node] = {}  # parsed texts (a keyword and an exclude share one)
         entries = {kind: self._numbered(kind, field, roots, atoms) for kind, field in _KINDS}
         self.finder = AtomFinder(chain(self.alone, atoms))
-        follows, keywords = entries["author"], entries["keyword"]
-        owners = np.concatenate((follows.owners, keywords.owners))
+        both = zip(entries["author"], entries["keyword"], strict=True)
+        owners, alerts = (np.concatenate(pair) for pair in both)
         order = np.argsort(owners, kind="stable")  # by subscriber, authors first
-        alerts = np.concatenate((follows.alerts, keywords.alerts))
         self.entries = _Entries(owners[order], alerts[order])
         self.starts = np.searchsorted(self.entries.owners, np.arange(len(subscribers) + 1))
         self.exclusions = entries["exclude"]
-        restricted = list(dict.fromkeys(s.categories for s in subscribers if s.categories))
-        self.restricts = [_Restrict.of(categories) for categories in restricted]
-        row = {categories: n for n, categories in enumerate(restricted)}
+        self.restricts = list(dict.fromkeys(s.categories for s in subscribers if s.categories))
+        row = {categories: n for n, categories in enumerate(self.restricts)}
         rows = (row[s.categories] if s.categories else -1 for s in subscribers)
         self.restrict_of = np.fromiter(rows, np.int64, len(subscribers))  # -1: none
 
@@ -214,21 +193,17 @@ class AlertIndex:
                 root: Node = Author(parse_follow(text))
             else:
                 root = roots.get(text) or roots.setdefault(text, parse_query(text).root)
-            self._add(kind, text, root, atoms)
+            number = AlertNo(len(self.alerts))
+            self.alerts.append(_Alert(kind, text, root))
+            if isinstance(root, (Not, And, Or)):
+                self.booleans.append(number)
+                _walk(root, True, atoms)
+            else:
+                self.alone[root].append(number)
         alert_at = np.zeros(len(texts), np.int64)
         alert_at[np.fromiter(first.values(), np.int64, len(first))] = range(start, len(self.alerts))
         counts = np.fromiter(map(len, map(get, subscribers)), np.int64, len(subscribers))
         return _Entries(np.repeat(np.arange(len(subscribers)), counts), alert_at[places])
-
-    def _add(self, kind: str, text: str, root: Node, atoms: dict[Atom, bool]) -> None:
-        """Number a new alert and file it under its atom, or with the boolean ones."""
-        number = AlertNo(len(self.alerts))
-        self.alerts.append(_Alert(kind, text, root))
-        if isinstance(root, _BOOLEAN):
-            self.booleans.append(number)
-            _walk(root, True, atoms)
-        else:
-            self.alone[root].append(number)
 
     def alerts_of(self, owner: int) -> list[AlertNo]:
         """A subscriber's alerts in their order, authors first, each once."""
@@ -240,13 +215,11 @@ def _walk(node: Node, positive: bool, found: dict[Atom, bool]) -> None:
     """Every atom of a tree, in writing order, with whether it occurs not negated."""
     if isinstance(node, Not):
         _walk(node.child, not positive, found)
-    elif isinstance(node, And | Or):
+    elif isinstance(node, (And, Or)):
         for child in node.children:
             _walk(child, positive, found)
-    elif positive:
-        found[node] = True
     else:
-        found.setdefault(node, False)
+        found[node] = found.get(node, False) or positive
 
 
 def _first_error(subscribers: Sequence[Subscriber]) -> QueryError:
@@ -262,49 +235,38 @@ def _first_error(subscribers: Sequence[Subscriber]) -> QueryError:
     raise AssertionError("an entry failed to parse, then parsed")  # pragma: no cover
 
 
-# ------------------------------------------------------------------------- a day
-
-
 class _Day:
     """One `match` call: what the papers hit, the alerts that fired, the Matches made."""
 
     def __init__(self, index: AlertIndex, papers: list[Paper]) -> None:
-        self.index = index
-        self.papers = papers
-        self.everything = Papers((1 << len(papers)) - 1)
-        self.hits: Hits = index.finder.find(papers)
-        self.fired: dict[AlertNo, Collection[PaperNo]] = {}  # its papers; excludes too
+        self.index, self.papers, self.hits = index, papers, index.finder.find(papers)
+        self.fired: dict[AlertNo, Collection[PaperNo]] = {}  # their papers; excludes too
         self.made: dict[AlertNo, list[tuple[PaperNo, Match]]] = {}  # by paper, ascending
         self.positives: dict[AlertNo, tuple[Atom, ...]] = {}  # see `_positives`
-        self.fire()
-
-    def fire(self) -> None:
-        """Every alert that fires, and the Matches of those that are not excludes."""
-        alerts, sets = self.index.alerts, _Sets(self.hits)
+        alerts = index.alerts
         for atom, found in self.hits.items():
-            alone = self.index.alone.get(atom, ())
-            for number in alone:
-                self.fired[number] = found
+            alone = index.alone.get(atom, ())
+            self.fired.update(dict.fromkeys(alone, found))
             self._made_alone(found, [a for a in alone if alerts[a].kind != "exclude"])
-        for number in self.index.booleans:
-            fired = _holds(alerts[number].root, sets, self.everything)
-            if fired:
-                self.fired[number] = papers = dict.fromkeys(numbers_in(fired))
+        sets = {atom: papers_of(found) for atom, found in self.hits.items()}
+        everything = Papers((1 << len(papers)) - 1)
+        for number in index.booleans:
+            if fired := _holds(alerts[number].root, sets, everything):
+                self.fired[number] = papers_in = dict.fromkeys(numbers_in(fired))
                 if alerts[number].kind != "exclude":
-                    self.made[number] = [(p, self._match(p, (number,))) for p in papers]
+                    self.made[number] = [(p, self._match(p, (number,))) for p in papers_in]
 
     def _made_alone(self, found: dict[PaperNo, list[Place]], alerts: list[AlertNo]) -> None:
         """The Matches of the alerts that are one atom (what they quote is the same)."""
         if not alerts:
             return
-        made = [self.made.setdefault(a, []) for a in alerts]
-        texts = [self.index.alerts[a][:2] for a in alerts]
+        made = [(self.made.setdefault(a, []), self.index.alerts[a]) for a in alerts]
         for number, places in found.items():
-            terms = tuple(dict.fromkeys(map(_quote, places)))
-            score = _weight(places)
+            terms, score = tuple(dict.fromkeys(map(_quote, places))), _weight(places)
             paper_id = self.papers[number].id
-            for pairs, (kind, text) in zip(made, texts, strict=True):
-                pairs.append((number, Match(paper_id, (Reason(kind, text, terms),), score)))
+            for pairs, alert in made:
+                reason = Reason(alert.kind, alert.text, terms)
+                pairs.append((number, Match(paper_id, (reason,), score)))
 
     def _match(self, paper: PaperNo, alerts: Iterable[AlertNo]) -> Match:
         """The Match of these alerts (that fired) for one paper: each one's reason, quoting
@@ -312,29 +274,24 @@ class _Day:
         reasons: list[Reason] = []
         weights: dict[object, float] = {}
         for number in alerts:
-            alert = self.index.alerts[number]
             places: list[Place] = []
             for atom in self._positives(number):
-                found = self.hits[atom].get(paper) if atom in self.hits else None
-                if found is not None:
+                if (found := self.hits.get(atom, {}).get(paper)) is not None:
                     places += found
                     key = atom.words if isinstance(atom, Phrase) and atom.field in _TEXT else atom
                     weights[key] = max(weights.get(key, 0.0), _weight(found))
+            alert = self.index.alerts[number]
             terms = tuple(dict.fromkeys(map(_quote, sorted(set(places)))))
             reasons.append(Reason(alert.kind, alert.text, terms))
         return Match(self.papers[paper].id, tuple(reasons), sum(weights.values()))
 
     def _positives(self, number: AlertNo) -> tuple[Atom, ...]:
         """An alert's distinct atoms not under a NOT, in writing order: what it quotes."""
-        found = self.positives.get(number)
-        if found is None:
+        if number not in self.positives:
             polarity: dict[Atom, bool] = {}
             _walk(self.index.alerts[number].root, True, polarity)
-            found = tuple(atom for atom, positive in polarity.items() if positive)
-            self.positives[number] = found
-        return found
-
-    # ------------------------------------------------------------ to each subscriber
+            self.positives[number] = tuple(atom for atom, yes in polarity.items() if yes)
+        return self.positives[number]
 
     def spread(self) -> dict[str, list[Match]]:
         """Each subscriber's Matches in paper order, by email (in numpy: see the module)."""
@@ -345,26 +302,21 @@ class _Day:
         papers = np.fromiter(map(_paper, pairs), np.int64, len(pairs))[slots]
         keep = self._admitted()[self.index.restrict_of[owners], papers]
         keys = pair_keys(owners, papers, len(self.papers))
-        excluded = self._excluded()
-        if len(excluded):
+        if len(excluded := self._excluded()):
             keep &= ~np.isin(keys, excluded)
-        keys, slots = keys[keep], slots[keep]
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        matches = np.empty(len(pairs), dtype=object)
-        matches[:] = list(map(_match_of, pairs))
-        found = matches[slots[order]]
+        order = np.argsort(keys[keep], kind="stable")
+        keys, matches = keys[keep][order], np.empty(len(pairs), dtype=object)
+        matches[:] = list(map(_match, pairs))
+        found = matches[slots[keep][order]]
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1
-        if len(again):  # a paper two of a subscriber's alerts reached: one Match of both
-            for at in np.setdiff1d(again - 1, again).tolist():
-                owner, paper = divmod(int(keys[at]), len(self.papers))
-                alerts = self.index.alerts_of(owner)
-                reached = [a for a in alerts if a in self.made and paper in self.fired[a]]
-                found[at] = self._match(PaperNo(paper), reached)
-            found, keys = np.delete(found, again), np.delete(keys, again)
-        if not len(keys):  # every pair gated out
+        for at in np.setdiff1d(again - 1, again).tolist():  # one Match of the alerts there
+            owner, paper = divmod(int(keys[at]), len(self.papers))
+            alerts = self.index.alerts_of(owner)
+            reached = [a for a in alerts if a in self.made and paper in self.fired[a]]
+            found[at] = self._match(PaperNo(paper), reached)
+        found, owners = np.delete(found, again), np.delete(keys, again) // len(self.papers)
+        if not len(owners):  # all gated out
             return {}
-        owners = keys // len(self.papers)
         starts = np.flatnonzero(np.diff(owners, prepend=-1)).tolist()
         listed, emails = found.tolist(), [s.email for s in self.index.subscribers]
         cuts = zip(owners[starts].tolist(), starts, [*starts[1:], len(listed)], strict=True)
@@ -373,8 +325,7 @@ class _Day:
     def _reach(self, entries: _Entries, lists: Mapping[AlertNo, Sized]) -> tuple[Ints, Ints]:
         """For each entry whose alert has a list, and each item of it: the entry's
         subscriber, and the item's place in the lists laid end to end (in their order)."""
-        size = len(self.index.alerts)
-        starts, counts = np.zeros(size, np.int64), np.zeros(size, np.int64)
+        starts, counts = np.zeros((2, len(self.index.alerts)), np.int64)
         alerts = np.fromiter(lists, np.int64, len(lists))
         counts[alerts] = np.fromiter(map(len, lists.values()), np.int64, len(lists))
         starts[alerts] = np.cumsum(counts[alerts]) - counts[alerts]
@@ -386,12 +337,10 @@ class _Day:
 
     def _admitted(self) -> npt.NDArray[np.bool_]:
         """Row r: which papers the r-th `categories` restriction lets through; last row: all.
-
-        Worked out once per distinct set of categories the papers have (few: cs.LG, ...).
-        """
+        Worked out once per distinct set of categories that papers have (cs.LG, ...)."""
         sets: dict[tuple[str, ...], int] = {}
         of = [sets.setdefault(tuple(map(fold_label, p.categories)), len(sets)) for p in self.papers]
-        rows = [list(map(r.admits, sets)) for r in self.index.restricts]
+        rows = [[_admits(r, c) for c in sets] for r in self.index.restricts]
         return np.array([*rows, [True] * len(sets)], dtype=bool).reshape(-1, len(sets))[:, of]
 
     def _excluded(self) -> Ints:
@@ -403,40 +352,19 @@ class _Day:
         return pair_keys(owners, papers, len(self.papers))
 
 
-_KINDS = (("author", "authors"), ("keyword", "keywords"), ("exclude", "exclude"))
-_BOOLEAN = (Not, And, Or)
-_paper = itemgetter(0)
-_match_of = itemgetter(1)
-_quote = itemgetter(4)
-_TEXT = frozenset({"text", "title", "abstract"})
-
-
 def _weight(places: list[Place]) -> float:
     """An atom's weight in a paper: a phrase found in the title counts more."""
     return TITLE_WEIGHT if places and places[0][0] == TITLE else OTHER_WEIGHT
 
 
-class _Sets(dict[Atom, Papers]):
-    """Each atom's papers as a `Papers` set, worked out the first time it is asked for."""
-
-    def __init__(self, hits: Hits) -> None:
-        super().__init__()
-        self.hits = hits
-
-    def __missing__(self, atom: Atom) -> Papers:
-        found = self[atom] = papers_of(self.hits.get(atom, ()))
-        return found
-
-
-def _holds(node: Node, sets: _Sets, everything: Papers) -> Papers:
+def _holds(node: Node, sets: Mapping[Atom, Papers], everything: Papers) -> Papers:
     """The papers where a query holds, given each atom's papers."""
     if isinstance(node, Not):
         return Papers(everything & ~_holds(node.child, sets, everything))
     if isinstance(node, And):
         found = everything
         for child in node.children:
-            found = Papers(found & _holds(child, sets, everything))
-            if not found:
+            if not (found := Papers(found & _holds(child, sets, everything))):
                 break
         return found
     if isinstance(node, Or):
@@ -444,7 +372,7 @@ def _holds(node: Node, sets: _Sets, everything: Papers) -> Papers:
         for child in node.children:
             found = Papers(found | _holds(child, sets, everything))
         return found
-    return sets[node]
+    return sets.get(node, Papers(0))
 
 
 def release_freed_memory() -> None:
