@@ -53,8 +53,9 @@ class AtomFinder:
         self._by_stem: dict[str, list[_Pattern]] = defaultdict(list)  # a first word's prefix
         self._starting: dict[str, tuple[_Pattern, ...]] = {}  # a paper word → patterns
         self._nears: list[Near] = []
-        # followed names by (surname, first given name), and by (surname, its initial + "*")
+        # followed names by (surname, first given name or ""), and by surname
         self._follows: dict[tuple[str, str], list[Author]] = defaultdict(list)
+        self._surnames: dict[str, list[Author]] = defaultdict(list)
         self._authors: dict[str, list[Author]] = {}  # a paper author → followed names
         self._labels: dict[tuple[str, str], list[Label]] = defaultdict(list)
         self._prefixes: list[Label] = []  # category and source prefixes
@@ -83,10 +84,9 @@ class AtomFinder:
         elif isinstance(atom, Near):
             self._nears.append(atom)
         elif isinstance(atom, Author):
-            surname, given = atom.key.surname, atom.key.given
-            self._follows[surname, given[0] if given else ""].append(atom)
-            if given:  # for a paper author written with an initial
-                self._follows[surname, given[0][0] + "*"].append(atom)
+            key = atom.key
+            self._follows[key.surname, key.given[0] if key.given else ""].append(atom)
+            self._surnames[key.surname].append(atom)
         elif isinstance(atom, Label) and atom.prefix:
             self._prefixes.append(atom)
         elif isinstance(atom, Label):
@@ -172,10 +172,10 @@ class AtomFinder:
     def _followed(self, name: str) -> list[Author]:
         """The followed names that designate this paper author (kept for the next paper)."""
         key, found = author_key(name), []
-        if key is not None:  # follows of the surname alone, then of the first given name
-            first = key.given[0] if key.given else ""  # (an initial: of any name it begins)
-            buckets = ["", first + "*"] if len(first) == 1 else ["", first, first[:1]]
-            for given in buckets if first else [""]:
+        if key is not None and len(first := key.given[0] if key.given else "") == 1:
+            found = [a for a in self._surnames.get(key.surname, ()) if same_author(a.key, key)]
+        elif key is not None:  # follows of the surname alone, the first name or its initial
+            for given in dict.fromkeys(("", first, first[:1])):
                 follows = self._follows.get((key.surname, given), ())
                 found += [a for a in follows if same_author(a.key, key)]
         self._authors[name] = found
