@@ -1,12 +1,11 @@
 """Where a day's papers have the alerts' atoms: for each atom, the papers and the places.
 
 `AtomFinder` is made once per index from every distinct atom; `find` reads each paper
-once. Titles and abstracts (and each organisation and AI keyword) are folded once into
-words (`bot.fold`), and phrases are looked up from the text side: a dict from a paper
-word to the phrases that may start there, made the first time the word is seen (a prefix
-phrase `transform*` is filed under its letters, and found for every word they begin);
-the rest of a phrase is compared word by word. A NEAR is two phrases close in one
-section; authors, categories, sources and counts are read from their fields.
+once. Each title, abstract, organisation and AI keyword is folded once into words
+(`bot.fold`); a dict from a paper word to the phrases that may start there (made when the
+word is first seen; `transform*` is filed under its letters) finds the phrases, the rest
+compared word by word. A NEAR is two phrases close in one section; authors, categories,
+sources and counts are read from their fields.
 
 A *place* is where a paper has an atom: (section, entry, first word, end word, the words
 as the paper writes them). Sections go in reading order (`TITLE` ... `TAGS`); an entry is
@@ -16,8 +15,11 @@ places are in reading order: what a reason quotes, title first.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import NamedTuple, NewType
 
 from bot.fold import author_key, fold_label, same_author, word_spans, words
@@ -193,10 +195,17 @@ def _agree(pattern: Words, folded: list[str], first: int) -> bool:
 
 def close(firsts: list[Place], seconds: list[Place], distance: int) -> list[Place]:
     """The places of either list with one of the other in the same section and entry, not
-    overlapping, at most `distance` words between them; in reading order."""
+    overlapping, at most `distance` words between them; in reading order. Those near a
+    place are two runs of the other (in order, one length): bisected, not all compared."""
     found: set[Place] = set()
-    for a in firsts:
-        for b in seconds:
-            if a[:2] == b[:2] and (0 <= b[2] - a[3] <= distance or 0 <= a[2] - b[3] <= distance):
-                found.update((a, b))
+    for entry, group in groupby(seconds, key=itemgetter(0, 1)):
+        near = list(group)
+        starts, size = [b[2] for b in near], near[0][3] - near[0][2]
+        for a in (a for a in firsts if a[:2] == entry):
+            after = near[bisect_left(starts, a[3]) : bisect_right(starts, a[3] + distance)]
+            before = near[
+                bisect_left(starts, a[2] - distance - size) : bisect_right(starts, a[2] - size)
+            ]
+            if after or before:
+                found.update((a, *after, *before))
     return sorted(found)

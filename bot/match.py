@@ -11,8 +11,7 @@ An *alert* is one distinct (kind, text) — `keyword: neural collapse`, `author:
 2. alerts: a set of papers is a Python int, one bit per paper (`Papers`), so AND, OR and
    NOT over the whole day are one operation each. An alert that is one atom fires on its
    atom's papers; a boolean alert's tree is evaluated over its atoms' sets;
-3. Matches: one per (alert, paper) that fired, immutable, shared by the alert's
-   subscribers;
+3. Matches: one per (alert, paper) that fired, shared by all the alert's subscribers;
 4. subscribers (`_Day.spread`): every (subscriber, paper) pair their fired alerts reach,
    gated by `categories` and `exclude`, sorted, and cut into one list each; a paper that
    two of a subscriber's alerts reached gets one Match of both. The one step in numpy:
@@ -74,16 +73,12 @@ def numbers_in(papers: Papers) -> Iterator[PaperNo]:
 
 
 def papers_of(numbers: Iterable[PaperNo]) -> Papers:
-    """The set of these paper numbers."""
-    found = 0
-    for number in numbers:
-        found |= 1 << number
-    return Papers(found)
+    """The set of these (distinct) paper numbers."""
+    return Papers(sum(map((1).__lshift__, numbers)))
 
 
 def pair_keys(subscribers: Ints, papers: Ints, day: int) -> Ints:
-    """One number per (subscriber, paper) of a day of `day` papers: sorted, they go by
-    subscriber then paper, and `divmod(key, day)` gives the pair back."""
+    """One number per (subscriber, paper) of a `day`-paper day; `divmod(key, day)` undoes it."""
     keys: Ints = subscribers * day + papers
     return keys
 
@@ -112,12 +107,9 @@ def _admits(wanted: Iterable[str], categories: Iterable[str]) -> bool:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around bulk work that makes no reference cycles.
-
-    Building the index or a day's matches allocates millions of objects, which the collector
-    would walk again and again as they are made. What is left (the index, the matches) has
-    no cycles: it is moved out of its sight (`gc.freeze`). Small work is left as usual.
-    """
+    """Pause the cyclic garbage collector around bulk work that makes no reference cycles:
+    it would walk millions of new objects again and again. What is left (the index, the
+    matches) has no cycles and is moved out of its sight (`gc.freeze`)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -253,6 +253,17 @@ def test_near_counts_the_words_between_and_never_one_word_twice() -> None:
     assert found["a@example.org"][0].score == 2.0, "found in the title"
 
 
+def test_near_in_a_hostile_abstract_repeating_both_phrases_is_matched_once() -> None:
+    # hand-made: an abstract at the gate's limit, 10,000 words, the two phrases alternating
+    paper = Paper("p", "x", abstract=" ".join(["spam eggs"] * 5_000) + " eggs ham")
+
+    keywords = ("ham NEAR/0 eggs", "spam NEAR/1 ham", "spam NEAR/0 eggs")
+    found = matched([Subscriber(ADA, keywords=keywords)], [paper])
+
+    [match] = found[ADA]
+    assert [r.terms for r in match.reasons] == [("eggs", "ham"), ("spam", "eggs")]
+
+
 def test_a_scoped_near_looks_in_that_field_only() -> None:
     papers = [Paper("title", "Graph neural nets"), Paper("abstract", "x", abstract="graph neural")]
 
