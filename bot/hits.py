@@ -62,7 +62,6 @@ class AtomFinder:
         self._labels: dict[tuple[str, str], list[Label]] = defaultdict(list)
         self._prefixes: list[Label] = []  # category and source prefixes
         self._counts: list[AtLeast] = []
-        self._lists = False  # a phrase of an organisation or a tag
         atoms = dict.fromkeys(atoms)
         for near in [a for a in atoms if isinstance(a, Near)]:
             atoms.update(dict.fromkeys((near.first, near.second)))
@@ -82,7 +81,6 @@ class AtomFinder:
                 table[first.rstrip("*")].append(pattern)
             for section in SECTIONS[atom.field]:
                 pattern.phrases.setdefault(section, []).append(atom)
-            self._lists = self._lists or atom.field in ("org", "tag")
         elif isinstance(atom, Near):
             self._nears.append(atom)
         elif isinstance(atom, Author):
@@ -102,10 +100,9 @@ class AtomFinder:
         for number, paper in enumerate(papers):
             self._read(hits, PaperNo(number), TITLE, 0, paper.title)
             self._read(hits, PaperNo(number), ABSTRACT, 0, paper.abstract)
-            for entry, name in enumerate(paper.organizations if self._lists else ()):
-                self._read(hits, PaperNo(number), ORGS, entry, name)
-            for entry, tag in enumerate(paper.keywords if self._lists else ()):
-                self._read(hits, PaperNo(number), TAGS, entry, tag)
+            for section, texts in ((ORGS, paper.organizations), (TAGS, paper.keywords)):
+                for entry, text in enumerate(texts):
+                    self._read(hits, PaperNo(number), section, entry, text)
             self._read_fields(hits, PaperNo(number), paper)
         for near in self._nears:
             firsts, seconds = hits.get(near.first, {}), hits.get(near.second, {})
@@ -124,15 +121,8 @@ class AtomFinder:
             if patterns is None:
                 patterns = self._starting_at(word)
             for pattern in patterns:
-                phrases = pattern.phrases.get(section)
-                end = first + len(pattern.words)
-                if not phrases or end > size:
-                    continue
-                rest = pattern.rest  # do the words after the first agree?
-                if rest is None:
-                    if not _agree(pattern.words, folded, first):
-                        continue
-                elif rest and (folded[first + 1] != rest[0] or folded[first + 1 : end] != rest):
+                phrases, end = pattern.phrases.get(section), first + len(pattern.words)
+                if not phrases or end > size or not _agree(pattern, folded, first, end):
                     continue
                 spans = spans or word_spans(text)
                 place = (section, entry, first, end, text[spans[first][0] : spans[end - 1][1]])
@@ -184,13 +174,14 @@ class AtomFinder:
         return found
 
 
-def _agree(pattern: Words, folded: list[str], first: int) -> bool:
-    """Do the paper's words from `first` on agree with the phrase after its first word?"""
-    for offset in range(1, len(pattern)):
-        want, word = pattern[offset], folded[first + offset]
-        if not (word.startswith(want[:-1]) if want[-1] == "*" else word == want):
-            return False
-    return True
+def _agree(pattern: _Pattern, folded: list[str], first: int, end: int) -> bool:
+    """Do the paper's words after `first` agree with the pattern's after its first one?"""
+    if (rest := pattern.rest) is not None:  # no prefix: compare them, the second one first
+        return not rest or (folded[first + 1] == rest[0] and folded[first + 1 : end] == rest)
+    return all(
+        word.startswith(want[:-1]) if want[-1] == "*" else word == want
+        for want, word in zip(pattern.words[1:], folded[first + 1 : end], strict=True)
+    )
 
 
 def close(firsts: list[Place], seconds: list[Place], distance: int) -> list[Place]:

@@ -55,6 +55,7 @@ from bot.query import (
 
 TITLE_WEIGHT, OTHER_WEIGHT = 2.0, 1.0
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
+_CHUNK = 2000  # papers matched together
 _KINDS = (("author", "authors"), ("keyword", "keywords"), ("exclude", "exclude"))
 _TEXT = frozenset({"text", "title", "abstract"})  # phrase fields that count as one term
 _quote, _paper, _match = itemgetter(4), itemgetter(0), itemgetter(1)
@@ -161,15 +162,18 @@ class AlertIndex:
                 raise _first_error(subscribers) from None
 
     def match(self, papers: Sequence[Paper]) -> dict[str, list[Match]]:
-        """Each subscriber's matches among `papers` (in paper order), by email; none → absent.
-
-        A paper listed twice (same id) is matched once, as first listed.
-        """
+        """Each subscriber's matches among `papers` (an id once, as first listed), in paper
+        order, by email; a subscriber without any is absent."""
         firsts: dict[str, Paper] = {}
         for paper in papers:
             firsts.setdefault(paper.id, paper)
-        with _collector_paused():
-            return _Day(self, list(firsts.values())).spread()
+        unique, found = list(firsts.values()), dict[str, list[Match]]()
+        with _collector_paused():  # 2,000 papers at a time: one day's memory at most
+            for start in range(0, len(unique), _CHUNK):
+                for email, matches in _Day(self, unique[start : start + _CHUNK]).spread().items():
+                    if (known := found.setdefault(email, matches)) is not matches:
+                        known.extend(matches)
+        return found
 
     def _numbered(
         self, kind: str, field: str, roots: dict[str, Node], atoms: dict[Atom, bool]
@@ -290,16 +294,10 @@ class _Day:
         pairs = list(chain.from_iterable(self.made.values()))  # alert after alert
         if not pairs:
             return {}
-        owners, slots = self._reach(self.index.entries, self.made)
-        papers = np.fromiter(map(_paper, pairs), np.int64, len(pairs))[slots]
-        keep = self._admitted()[self.index.restrict_of[owners], papers]
-        keys = pair_keys(owners, papers, len(self.papers))
-        if len(excluded := self._excluded()):
-            keep &= ~np.isin(keys, excluded)
-        order = np.argsort(keys[keep], kind="stable")
-        keys, matches = keys[keep][order], np.empty(len(pairs), dtype=object)
+        keys, slots = self._reached(pairs)
+        matches = np.empty(len(pairs), dtype=object)
         matches[:] = list(map(_match, pairs))
-        found = matches[slots[keep][order]]
+        found = matches[slots]
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1
         for at in np.setdiff1d(again - 1, again).tolist():  # one Match of the alerts there
             owner, paper = divmod(int(keys[at]), len(self.papers))
@@ -314,6 +312,18 @@ class _Day:
         cuts = zip(owners[starts].tolist(), starts, [*starts[1:], len(listed)], strict=True)
         return {emails[owner]: listed[start:end] for owner, start, end in cuts}
 
+    def _reached(self, pairs: list[tuple[PaperNo, Match]]) -> tuple[Ints, Ints]:
+        """The (subscriber, paper) pairs (`pair_keys`) that the pairs of `made` reach, gated
+        and sorted, and each one's slot in `pairs`."""
+        owners, slots = self._reach(self.index.entries, self.made)
+        papers = np.fromiter(map(_paper, pairs), np.int64, len(pairs))[slots]
+        keep = self._admitted()[self.index.restrict_of[owners], papers]
+        keys = pair_keys(owners, papers, len(self.papers))
+        if len(excluded := self._excluded()):
+            keep &= ~np.isin(keys, excluded)
+        order = np.argsort(keys[keep], kind="stable")
+        return keys[keep][order], slots[keep][order]
+
     def _reach(self, entries: _Entries, lists: Mapping[AlertNo, Sized]) -> tuple[Ints, Ints]:
         """For each entry whose alert has a list, and each item of it: the entry's
         subscriber, and the item's place in the lists laid end to end (in their order)."""
@@ -321,8 +331,7 @@ class _Day:
         alerts = np.fromiter(lists, np.int64, len(lists))
         counts[alerts] = np.fromiter(map(len, lists.values()), np.int64, len(lists))
         starts[alerts] = np.cumsum(counts[alerts]) - counts[alerts]
-        reach = counts[entries.alerts]
-        some = np.flatnonzero(reach)
+        some = np.flatnonzero(reach := counts[entries.alerts])
         firsts, reach = starts[entries.alerts[some]], reach[some]
         slots = np.repeat(firsts - np.cumsum(reach) + reach, reach) + np.arange(reach.sum())
         return np.repeat(entries.owners[some], reach), slots

@@ -422,6 +422,15 @@ def test_matches_come_in_paper_order() -> None:
     ]
 
 
+def test_a_long_listing_is_matched_in_parts_as_one() -> None:
+    papers = [Paper(f"p{n}", "Grokking" if n % 1000 == 0 else "x") for n in range(4500)]
+    again = Paper("p0", "x", abstract="listed again after the first part")
+
+    found = matched([Subscriber(ADA, keywords=("grokking",))], [*papers, again])
+
+    assert ids(found, ADA) == ["p0", "p1000", "p2000", "p3000", "p4000"]
+
+
 def test_one_index_matches_several_listings_independently() -> None:
     index = AlertIndex.build([Subscriber(ADA, keywords=("grokking",))])
 
