@@ -306,11 +306,11 @@ class _Parser:
                 after = tokens[self.pos]
                 self.pos += 1
             if kind == "OR":
-                alternatives.append(_joined(And, terms))
+                alternatives.append(terms[0] if len(terms) == 1 else _joined(And, terms))
                 terms = []
             terms.append(self.parse_unary(scope, after))
-        alternatives.append(_joined(And, terms))
-        return _joined(Or, alternatives)
+        alternatives.append(terms[0] if len(terms) == 1 else _joined(And, terms))
+        return alternatives[0] if len(alternatives) == 1 else _joined(Or, alternatives)
 
     def parse_unary(self, scope: str | None, after: _Token | None) -> Node:
         """NOT / - before a term, or a term, or two phrases joined by NEAR/n."""
@@ -332,15 +332,17 @@ class _Parser:
         """A group, a scoped term, a quoted phrase, a run of words or a count comparison."""
         token = self.take()
         kind = token[0]
-        if kind == "word":
-            if scope in ("category", "source"):
-                return self._atom(token[1], scope, token, quoted=False)
-            run = [token[1]]  # plain words side by side: one phrase
-            while self.tokens[self.pos][0] == "word":
-                run.append(self.take()[1])
-            return self._atom(" ".join(run), scope or "text", token, quoted=False)
-        if kind == "quoted":
-            return self._atom(token[1], scope or "text", token, quoted=True)
+        if kind == "word" or kind == "quoted":
+            raw = token[1]
+            if kind == "word" and scope not in ("category", "source"):
+                run = [raw]  # plain words side by side: one phrase
+                while self.tokens[self.pos][0] == "word":
+                    run.append(self.take()[1])
+                raw = " ".join(run)
+            try:
+                return _term(raw, scope or "text", kind == "quoted")
+            except _Invalid as exc:  # the error is at the term's first token
+                raise self.fail(str(exc), token) from None
         if kind == "(":
             return self._group(token, scope)
         if kind in (")", "end"):
@@ -383,13 +385,6 @@ class _Parser:
         if self.tokens[self.pos][0] not in ("word", "quoted", "("):
             raise self.fail(f"expected a term after '{token[1]}:'", token)
         return self.parse_primary(token[1])
-
-    def _atom(self, raw: str, scope: str, token: _Token, *, quoted: bool) -> Atom:
-        """The atom of a term, or the error at its first token."""
-        try:
-            return _term(raw, scope, quoted)
-        except _Invalid as exc:
-            raise self.fail(str(exc), token) from None
 
 
 def _spelled(token: _Token) -> str:
@@ -453,7 +448,7 @@ def _phrase_words(raw: str, quoted: bool) -> tuple[str, ...]:
 def parse_query(text: str) -> Query:
     """Parse one keyword or exclude entry; raise `QueryError` (message, 1-based column)."""
     root = _Parser(text).parse()
-    if _true_without_terms(root):
+    if isinstance(root, (Not, And, Or)) and _true_without_terms(root):
         raise QueryError(
             "the query matches papers without any of its terms: add one not negated", 1
         )
