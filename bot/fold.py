@@ -16,6 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from sys import intern
 
 from bot.tex import decode_tex
 
@@ -148,7 +149,7 @@ def _simple_key(name: str) -> AuthorKey | None:
     surname = surname.lower()
     if given in _SUFFIXES or surname in _SUFFIXES:  # "John Jr", "Smith, Jr": general rule
         return None
-    return AuthorKey(surname, (given,))
+    return AuthorKey(intern(surname), (intern(given),))  # one string for many follows
 
 
 def _name_words(part: str, surname_last: bool = False) -> list[str]:

@@ -239,17 +239,16 @@ class _Day:
         self.fired: dict[AlertNo, Collection[PaperNo]] = {}  # their papers; excludes too
         self.made: dict[AlertNo, list[tuple[PaperNo, Match]]] = {}  # by paper, ascending
         self.positives: dict[AlertNo, tuple[Atom, ...]] = {}  # see `_positives`
-        alerts = index.alerts
         for atom, found in self.hits.items():
             alone = index.alone.get(atom, ())
             self.fired.update(dict.fromkeys(alone, found))
-            self._made_alone(found, [a for a in alone if alerts[a].kind != "exclude"])
+            self._made_alone(found, [a for a in alone if index.alerts[a].kind != "exclude"])
         sets = {atom: papers_of(found) for atom, found in self.hits.items()}
         everything = Papers((1 << len(papers)) - 1)
         for number in index.booleans:
-            if fired := _holds(alerts[number].root, sets, everything):
+            if fired := _holds(index.alerts[number].root, sets, everything):
                 self.fired[number] = papers_in = dict.fromkeys(numbers_in(fired))
-                if alerts[number].kind != "exclude":
+                if index.alerts[number].kind != "exclude":
                     self.made[number] = [(p, self._match(p, (number,))) for p in papers_in]
 
     def _made_alone(self, found: dict[PaperNo, list[Place]], alerts: list[AlertNo]) -> None:
@@ -295,9 +294,7 @@ class _Day:
         if not pairs:
             return {}
         keys, slots = self._reached(pairs)
-        matches = np.empty(len(pairs), dtype=object)
-        matches[:] = list(map(_match, pairs))
-        found = matches[slots]
+        found = np.fromiter(map(_match, pairs), dtype=object, count=len(pairs))[slots]
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1
         for at in np.setdiff1d(again - 1, again).tolist():  # one Match of the alerts there
             owner, paper = divmod(int(keys[at]), len(self.papers))
