@@ -32,7 +32,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, S
 from contextlib import contextmanager, suppress
 from itertools import chain, count
 from operator import attrgetter, itemgetter
-from typing import NamedTuple, NewType
+from typing import Literal, NamedTuple, NewType
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +56,8 @@ from bot.query import (
 TITLE_WEIGHT, OTHER_WEIGHT = 2.0, 1.0
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
 _CHUNK = 2000  # papers matched together
-_KINDS = (("author", "authors"), ("keyword", "keywords"), ("exclude", "exclude"))
+Kind = Literal["author", "keyword", "exclude"]  # an alert's kind, as its reasons name it
+_FIELDS: dict[Kind, str] = {"author": "authors", "keyword": "keywords", "exclude": "exclude"}
 _TEXT = frozenset({"text", "title", "abstract"})  # phrase fields that count as one term
 _quote, _paper, _match = itemgetter(4), itemgetter(0), itemgetter(1)
 
@@ -87,7 +88,7 @@ def pair_keys(subscribers: Ints, papers: Ints, day: int) -> Ints:
 class _Alert(NamedTuple):
     """A distinct alert: its reason's kind (author, keyword, exclude) and text, its tree."""
 
-    kind: str
+    kind: Kind
     text: str
     root: Node
 
@@ -133,7 +134,9 @@ class AlertIndex:
         self.booleans: list[AlertNo] = []  # the other alerts
         atoms: dict[Atom, bool] = {}  # the atoms of boolean alerts
         roots: dict[str, Node] = {}  # parsed texts (a keyword and an exclude share one)
-        entries = {kind: self._numbered(kind, field, roots, atoms) for kind, field in _KINDS}
+        entries = {
+            kind: self._numbered(kind, field, roots, atoms) for kind, field in _FIELDS.items()
+        }
         self.finder = AtomFinder(chain(self.alone, atoms))
         both = zip(entries["author"], entries["keyword"], strict=True)
         owners, alerts = (np.concatenate(pair) for pair in both)
@@ -176,7 +179,7 @@ class AlertIndex:
         return found
 
     def _numbered(
-        self, kind: str, field: str, roots: dict[str, Node], atoms: dict[Atom, bool]
+        self, kind: Kind, field: str, roots: dict[str, Node], atoms: dict[Atom, bool]
     ) -> _Entries:
         """Number the distinct entries of a field (parsing each once); all its entries."""
         get, subscribers = attrgetter(field), self.subscribers
