@@ -133,10 +133,7 @@ class AlertIndex:
         self.alone: dict[Atom, list[AlertNo]] = defaultdict(list)  # alerts of one atom
         self.booleans: list[AlertNo] = []  # the other alerts
         atoms: dict[Atom, bool] = {}  # the atoms of boolean alerts
-        roots: dict[str, Node] = {}  # parsed texts (a keyword and an exclude share one)
-        entries = {
-            kind: self._numbered(kind, field, roots, atoms) for kind, field in _FIELDS.items()
-        }
+        entries = {kind: self._numbered(kind, field, atoms) for kind, field in _FIELDS.items()}
         self.finder = AtomFinder(chain(self.alone, atoms))
         both = zip(entries["author"], entries["keyword"], strict=True)
         owners, alerts = (np.concatenate(pair) for pair in both)
@@ -178,9 +175,7 @@ class AlertIndex:
                         known.extend(matches)
         return found
 
-    def _numbered(
-        self, kind: Kind, field: str, roots: dict[str, Node], atoms: dict[Atom, bool]
-    ) -> _Entries:
+    def _numbered(self, kind: Kind, field: str, atoms: dict[Atom, bool]) -> _Entries:
         """Number the distinct entries of a field (parsing each once); all its entries."""
         get, subscribers = attrgetter(field), self.subscribers
         texts = list(chain.from_iterable(map(get, subscribers)))
@@ -188,10 +183,7 @@ class AlertIndex:
         places = np.fromiter(map(first.setdefault, texts, count()), np.int64, len(texts))
         start = len(self.alerts)
         for text in first:
-            if kind == "author":
-                root: Node = Author(parse_follow(text))
-            else:
-                root = roots.get(text) or roots.setdefault(text, parse_query(text).root)
+            root = Author(parse_follow(text)) if kind == "author" else parse_query(text).root
             number = AlertNo(len(self.alerts))
             self.alerts.append(_Alert(kind, text, root))
             if isinstance(root, (Not, And, Or)):
