@@ -174,6 +174,7 @@ _COUNT = re.compile(r"([a-z]+)\s*(>=|=>|>|<=|=<|<|==|=)\s*(\S*)", re.IGNORECASE)
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
 _ENDS_OR = frozenset({"end", ")"})
 _PHRASE_START = frozenset({"word", "quoted", "(", "scope"})
+_STARTS_TERM = _PHRASE_START | {"count"}
 _PHRASE_FIELDS: dict[str, PhraseField] = {
     "title": "title",
     "abstract": "abstract",
@@ -296,10 +297,10 @@ class _Parser:
         """Terms joined by OR, each a run of terms joined by AND (written or implied by
         juxtaposition): AND binds tighter."""
         tokens = self.tokens
-        terms = [self.parse_unary(scope, None)]
+        first = self.parse_unary(scope, None)
         if tokens[self.pos][0] in _ENDS_OR:  # one term: the commonest query
-            return terms[0]
-        alternatives: list[Node] = []
+            return first
+        terms, alternatives = [first], list[Node]()
         while (kind := tokens[self.pos][0]) not in _ENDS_OR:
             after = None
             if kind in ("OR", "AND"):
@@ -316,6 +317,13 @@ class _Parser:
         """NOT / - before a term, or a term, or two phrases joined by NEAR/n."""
         token = self.tokens[self.pos]
         kind = token[0]
+        if kind in _STARTS_TERM:  # the commonest case first
+            first = self.parse_primary(scope)
+            return (
+                self._near(first, self.take(), scope)
+                if self.tokens[self.pos][0] == "near"
+                else first
+            )
         if kind in ("AND", "OR", "near"):
             raise self.fail(f"expected a term before '{_spelled(token)}'", token)
         if kind in ("end", ")") and after is not None:
@@ -330,14 +338,17 @@ class _Parser:
 
     def parse_primary(self, scope: str | None) -> Node:
         """A group, a scoped term, a quoted phrase, a run of words or a count comparison."""
-        token = self.take()
+        tokens = self.tokens
+        token = tokens[self.pos]
+        self.pos += 1
         kind = token[0]
         if kind == "word" or kind == "quoted":
             raw = token[1]
             if kind == "word" and scope not in ("category", "source"):
                 run = [raw]  # plain words side by side: one phrase
-                while self.tokens[self.pos][0] == "word":
-                    run.append(self.take()[1])
+                while tokens[self.pos][0] == "word":
+                    run.append(tokens[self.pos][1])
+                    self.pos += 1
                 raw = " ".join(run)
             try:
                 return _term(raw, scope or "text", kind == "quoted")
