@@ -85,3 +85,12 @@ class EntryError(PaperbotError):
 
     The item is skipped with one warning; the rest of the document is still read.
     """
+
+
+class QueryError(PaperbotError):
+    """An alert query that cannot be parsed; `column` (1-based) is where the problem is."""
+
+    def __init__(self, message: str, column: int) -> None:
+        self.message = message
+        self.column = column
+        super().__init__(f"{message} at column {column}")

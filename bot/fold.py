@@ -16,8 +16,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from sys import intern
 
-from bot.builder import builder
 from bot.tex import decode_tex
 
 # Letters that NFKD leaves alone but a reader treats as accented Latin letters.
@@ -126,9 +126,6 @@ class AuthorKey:
         return self.given[0][0] if self.given else ""
 
 
-_make_key = builder(AuthorKey)  # 100,000 subscribers' follows are folded at once
-
-
 # The commonest ways to write a name, "Guillaume Lajoie", "G. Lajoie", "Lajoie, Guillaume",
 # in ASCII letters: folded directly; every other name takes the general rule. No word here
 # is in capitals (then it would be read as initials), and "G." folds to "g" either way.
@@ -152,7 +149,7 @@ def _simple_key(name: str) -> AuthorKey | None:
     surname = surname.lower()
     if given in _SUFFIXES or surname in _SUFFIXES:  # "John Jr", "Smith, Jr": general rule
         return None
-    return _make_key(surname, (given,))
+    return AuthorKey(intern(surname), (intern(given),))  # one string for many follows
 
 
 def _name_words(part: str, surname_last: bool = False) -> list[str]:
@@ -217,7 +214,7 @@ def _general_key(name: str) -> AuthorKey | None:
         text = _PARENS.sub(" ", text)  # affiliations: "Ada Lovelace (Analytical Engines)"
     if "," not in text:
         tokens = _drop_suffix(_name_words(text, surname_last=True))
-        return _make_key(tokens[-1], tuple(tokens[:-1])) if tokens else None
+        return AuthorKey(tokens[-1], tuple(tokens[:-1])) if tokens else None
     parts = [p for p in text.split(",") if words(p)]
     if len(parts) >= 2 and not all(w in _SUFFIXES for w in words(parts[1])):
         # "Lajoie, Guillaume" / "Lajoie, G." / "King, Martin Luther, Jr."
@@ -226,7 +223,7 @@ def _general_key(name: str) -> AuthorKey | None:
         tokens = given + surname_words
     else:
         tokens = _drop_suffix([w for p in parts for w in _name_words(p)])
-    return _make_key(tokens[-1], tuple(tokens[:-1])) if tokens else None
+    return AuthorKey(tokens[-1], tuple(tokens[:-1])) if tokens else None
 
 
 def _given_agree(alert: str, paper: str) -> bool:

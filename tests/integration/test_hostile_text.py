@@ -4,7 +4,7 @@ The real Hugging Face capture is served with its papers' texts replaced by hand-
 hostile ones: a 19,000-character word, a title of punctuation only, bidi overrides and
 right-to-left scripts, emoji with joiners, control characters, stacked combining marks,
 TeX-like punctuation, 500 authors. A whole `paperbot once` cycle (in this process, digests
-to the outbox) must record them, match them in the numpy engine, and write every
+to the outbox) must record them, match them in the alert index, and write every
 subscriber's digest, the plain subscribers' too. And any text at all (a store may hold
 papers recorded before the gate) is matched by the engine and rendered without an error.
 """

@@ -220,6 +220,91 @@ def test_a_follow_written_in_tex_matches_the_unicode_name() -> None:
     )
 
 
+def test_near_finds_two_phrases_close_in_either_order_and_quotes_both() -> None:
+    papers = [
+        Paper("close", "x", abstract="state space models with attention heads"),
+        Paper("reversed", "x", abstract="attention over a long state-space sequence"),
+        Paper("far", "x", abstract="state space models, then five more words, then attention"),
+        Paper("fields", "State space", abstract="attention"),  # not in one field
+    ]
+    sub = Subscriber(ADA, keywords=('"state space" NEAR/3 attention',))
+
+    found = matched([sub], papers)[ADA]
+
+    assert [m.paper_id for m in found] == ["close", "reversed"]
+    assert found[0].reasons[0].terms == ("state space", "attention")
+    assert found[1].reasons[0].terms == ("attention", "state-space")
+    assert found[0].score == 1.0
+
+
+def test_near_counts_the_words_between_and_never_one_word_twice() -> None:
+    papers = [
+        Paper("adjacent", "Deep learning"),
+        Paper("one-between", "Deep reinforcement learning"),
+        Paper("overlap", "Deep-learning"),
+    ]
+    nothing_between = Subscriber("a@example.org", keywords=("deep NEAR/0 learning",))
+    itself = Subscriber("b@example.org", keywords=('"deep learning" NEAR/5 learning',))
+
+    found = matched([nothing_between, itself], papers)
+
+    assert ids(found, "a@example.org") == ["adjacent", "overlap"]
+    assert ids(found, "b@example.org") == [], "the learning of 'deep learning' is not another"
+    assert found["a@example.org"][0].score == 2.0, "found in the title"
+
+
+def test_near_in_a_hostile_abstract_repeating_both_phrases_is_matched_once() -> None:
+    # hand-made: an abstract at the gate's limit, 10,000 words, the two phrases alternating
+    paper = Paper("p", "x", abstract=" ".join(["spam eggs"] * 5_000) + " eggs ham")
+
+    keywords = ("ham NEAR/0 eggs", "spam NEAR/1 ham", "spam NEAR/0 eggs")
+    found = matched([Subscriber(ADA, keywords=keywords)], [paper])
+
+    [match] = found[ADA]
+    assert [r.terms for r in match.reasons] == [("eggs", "ham"), ("spam", "eggs")]
+
+
+def test_a_scoped_near_looks_in_that_field_only() -> None:
+    papers = [Paper("title", "Graph neural nets"), Paper("abstract", "x", abstract="graph neural")]
+
+    found = matched([Subscriber(ADA, keywords=("abstract:(graph NEAR/1 nets OR neural)",))], papers)
+
+    assert ids(found, ADA) == ["abstract"]
+
+
+def test_org_and_tag_find_a_phrase_inside_one_organisation_or_keyword() -> None:
+    paper = Paper(
+        "p",
+        "Untitled",
+        organizations=("Google DeepMind", "Meta"),
+        keywords=("in-context learning", "vision transformers"),
+    )
+    subs = [
+        Subscriber("org@example.org", keywords=("org:deepmind",)),
+        Subscriber("across@example.org", keywords=('org:"deepmind meta"',)),
+        Subscriber("tag@example.org", keywords=("tag:transform*", "tag:(In-Context)")),
+        Subscriber("text@example.org", keywords=("deepmind",)),  # not in title or abstract
+    ]
+
+    found = matched(subs, [paper])
+
+    assert found["org@example.org"][0].reasons[0].terms == ("DeepMind",)
+    assert found["org@example.org"][0].score == 1.0
+    assert "across@example.org" not in found, "a phrase does not span two organisations"
+    assert [r.terms for r in found["tag@example.org"][0].reasons] == [
+        ("transformers",),
+        ("in-context",),
+    ]
+    assert "text@example.org" not in found
+
+
+def test_stars_need_a_source_that_counts_them() -> None:
+    papers = [Paper("none", "x"), Paper("few", "x", stars=99), Paper("many", "x", stars=100)]
+
+    assert ids(matched([Subscriber(ADA, keywords=("stars>=100",))], papers), ADA) == ["many"]
+    assert ids(matched([Subscriber(ADA, keywords=("x stars>99",))], papers), ADA) == ["many"]
+
+
 # ------------------------------------------------------------------------ who gets it
 
 
@@ -335,6 +420,15 @@ def test_matches_come_in_paper_order() -> None:
     assert ids(matched([Subscriber(ADA, keywords=("grokking",))], papers), ADA) == [
         f"p{n}" for n in range(6)
     ]
+
+
+def test_a_long_listing_is_matched_in_parts_as_one() -> None:
+    papers = [Paper(f"p{n}", "Grokking" if n % 1000 == 0 else "x") for n in range(4500)]
+    again = Paper("p0", "x", abstract="listed again after the first part")
+
+    found = matched([Subscriber(ADA, keywords=("grokking",))], [*papers, again])
+
+    assert ids(found, ADA) == ["p0", "p1000", "p2000", "p3000", "p4000"]
 
 
 def test_one_index_matches_several_listings_independently() -> None:

@@ -204,6 +204,22 @@ CASES = [
         {"2410.17243", "2602.23229"},
         keywords=("source:hf-daily AND contrastive",),
     ),
+    # Only 2602.23229 has Hugging Face AI keywords ("in-context learning" among them), an
+    # organisation ("Multimedia and Human Understanding Group") and GitHub stars (9).
+    # arXiv 17898 writes "in-context learning" in its abstract: not a tag.
+    case("tag", {"2602.23229"}, keywords=('tag:"In-Context Learning"',)),
+    case("org", {"2602.23229"}, keywords=("org:multimedia", "org:deepmind")),
+    case("stars", {"2602.23229"}, keywords=("stars>=9",)),
+    case("stars-above", set(), keywords=("stars>9",)),
+    # "time series" then "forecasting": adjacent in 17770 (title and abstract) and 17914
+    # ("time series forecasting techniques"); 17703 writes "forecasting radiation exposure
+    # in BLEO using multimodal time-series data": six words between, so NEAR/6, not 5.
+    case("near", {"2411.17770", "2411.17914"}, keywords=('forecasting NEAR/5 "time series"',)),
+    case(
+        "near-wider",
+        {"2411.17703", "2411.17770", "2411.17914"},
+        keywords=('forecasting NEAR/6 "time series"',),
+    ),
 ]
 
 
@@ -244,6 +260,7 @@ def test_held_out_alert_returns_exactly_the_expected_papers(held_out: Case) -> N
 
 def test_matches_come_in_listing_order() -> None:
     order = {p.id: n for n, p in enumerate(listing())}
+    assert sum(map(len, matches().values())) > len(CASES), "the cases match many papers"
     for found in matches().values():
         positions = [order[m.paper_id] for m in found]
         assert positions == sorted(positions)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.match import AlertIndex
-from bot.match_reference import reference_match
+from bot.match_reference import reference_match, reference_matches
 from bot.models import Match, Paper, Subscriber
 from bot.query import QueryError, parse_query
 
@@ -101,6 +101,10 @@ FOLLOWS = (*AUTHOR_NAMES, "Lajoie", "Bengio", "Smith", "dubois", "John Smith", "
 CATEGORIES = ("cs.LG", "cs.CL", "stat.ML", "math.OC", "q-bio.NC", "CS.lg", "math-ph")
 RESTRICTIONS = ("cs.LG", "cs.*", "math*", "stat.ML", "CS.CL", "q-bio*", "nope.XX")
 SOURCES = ("arxiv", "hf-daily", "arxiv-cs", "alphaxiv")
+# Organisations and Hugging Face AI keywords, written as sources write them; `org:` and
+# `tag:` look for a phrase of QUERY_WORDS inside one of them.
+ORGANIZATIONS = ("Neural Collapse Lab", "Łódź University", "In-Context AI", "Grok Inc.")
+TAGS = ("in-context learning", "neural collapse", "grokking", "naïve Bayes", "2D")
 LABEL_QUERIES = (
     "category:cs.LG",
     "category:cs.*",
@@ -116,12 +120,16 @@ LABEL_QUERIES = (
 # Strategies are built once here: building them inside every draw costs more than the test.
 
 _THIRDS = st.integers(0, 2)
-_QUERY_WORD_LISTS = st.lists(st.sampled_from(QUERY_WORDS), min_size=1, max_size=3)
+_QUERY_WORD = st.sampled_from(QUERY_WORDS)
+_QUERY_WORD_LISTS = st.lists(_QUERY_WORD, min_size=1, max_size=3)
 _TEXT_OPERATORS = st.sampled_from((" OR ", " AND ", " AND NOT ", " -"))
-_SCOPES = st.sampled_from(("title:", "abstract:", "TITLE:"))
+_SCOPES = st.sampled_from(("title:", "abstract:", "TITLE:", "org:", "tag:"))
 _FOLLOWS = st.sampled_from(FOLLOWS)
 _LABEL_QUERIES = st.sampled_from(LABEL_QUERIES)
-_VOTES = st.tuples(st.sampled_from((">=", ">", " >= ")), st.integers(0, 6))
+_VOTES = st.tuples(
+    st.sampled_from(("votes", "stars")), st.sampled_from((">=", ">", " >= ")), st.integers(0, 6)
+)
+_NEAR = st.sampled_from(("NEAR/0", "NEAR/1", "NEAR/3"))
 
 
 @st.composite
@@ -136,8 +144,10 @@ PHRASE = _phrase_text()
 
 @st.composite
 def _text_query(draw: st.DrawFn, below: st.SearchStrategy[str]) -> str:
-    """A query over title/abstract phrases only (what may sit inside `title:( ... )`)."""
+    """A query over phrases only (what may sit inside `title:( ... )`), NEAR among them."""
     if draw(_THIRDS) == 0:
+        if draw(_THIRDS) == 0:  # two phrases close together
+            return f"{draw(PHRASE)} {draw(_NEAR)} {draw(PHRASE)}"
         return draw(PHRASE)
     left, op, right = draw(below), draw(_TEXT_OPERATORS), draw(below)
     return f"({left}{op}{right})" if op != " -" else f"({left} -({right}))"
@@ -149,7 +159,7 @@ TEXT_QUERY = _text_query(_text_query(PHRASE))
 @st.composite
 def _atom_text(draw: st.DrawFn) -> str:
     """One term that is true on its own: a phrase, a scoped phrase, an author, a label, votes."""
-    kind = draw(st.integers(0, 6))
+    kind = draw(st.integers(0, 7))
     if kind == 2:
         inner = draw(TEXT_QUERY)
         return draw(_SCOPES) + (inner if inner.startswith("(") else f"({inner})")
@@ -159,8 +169,10 @@ def _atom_text(draw: st.DrawFn) -> str:
     if kind == 4:
         return draw(_LABEL_QUERIES)
     if kind == 5:
-        op, number = draw(_VOTES)
-        return f"votes{op}{number}"
+        field, op, number = draw(_VOTES)
+        return f"{field}{op}{number}"
+    if kind == 6:  # two words close together: often in the tiny texts, distance matters
+        return f"{draw(_QUERY_WORD)} {draw(_NEAR)} {draw(_QUERY_WORD)}"
     return draw(PHRASE)
 
 
@@ -237,6 +249,8 @@ _AUTHORS = st.lists(st.sampled_from(AUTHOR_NAMES), max_size=3)
 _CATEGORIES = st.lists(st.sampled_from(CATEGORIES), max_size=2)
 _SOURCES = st.lists(st.sampled_from(SOURCES), max_size=2)
 _PAPER_VOTES = st.one_of(st.none(), st.integers(0, 7))
+_ORGANIZATIONS = st.lists(st.sampled_from(ORGANIZATIONS), max_size=2)
+_TAGS = st.lists(st.sampled_from(TAGS), max_size=3)
 
 
 @st.composite
@@ -262,6 +276,9 @@ def _paper(draw: st.DrawFn, paper_id: str) -> Paper:
         categories=tuple(draw(_CATEGORIES)),
         sources=tuple(draw(_SOURCES)),
         votes=draw(_PAPER_VOTES),
+        stars=draw(_PAPER_VOTES),
+        organizations=tuple(draw(_ORGANIZATIONS)),
+        keywords=tuple(draw(_TAGS)),
     )
 
 
@@ -277,7 +294,7 @@ def papers(draw: st.DrawFn) -> list[Paper]:
 
 
 def reference(subs: list[Subscriber], listing: list[Paper]) -> dict[str, list[Match]]:
-    """What the plain evaluator finds, in the shape `AlertIndex.match` returns."""
+    """What the plain evaluator finds, pair by pair, in the shape `AlertIndex.match` returns."""
     first = list({p.id: p for p in reversed(listing)}.values())  # the first listing of each
     first.sort(key=listing.index)
     out: dict[str, list[Match]] = {}
@@ -307,12 +324,35 @@ def reference(subs: list[Subscriber], listing: list[Paper]) -> dict[str, list[Ma
         Paper("p1", "Nothing here", abstract="neural collapse, in context"),
     ],
 )
+@example(  # NEAR at its distance exactly, in either order, and one word short of it
+    subs=[
+        Subscriber("a@example.org", keywords=("grokking NEAR/0 neural", "in NEAR/1 bayes")),
+        Subscriber("b@example.org", keywords=("title:(neural NEAR/2 context)",)),
+    ],
+    listing=[
+        Paper("p0", "Neural grokking", abstract="in naive bayes"),
+        Paper("p1", "Neural in 2D context", abstract="in naive 2D bayes"),
+    ],
+)
 def test_index_matches_equal_the_reference_evaluator(
     subs: list[Subscriber], listing: list[Paper]
 ) -> None:
     index = AlertIndex.build(subs)
 
     assert index.match(listing) == reference(subs, listing)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(subs=subscribers(), listing=papers())
+def test_the_reference_of_a_whole_day_is_the_reference_pair_by_pair(
+    subs: list[Subscriber], listing: list[Paper]
+) -> None:
+    """`reference_matches` folds each paper once and keeps its answers: nothing else."""
+    assert reference_matches(subs, listing) == reference(subs, listing)
 
 
 @settings(

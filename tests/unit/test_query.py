@@ -7,36 +7,34 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.fold import AuthorKey, words
+from bot.fold import AuthorKey
 from bot.query import (
     MAX_NESTING,
     And,
+    AtLeast,
     Atom,
     Author,
     Label,
+    Near,
     Node,
     Not,
     Or,
     Phrase,
+    PhraseField,
     QueryError,
-    TextField,
-    Votes,
     atoms,
-    boolean_runs,
     evaluate,
     parse_follow,
     parse_query,
-    plain_words,
-    scoped_run,
 )
 from tests.cli import run_paperbot
 
 
-def phrase(text: str, field: TextField = "text") -> Phrase:
+def phrase(text: str, field: PhraseField = "text") -> Phrase:
     """A phrase atom from space-separated folded words."""
     return Phrase(tuple(text.split()), field)
 
@@ -95,12 +93,33 @@ A, B, C = phrase("a"), phrase("b"), phrase("c")
         ),
         ("source:hf-daily", Label("source", "hf-daily")),
         ("source:arxiv*", Label("source", "arxiv", prefix=True)),
-        # votes
-        ("votes>=10", Votes(10)),
-        ("votes>9", Votes(10)),
-        ("votes => 3", Votes(3)),
-        ("votes>=0", Votes(0)),
-        ("grokking votes>=5", And((phrase("grokking"), Votes(5)))),
+        # votes and stars
+        ("votes>=10", AtLeast("votes", 10)),
+        ("votes>9", AtLeast("votes", 10)),
+        ("votes => 3", AtLeast("votes", 3)),
+        ("votes>=0", AtLeast("votes", 0)),
+        ("grokking votes>=5", And((phrase("grokking"), AtLeast("votes", 5)))),
+        ("stars>=100", AtLeast("stars", 100)),
+        ("Stars > 99 diffusion", And((AtLeast("stars", 100), phrase("diffusion")))),
+        # organisations and AI keywords (Hugging Face): a phrase inside one of them
+        ("org:deepmind", phrase("deepmind", "org")),
+        ('org:"Google DeepMind"', phrase("google deepmind", "org")),
+        ("ORG:(meta OR nvidia)", Or((phrase("meta", "org"), phrase("nvidia", "org")))),
+        ("tag:diffusion models", phrase("diffusion models", "tag")),
+        ("tag:llm* -org:meta", And((phrase("llm*", "tag"), Not(phrase("meta", "org"))))),
+        # NEAR/n: two phrases of one field; plain words around it are phrases as usual
+        (
+            '"state space" NEAR/5 attention',
+            Near(phrase("state space"), phrase("attention"), 5),
+        ),
+        ("state space NEAR/5 attention", Near(phrase("state space"), phrase("attention"), 5)),
+        ("a NEAR/0 b", Near(A, B, 0)),
+        ("title:(a NEAR/2 bb*)", Near(phrase("a", "title"), phrase("bb*", "title"), 2)),
+        ("a NEAR/3 b OR c", Or((Near(A, B, 3), C))),
+        ("a NEAR/3 (b) c", And((Near(A, B, 3), C))),
+        ("a NEAR/3 b c", Near(A, phrase("b c"), 3)),  # words after it: one phrase
+        ('c -a NEAR/3 "b"', And((C, Not(Near(A, B, 3))))),
+        ("near field", phrase("near field")),  # lowercase: a word
         # words that only look like syntax
         ("12:30 meeting", phrase("12 30 meeting")),
         ("state-of-the-art", phrase("state of the art")),
@@ -140,10 +159,14 @@ def test_query_parses_to_its_tree(text: str, tree: Node) -> None:
         ("NOT", "expected a term after 'NOT'", 1),
         ("grokking - survey", "'-' must be written right before the term it excludes", 10),
         ("grokking -", "'-' must be written right before the term it excludes", 10),
-        ("foo:bar", "unknown field 'foo:' (known: abstract, author, category, source, title)", 1),
+        (
+            "foo:bar",
+            "unknown field 'foo:' (known: abstract, author, category, org, source, tag, title)",
+            1,
+        ),
         (
             "grokking AND titel:x",
-            "unknown field 'titel:' (known: abstract, author, category, source, title)",
+            "unknown field 'titel:' (known: abstract, author, category, org, source, tag, title)",
             14,
         ),
         ("title:", "expected a term after 'title:'", 1),
@@ -158,6 +181,35 @@ def test_query_parses_to_its_tree(text: str, tree: Node) -> None:
         # a superscript digit is a digit to str.isdigit, not to int()
         ("votes>=²", "votes must be compared with a whole number, e.g. votes>=10", 1),
         ("a OR votes>=", "votes must be compared with a whole number, e.g. votes>=10", 6),
+        ("votes>=1000000001", "votes must be compared with a number up to 1,000,000,000", 1),
+        # hostile: a number int() refuses to convert (over 4,300 digits)
+        ("votes>=" + "9" * 5000, "votes must be compared with a number up to 1,000,000,000", 1),
+        ("a stars<5", "stars supports only '>=' and '>', not '<'", 3),
+        ("stars>=lots", "stars must be compared with a whole number, e.g. stars>=10", 1),
+        ("title:(stars>=3)", "stars cannot be scoped to 'title:'", 8),
+        ("org:", "expected a term after 'org:'", 1),
+        ("tag:(org:x)", "'org:' inside 'tag:'", 6),
+        ("org:...", "a phrase needs letters or digits", 5),
+        # NEAR needs its distance: `a NEAR b` is never the phrase "a near b"
+        ("a NEAR b", "NEAR needs a distance of 0 to 1000 words, e.g. NEAR/5", 3),
+        ("a NEAR/ b", "NEAR needs a distance of 0 to 1000 words, e.g. NEAR/5", 3),
+        ("a NEAR/x b", "NEAR needs a distance of 0 to 1000 words, e.g. NEAR/5", 3),
+        ("a NEAR/1001 b", "NEAR needs a distance of 0 to 1000 words, e.g. NEAR/5", 3),
+        ("a NEAR/²", "NEAR needs a distance of 0 to 1000 words, e.g. NEAR/5", 3),
+        ("NEAR/3 b", "expected a term before 'NEAR/3'", 1),
+        ("a AND NEAR/3 b", "expected a term before 'NEAR/3'", 7),
+        ("a NEAR/3", "expected a phrase after 'NEAR/3'", 3),
+        ("a NEAR/3 -b", "expected a phrase after 'NEAR/3'", 3),
+        ("a NEAR/3 OR b", "expected a phrase after 'NEAR/3'", 3),
+        ("a NEAR/3 b NEAR/3 c", "expected a term before 'NEAR/3'", 12),
+        ("(a OR b) NEAR/3 c", "'NEAR/3' needs a phrase on each side", 10),
+        ("a NEAR/3 author:Lajoie", "'NEAR/3' needs a phrase on each side", 3),
+        ("a NEAR/3 votes>=2", "expected a phrase after 'NEAR/3'", 3),
+        (
+            "title:a NEAR/3 b",
+            "'NEAR/3' needs both phrases in one field, e.g. title:(a NEAR/3 b)",
+            9,
+        ),
         ("x*", "prefix 'x*' needs at least 2 letters", 1),
         ("grokking OR a*", "prefix 'a*' needs at least 2 letters", 13),
         ("tr*ns", "'*' is only allowed at the end of a word", 1),
@@ -200,63 +252,27 @@ def test_a_follow_parses_to_its_author_key() -> None:
     assert parse_follow("Lajoie, G.") == AuthorKey("lajoie", ("g",))
 
 
-# ------------------------------------------------------------------------ the fast path
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("neural collapse", ("neural", "collapse")),
-        ("  Neural-Collapse ", ("neural", "collapse")),
-        ('"in-context learning"', ("in", "context", "learning")),
-        ("vision and language", ("vision", "and", "language")),
-        ("Rémy's naïve", ("remy", "s", "naive")),
-        ("a OR b", None),
-        ("a -b", None),
-        ("transform*", None),
-        ("title:x", None),
-        ("(x)", None),
-        ('"x" "y"', None),
-        ("votes>=3", None),
-        ("...", None),
-    ],
-)
-def test_plain_words_recognises_a_plain_phrase(text: str, expected: tuple[str, ...] | None) -> None:
-    assert plain_words(text) == expected
-
-
-PLAIN_ALPHABET = st.sampled_from(
-    [*"aZé- ‐.'_/$,!?1", "AND", "OR", "NOT", "and", "or", "in", "-x", "x-", '"', "“", "”", "*"]
-)
-
-
-@given(st.lists(PLAIN_ALPHABET, max_size=8).map("".join))
-def test_the_plain_phrase_fast_path_means_what_the_parser_means(text: str) -> None:
-    plain = plain_words(text)
-    if plain is None:
-        return
-    # a group forces the full parser over the same words
-    assert parse_query(f"({text})").root == Phrase(plain)
-    assert parse_query(text).root == Phrase(plain)
-
+# ------------------------------------------------------------------------ grammar properties
 
 # Texts in the commonest shapes (a run of words, a quoted phrase, `x AND (y OR z)`, `x -y`,
-# `field:x`), which the parser may recognise by shape, plus random token soup.
+# `field:x`, `x NEAR/n y`), plus random token soup.
 _WORD = st.sampled_from(
     [
         *("neural", "Collapse", "ab*", "ab**", "x", "a*", "_", "½", "Rémy", "ORx", "ANDROID"),
         *("AND", "OR", "NOT", "votes", "in-context", "don't", "cs.LG", "math*", "x²", "ǅ", "2d"),
+        *("NEAR", "NEAR/2", "near", "NEARBY", "stars>=3", "-x", "foo:bar"),
     ]
 )
 _RUN = st.lists(_WORD, min_size=1, max_size=3).map(" ".join)
 _QUOTED = _RUN.map(lambda run: f'"{run}"')
 _TERM = st.one_of(_RUN, _QUOTED)
-_SCOPE = st.sampled_from(["title:", "abstract:", "author:", "category:", "source:", "TITLE:"])
+_SCOPE = st.sampled_from(["title:", "abstract:", "author:", "category:", "source:", "org:", "tag:"])
 _SPACE = st.sampled_from([" ", "  ", "\t"])
 _SHAPED = st.one_of(
     _TERM,
     st.tuples(_TERM, _RUN, _RUN, _SPACE).map(lambda t: f"{t[0]} AND{t[3]}({t[1]} OR {t[2]})"),
     st.tuples(_RUN, _RUN, _SPACE).map(lambda t: f"{t[0]}{t[2]}-{t[1]}"),
+    st.tuples(_TERM, _TERM).map(lambda t: f"{t[0]} NEAR/3 {t[1]}"),
     st.tuples(_SCOPE, _TERM, st.sampled_from(["", " "])).map(lambda t: f"{t[0]}{t[2]}{t[1]}"),
     st.lists(
         st.one_of(_WORD, st.sampled_from(["(", ")", "-", '"', "title:", " "])), max_size=6
@@ -266,75 +282,41 @@ _SHAPED = st.one_of(
 
 @settings(max_examples=300)
 @given(_SHAPED)
-def test_every_shortcut_of_the_parser_builds_the_tree_the_grammar_gives(text: str) -> None:
+def test_a_whole_query_in_parentheses_means_the_same(text: str) -> None:
     try:
         root = parse_query(text).root
     except QueryError:
         return
-    # inside a group, the text can only be read by the general grammar
     assert parse_query(f"({text})").root == root
 
 
-# The boolean shapes the compiler reads without the parser, spaced and quoted in every way,
-# mostly of words it reads (letters, digits, `_`) and a few it leaves to the parser.
-_SHAPE_WORD = st.sampled_from(
-    ["neural", "Collapse", "x", "_", "½", "Rémy", "ORx", "ANDROID", "2d", "ǅ", "x²", "ab*", "OR"]
-)
-_SHAPE_RUN = st.lists(_SHAPE_WORD, min_size=1, max_size=3).map(" ".join)
-_BOOLEAN_SHAPED = st.one_of(
-    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SHAPE_RUN, _SPACE).map(
-        lambda t: f"{t[0]} AND{t[3]}({t[1]} OR {t[2]})"
-    ),
-    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SHAPE_RUN, _SPACE).map(
-        lambda t: f' "{t[0]}"  AND ({t[1]}{t[3]}OR {t[2]})'
-    ),
-    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SHAPE_RUN).map(lambda t: f"“{t[0]}” AND ({t[1]} OR {t[2]})"),
-    st.tuples(_SHAPE_RUN, _SHAPE_RUN, _SPACE).map(lambda t: f"{t[0]}{t[2]}-{t[1]} "),
-)
-
-
 @settings(max_examples=300)
-@given(_BOOLEAN_SHAPED)
-@example('"neural collapse" AND (x OR 2d)')
-@example("“Rémy x” AND\t(x OR x)")
-@example("neural  -½")
-@example("x -_")
-def test_a_common_boolean_shape_is_read_as_the_grammar_reads_it(text: str) -> None:
-    found = boolean_runs(text)
-    if found is None:  # e.g. a `*`, or words that are not plain: the parser's to read
-        return
-    shape, runs = found
-    phrases = [tuple(words(run)) for run in runs]
-    if not all(phrases):  # the shortcut's promise: a phrase without words does not parse
-        with pytest.raises(QueryError):
-            parse_query(f"({text})")
-        return
-    assert parse_query(f"({text})").root == shape.tree(tuple(map(Phrase, phrases)))
+@given(_SHAPED)
+def test_any_text_parses_or_fails_with_a_column_inside_it(text: str) -> None:
+    """Whatever is typed, the parser answers a tree or a QueryError, never another error."""
+    column = 1
+    try:
+        parse_query(text)
+    except QueryError as exc:
+        column = exc.column
+    assert 1 <= column <= len(text) + 1
 
 
-_SCOPED_PHRASE = st.tuples(
-    st.sampled_from(["title:", "abstract:", "author:", "TITLE:", "title: ", " abstract:"]),
-    _SHAPE_RUN,
-    st.booleans(),
-).map(lambda t: f'{t[0]}"{t[1]}"' if t[2] else f"{t[0]}{t[1]}")
-
-
-@settings(max_examples=200)
-@given(_SCOPED_PHRASE)
-@example("title:neural  Collapse")
-@example('abstract:"x, 2d"')
-@example("title:_")
-def test_a_scoped_phrase_is_read_as_the_grammar_reads_it(text: str) -> None:
-    found = scoped_run(text)
-    if found is None:  # e.g. a `*`, an author, words that are not plain: the parser's
-        return
-    field, run = found
-    folded = tuple(words(run))
-    if not folded:  # the shortcut's promise: a phrase without words does not parse
-        with pytest.raises(QueryError):
-            parse_query(f"({text})")
-        return
-    assert parse_query(f"({text})").root == Phrase(folded, field)
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("neural collapse", ("neural", "collapse")),
+        ("  Neural-Collapse ", ("neural", "collapse")),
+        ('"in-context learning"', ("in", "context", "learning")),
+        ("vision and language", ("vision", "and", "language")),
+        ("Rémy's naïve", ("remy", "s", "naive")),
+        ("neural\tcollapse  dynamics", ("neural", "collapse", "dynamics")),
+    ],
+)
+def test_a_plain_keyword_is_one_phrase_of_its_folded_words(
+    text: str, folded: tuple[str, ...]
+) -> None:
+    assert parse_query(text).root == Phrase(folded)
 
 
 # ------------------------------------------------------------------------ evaluation
