@@ -6,7 +6,7 @@ The worker asks this every minute (`scheduling.deliver`), so it must stay far be
 minute. For each count, in a fresh SQLite file: subscribers with random daily/weekly
 cadences, send times and time zones are synced, then one deliver-tick's bookkeeping is
 timed: reading them with their last-served time (`Store.cadence_marks`), deciding who is
-due (`bot.cadence.is_due`), and marking them served in one transaction
+due (`bot.timing.cadence.is_due`), and marking them served in one transaction
 (`Store.create_digests(..., served=True)`, no matches, so no digest). Prints seconds per
 step and subscribers per second for the decision.
 """
@@ -20,9 +20,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.cadence import WEEKDAYS, is_due
 from bot.models import Subscriber
-from bot.store import Store
+from bot.store.store import Store
+from bot.timing.cadence import WEEKDAYS, is_due
 
 ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 

@@ -45,13 +45,13 @@ from xml.sax.saxutils import escape
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.match import World, make_paper, make_subscriber
+from bot.alerts.index import AlertIndex, release_freed_memory
 from bot.config import Config, parse_config
-from bot.deliver import deliver, make_sender, message_domain
-from bot.match import AlertIndex, release_freed_memory
+from bot.mail.deliver import deliver, make_sender, message_domain
+from bot.mail.links import SECRET_ENV
 from bot.models import Paper, Subscriber
-from bot.pipeline import fetch_all, record_outcomes, run_once
-from bot.store import Store, utcnow
-from bot.tokens import SECRET_ENV
+from bot.run.pipeline import fetch_all, record_outcomes, run_once
+from bot.store.store import Store, utcnow
 
 HOST = "127.0.0.1"
 

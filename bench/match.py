@@ -15,7 +15,7 @@ exclude a phrase. Prints index build time, match times, match counts, peak memor
 build is the cold one (the parser's term cache fills during it).
 
 Then the index is checked against the plain per-subscriber evaluator
-(`bot.match_reference`) on the whole first day: `--check` subscribers spread evenly over
+(`bot.alerts.reference`) on the whole first day: `--check` subscribers spread evenly over
 all of them (every one when it is at least `--subscribers`), each against every paper.
 """
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.match import AlertIndex
-from bot.match_reference import reference_matches
+from bot.alerts.index import AlertIndex
+from bot.alerts.reference import reference_matches
 from bot.models import Match, Paper, Subscriber
 
 VOCABULARY = 20_000

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
-from bot.sources.biorxiv import BiorxivOptions, BiorxivSource
-from bot.sources.html import HtmlOptions, HtmlSource
-from bot.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
+from bot.ingest.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
+from bot.ingest.sources.biorxiv import BiorxivOptions, BiorxivSource
+from bot.ingest.sources.html import HtmlOptions, HtmlSource
+from bot.ingest.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 sys.path.insert(0, str(FIXTURES / "huggingface"))

@@ -11,21 +11,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot import __version__
-from bot.cadence import describe_cadence
 from bot.config import Config, check_email, config_path, load_config
 from bot.errors import ConfigError, PaperbotError, StoreUnusable
-from bot.fetch import merge_intervals
-from bot.pipeline import RunReport, run_once
-from bot.preview import preview_digest
-from bot.progress import Progress, log_handler, progress_for
-from bot.render import render_digest
-from bot.sendtest import delivery_lines, send_test
-from bot.shutdown import Shutdown
-from bot.sources import KINDS, FetchWindow, get_kind
-from bot.status import run_lines, stale_reasons, status_lines
-from bot.store import Store
-from bot.tokens import SECRET_ENV
-from bot.worker import Worker, embedded_web, source_schedule
+from bot.ingest.fetch import merge_intervals
+from bot.ingest.sources import KINDS, FetchWindow, get_kind
+from bot.mail.links import SECRET_ENV
+from bot.mail.render import render_digest
+from bot.run.pipeline import RunReport, run_once
+from bot.run.preview import preview_digest
+from bot.run.progress import Progress, log_handler, progress_for
+from bot.run.sendtest import delivery_lines, send_test
+from bot.run.shutdown import Shutdown
+from bot.run.status import run_lines, stale_reasons, status_lines
+from bot.run.worker import Worker, embedded_web, source_schedule
+from bot.store.store import Store
+from bot.timing.cadence import describe_cadence
 
 log = logging.getLogger("paperbot")
 
@@ -235,7 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """`paperbot web`: the subscription web app, until SIGINT/SIGTERM."""
-    from bot.web import serve  # the web stack loads only for this command
+    from bot.web.app import serve  # the web stack loads only for this command
 
     serve(_config(args), host=args.host, port=args.port, dev=args.dev)
     return EXIT_OK

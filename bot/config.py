@@ -18,13 +18,13 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from bot.cadence import format_clock, parse_clock, parse_weekday
 from bot.errors import ConfigError
+from bot.ingest.sources import KINDS, SourceOptions
+from bot.ingest.sources.base import MAX_DEADLINE
+from bot.mail.dkim import DkimSigner, load_key
 from bot.models import MAX_PAPERS, Subscriber
-from bot.schedule import check_cron
-from bot.signing import DkimSigner, load_key
-from bot.sources import KINDS, SourceOptions
-from bot.sources.base import MAX_DEADLINE
+from bot.timing.cadence import format_clock, parse_clock, parse_weekday
+from bot.timing.schedule import check_cron
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger("paperbot")
@@ -705,7 +705,7 @@ def _check_queries(sub: SubscriberSettings, where: str) -> None:
 
 
 def _query_checker() -> Callable[[str, bool], str | None]:
-    from bot.query import QueryError, parse_follow, parse_query
+    from bot.alerts.query import QueryError, parse_follow, parse_query
 
     def check(text: str, follow: bool) -> str | None:
         try:

@@ -18,7 +18,7 @@ class Link:
 class Paper:
     """One paper as a source lists it, or as the store knows it after merging sources.
 
-    `id` is the canonical id (see `bot.ids.canonical_id`): the arXiv id without version
+    `id` is the canonical id (see `bot.text.ids.canonical_id`): the arXiv id without version
     (`2411.01234`, `hep-ph/9411242`), else `doi:<lowercased DOI>`, else `title:<hash>`.
     """
 
@@ -50,7 +50,7 @@ class Listing:
     """What a parser read from one fetched document: its papers and the next page, if any.
 
     `problems` has one line per item that was skipped or read without a field (see
-    `bot.sources.items`); the pipeline logs them with the source's name. `complete` is
+    `bot.ingest.sources.items`); the pipeline logs them with the source's name. `complete` is
     False when the document ends before its end (a truncated download): its papers are
     kept, but not its validators, so that the next fetch asks for the whole of it again.
     """

@@ -30,8 +30,8 @@ from bs4 import BeautifulSoup
 
 from bot.config import Config, load_config
 from bot.models import Paper
-from bot.store import Store
-from bot.web import CONFIRM_MAX_AGE, RateLimits, create_app, listen
+from bot.store.store import Store
+from bot.web.app import CONFIRM_MAX_AGE, RateLimits, create_app, listen
 from tests.smtpserver import SmtpTestServer
 
 HOST = "127.0.0.1"

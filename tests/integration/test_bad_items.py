@@ -26,11 +26,11 @@ import pytest
 import yaml
 
 from bot.config import parse_config
-from bot.ids import title_key
+from bot.ingest.sources.checks import MAX_ABSTRACT, MAX_COUNT, MAX_NAME, MAX_TITLE
 from bot.models import Paper
-from bot.pipeline import fetch_stage
-from bot.sources.checks import MAX_ABSTRACT, MAX_COUNT, MAX_NAME, MAX_TITLE
-from bot.store import Store
+from bot.run.pipeline import fetch_stage
+from bot.store.store import Store
+from bot.text.ids import title_key
 from tests.httpserver import FIXTURES, LocalHTTPServer
 
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)

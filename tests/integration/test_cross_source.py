@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.ids import title_key
+from bot.text.ids import title_key
 from tests.httpserver import FIXTURES, LocalHTTPServer
 from tests.integration.test_once import mails_to, run, smtp_section, text_part, write_config
 

@@ -30,12 +30,12 @@ import yaml
 
 from bot.cli import main
 from bot.config import load_config
-from bot.deliver import DeliveryReport, DeliverySettings, deliver, make_sender
-from bot.render import PrebuiltMessage, RenderedDigest, build_message, envelope_headers
-from bot.senders import SmtpSender, envelope_sender, message_bytes, recipients_of
-from bot.senders.smtp import smtp_data
-from bot.store import Store
-from bot.tokens import SECRET_ENV, read_token
+from bot.mail.deliver import DeliveryReport, DeliverySettings, deliver, make_sender
+from bot.mail.links import SECRET_ENV, read_token
+from bot.mail.render import PrebuiltMessage, RenderedDigest, build_message, envelope_headers
+from bot.mail.senders import SmtpSender, envelope_sender, message_bytes, recipients_of
+from bot.mail.senders.smtp import smtp_data
+from bot.store.store import Store
 from tests.cli import run_paperbot, start_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import PASSWORD, USER, Received, SmtpTestServer
@@ -923,8 +923,8 @@ def test_the_helper_process_ends_when_the_sending_process_is_killed(
     script = (
         "import asyncio, pathlib\n"
         "from bot.config import load_config\n"
-        "from bot.deliver import DeliverySettings, deliver, make_sender\n"
-        "from bot.store import Store\n"
+        "from bot.mail.deliver import DeliverySettings, deliver, make_sender\n"
+        "from bot.store.store import Store\n"
         f"config = load_config(pathlib.Path({str(config)!r}))\n"
         "settings = DeliverySettings(batch_size=2)\n"
         "asyncio.run(deliver(config, Store.open(config.database), make_sender(config), settings,"

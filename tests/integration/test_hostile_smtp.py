@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from bot.errors import SendError
-from bot.senders import (
+from bot.mail.senders import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from bot.store import MIGRATIONS, Store
+from bot.store.store import MIGRATIONS, Store
 from tests.cli import paperbot_command, run_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import arxiv_source, smtp_section, write_config

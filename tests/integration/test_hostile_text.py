@@ -23,11 +23,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.alerts.index import AlertIndex
 from bot.config import parse_config
-from bot.match import AlertIndex
+from bot.mail.render import render_digest
 from bot.models import Digest, DigestEntry, Paper, Subscriber
-from bot.pipeline import run_once
-from bot.render import render_digest
+from bot.run.pipeline import run_once
 from tests.httpserver import FIXTURES, LocalHTTPServer
 
 NOW = datetime(2024, 10, 26, 8, tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import Store
+from bot.store.store import Store
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import mails_to, run, smtp_section, text_part, write_config
 from tests.unit.test_store_identity import (

@@ -15,12 +15,12 @@ from pathlib import Path
 import yaml
 
 from bot.config import Config, parse_config
-from bot.fetch import Validators
+from bot.ingest.fetch import Validators
+from bot.ingest.sources import get_kind
+from bot.mail.senders import OutboxSender
 from bot.models import Paper
-from bot.pipeline import SourceOutcome, deliver_stage, match_pending, record_outcomes
-from bot.senders import OutboxSender
-from bot.sources import get_kind
-from bot.store import FetchRecord, Store
+from bot.run.pipeline import SourceOutcome, deliver_stage, match_pending, record_outcomes
+from bot.store.store import FetchRecord, Store
 from tests.httpserver import FIXTURES
 
 NOW = datetime(2024, 11, 28, 12, tzinfo=UTC)

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.errors import SendError
-from bot.render import RenderedDigest, build_message
-from bot.senders import (
+from bot.mail.render import RenderedDigest, build_message
+from bot.mail.senders import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.store import FetchRecord, Store
+from bot.store.store import FetchRecord, Store
 from tests.httpserver import FIXTURES, LocalHTTPServer, Reply, Request
 from tests.integration.test_cross_source import lab_source
 from tests.integration.test_once import mails_to, run, smtp_section, write_config

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from time_machine import TimeMachineFixture
 
-from bot.store import FetchRecord, Store, utcnow
+from bot.store.store import FetchRecord, Store, utcnow
 from tests.cli import run_paperbot
 from tests.feedmaker import GrowingFeed
 from tests.httpserver import LocalHTTPServer

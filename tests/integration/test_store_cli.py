@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import Store
+from bot.store.store import Store
 from tests.cli import paperbot_command, run_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import arxiv_source, mails_to, run, smtp_section, write_config

@@ -8,8 +8,8 @@ from datetime import timedelta
 import httpx
 from bs4 import BeautifulSoup
 
-from bot.store import utcnow
-from bot.tokens import make_token
+from bot.mail.links import make_token
+from bot.store.store import utcnow
 from tests.webapp import (
     SECRET,
     WebSite,

@@ -9,13 +9,13 @@ from email.message import EmailMessage
 import httpx
 from bs4 import BeautifulSoup
 
-from bot.deliver import Letterhead, digest_message
-from bot.digest import build_digest
-from bot.match import AlertIndex
+from bot.alerts.index import AlertIndex
+from bot.mail.deliver import Letterhead, digest_message
+from bot.mail.digest import build_digest
+from bot.mail.links import make_token
 from bot.models import Paper
-from bot.store import PendingDigest, utcnow
-from bot.tokens import make_token
-from bot.webguard import SECURITY_HEADERS
+from bot.store.store import PendingDigest, utcnow
+from bot.web.guard import SECURITY_HEADERS
 from tests.webapp import SECRET, WebSite, body_text, paper, record, subscribe
 
 ADA = "ada@example.org"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.web import RETRY_AFTER
-from bot.webguard import SECURITY_HEADERS
+from bot.web.app import RETRY_AFTER
+from bot.web.guard import SECURITY_HEADERS
 from tests.webapp import WebSite, page_title, sign_up, subscribe
 
 ADA, BO = "ada@example.org", "bo@example.org"

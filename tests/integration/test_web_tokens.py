@@ -9,7 +9,7 @@ import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from bot.tokens import make_token
+from bot.mail.links import make_token
 from tests.webapp import (
     SECRET,
     WebSite,

@@ -8,7 +8,7 @@ import httpx
 from bs4 import BeautifulSoup
 
 from bot.models import Match, Reason
-from bot.store import Store
+from bot.store.store import Store
 from tests.webapp import WebSite, page_title, paper, record, submit, subscribe
 
 ADA = "ada@example.org"

@@ -24,9 +24,9 @@ import pytest
 from time_machine import TimeMachineFixture
 
 from bot.config import load_config
-from bot.shutdown import Shutdown
-from bot.store import Store
-from bot.worker import Worker
+from bot.run.shutdown import Shutdown
+from bot.run.worker import Worker
+from bot.store.store import Store
 from tests.feedmaker import GrowingFeed
 from tests.httpserver import LocalHTTPServer, Reply, Request
 from tests.integration.test_once import mails_to, smtp_section, text_part, write_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.alerts import plan, smtp_problem, source_problems
-from bot.store import AlertState, SourceHealth
+from bot.run.operator import plan, smtp_problem, source_problems
+from bot.store.store import AlertState, SourceHealth
 
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 KEY = "source:arxiv"

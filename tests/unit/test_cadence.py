@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.cadence import is_due, latest_slot, next_slot, parse_clock, parse_weekday
 from bot.models import Subscriber
+from bot.timing.cadence import is_due, latest_slot, next_slot, parse_clock, parse_weekday
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

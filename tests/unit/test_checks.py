@@ -1,4 +1,4 @@
-"""The gate every source's paper passes before it is stored (`bot.sources.checks`).
+"""The gate every source's paper passes before it is stored (`bot.ingest.sources.checks`).
 
 The hostile values here are hand-made: each is one a real server could send.
 """
@@ -14,9 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import EntryError
-from bot.ids import title_key
-from bot.models import Link, Paper
-from bot.sources.checks import (
+from bot.ingest.sources.checks import (
     MAX_ABSTRACT,
     MAX_AUTHORS,
     MAX_COUNT,
@@ -28,8 +26,10 @@ from bot.sources.checks import (
     count,
     is_web_url,
 )
-from bot.sources.common import int_field, name_list, string_list, text_field
-from bot.sources.items import ItemNotes
+from bot.ingest.sources.common import int_field, name_list, string_list, text_field
+from bot.ingest.sources.items import ItemNotes
+from bot.models import Link, Paper
+from bot.text.ids import title_key
 
 TITLE = "Grokking beyond algorithmic data"
 

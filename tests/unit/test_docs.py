@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import COMMANDS, build_parser
 from bot.config import load_config
-from bot.sources import KINDS
+from bot.ingest.sources import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

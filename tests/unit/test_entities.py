@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from bot.ingest.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
+from bot.ingest.sources.biorxiv import BiorxivOptions, BiorxivSource
+from bot.ingest.sources.common import entity_text
+from bot.ingest.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
 from bot.models import Paper
-from bot.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
-from bot.sources.biorxiv import BiorxivOptions, BiorxivSource
-from bot.sources.common import entity_text
-from bot.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ESCAPED = "The ratio &lt; 10x &amp; more; the entity &amp;lt; is text, &#x3b1;&nbsp;=&#160;1"

@@ -11,7 +11,7 @@ import yaml
 from bot.cli import main
 from bot.config import parse_config
 from bot.errors import ConfigError
-from bot.fetch import merge_intervals
+from bot.ingest.fetch import merge_intervals
 
 
 def config_with(fetch: dict[str, Any] | None = None, **source: Any) -> str:

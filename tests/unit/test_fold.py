@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.fold import AuthorKey, author_key, fold, fold_label, same_author, word_spans, words
+from bot.text.fold import AuthorKey, author_key, fold, fold_label, same_author, word_spans, words
 
 # ------------------------------------------------------------------------ words
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bot.errors import ParseError
-from bot.sources import get_kind
-from bot.sources.base import SourceOptions
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.base import SourceOptions
 from tests.httpserver import FIXTURES
 
 URL = "http://127.0.0.1:9/feed"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ids import arxiv_id_from, canonical_id, doi_from, normalize_title, title_key
+from bot.text.ids import arxiv_id_from, canonical_id, doi_from, normalize_title, title_key
 
 ARXIV = Path(__file__).parents[1] / "fixtures" / "arxiv"
 

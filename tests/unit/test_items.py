@@ -1,4 +1,4 @@
-"""The item loop every kind reads through (`bot.sources.items.read_items`).
+"""The item loop every kind reads through (`bot.ingest.sources.items.read_items`).
 
 The items here are plain dicts and the builders small functions written for the test: what
 is under test is the loop itself, that whatever one item does stays with that item.
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bot.errors import EntryError, ParseError
+from bot.ingest.sources.checks import MAX_COUNT
+from bot.ingest.sources.items import ItemNotes, read_items
 from bot.models import Paper
-from bot.sources.checks import MAX_COUNT
-from bot.sources.items import ItemNotes, read_items
 
 URL = "https://source.test/feed"
 

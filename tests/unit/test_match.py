@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.match import AlertIndex, rank
+from bot.alerts.index import AlertIndex, rank
+from bot.alerts.query import QueryError
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.query import QueryError
 
 
 def matched(subscribers: Sequence[Subscriber], papers: Sequence[Paper]) -> dict[str, list[Match]]:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.match import AlertIndex
+from bot.alerts.index import AlertIndex
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.ingest.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
 from bot.models import Match, Paper, Subscriber
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
-from bot.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ARXIV_FEED = FIXTURES / "arxiv" / "rss_all-archives_2024-11-28_trimmed.xml"

@@ -1,6 +1,6 @@
 """The alert index equals the plain per-subscriber evaluator on random alerts and papers.
 
-`bot.match_reference.reference_match` spells every rule out one subscriber and one paper at
+`bot.alerts.reference.reference_match` spells every rule out one subscriber and one paper at
 a time; `AlertIndex` shares alerts between subscribers, scans text with an automaton and
 evaluates boolean queries only when a trigger atom hits. Whatever the alerts and papers,
 both must give the same matches: same papers, same reasons with the same words, same scores.
@@ -15,10 +15,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.match import AlertIndex
-from bot.match_reference import reference_match, reference_matches
+from bot.alerts.index import AlertIndex
+from bot.alerts.query import QueryError, parse_query
+from bot.alerts.reference import reference_match, reference_matches
 from bot.models import Match, Paper, Subscriber
-from bot.query import QueryError, parse_query
 
 # The paper side: each word is written in several spellings that fold to the same word
 # (case, accents, a letter with no decomposition: ł), so alerts must fold to find them.

@@ -1,4 +1,4 @@
-"""The one author-list rule (`bot.names`), on its own and as every kind that splits uses it.
+"""The one author-list rule (`bot.text.names`), on its own and as every kind that splits uses it.
 
 Real lists: arXiv's `dc:creator` strings of 2024-11-28 (`arxiv/rss_all-archives_2024-11-28_
 wild_items.xml`), al-folio's built publications page (`html/alfolio_demo_publications_
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.match import AlertIndex
+from bot.alerts.index import AlertIndex
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.ingest.sources.html import HtmlOptions, HtmlSource
 from bot.models import Paper, Subscriber
-from bot.names import author_names, is_author_name, split_authors
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
-from bot.sources.html import HtmlOptions, HtmlSource
+from bot.text.names import author_names, is_author_name, split_authors
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 WILD = FIXTURES / "arxiv" / "rss_all-archives_2024-11-28_wild_items.xml"

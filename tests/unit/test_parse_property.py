@@ -4,7 +4,7 @@ Hypothesis mutates the captures in tests/fixtures at random: JSON answers get ke
 deleted and values replaced by arbitrary JSON (huge numbers, `"²"`, nulls, nested lists,
 control characters, lone surrogates); feeds and pages get elements' text replaced or the
 elements removed. Every paper that comes out must already be what the gate
-(`bot.sources.checks.checked`) lets through, unchanged and unremarked, and storable by
+(`bot.ingest.sources.checks.checked`) lets through, unchanged and unremarked, and storable by
 checks written here (bounded counts, no control characters, http(s) URLs).
 """
 
@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import ParseError
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.checks import MAX_COUNT, MAX_TITLE, checked
 from bot.models import Listing, Paper
-from bot.sources import get_kind
-from bot.sources.checks import MAX_COUNT, MAX_TITLE, checked
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 URL = "https://source.test/feed/biorxiv/2018-10-29/2018-10-31/0/json?pageNum=0&pageSize=2"

@@ -10,9 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.cli import main
-from bot.fold import AuthorKey
-from bot.query import (
+from bot.alerts.query import (
     MAX_NESTING,
     And,
     AtLeast,
@@ -31,6 +29,8 @@ from bot.query import (
     parse_follow,
     parse_query,
 )
+from bot.cli import main
+from bot.text.fold import AuthorKey
 from tests.cli import run_paperbot
 
 

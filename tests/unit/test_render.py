@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from bot.digest import build_digest
-from bot.models import Digest, DigestEntry, Link, Match, Paper, Reason, Subscriber
-from bot.render import (
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.mail.digest import build_digest
+from bot.mail.render import (
     BIDI_CONTROLS,
     MAX_HTML_BYTES,
     TITLE_CHARS,
@@ -27,7 +27,7 @@ from bot.render import (
     render_digest,
     shorten,
 )
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.models import Digest, DigestEntry, Link, Match, Paper, Reason, Subscriber
 
 #: a real arXiv listing (every archive, 2024-11-28): 243 papers with their real abstracts
 ARXIV_DAY = (

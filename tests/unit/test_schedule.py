@@ -10,9 +10,9 @@ import yaml
 
 from bot.config import parse_config
 from bot.errors import ConfigError
-from bot.schedule import CronError, Schedule, check_cron, cron_trigger, next_fire
-from bot.sources import get_kind
-from bot.worker import overdue, schedule_groups, source_schedule
+from bot.ingest.sources import get_kind
+from bot.run.worker import overdue, schedule_groups, source_schedule
+from bot.timing.schedule import CronError, Schedule, check_cron, cron_trigger, next_fire
 
 MONDAY = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 

@@ -12,11 +12,11 @@ import pytest
 from pydantic import ValidationError
 
 from bot.errors import ParseError
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
+from bot.ingest.sources.base import FetchWindow
 from bot.models import Listing
-from bot.pipeline import HOST_INTERVALS
-from bot.sources import get_kind
-from bot.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
-from bot.sources.base import FetchWindow
+from bot.run.pipeline import HOST_INTERVALS
 
 AX = Path(__file__).parents[1] / "fixtures" / "alphaxiv"
 PAGE0 = "feed_hot_7days_page0_handwritten.json"

@@ -15,13 +15,13 @@ import pytest
 from pydantic import ValidationError
 
 from bot.errors import ParseError
-from bot.fetch import Fetcher
+from bot.ingest.fetch import Fetcher
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.arxiv_api import ArxivApiOptions, ArxivApiSource
+from bot.ingest.sources.base import FetchWindow
 from bot.models import Listing
-from bot.pipeline import HOST_INTERVALS
-from bot.sources import get_kind
-from bot.sources.arxiv_api import ArxivApiOptions, ArxivApiSource
-from bot.sources.base import FetchWindow
-from bot.tex import decode_tex
+from bot.run.pipeline import HOST_INTERVALS
+from bot.text.tex import decode_tex
 
 ARXIV = Path(__file__).parents[1] / "fixtures" / "arxiv"
 NEW = "api_query_2025-11_newformat.xml"

@@ -16,12 +16,12 @@ import pytest
 from pydantic import ValidationError
 
 from bot.errors import ParseError
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource, split_creators
+from bot.ingest.sources.base import FetchWindow
 from bot.models import Listing, Paper
-from bot.pipeline import HOST_INTERVALS
-from bot.sources import get_kind
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource, split_creators
-from bot.sources.base import FetchWindow
-from bot.tex import decode_tex
+from bot.run.pipeline import HOST_INTERVALS
+from bot.text.tex import decode_tex
 
 ARXIV = Path(__file__).parents[1] / "fixtures" / "arxiv"
 ALL = "rss_all-archives_2024-11-28_trimmed.xml"

@@ -11,11 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bot.errors import ParseError
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.base import FetchWindow
+from bot.ingest.sources.biorxiv import BiorxivOptions, BiorxivSource, split_authors
 from bot.models import Listing
-from bot.pipeline import HOST_INTERVALS
-from bot.sources import get_kind
-from bot.sources.base import FetchWindow
-from bot.sources.biorxiv import BiorxivOptions, BiorxivSource, split_authors
+from bot.run.pipeline import HOST_INTERVALS
 
 BX = Path(__file__).parents[1] / "fixtures" / "biorxiv"
 PAGE0 = "details_2018-10-29_2018-10-31_cursor0_handwritten.json"

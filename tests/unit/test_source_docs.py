@@ -13,8 +13,8 @@ import yaml
 
 from bot.cli import main
 from bot.config import parse_config
-from bot.sources import KINDS
-from bot.sources.html import HtmlSource
+from bot.ingest.sources import KINDS
+from bot.ingest.sources.html import HtmlSource
 
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"

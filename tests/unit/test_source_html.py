@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from bot.errors import ParseError
-from bot.ids import title_key
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.ingest.sources.html import HtmlOptions, HtmlSource, parse_date_text
 from bot.models import Listing, Paper
-from bot.sources import get_kind
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
-from bot.sources.html import HtmlOptions, HtmlSource, parse_date_text
+from bot.text.ids import title_key
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 LAB = FIXTURES / "html"

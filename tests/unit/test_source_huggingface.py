@@ -15,12 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bot.errors import ParseError
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.ingest.sources.base import FetchWindow
+from bot.ingest.sources.huggingface import HuggingfaceOptions, HuggingfaceSource, hydration_props
 from bot.models import Listing, Paper
-from bot.pipeline import HOST_INTERVALS
-from bot.sources import get_kind
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
-from bot.sources.base import FetchWindow
-from bot.sources.huggingface import HuggingfaceOptions, HuggingfaceSource, hydration_props
+from bot.run.pipeline import HOST_INTERVALS
 
 HF = Path(__file__).parents[1] / "fixtures" / "huggingface"
 ARXIV = Path(__file__).parents[1] / "fixtures" / "arxiv"

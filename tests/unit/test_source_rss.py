@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from bot.errors import ParseError
-from bot.ids import title_key
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.base import FetchWindow
+from bot.ingest.sources.rss import RssOptions, RssSource, html_to_text
 from bot.models import Listing, Paper
-from bot.sources import get_kind
-from bot.sources.base import FetchWindow
-from bot.sources.rss import RssOptions, RssSource, html_to_text
+from bot.text.ids import title_key
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ARXIV = FIXTURES / "arxiv"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.ingest.sources import get_kind
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
+from bot.ingest.sources.rss import RssOptions, RssSource
 from bot.models import Listing, Paper
-from bot.sources import get_kind
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
-from bot.sources.rss import RssOptions, RssSource
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 OLD_ARXIV = FIXTURES / "arxiv" / "rss10_cs_2018-08-30_trimmed.rdf"

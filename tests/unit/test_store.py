@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StoreError
-from bot.fetch import Validators
-from bot.ids import canonical_id
+from bot.ingest.fetch import Validators
 from bot.models import Link, Match, Paper, Reason, Subscriber
-from bot.store import SCHEMA_VERSION, FetchRecord, Store, utcnow
+from bot.store.store import SCHEMA_VERSION, FetchRecord, Store, utcnow
+from bot.text.ids import canonical_id
 
 TITLE = "Neural Collapse in Deep Classifiers Revisited"
 

@@ -17,8 +17,8 @@ import sqlite_utils
 
 from bot.errors import StoreBusy, StoreFull, StoreUnusable
 from bot.models import Paper
-from bot.store import MIGRATIONS, SCHEMA_VERSION, Store
-from bot.storefile import APPLICATION_ID, create, header_problem
+from bot.store.file import APPLICATION_ID, create, header_problem
+from bot.store.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 #: schema versions that shipped before stores carried paperbot's application_id
 BEFORE_APPLICATION_ID = 6
@@ -214,7 +214,7 @@ def test_a_crash_while_a_new_store_is_made_leaves_no_file_at_the_path(tmp_path: 
         f"""
         import os, signal, sqlite3
         from pathlib import Path
-        from bot.storefile import create
+        from bot.store.file import create
 
         def half_made(temp):
             conn = sqlite3.connect(temp)

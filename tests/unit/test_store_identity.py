@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from bot.ids import canonical_id, normalize_title
+from bot.ingest.sources import get_kind
 from bot.models import Paper, Subscriber
-from bot.pipeline import match_pending
-from bot.sources import get_kind
-from bot.store import MIGRATIONS, Store, _migration_8
+from bot.run.pipeline import match_pending
+from bot.store.store import MIGRATIONS, Store, _migration_8
+from bot.text.ids import canonical_id, normalize_title
 from tests.httpserver import FIXTURES
 
 ARXIV_ID = "2411.17833"

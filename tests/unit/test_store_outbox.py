@@ -10,7 +10,7 @@ import pytest
 import sqlite_utils
 
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.store import MIGRATIONS, SCHEMA_VERSION, Store
+from bot.store.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 
 @pytest.fixture

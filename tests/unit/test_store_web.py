@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.models import Subscriber
-from bot.store import Store
+from bot.store.store import Store
 
 ADA = "ada@example.org"
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.match import AlertIndex
+from bot.alerts.index import AlertIndex
+from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
 from bot.models import Paper, Subscriber
-from bot.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
-from bot.tex import decode_tex
+from bot.text.tex import decode_tex
 
 ARXIV = Path(__file__).parents[1] / "fixtures" / "arxiv"
 WILD = ARXIV / "rss_all-archives_2024-11-28_wild_items.xml"

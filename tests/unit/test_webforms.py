@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.models import Subscriber
-from bot.webforms import AlertForm, parse_alerts, parse_email
+from bot.web.forms import AlertForm, parse_alerts, parse_email
 
 
 def errors_of(**fields: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""The subscriber alert language (`query`), the index that matches a day, and the reference."""

@@ -1,0 +1,1 @@
+"""Digests: choosing, rendering, MIME, delivery, senders (`senders/`), links and DKIM."""

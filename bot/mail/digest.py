@@ -1,0 +1,32 @@
+"""Turn a subscriber's stored matches into a ranked, capped digest (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from bot.alerts.index import rank
+from bot.models import MAX_PAPERS, Digest, DigestEntry, Match, Paper, Subscriber
+
+
+def build_digest(
+    subscriber: Subscriber,
+    matches: Sequence[Match],
+    papers: Mapping[str, Paper],
+    *,
+    message_id: str,
+    created: datetime | None = None,
+) -> Digest:
+    """Rank the matches, keep the first `max_papers` (at most MAX_PAPERS), list the rest."""
+    present = [m for m in matches if m.paper_id in papers]
+    ranked = [DigestEntry(papers[m.paper_id], m.reasons) for m in rank(present, papers)]
+    # a store written before the bound existed may hold a larger max_papers
+    cap = max(1, min(subscriber.max_papers, MAX_PAPERS))
+    return Digest(
+        subscriber=subscriber,
+        entries=tuple(ranked[:cap]),
+        message_id=message_id,
+        omitted=max(0, len(ranked) - cap),
+        created=created,
+        left_out=tuple(ranked[cap:]),
+    )

@@ -1,0 +1,1 @@
+"""When things happen: cron schedules of sources and the cadences of subscribers."""

@@ -1,0 +1,1 @@
+"""The subscription web app: pages, forms, the request guard, confirmation mail."""
