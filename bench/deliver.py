@@ -46,8 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.match import World, make_paper, make_subscriber
 from bot.alerts.index import AlertIndex, release_freed_memory
-from bot.config import Config, parse_config
-from bot.mail.deliver import deliver, make_sender, message_domain
+from bot.config.load import parse_config
+from bot.config.settings import Config
+from bot.config.wiring import delivery_settings, letterhead, make_sender, message_domain
+from bot.mail.deliver import deliver
 from bot.mail.links import SECRET_ENV
 from bot.models import Paper, Subscriber
 from bot.run.pipeline import fetch_all, record_outcomes, run_once
@@ -243,7 +245,9 @@ async def first_run(config: Config) -> tuple[Stages, int, int]:
         store.drop_inactive_pending()
         digests = store.create_digests(message_domain(config))
     with stages.stage("render + send"):
-        report = await deliver(config, store, make_sender(config))
+        report = await deliver(
+            store, make_sender(config), letterhead(config), delivery_settings(config)
+        )
     store.finish_run(run_id, "ok", {"sent": report.sent})
     store.close()
     print(f"  {digests:,} digests created, {report.sent:,} sent, {report.pending} pending,")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.models import Paper
 from bot.store.store import Store
 from bot.web.app import RateLimits, create_app

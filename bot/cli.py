@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot import __version__
-from bot.config import Config, check_email, config_path, load_config
+from bot.config.checks import check_email
+from bot.config.load import load_config
+from bot.config.settings import Config, config_path
 from bot.errors import ConfigError, PaperbotError, StoreUnusable
 from bot.ingest.fetch import merge_intervals
 from bot.ingest.sources import KINDS, FetchWindow, get_kind

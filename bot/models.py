@@ -46,6 +46,14 @@ class Paper:
 
 
 @dataclass(frozen=True, slots=True)
+class Validators:
+    """What a server said identifies a document's version, sent back on the next GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Listing:
     """What a parser read from one fetched document: its papers and the next page, if any.
 

@@ -28,7 +28,8 @@ import uvicorn
 import yaml
 from bs4 import BeautifulSoup
 
-from bot.config import Config, load_config
+from bot.config.load import load_config
+from bot.config.settings import Config
 from bot.models import Paper
 from bot.store.store import Store
 from bot.web.app import CONFIRM_MAX_AGE, RateLimits, create_app, listen

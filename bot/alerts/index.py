@@ -384,15 +384,3 @@ def release_freed_memory() -> None:
     """
     with suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:
-    """A digest's order: followed authors first, then score, then votes; stable otherwise."""
-
-    def key(match: Match) -> tuple[bool, float, int]:
-        paper = papers_by_id.get(match.paper_id)
-        votes = paper.votes if paper is not None and paper.votes is not None else 0
-        followed = any(r.kind == "author" for r in match.reasons)
-        return (not followed, -match.score, -votes)
-
-    return sorted(matches, key=key)

@@ -21,6 +21,7 @@ import httpx
 
 from bot import __version__
 from bot.errors import FetchDeadline, FetchError
+from bot.models import Validators
 
 #: where the User-Agent points people who wonder what this bot is
 PROJECT_URL = "https://github.com/paperbot"
@@ -71,14 +72,6 @@ def user_agent_for(contact: str | None) -> str:
     if contact:
         parts.append(contact if ":" in contact else f"mailto:{contact}")
     return f"paperbot/{__version__} ({'; '.join(parts)})"
-
-
-@dataclass(frozen=True, slots=True)
-class Validators:
-    """What a server said identifies a document's version, sent back on the next GET."""
-
-    etag: str | None = None
-    last_modified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,13 +47,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 
-from bot.config import Config, dkim_signer
 from bot.errors import SendError
 from bot.mail.digest import build_digest
-from bot.mail.links import link, make_token, secret_from_env
+from bot.mail.links import link, make_token
 from bot.mail.render import (
     PrebuiltMessage,
     build_message,
@@ -66,12 +64,9 @@ from bot.mail.senders import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,
-    MessageSigner,
-    OutboxSender,
     RecipientRefused,
     Sender,
     ServerUnavailable,
-    SmtpSender,
     Withheld,
     message_bytes,
 )
@@ -81,7 +76,6 @@ from bot.store.store import PendingDigest, Store, utcnow
 
 log = logging.getLogger("paperbot.deliver")
 
-DEFAULT_FROM = "paperbot <paperbot@localhost>"
 #: the web app's pages that the links in every digest point to (see bot/web/app.py); the page
 #: of recent matches is `<manage link>/matches`, behind the same token
 UNSUBSCRIBE_PATH, MANAGE_PATH, MATCHES_PAGE = "unsubscribe", "manage", "matches"
@@ -130,21 +124,6 @@ class DeliverySettings:
     batch_size: int = 500
     max_failures_in_a_row: int = 5
 
-    @classmethod
-    def from_config(cls, config: Config) -> DeliverySettings:
-        """The settings of the config's `smtp:` section (one connection for .eml files)."""
-        smtp = config.smtp
-        if smtp is None:
-            return cls()
-        return cls(
-            connections=smtp.connections,
-            messages_per_second=smtp.messages_per_second,
-            retries=smtp.retries,
-            retry_delay=smtp.retry_delay,
-            max_hard_bounces=smtp.max_hard_bounces,
-            max_failures_in_a_row=smtp.max_failures_in_a_row,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Letterhead:
@@ -178,59 +157,6 @@ class Letterhead:
                 make_token(self.secret, "unsubscribe", email, token_version),
             ),
         )
-
-
-# --- configuration -> parts ------------------------------------------------------------------
-
-
-def sender_address(config: Config) -> str:
-    """The From address of every digest."""
-    return config.smtp.from_ if config.smtp else DEFAULT_FROM
-
-
-def message_domain(config: Config) -> str:
-    """The domain of Message-IDs: the From address's domain."""
-    return parseaddr(sender_address(config))[1].rpartition("@")[2] or "localhost"
-
-
-def letterhead(config: Config) -> Letterhead:
-    """The shared headers and link settings of this config's digests."""
-    smtp = config.smtp
-    domain = message_domain(config)
-    return Letterhead(
-        from_=sender_address(config),
-        domain=domain,
-        list_name=config.list_name,
-        unsubscribe_mailto=smtp.unsubscribe_address if smtp else f"paperbot+unsubscribe@{domain}",
-        base_url=config.base_url,
-        secret=secret_from_env(),
-        reply_to=smtp.reply_to if smtp else None,
-        sender=smtp.sender if smtp else None,
-    )
-
-
-def make_signer(config: Config) -> MessageSigner | None:
-    """The DKIM signer when `smtp.dkim` is configured."""
-    smtp = config.smtp
-    return dkim_signer(smtp.dkim) if smtp and smtp.dkim else None
-
-
-def make_sender(config: Config) -> Sender:
-    """The SMTP sender when `smtp:` is configured, else the .eml outbox folder."""
-    smtp = config.smtp
-    if smtp is None:
-        return OutboxSender(config.outbox)
-    return SmtpSender(
-        host=smtp.host,
-        port=smtp.effective_port,
-        security=smtp.security,
-        username=smtp.username,
-        password=smtp.password(),
-        timeout=smtp.timeout,
-        deadline=smtp.message_deadline,
-        connections=smtp.connections,
-        signer=make_signer(config),
-    )
 
 
 def digest_message(
@@ -280,10 +206,10 @@ def compose(
 
 
 async def deliver(
-    config: Config,
     store: Store,
     sender: Sender,
-    settings: DeliverySettings | None = None,
+    head: Letterhead,
+    settings: DeliverySettings,
     *,
     render_process_threshold: int | None = RENDER_PROCESS_THRESHOLD,
     stop: asyncio.Event | None = None,
@@ -294,8 +220,7 @@ async def deliver(
     a helper process. Once `stop` is set, no message is started and no pause (a server
     given time to come back, a retry, the rate limit) is waited out: the rest stays pending.
     """
-    settings = settings or DeliverySettings.from_config(config)
-    run = _Delivery(store, sender, letterhead(config), settings, render_process_threshold, stop)
+    run = _Delivery(store, sender, head, settings, render_process_threshold, stop)
     return await run.run()
 
 

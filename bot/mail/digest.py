@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from bot.alerts.index import rank
 from bot.models import MAX_PAPERS, Digest, DigestEntry, Match, Paper, Subscriber
 
 
@@ -30,3 +29,15 @@ def build_digest(
         created=created,
         left_out=tuple(ranked[cap:]),
     )
+
+
+def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:
+    """A digest's order: followed authors first, then score, then votes; stable otherwise."""
+
+    def key(match: Match) -> tuple[bool, float, int]:
+        paper = papers_by_id.get(match.paper_id)
+        votes = paper.votes if paper is not None and paper.votes is not None else 0
+        followed = any(r.kind == "author" for r in match.reasons)
+        return (not followed, -match.score, -votes)
+
+    return sorted(matches, key=key)

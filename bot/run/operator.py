@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from bot.config import Config
+from bot.config.settings import Config
 from bot.errors import SendError
 from bot.mail.senders import Sender
 from bot.store.store import AlertState, Event, SourceHealth, Store

@@ -18,22 +18,22 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.alerts.index import AlertIndex, release_freed_memory
-from bot.config import Config, SourceSpec
-from bot.errors import FetchError, ParseError, StoreError
-from bot.ingest.fetch import HOST_INTERVALS as HOST_INTERVALS  # where the source tests look
-from bot.ingest.fetch import Deadline, Fetcher, Validators, user_agent_for
-from bot.ingest.sources import FetchWindow, get_kind
-from bot.ingest.sources.checks import clean_text
-from bot.mail.deliver import (
-    DeliveryReport,
-    deliver,
+from bot.config.settings import Config, SourceSpec
+from bot.config.wiring import (
+    delivery_settings,
+    letterhead,
     make_sender,
     message_domain,
     sender_address,
-    skip_pending,
 )
+from bot.errors import FetchError, ParseError, StoreError
+from bot.ingest.fetch import HOST_INTERVALS as HOST_INTERVALS  # where the source tests look
+from bot.ingest.fetch import Deadline, Fetcher, user_agent_for
+from bot.ingest.sources import FetchWindow, get_kind
+from bot.ingest.sources.checks import clean_text
+from bot.mail.deliver import DeliveryReport, deliver, skip_pending
 from bot.mail.senders import OutboxSender, Sender
-from bot.models import Paper
+from bot.models import Paper, Validators
 from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
@@ -410,7 +410,9 @@ async def deliver_stage(
         on_sent=lambda message: progress.advance("send", str(message["To"])),
     )
     try:
-        return await deliver(config, store, guarded, stop=stop.event)
+        return await deliver(
+            store, guarded, letterhead(config), delivery_settings(config), stop=stop.event
+        )
     finally:
         progress.finish("send")
 

@@ -6,7 +6,7 @@ alerts apply to papers fetched from now on, as `paperbot once` would send them.
 
 from __future__ import annotations
 
-from bot.config import Config
+from bot.config.settings import Config
 from bot.mail.digest import build_digest
 from bot.models import Digest, Subscriber
 from bot.store.store import Store

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from bot.config import Config
+from bot.config.settings import Config
+from bot.config.wiring import letterhead, make_sender
 from bot.errors import SendError
-from bot.mail.deliver import Letterhead, compose, letterhead, make_sender
+from bot.mail.deliver import Letterhead, compose
 from bot.mail.digest import build_digest
 from bot.models import Match, Paper, Reason, Subscriber
 

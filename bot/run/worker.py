@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.config import Config, SourceSpec
+from bot.config.settings import Config, SourceSpec
+from bot.config.wiring import make_sender
 from bot.errors import PaperbotError
 from bot.ingest.sources import get_kind
-from bot.mail.deliver import make_sender
 from bot.run.lock import RunLock
 from bot.run.pipeline import alert_operator, deliver_stage, fetch_stage, run_status
 from bot.run.shutdown import Shutdown

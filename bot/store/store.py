@@ -21,8 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.errors import StoreError, StoreUnusable
-from bot.ingest.fetch import Validators
-from bot.models import Link, Match, Paper, Reason, Subscriber
+from bot.models import Link, Match, Paper, Reason, Subscriber, Validators
 from bot.store.file import (
     APPLICATION_ID,
     BUSY_TIMEOUT,

@@ -35,9 +35,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.alerts.query import QueryError
-from bot.config import Config
+from bot.config.settings import Config
+from bot.config.wiring import make_sender, message_domain, sender_address
 from bot.errors import ConfigError, PaperbotError, SendError, StoreBusy, StoreError
-from bot.mail.deliver import MATCHES_PAGE, make_sender, message_domain, sender_address
+from bot.mail.deliver import MATCHES_PAGE
 from bot.mail.links import (
     SECRET_ENV,
     TokenData,

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from bot.alerts.query import QueryError, parse_follow, parse_query
-from bot.config import check_email
+from bot.config.checks import check_email
 from bot.models import Subscriber
 
 FREQUENCIES = ("daily", "weekly")

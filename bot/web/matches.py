@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.alerts.index import rank
+from bot.mail.digest import rank
 from bot.models import DigestEntry, Paper
 from bot.store.store import RecentMatch
 

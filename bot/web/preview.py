@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.alerts.index import AlertIndex, rank
+from bot.alerts.index import AlertIndex
+from bot.mail.digest import rank
 from bot.models import DigestEntry, Paper, Subscriber
 
 #: days of stored papers a preview runs the alerts over

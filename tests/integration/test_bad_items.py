@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.ingest.sources.checks import MAX_ABSTRACT, MAX_COUNT, MAX_NAME, MAX_TITLE
 from bot.models import Paper
 from bot.run.pipeline import fetch_stage

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import MAX_CONFIG_BYTES
+from bot.config.load import MAX_CONFIG_BYTES
 from tests.cli import run_paperbot
 from tests.unit.test_config_file import BILLION_LAUGHS, GOOD
 

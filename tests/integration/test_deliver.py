@@ -29,8 +29,9 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.config import load_config
-from bot.mail.deliver import DeliveryReport, DeliverySettings, deliver, make_sender
+from bot.config.load import load_config
+from bot.config.wiring import letterhead, make_sender
+from bot.mail.deliver import DeliveryReport, DeliverySettings, deliver
 from bot.mail.links import SECRET_ENV, read_token
 from bot.mail.render import PrebuiltMessage, RenderedDigest, build_message, envelope_headers
 from bot.mail.senders import SmtpSender, envelope_sender, message_bytes, recipients_of
@@ -757,7 +758,11 @@ def deliver_now(config: Path, threshold: int | None, batch_size: int = 3) -> Del
     try:
         return asyncio.run(
             deliver(
-                loaded, store, make_sender(loaded), settings, render_process_threshold=threshold
+                store,
+                make_sender(loaded),
+                letterhead(loaded),
+                settings,
+                render_process_threshold=threshold,
             )
         )
     finally:
@@ -837,7 +842,11 @@ def test_messages_built_either_way_go_out_at_most_twice_without_a_verdict(
     try:
         report = asyncio.run(
             deliver(
-                loaded, store, make_sender(loaded), settings, render_process_threshold=threshold
+                store,
+                make_sender(loaded),
+                letterhead(loaded),
+                settings,
+                render_process_threshold=threshold,
             )
         )
     finally:
@@ -877,7 +886,7 @@ def test_the_helper_process_killed_mid_run_loses_and_doubles_nothing(
         killer = asyncio.create_task(kill_the_helper_after(3))
         try:
             return await deliver(
-                loaded, store, make_sender(loaded), settings, render_process_threshold=1
+                store, make_sender(loaded), letterhead(loaded), settings, render_process_threshold=1
             )
         finally:
             killer.cancel()
@@ -922,12 +931,14 @@ def test_the_helper_process_ends_when_the_sending_process_is_killed(
     smtp_server.delay_data(0.2)  # the kill lands mid-run
     script = (
         "import asyncio, pathlib\n"
-        "from bot.config import load_config\n"
-        "from bot.mail.deliver import DeliverySettings, deliver, make_sender\n"
+        "from bot.config.load import load_config\n"
+        "from bot.config.wiring import letterhead, make_sender\n"
+        "from bot.mail.deliver import DeliverySettings, deliver\n"
         "from bot.store.store import Store\n"
         f"config = load_config(pathlib.Path({str(config)!r}))\n"
         "settings = DeliverySettings(batch_size=2)\n"
-        "asyncio.run(deliver(config, Store.open(config.database), make_sender(config), settings,"
+        "asyncio.run(deliver(Store.open(config.database), make_sender(config),"
+        " letterhead(config), settings,"
         " render_process_threshold=1))\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script])

@@ -23,7 +23,8 @@ import pytest
 
 import bot
 from bot.errors import FetchDeadline, FetchError
-from bot.ingest.fetch import Fetcher, Response, Validators, is_loopback, user_agent_for
+from bot.ingest.fetch import Fetcher, Response, is_loopback, user_agent_for
+from bot.models import Validators
 from tests.httpserver import LocalHTTPServer, Reply, Request, closed_port
 
 UA = user_agent_for("ops@example.org")

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.alerts.index import AlertIndex
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.mail.render import render_digest
 from bot.models import Digest, DigestEntry, Paper, Subscriber
 from bot.run.pipeline import run_once

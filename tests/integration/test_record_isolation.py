@@ -14,11 +14,11 @@ from pathlib import Path
 
 import yaml
 
-from bot.config import Config, parse_config
-from bot.ingest.fetch import Validators
+from bot.config.load import parse_config
+from bot.config.settings import Config
 from bot.ingest.sources import get_kind
 from bot.mail.senders import OutboxSender
-from bot.models import Paper
+from bot.models import Paper, Validators
 from bot.run.pipeline import SourceOutcome, deliver_stage, match_pending, record_outcomes
 from bot.store.store import FetchRecord, Store
 from tests.httpserver import FIXTURES

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.cli import main
-from bot.config import SmtpSettings
+from bot.config.settings import SmtpSettings
 from tests.httpserver import LocalHTTPServer
 from tests.webapp import SECRET, WebSite, body_text, form_fields, page_title
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from time_machine import TimeMachineFixture
 
-from bot.config import load_config
+from bot.config.load import load_config
 from bot.run.shutdown import Shutdown
 from bot.run.worker import Worker
 from bot.store.store import Store

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.config import MAX_CONFIG_BYTES, check_url, load_config, parse_config
+from bot.config.checks import check_url
+from bot.config.load import MAX_CONFIG_BYTES, load_config, parse_config
 from bot.errors import ConfigError
 from bot.models import MAX_PAPERS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import COMMANDS, build_parser
-from bot.config import load_config
+from bot.config.load import load_config
 from bot.ingest.sources import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]

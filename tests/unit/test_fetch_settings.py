@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.errors import ConfigError
 from bot.ingest.fetch import merge_intervals
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import check_email, parse_config
+from bot.config.checks import check_email
+from bot.config.load import parse_config
 from bot.errors import ConfigError
 from tests.cli import run_paperbot
 

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.alerts.index import AlertIndex, rank
+from bot.alerts.index import AlertIndex
 from bot.alerts.query import QueryError
+from bot.mail.digest import rank
 from bot.models import Match, Paper, Reason, Subscriber
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.errors import ConfigError
 from bot.ingest.sources import get_kind
 from bot.run.worker import overdue, schedule_groups, source_schedule

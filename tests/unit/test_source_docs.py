@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.ingest.sources import KINDS
 from bot.ingest.sources.html import HtmlSource
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StoreError
-from bot.ingest.fetch import Validators
-from bot.models import Link, Match, Paper, Reason, Subscriber
+from bot.models import Link, Match, Paper, Reason, Subscriber, Validators
 from bot.store.store import SCHEMA_VERSION, FetchRecord, Store, utcnow
 from bot.text.ids import canonical_id
 
