@@ -150,7 +150,7 @@ def test_a_run_through_a_symlink_waits_for_a_run_through_the_real_path(
     }
     direct = write_config(tmp_path / "real", **settings)
     linked = write_config(tmp_path, **settings)  # its database: the symlink
-    smtp_server.delay_data(0.5)  # the first run sends for two seconds
+    smtp_server.delay_data(1.5)  # the first run sends for six seconds, time for the second to start
     first = subprocess.Popen(paperbot_command(direct, "-q", "once"), stderr=subprocess.DEVNULL)
     try:
         smtp_server.wait_for(1, timeout=30)
