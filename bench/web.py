@@ -27,7 +27,8 @@ import httpx
 from bot.config.load import parse_config
 from bot.models import Paper
 from bot.store.store import Store
-from bot.web.app import RateLimits, create_app
+from bot.web.limits import RateLimits
+from bot.web.server import create_app
 
 #: filler vocabulary; the benchmark's alerts hit about 3% of the papers, as real ones do
 FILLER = [f"w{n:04d}" for n in range(3000)]

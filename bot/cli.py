@@ -237,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """`paperbot web`: the subscription web app, until SIGINT/SIGTERM."""
-    from bot.web.app import serve  # the web stack loads only for this command
+    from bot.web.server import serve  # the web stack loads only for this command
 
     serve(_config(args), host=args.host, port=args.port, dev=args.dev)
     return EXIT_OK

@@ -32,7 +32,9 @@ from bot.config.load import load_config
 from bot.config.settings import Config
 from bot.models import Paper
 from bot.store.store import Store
-from bot.web.app import CONFIRM_MAX_AGE, RateLimits, create_app, listen
+from bot.web.limits import RateLimits
+from bot.web.server import create_app, listen
+from bot.web.signup import CONFIRM_MAX_AGE
 from tests.smtpserver import SmtpTestServer
 
 HOST = "127.0.0.1"

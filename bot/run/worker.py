@@ -73,11 +73,11 @@ class EmbeddedWeb:
 
 
 def embedded_web(config: Config, host: str, port: int) -> EmbeddedWeb:
-    """The subscription web app (bot.web.app) on uvicorn, leaving SIGTERM/SIGINT to the worker."""
+    """The subscription web app (`bot.web.server`) on uvicorn; SIGTERM/SIGINT stay the worker's."""
     try:
         import uvicorn
 
-        from bot.web.app import create_app, listen
+        from bot.web.server import create_app, listen
     except ImportError as exc:
         raise PaperbotError(f"run --web: the web app is not available here ({exc})") from None
 

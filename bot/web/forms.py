@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.alerts.query import QueryError, parse_follow, parse_query
@@ -163,6 +163,14 @@ def parse_alerts(
             status="pending",
         )
     )
+
+
+def by_field(errors: Sequence[FieldError]) -> dict[str, list[FieldError]]:
+    """The errors grouped by their field, for showing each next to its field."""
+    grouped: dict[str, list[FieldError]] = {}
+    for error in errors:
+        grouped.setdefault(error.field, []).append(error)
+    return grouped
 
 
 @functools.cache

@@ -1,5 +1,5 @@
-"""The web app's safeguards: CSRF tokens, same-origin checks, client networks for rate
-limits, and middleware that caps request bodies and adds security headers.
+"""The web app's safeguards: CSRF tokens, same-origin checks, the honeypot field, client
+networks for rate limits, and middleware that caps request bodies and adds security headers.
 
 CSRF is a signed double submit: a random cookie (HttpOnly, SameSite=Lax) and, in each
 form, that value signed with the app's secret and a timestamp. A cross-site page can
@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_COOKIE = "paperbot_csrf"
 CSRF_FIELD = "csrf_token"
+#: hidden from people (CSS, aria-hidden, no tab stop); a bot that fills it is ignored
+HONEYPOT_FIELD = "website"
 #: how long a page's form may stay open before it must be reloaded
 CSRF_MAX_AGE = timedelta(hours=12)
 #: largest request body accepted (the forms need a few KB)

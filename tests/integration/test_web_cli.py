@@ -16,7 +16,7 @@ import yaml
 
 from bot.cli import main
 from bot.config.load import load_config
-from bot.web.app import create_app
+from bot.web.server import create_app
 from tests.httpserver import closed_port
 from tests.webapp import AppServer, form_fields
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from bs4 import BeautifulSoup
 
-from bot.web.app import RateLimits
+from bot.web.limits import RateLimits
 from tests.webapp import (
     SIGNUP_DEFAULTS,
     WebSite,

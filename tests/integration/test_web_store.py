@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.web.app import RETRY_AFTER
+from bot.web.errorpages import RETRY_AFTER
 from bot.web.guard import SECURITY_HEADERS
 from tests.webapp import WebSite, page_title, sign_up, subscribe
 

@@ -17,8 +17,8 @@ import pytest
 
 from bot.ingest.sources.alphaxiv import AlphaxivOptions, AlphaxivSource
 from bot.ingest.sources.biorxiv import BiorxivOptions, BiorxivSource
-from bot.ingest.sources.common import entity_text
 from bot.ingest.sources.huggingface import HuggingfaceOptions, HuggingfaceSource
+from bot.ingest.sources.plaintext import entity_text
 from bot.models import Paper
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

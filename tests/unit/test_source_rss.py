@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from bot.errors import ParseError
 from bot.ingest.sources import get_kind
 from bot.ingest.sources.base import FetchWindow
-from bot.ingest.sources.rss import RssOptions, RssSource, html_to_text
+from bot.ingest.sources.plaintext import html_to_text
+from bot.ingest.sources.rss import RssOptions, RssSource
 from bot.models import Listing, Paper
 from bot.text.ids import title_key
 

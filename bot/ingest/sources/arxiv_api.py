@@ -12,18 +12,18 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from bot.errors import EntryError, ParseError
-from bot.ingest.sources.arxiv_rss import arxiv_title
 from bot.ingest.sources.base import FetchWindow, SourceKind, SourceOptions, register
-from bot.ingest.sources.common import arxiv_links, with_query
-from bot.ingest.sources.rss import (
-    arxiv_abs_url,
-    collapse,
+from bot.ingest.sources.common import with_query
+from bot.ingest.sources.feeds import (
+    arxiv_title,
     entry_categories,
     entry_datetime,
     entry_text,
     listing_from_entries,
     read_feed,
 )
+from bot.ingest.sources.links import arxiv_abs_url, arxiv_links, doi_url
+from bot.ingest.sources.plaintext import collapse
 from bot.models import Link, Listing, Paper
 from bot.text.ids import arxiv_id_from, canonical_id, doi_from
 from bot.text.tex import decode_tex
@@ -114,7 +114,7 @@ def paper_from_entry(entry: Any) -> Paper:
     doi = doi_from(entry_text(entry, "arxiv_doi")) or _doi_link(entry)
     links = arxiv_links(arxiv_id)
     if doi:
-        links.append(Link("doi", f"https://doi.org/{doi}"))
+        links.append(Link("doi", doi_url(doi)))
     return Paper(
         id=canonical_id(arxiv_id=arxiv_id),
         title=title,

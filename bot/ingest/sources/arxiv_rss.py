@@ -16,22 +16,21 @@ from pydantic import Field, field_validator, model_validator
 
 from bot.errors import EntryError, ParseError
 from bot.ingest.sources.base import FetchWindow, SourceKind, SourceOptions, register
-from bot.ingest.sources.rss import (
+from bot.ingest.sources.feeds import (
     announce_type,
-    arxiv_abs_url,
-    arxiv_pdf_url,
-    collapse,
+    arxiv_title,
     entry_authors,
     entry_categories,
     entry_datetime,
     entry_text,
-    html_to_text,
     is_replacement,
     is_rss10,
     listing_from_entries,
     read_feed,
     split_arxiv_suffix,
 )
+from bot.ingest.sources.links import arxiv_abs_url, arxiv_links, doi_url
+from bot.ingest.sources.plaintext import collapse, html_to_text
 from bot.models import Link, Listing, Paper
 from bot.text.ids import arxiv_id_from, canonical_id, doi_from
 from bot.text.names import split_authors
@@ -161,9 +160,9 @@ def paper_from_entry(entry: Any, *, html_description: bool = False) -> Paper:
     if not title:
         raise EntryError(f"{arxiv_id}: no title")
     doi = doi_from(entry_text(entry, "arxiv_doi"))
-    links = [Link("abs", arxiv_abs_url(arxiv_id)), Link("pdf", arxiv_pdf_url(arxiv_id))]
+    links = arxiv_links(arxiv_id)
     if doi:
-        links.append(Link("doi", f"https://doi.org/{doi}"))
+        links.append(Link("doi", doi_url(doi)))
     return Paper(
         id=canonical_id(arxiv_id=arxiv_id),
         title=title,
@@ -201,11 +200,6 @@ def _plain(entry: Any, key: str) -> str:
     value = entry_text(entry, key)
     detail = entry.get(f"{key}_detail") or {}
     return html.unescape(value) if "html" in str(detail.get("type", "")) else value
-
-
-def arxiv_title(raw: str) -> str:
-    """A title with TeX decoded (`\\&` is &) and whitespace collapsed; math is kept."""
-    return split_arxiv_suffix(collapse(decode_tex(raw)))[0]
 
 
 def arxiv_abstract(description: str) -> str:

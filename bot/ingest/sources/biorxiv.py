@@ -20,7 +20,6 @@ from bot.ingest.sources.base import FetchWindow, SourceKind, SourceOptions, regi
 from bot.ingest.sources.checks import shown
 from bot.ingest.sources.common import (
     date_field,
-    entity_text,
     fetch_days,
     int_field,
     read_json,
@@ -28,7 +27,8 @@ from bot.ingest.sources.common import (
     with_query,
 )
 from bot.ingest.sources.items import ItemNotes, ItemsRead, read_items
-from bot.ingest.sources.rss import collapse
+from bot.ingest.sources.links import doi_url
+from bot.ingest.sources.plaintext import collapse, entity_text
 from bot.models import Link, Listing, Paper
 from bot.text.ids import canonical_id, doi_from
 from bot.text.names import split_authors as author_list
@@ -200,10 +200,10 @@ def split_authors(authors: str) -> list[str]:
 
 def _links(page: str, doi: str, published: str) -> tuple[Link, ...]:
     """The preprint's page, its DOI and, once published, the journal version's DOI."""
-    links = [Link("page", page), Link("doi", f"https://doi.org/{doi}")]
+    links = [Link("page", page), Link("doi", doi_url(doi))]
     journal = doi_from(published) if published and published.upper() != "NA" else None
     if journal and journal != doi:
-        links.append(Link("journal", f"https://doi.org/{journal}"))
+        links.append(Link("journal", doi_url(journal)))
     return tuple(links)
 
 

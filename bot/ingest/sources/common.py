@@ -1,8 +1,8 @@
-"""Helpers the API and page kinds share: query strings, JSON bodies, dates and day windows."""
+"""Helpers the kinds share: query strings, JSON bodies and their fields, what a document that
+is not the expected one looks like, dates and day windows."""
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -14,8 +14,7 @@ from bot.errors import ParseError
 from bot.ingest.sources.base import FetchWindow
 from bot.ingest.sources.checks import count, shown
 from bot.ingest.sources.items import ItemNotes
-from bot.ingest.sources.rss import arxiv_abs_url, arxiv_pdf_url, collapse
-from bot.models import Link
+from bot.ingest.sources.plaintext import entity_text
 
 _HTML_START = re.compile(
     rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S
@@ -72,16 +71,20 @@ def _json_int(digits: str) -> int | float:
 
 def describe_body(body: bytes, exc: Exception | None = None) -> str:
     """A few words on what a document is, for an error line (an HTML page, XML, empty...)."""
-    head = body[:2048]
     if not body.strip():
         return "an empty document"
-    if _HTML_START.match(head):
+    if looks_like_html(body):
         return "an HTML page"
-    if _XML_START.match(head):
+    if _XML_START.match(body[:2048]):
         return "an XML document"
     if isinstance(exc, json.JSONDecodeError):
         return f"malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
     return "something that is not JSON"
+
+
+def looks_like_html(body: bytes) -> bool:
+    """Whether a document starts as an HTML page does (after any XML declaration, comments)."""
+    return _HTML_START.match(body[:2048]) is not None
 
 
 def parse_datetime(value: object) -> datetime | None:
@@ -123,11 +126,6 @@ def fetch_days(
     return [first + timedelta(days=n) for n in range((last_day - first).days + 1)]
 
 
-def arxiv_links(arxiv_id: str) -> list[Link]:
-    """The abstract page and PDF links of an arXiv paper."""
-    return [Link("abs", arxiv_abs_url(arxiv_id)), Link("pdf", arxiv_pdf_url(arxiv_id))]
-
-
 def text_field(
     record: Mapping[str, Any], key: str, notes: ItemNotes | None = None, *, expected: bool = False
 ) -> str:
@@ -142,14 +140,6 @@ def text_field(
     if notes is not None:
         _note_unusable(record, key, value, "text", notes, expected=expected)
     return ""
-
-
-def entity_text(raw: str) -> str:
-    """Text of a JSON source as a reader sees it: HTML entities decoded once, spaces collapsed.
-
-    Once only: `&amp;lt;` is the text `&lt;`, never `<`.
-    """
-    return collapse(html.unescape(raw))
 
 
 def string_list(

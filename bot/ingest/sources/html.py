@@ -22,9 +22,10 @@ from pydantic import Field, field_validator
 
 from bot.errors import EntryError, ParseError
 from bot.ingest.sources.base import FetchWindow, SourceKind, SourceOptions, register
-from bot.ingest.sources.common import arxiv_links, parse_datetime
+from bot.ingest.sources.common import parse_datetime
 from bot.ingest.sources.items import read_items
-from bot.ingest.sources.rss import collapse
+from bot.ingest.sources.links import arxiv_links, doi_url
+from bot.ingest.sources.plaintext import BLOCK_TAGS, collapse
 from bot.models import Link, Listing, Paper
 from bot.text.ids import arxiv_id_from, canonical_id, doi_from
 from bot.text.names import split_authors
@@ -40,11 +41,6 @@ _STRAY_CONTROL = re.compile(rf"{_CUT}|\s*[(\[]\s*(?:see|read|show)\s+(?:more|les
 # An ellipsis between two letters is a cut whose control was pure script ("incompat…ible").
 _MID_WORD_CUT = re.compile(r"(?<=\w)…(?=\w)")
 _DATE_LABEL = re.compile(r"^(?:published|posted|date)(?:\s+on)?\s*:?\s*", re.I)
-_BLOCK_TAGS = [
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
-    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-    "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-]  # fmt: skip
 _CODE_HOST = re.compile(
     r"https?://(?:www\.)?(?:github\.com|gitlab\.com|codeberg\.org)/[^/]+/", re.I
 )
@@ -176,7 +172,7 @@ def element_text(element: Tag) -> str:
     """An element's text on one line: blocks apart, inline markup joined, teaser cuts mended."""
     pieces: list[str] = []
     for node in element.descendants:
-        if isinstance(node, Tag) and node.name in _BLOCK_TAGS:
+        if isinstance(node, Tag) and node.name in BLOCK_TAGS:
             pieces.append(" ")
         elif isinstance(node, NavigableString) and type(node) is NavigableString:
             pieces.append(str(node))
@@ -275,7 +271,7 @@ def _links(page: str, arxiv_id: str | None, doi: str | None, code: str | None) -
     if code:
         links.append(Link("code", code))
     if doi:
-        links.append(Link("doi", f"https://doi.org/{doi}"))
+        links.append(Link("doi", doi_url(doi)))
     return tuple(links)
 
 

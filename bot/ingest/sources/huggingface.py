@@ -21,9 +21,7 @@ from bot.errors import EntryError, ParseError
 from bot.ingest.sources.base import FetchWindow, SourceKind, SourceOptions, register
 from bot.ingest.sources.checks import shown
 from bot.ingest.sources.common import (
-    arxiv_links,
     date_field,
-    entity_text,
     fetch_days,
     int_field,
     name_list,
@@ -34,7 +32,8 @@ from bot.ingest.sources.common import (
     with_query,
 )
 from bot.ingest.sources.items import ItemNotes, read_items
-from bot.ingest.sources.rss import arxiv_abs_url, collapse
+from bot.ingest.sources.links import arxiv_abs_url, arxiv_links
+from bot.ingest.sources.plaintext import collapse, entity_text
 from bot.models import Link, Listing, Paper
 from bot.text.ids import arxiv_id_from, canonical_id
 from bot.text.tex import decode_tex
