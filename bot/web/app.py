@@ -50,7 +50,10 @@ from bot.mail.links import (
 )
 from bot.mail.render import EntryView, entry_view
 from bot.models import Paper, Subscriber
-from bot.store.store import RecentMatch, Store, SubscriberRecord, utcnow
+from bot.store.matches import RecentMatch
+from bot.store.rows import utcnow
+from bot.store.store import Store
+from bot.store.subscribers import SubscriberRecord
 from bot.web.forms import (
     PREVIEW_EMAIL,
     WEEKDAYS,
@@ -268,7 +271,7 @@ class _Site:
         if not await self._take(f"mail-to:{email.lower()}", self.limits.mails_per_address):
             return self._too_many(request)
         subscriber = parsed.subscriber
-        result = await self._store(lambda store: store.request_subscription(subscriber))
+        result = await self._store(lambda store: store.subscribers.sign_up(subscriber))
         if result.action == "confirm":
             message = self._confirm_mail(request, result.record)
         else:
@@ -282,7 +285,7 @@ class _Site:
         if isinstance(data, Response):
             return data
         record = await self._store(
-            lambda store: store.confirm_subscription(data.email, data.version)
+            lambda store: store.subscribers.confirm(data.email, data.version)
         )
         if record is None:
             return self._gone(request, "Sign up again to get a new confirmation link.")
@@ -338,7 +341,9 @@ class _Site:
                 **self._links(request, found),
             )
         edited = replace(parsed.subscriber, name=sub.name)
-        saved = await self._store(lambda store: store.update_alerts(edited, found.token_version))
+        saved = await self._store(
+            lambda store: store.subscribers.update_alerts(edited, found.token_version)
+        )
         if saved is None:
             return self._gone(request, "Ask for a new link to manage your alerts.")
         log.info("alerts saved: %s", sub.email)
@@ -354,8 +359,8 @@ class _Site:
         since = utcnow() - timedelta(days=MATCHES_DAYS)
 
         def work(store: Store) -> tuple[list[RecentMatch], dict[str, Paper]]:
-            matches = store.recent_matches(email, since, MATCHES_LIMIT)
-            return matches, store.papers(m.match.paper_id for m in matches)
+            matches = store.matches.recent(email, since, MATCHES_LIMIT)
+            return matches, store.papers.by_id(m.match.paper_id for m in matches)
 
         matches, papers = await self._store(work)
         listed = match_list(matches, papers, _page_number(request))
@@ -393,7 +398,7 @@ class _Site:
         data = self._token(request, "manage")
         if isinstance(data, Response):
             return data
-        record = await self._store(lambda store: store.subscriber_record(data.email))
+        record = await self._store(lambda store: store.subscribers.find(data.email))
         if (
             record is None
             or record.token_version != data.version
@@ -409,7 +414,7 @@ class _Site:
         data = self._token(request, "unsubscribe")
         if isinstance(data, Response):
             return data
-        record = await self._store(lambda store: store.subscriber_record(data.email))
+        record = await self._store(lambda store: store.subscribers.find(data.email))
         if record is not None and record.subscriber.status == "unsubscribed":
             return self._page(request, "unsubscribed.html.j2", email=data.email)
         if record is None or record.token_version != data.version:
@@ -423,9 +428,9 @@ class _Site:
             return data
 
         def work(store: Store) -> bool:
-            if store.unsubscribe(data.email, data.version):
+            if store.subscribers.unsubscribe(data.email, data.version):
                 return True
-            record = store.subscriber_record(data.email)
+            record = store.subscribers.find(data.email)
             return record is not None and record.subscriber.status == "unsubscribed"
 
         if not await self._store(work):
@@ -456,7 +461,7 @@ class _Site:
             return self._page(request, "link.html.j2", status=400, email=email_text, errors=errors)
         if not await self._take(f"mail-to:{email.lower()}", self.limits.mails_per_address):
             return self._too_many(request)
-        record = await self._store(lambda store: store.subscriber_record(email))
+        record = await self._store(lambda store: store.subscribers.find(email))
         status = record.subscriber.status if record else None
         if record is not None and status == "active":
             message = self._manage_mail(request, record, reason="link")
@@ -641,7 +646,7 @@ class _Site:
         # hashed, so that the table of recent requests is not a list of addresses
         bucket = hashlib.sha256(key.encode()).hexdigest()[:32]
         window = self.limits.window
-        allowed = await self._store(lambda store: store.take_rate_slot(bucket, limit, window))
+        allowed = await self._store(lambda store: store.ratelimit.take_slot(bucket, limit, window))
         if not allowed:
             log.warning("rate limit reached: %s", key.partition(":")[0])
         return allowed
