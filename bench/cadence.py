@@ -5,9 +5,9 @@
 The worker asks this every minute (`scheduling.deliver`), so it must stay far below a
 minute. For each count, in a fresh SQLite file: subscribers with random daily/weekly
 cadences, send times and time zones are synced, then one deliver-tick's bookkeeping is
-timed: reading them with their last-served time (`Store.cadence_marks`), deciding who is
+timed: reading them with their last-served time (`store.subscribers.cadence_marks`), deciding who is
 due (`bot.timing.cadence.is_due`), and marking them served in one transaction
-(`Store.create_digests(..., served=True)`, no matches, so no digest). Prints seconds per
+(`store.outbox.create(..., served=True)`, no matches, so no digest). Prints seconds per
 step and subscribers per second for the decision.
 """
 
@@ -45,16 +45,16 @@ def subscribers(count: int, rng: random.Random) -> list[Subscriber]:
 def bench(count: int, rng: random.Random) -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = Store.open(Path(folder) / "bench.db")
-        store.sync_config_subscribers(subscribers(count, rng), datetime(2025, 6, 1, tzinfo=UTC))
+        store.subscribers.sync_config(subscribers(count, rng), datetime(2025, 6, 1, tzinfo=UTC))
         now = datetime(2025, 6, 4, 9, 0, tzinfo=UTC)
         started = time.perf_counter()
-        marks = store.cadence_marks()
+        marks = store.subscribers.cadence_marks()
         read = time.perf_counter() - started
         started = time.perf_counter()
         due = [sid for sid, sub, served in marks if is_due(sub, now, served, "UTC")]
         decide = time.perf_counter() - started
         started = time.perf_counter()
-        store.create_digests("bench.example.org", now, subscriber_ids=due, served=True)
+        store.outbox.create("bench.example.org", now, subscriber_ids=due, served=True)
         mark = time.perf_counter() - started
         store.close()
     print(

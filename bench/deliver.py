@@ -53,7 +53,8 @@ from bot.mail.deliver import deliver
 from bot.mail.links import SECRET_ENV
 from bot.models import Paper, Subscriber
 from bot.run.pipeline import fetch_all, record_outcomes, run_once
-from bot.store.store import Store, utcnow
+from bot.store.rows import utcnow
+from bot.store.store import Store
 
 HOST = "127.0.0.1"
 
@@ -226,29 +227,29 @@ async def first_run(config: Config) -> tuple[Stages, int, int]:
     store = Store.open(config.database)
     now = utcnow()
     with stages.stage("sync subscribers"):
-        store.sync_config_subscribers(config.subscribers)
-        run_id = store.start_run(now)
+        store.subscribers.sync_config(config.subscribers)
+        run_id = store.health.start_run(now)
     with stages.stage("fetch + parse"):
         outcomes = await fetch_all(config, store, now)
     with stages.stage("record"):
         record_outcomes(store, run_id, outcomes)
     with stages.stage("match: build index"):
-        papers = store.papers_to_match()
-        index = AlertIndex.build(store.active_subscribers())
+        papers = store.papers.to_match()
+        index = AlertIndex.build(store.subscribers.active())
     with stages.stage("match: match"):
         found = index.match(papers)
     with stages.stage("match: store"):
-        matched = store.add_matches(found, matched=[p.id for p in papers])
+        matched = store.matches.add(found, matched=[p.id for p in papers])
         del found, index
         release_freed_memory()  # as the pipeline does
     with stages.stage("create digests"):
-        store.drop_inactive_pending()
-        digests = store.create_digests(message_domain(config))
+        store.outbox.drop_inactive()
+        digests = store.outbox.create(message_domain(config))
     with stages.stage("render + send"):
         report = await deliver(
             store, make_sender(config), letterhead(config), delivery_settings(config)
         )
-    store.finish_run(run_id, "ok", {"sent": report.sent})
+    store.health.finish_run(run_id, "ok", {"sent": report.sent})
     store.close()
     print(f"  {digests:,} digests created, {report.sent:,} sent, {report.pending} pending,")
     print(f"  errors: {list(report.errors)[:3]}")

@@ -74,7 +74,7 @@ async def run(count: int, requests: int, rng: random.Random) -> None:
             "base_url: http://bench.invalid\n"
         )
         store = Store.open(config.database)
-        store.record("bench", papers(count, rng))
+        store.papers.record("bench", papers(count, rng))
         store.close()
         limits = RateLimits(mails_per_ip=10**9, mails_per_address=10**9, previews_per_ip=10**9)
         app = create_app(config, secret="bench-secret-bench-secret", limits=limits)

@@ -361,13 +361,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not config.database.exists():
         print(f"no store yet at {config.database}: paperbot has never run", file=sys.stderr)
         return EXIT_FAILED
-    store = Store.open(config.database, busy_timeout=config.scheduling.database_wait)
-    try:
+    with Store.open(config.database, busy_timeout=config.scheduling.database_wait) as store:
         status = store.status()
-        problems = [a for a in store.alert_states().values() if a.state == "problem"]
-        runs = store.runs(args.runs) if args.runs else None
-    finally:
-        store.close()
+        problems = [a for a in store.notices.alert_states().values() if a.state == "problem"]
+        runs = store.health.runs(args.runs) if args.runs else None
     now, max_age = datetime.now(UTC), timedelta(hours=args.max_age)
     configured = [spec.name for spec in config.sources]
     print("\n".join(status_lines(status, problems, configured, now, max_age)))

@@ -146,7 +146,7 @@ def paper(arxiv_id: str, title: str, abstract: str = "", **fields: Any) -> Paper
 def record(site: WebSite, *papers: Paper, now: datetime | None = None) -> None:
     """Put papers in the app's store as a fetch would (first seen `now`)."""
     with site.store() as store:
-        store.record("test-source", papers, now=now)
+        store.papers.record("test-source", papers, now=now)
 
 
 def body_text(message: EmailMessage) -> str:

@@ -254,22 +254,24 @@ def _subscribers(settings: ConfigFile) -> tuple[Subscriber, ...]:
             raise ConfigError(f"{where}.email", f"duplicate subscriber {sub.email!r}")
         seen.add(sub.email.lower())
         _check_queries(sub, where)
-        result.append(
-            Subscriber(
-                email=sub.email,
-                name=sub.name,
-                keywords=tuple(sub.keywords),
-                authors=tuple(sub.authors),
-                categories=tuple(sub.categories),
-                exclude=tuple(sub.exclude),
-                max_papers=_capped_max_papers(sub.max_papers, settings.max_papers),
-                frequency=sub.frequency or settings.frequency,
-                weekday=parse_weekday(sub.weekday or settings.weekday),
-                send_at=sub.send_at or settings.send_at,
-                timezone=sub.timezone,
-            )
-        )
+        result.append(_subscriber(sub, settings))
     return tuple(result)
+
+
+def _subscriber(sub: SubscriberSettings, settings: ConfigFile) -> Subscriber:
+    """The Subscriber a config entry describes: its fields as written (lists as tuples), named
+    as in the model, and the top level's defaults where it gives none."""
+    given: dict[str, Any] = {
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in dict(sub).items()
+    }
+    given.update(
+        max_papers=_capped_max_papers(sub.max_papers, settings.max_papers),
+        frequency=sub.frequency or settings.frequency,
+        weekday=parse_weekday(sub.weekday or settings.weekday),
+        send_at=sub.send_at or settings.send_at,
+    )
+    return Subscriber(**given)
 
 
 def _capped_max_papers(own: int | None, default: int) -> int:

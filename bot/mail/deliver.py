@@ -72,7 +72,9 @@ from bot.mail.senders import (
 )
 from bot.mail.senders.base import one_line
 from bot.models import Digest, Paper
-from bot.store.store import PendingDigest, Store, utcnow
+from bot.store.outbox import PendingDigest
+from bot.store.rows import utcnow
+from bot.store.store import Store
 
 log = logging.getLogger("paperbot.deliver")
 
@@ -226,7 +228,7 @@ async def deliver(
 
 def skip_pending(store: Store) -> DeliveryReport:
     """`--no-send`: mark every pending digest as delivered without sending it."""
-    store.skip_all_pending()
+    store.outbox.skip_all_pending()
     return DeliveryReport()
 
 
@@ -280,7 +282,7 @@ class _Transmission:
         self.store, self.digest_id, self.count = store, digest_id, 0
 
     def __call__(self) -> None:
-        count = self.store.begin_transmission(self.digest_id, MAX_TRANSMISSIONS)
+        count = self.store.outbox.begin_transmission(self.digest_id, MAX_TRANSMISSIONS)
         if count is None:
             raise Withheld("no longer to be sent (withdrawn, or already sent without a verdict)")
         self.count = count
@@ -288,7 +290,7 @@ class _Transmission:
     def refused(self) -> None:
         """The server answered with a refusal (or it never went out): take the count back."""
         if self.count:
-            self.store.take_back_transmission(self.digest_id)
+            self.store.outbox.take_back_transmission(self.digest_id)
             self.count = 0
 
 
@@ -348,7 +350,7 @@ class _Delivery:
     async def run(self) -> DeliveryReport:
         """Open the sender (retrying a server that is down), send everything, close."""
         self._settle_unconfirmed()
-        self.pending_at_start = self.store.pending_count()
+        self.pending_at_start = self.store.outbox.pending_count()
         if self.pending_at_start and await self._open():
             # what exists now (config, papers, the index's leftovers) lives through the run:
             # frozen, the collector's full passes skip it instead of walking it again and
@@ -364,7 +366,7 @@ class _Delivery:
 
     def _settle_unconfirmed(self) -> None:
         """Digests a killed run left after their last allowed transmission: never again."""
-        settled = self.store.settle_unconfirmed(MAX_TRANSMISSIONS)
+        settled = self.store.outbox.settle_unconfirmed(MAX_TRANSMISSIONS)
         if settled:
             self.unconfirmed += settled
             log.warning(
@@ -435,7 +437,7 @@ class _Delivery:
 
     async def _produce_here(self, after: int) -> None:
         """Render the pending digests after id `after` in this process."""
-        for batch in self.store.pending_batches(self.settings.batch_size, after=after):
+        for batch in self.store.outbox.pending_batches(self.settings.batch_size, after=after):
             _load_papers(self.store, self.papers, batch)
             for pending in batch:
                 if self.stopped:
@@ -449,7 +451,7 @@ class _Delivery:
         threshold = self.render_process_threshold
         if threshold is None or self.pending_at_start < threshold:
             return None
-        return self.store.file()
+        return self.store.db.file()
 
     async def _produce_elsewhere(self, database: Path) -> int:
         """Have a render process build the digests, RENDER_AHEAD batches ahead; up to where.
@@ -479,7 +481,7 @@ class _Delivery:
             while not self.stopped:
                 try:
                     while len(ahead) < RENDER_AHEAD and (
-                        ids := self.store.pending_ids(requested, size)
+                        ids := self.store.outbox.pending_ids(requested, size)
                     ):
                         task = loop.run_in_executor(pool, _render_range, requested, ids[-1], size)
                         ahead.append((ids[-1], task))
@@ -528,7 +530,7 @@ class _Delivery:
 
     def _unbuildable(self, addressee: Addressee, reason: str) -> None:
         error = f"{addressee.email}: {reason}"
-        self.store.mark_attempt_failed(addressee.id, error, permanent=True)
+        self.store.outbox.mark_attempt_failed(addressee.id, error, permanent=True)
         self.failed += 1
         self._error(error)
 
@@ -560,7 +562,7 @@ class _Delivery:
 
     async def _send(self, item: _Item) -> None:
         pending = item.pending
-        if not self.store.still_sendable(pending.id):
+        if not self.store.outbox.still_sendable(pending.id):
             self._withdrawn(pending)
             return
         transmission = _Transmission(self.store, pending.id)
@@ -572,11 +574,11 @@ class _Delivery:
             transmission.refused()
             self._failed(item, exc)
         else:
-            self.store.mark_sent(pending.id)
+            self.store.outbox.mark_sent(pending.id)
             self.sent += 1
             self.server_failures = self.troubles_in_a_row = 0
             if pending.hard_bounces:
-                self.store.clear_hard_bounces(pending.subscriber_id)
+                self.store.bounces.clear(pending.subscriber_id)
             self._track(-1)
 
     async def _hand_over(self, item: _Item, transmission: _Transmission) -> None:
@@ -618,7 +620,7 @@ class _Delivery:
         if transmissions < MAX_TRANSMISSIONS:
             self._retry_or_leave(item, exc)
             return
-        self.store.mark_unconfirmed(item.pending.id, str(exc))
+        self.store.outbox.mark_unconfirmed(item.pending.id, str(exc))
         self.unconfirmed += 1
         self.failed += 1
         self._error(
@@ -645,12 +647,12 @@ class _Delivery:
         self.failed += 1
         if not isinstance(exc, RecipientRefused):
             self._error(str(exc))
-            self.store.mark_attempt_failed(pending.id, str(exc), permanent=True)
+            self.store.outbox.mark_attempt_failed(pending.id, str(exc), permanent=True)
             return
         log.warning("send: hard bounce: %s", exc)
         self.bounced += 1
         limit = self.settings.max_hard_bounces
-        if self.store.record_bounce(
+        if self.store.bounces.record(
             pending.id, pending.subscriber_id, str(exc), suspend_after=limit
         ):
             self.suspended += 1
@@ -667,7 +669,7 @@ class _Delivery:
         if item.tries <= self.settings.retries and not self.stopped:
             self._later(item, self._backoff(item.tries - 1))
             return
-        self.store.mark_attempt_failed(item.pending.id, str(exc), permanent=False)
+        self.store.outbox.mark_attempt_failed(item.pending.id, str(exc), permanent=False)
         if self.stopped:  # the stop's own error line says why the rest waits
             log.info("send: %s (left pending: sending stopped)", exc)
         else:
@@ -750,7 +752,7 @@ class _Delivery:
         return DeliveryReport(
             sent=self.sent,
             failed=self.failed,
-            pending=self.store.pending_count(),
+            pending=self.store.outbox.pending_count(),
             errors=tuple(errors),
             bounced=self.bounced,
             suspended=self.suspended,
@@ -766,7 +768,7 @@ def _load_papers(store: Store, papers: dict[str, Paper], batch: list[PendingDige
     # one query per batch for the papers not seen yet: most recur in many digests
     wanted = {m.paper_id for digest in batch for m in digest.matches} - papers.keys()
     if wanted:
-        papers.update(store.papers(wanted))
+        papers.update(store.papers.by_id(wanted))
 
 
 def _file_identity(path: Path) -> tuple[int, int]:
@@ -814,7 +816,7 @@ def _render_range(after: int, upto: int, size: int) -> list[Prebuilt]:
     if _renderer is None:
         raise RuntimeError("the render process was not initialized")
     built: list[Prebuilt] = []
-    for batch in _renderer.store.pending_batches(size, after=after, upto=upto):
+    for batch in _renderer.store.outbox.pending_batches(size, after=after, upto=upto):
         _load_papers(_renderer.store, _renderer.papers, batch)
         built += [_prebuilt(_renderer.head, pending, _renderer.papers) for pending in batch]
     return built

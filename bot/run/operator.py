@@ -21,7 +21,9 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from bot.config.settings import Config
 from bot.errors import SendError
 from bot.mail.senders import Sender
-from bot.store.store import AlertState, Event, SourceHealth, Store
+from bot.store.health import SourceHealth
+from bot.store.notices import AlertState, Event
+from bot.store.store import Store
 
 log = logging.getLogger("paperbot")
 
@@ -165,15 +167,15 @@ async def notify(
     now: datetime,
 ) -> list[Notice]:
     """Work out, mail and remember the operator alerts due now; return what was told."""
-    updates, notices = plan(store.alert_states(), watched, problems, now)
-    events = store.unnotified_events()
+    updates, notices = plan(store.notices.alert_states(), watched, problems, now)
+    events = store.notices.unnotified_events()
     notices += event_notices(events)
     if notices:
         await _tell(config, sender, from_address, notices, now)
     for update in updates:
-        store.save_alert_state(update)
+        store.notices.save_alert_state(update)
     if events:
-        store.mark_events_notified((event.id for event in events), now)
+        store.notices.mark_events_notified((event.id for event in events), now)
     return notices
 
 

@@ -38,7 +38,9 @@ from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
 from bot.run.shutdown import GuardedSender, Shutdown
-from bot.store.store import FetchRecord, Store, utcnow
+from bot.store.health import FetchRecord
+from bot.store.rows import utcnow
+from bot.store.store import Store
 from bot.timing.cadence import is_due
 
 log = logging.getLogger("paperbot")
@@ -126,7 +128,7 @@ async def _fetch_pages(
     fetcher: Fetcher, spec: SourceSpec, store: Store, now: datetime, deadline: Deadline
 ) -> tuple[list[Paper], list[tuple[str, Validators]], bool]:
     kind = get_kind(spec.kind)
-    last = store.last_success(spec.name)
+    last = store.health.last_success(spec.name)
     window = FetchWindow(today=now.date(), last_success=last.date() if last else None)
     papers: dict[str, Paper] = {}
     validators: list[tuple[str, Validators]] = []
@@ -136,7 +138,7 @@ async def _fetch_pages(
         for _page in range(kind.max_pages(spec.options)):
             if url is None:
                 break
-            response = await fetcher.get(url, store.validators(url), deadline=deadline)
+            response = await fetcher.get(url, store.health.validators(url), deadline=deadline)
             if response.not_modified:
                 not_modified = True
                 break
@@ -192,7 +194,7 @@ def record_outcomes(
     """Store each source's papers and fetch record (with its count of new papers).
 
     Whatever goes wrong while one source's papers are stored becomes that source's error
-    (nothing of them is kept: `Store.record` is one transaction); the others are stored.
+    (nothing of them is kept: `store.papers.record` is one transaction); the others are stored.
     A StoreError (disk full, locked, damaged) is about the store, not the source: it stops
     the run with its own one line.
     """
@@ -208,7 +210,7 @@ def record_outcomes(
             error = f"storing what it listed failed ({problem})"
             record = replace(outcome.record, status="error", items=0, new=0, error=error)
         try:
-            store.record_fetch(run_id, record, outcome.started)
+            store.health.record_fetch(run_id, record, outcome.started)
         except StoreError:
             raise
         except Exception as exc:
@@ -222,11 +224,11 @@ def _record_papers(store: Store, outcome: SourceOutcome) -> FetchRecord:
     """Store one source's papers, then its validators; its record with the count of new ones."""
     record = outcome.record
     if outcome.papers:
-        result = store.record(outcome.spec.name, outcome.papers)
+        result = store.papers.record(outcome.spec.name, outcome.papers)
         record = replace(record, new=len(result.new))
     # validators only after the papers are safe, so a 304 never hides unrecorded papers
     for url, validators in outcome.validators:
-        store.save_validators(url, validators)
+        store.health.save_validators(url, validators)
     return record
 
 
@@ -245,7 +247,7 @@ def _log_fetch(record: FetchRecord) -> None:
 
 def match_pending(store: Store) -> int:
     """Match every paper waiting for it against all active subscribers; commit both at once."""
-    papers = store.papers_to_match()
+    papers = store.papers.to_match()
     if not papers:
         return 0
     try:
@@ -256,9 +258,9 @@ def match_pending(store: Store) -> int:
 
 def _match(store: Store, papers: list[Paper]) -> int:
     """Build the index, match, store the matches (all freed on return)."""
-    index = AlertIndex.build(store.active_subscribers())
+    index = AlertIndex.build(store.subscribers.active())
     found = index.match(papers)
-    return store.add_matches(found, matched=[p.id for p in papers])
+    return store.matches.add(found, matched=[p.id for p in papers])
 
 
 # --- deliver: see bot/mail/deliver.py ---------------------------------------------------------
@@ -318,15 +320,15 @@ async def _cycle(
     progress: Progress,
     shutdown: Shutdown,
 ) -> RunReport:
-    store.sync_config_subscribers(config.subscribers)
-    run_id = store.start_run(now)
+    store.subscribers.sync_config(config.subscribers)
+    run_id = store.health.start_run(now)
     fetches, matched = await fetch_stage(
         config, store, run_id, config.sources, now=now, progress=progress, shutdown=shutdown
     )
     delivery = DeliveryReport()
     if not send:
-        store.drop_inactive_pending()
-        store.create_digests(message_domain(config), now)  # priming: everyone, due or not
+        store.outbox.drop_inactive()
+        store.outbox.create(message_domain(config), now)  # priming: everyone, due or not
         delivery = skip_pending(store)
     elif not shutdown.requested:
         sender = OutboxSender(config.outbox) if dry_run else make_sender(config)
@@ -341,7 +343,7 @@ async def _cycle(
     new_papers = sum(f.new for f in fetches)
     report = RunReport(tuple(fetches), new_papers, matched, delivery, errors)
     status = run_status(fetches, delivery, interrupted=shutdown.requested)
-    store.finish_run(run_id, status, _summary(report))
+    store.health.finish_run(run_id, status, _summary(report))
     if send and not dry_run:
         await alert_operator(config, store, now=now, delivery=delivery, shutdown=shutdown)
     return report
@@ -378,7 +380,7 @@ def due_subscriber_ids(config: Config, store: Store, now: datetime) -> list[int]
     """The active subscribers whose digest is due at `now` (see bot.timing.cadence)."""
     return [
         subscriber_id
-        for subscriber_id, subscriber, served in store.cadence_marks()
+        for subscriber_id, subscriber, served in store.subscribers.cadence_marks()
         if is_due(subscriber, now, served, config.timezone)
     ]
 
@@ -397,13 +399,13 @@ async def deliver_stage(
     After a stop no new message is started; the one in flight finishes and is marked.
     """
     stop = shutdown or Shutdown()
-    store.drop_inactive_pending()
+    store.outbox.drop_inactive()
     due = due_subscriber_ids(config, store, now)
-    made = store.create_digests(message_domain(config), now, subscriber_ids=due, served=True)
+    made = store.outbox.create(message_domain(config), now, subscriber_ids=due, served=True)
     if due:
         log.debug("%d subscribers due now, %d new digests", len(due), made)
     if progress.enabled:
-        progress.start("send", store.pending_count())
+        progress.start("send", store.outbox.pending_count())
     guarded = GuardedSender(
         sender,
         stop,
@@ -446,7 +448,7 @@ async def alert_operator(
     """Tell the operator what broke or recovered (sources always; mail after a delivery)."""
     names = [spec.name for spec in config.sources]
     watched, problems = source_problems(
-        store.status().sources, names, config.alerts.source_failures
+        store.health.sources(), names, config.alerts.source_failures
     )
     stopped = shutdown is not None and shutdown.requested
     if delivery is not None and not stopped:

@@ -19,15 +19,12 @@ def preview_digest(config: Config, email: str) -> Digest | None:
     subscriber = _config_subscriber(config, email)
     if not config.database.exists():
         return _empty(subscriber) if subscriber else None
-    store = Store.open(config.database, busy_timeout=config.scheduling.database_wait)
-    try:
-        subscriber = subscriber or store.subscriber(email)
+    with Store.open(config.database, busy_timeout=config.scheduling.database_wait) as store:
+        subscriber = subscriber or store.subscribers.find_active(email)
         if subscriber is None:
             return None
-        matches = store.undelivered_matches(subscriber.email)
-        papers = store.papers(m.paper_id for m in matches)
-    finally:
-        store.close()
+        matches = store.matches.undelivered(subscriber.email)
+        papers = store.papers.by_id(m.paper_id for m in matches)
     return build_digest(subscriber, matches, papers, message_id=PREVIEW_MESSAGE_ID)
 
 

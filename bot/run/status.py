@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from bot.store.store import AlertState, RunRecord, SourceHealth, StoreStatus
+from bot.store.health import RunRecord, SourceHealth
+from bot.store.notices import AlertState
+from bot.store.store import StoreStatus
 
 
 def status_lines(

@@ -32,7 +32,8 @@ from bot.ingest.sources import get_kind
 from bot.run.lock import RunLock
 from bot.run.pipeline import alert_operator, deliver_stage, fetch_stage, run_status
 from bot.run.shutdown import Shutdown
-from bot.store.store import Store, utcnow
+from bot.store.rows import utcnow
+from bot.store.store import Store
 from bot.timing.schedule import Schedule, cron_trigger, next_fire
 
 log = logging.getLogger("paperbot")
@@ -146,7 +147,7 @@ class Worker:
 
     def _sync_subscribers(self) -> None:
         with self._store() as store:
-            store.sync_config_subscribers(self.config.subscribers)
+            store.subscribers.sync_config(self.config.subscribers)
 
     async def catch_up(self) -> None:
         """Fetch the sources whose scheduled fetch was missed while no worker ran, then
@@ -203,18 +204,18 @@ class Worker:
 
         async def work(store: Store) -> None:
             now = utcnow()
-            last = {h.source: h.last_attempt for h in store.status().sources}
+            last = {h.source: h.last_attempt for h in store.health.sources()}
             timezone = self.config.timezone
             if not any(overdue(schedule, timezone, last.get(s.name), now) for s in specs):
                 return
-            run_id = store.start_run(now)
+            run_id = store.health.start_run(now)
             fetches, matched = await fetch_stage(
                 self.config, store, run_id, specs, now=now, shutdown=self.shutdown
             )
             status = run_status(fetches, interrupted=self.shutdown.requested)
             errors = [f"source {f.source}: {f.error}" for f in fetches if f.error]
             new = sum(f.new for f in fetches)
-            store.finish_run(
+            store.health.finish_run(
                 run_id, status, {"new_papers": new, "matched": matched, "errors": errors}
             )
             level = logging.INFO if new or errors else logging.DEBUG

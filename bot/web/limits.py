@@ -64,7 +64,7 @@ class RateLimiter:
         # hashed, so that the table of recent requests is not a list of addresses
         bucket = hashlib.sha256(key.encode()).hexdigest()[:32]
         window = self.limits.window
-        allowed = await self.store(lambda store: store.take_rate_slot(bucket, limit, window))
+        allowed = await self.store(lambda store: store.ratelimit.take_slot(bucket, limit, window))
         if not allowed:
             log.warning("rate limit reached: %s", key.partition(":")[0])
         return allowed

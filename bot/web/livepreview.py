@@ -18,7 +18,8 @@ from starlette.routing import Route
 from bot.alerts.query import QueryError
 from bot.mail.render import EntryView, entry_view
 from bot.models import Subscriber
-from bot.store.store import Store, SubscriberRecord
+from bot.store.store import Store
+from bot.store.subscribers import SubscriberRecord
 from bot.web.forms import PREVIEW_EMAIL, AlertForm, FieldError, by_field, parse_alerts
 from bot.web.preview import AlertPreview, preview_alerts
 from bot.web.site import Site

@@ -20,7 +20,10 @@ from starlette.routing import Route
 from bot.mail.deliver import MATCHES_PAGE
 from bot.mail.render import entry_view
 from bot.models import Paper
-from bot.store.store import RecentMatch, Store, SubscriberRecord, utcnow
+from bot.store.matches import RecentMatch
+from bot.store.rows import utcnow
+from bot.store.store import Store
+from bot.store.subscribers import SubscriberRecord
 from bot.web.forms import AlertForm, by_field, number_in, parse_alerts
 from bot.web.livepreview import LivePreview
 from bot.web.mail import alert_lines
@@ -94,7 +97,7 @@ class ManageRoutes:
             )
         edited = replace(parsed.subscriber, name=sub.name)
         saved = await self.site.store(
-            lambda store: store.update_alerts(edited, found.token_version)
+            lambda store: store.subscribers.update_alerts(edited, found.token_version)
         )
         if saved is None:
             return self.pages.gone(request, "Ask for a new link to manage your alerts.")
@@ -113,8 +116,8 @@ class ManageRoutes:
         since = utcnow() - timedelta(days=MATCHES_DAYS)
 
         def work(store: Store) -> tuple[list[RecentMatch], dict[str, Paper]]:
-            matches = store.recent_matches(email, since, MATCHES_LIMIT)
-            return matches, store.papers(m.match.paper_id for m in matches)
+            matches = store.matches.recent(email, since, MATCHES_LIMIT)
+            return matches, store.papers.by_id(m.match.paper_id for m in matches)
 
         matches, papers = await self.site.store(work)
         listed = match_list(matches, papers, _page_number(request))
@@ -152,7 +155,7 @@ class ManageRoutes:
         data = self.site.token(request, "manage")
         if isinstance(data, Response):
             return data
-        record = await self.site.store(lambda store: store.subscriber_record(data.email))
+        record = await self.site.store(lambda store: store.subscribers.find(data.email))
         if (
             record is None
             or record.token_version != data.version
@@ -168,7 +171,7 @@ class ManageRoutes:
         data = self.site.token(request, "unsubscribe")
         if isinstance(data, Response):
             return data
-        record = await self.site.store(lambda store: store.subscriber_record(data.email))
+        record = await self.site.store(lambda store: store.subscribers.find(data.email))
         if record is not None and record.subscriber.status == "unsubscribed":
             return self.pages.page(request, "unsubscribed.html.j2", email=data.email)
         if record is None or record.token_version != data.version:
@@ -182,9 +185,9 @@ class ManageRoutes:
             return data
 
         def work(store: Store) -> bool:
-            if store.unsubscribe(data.email, data.version):
+            if store.subscribers.unsubscribe(data.email, data.version):
                 return True
-            record = store.subscriber_record(data.email)
+            record = store.subscribers.find(data.email)
             return record is not None and record.subscriber.status == "unsubscribed"
 
         if not await self.site.store(work):

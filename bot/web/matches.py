@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from bot.mail.digest import rank
 from bot.models import DigestEntry, Paper
-from bot.store.store import RecentMatch
+from bot.store.matches import RecentMatch
 
 #: days of matches the page lists
 MATCHES_DAYS = 30

@@ -2,7 +2,7 @@
 
 Every preview runs alerts over a week of papers; reading them from SQLite costs more than
 matching them, and they change only when a run records something. A cheap fingerprint
-(`Store.papers_fingerprint`) says when the copy must be read again.
+(`store.papers.fingerprint`) says when the copy must be read again.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import threading
 from datetime import datetime, timedelta
 
 from bot.models import Paper
-from bot.store.store import Store, utcnow
+from bot.store.rows import utcnow
+from bot.store.store import Store
 
 
 class RecentPapers:
@@ -28,10 +29,10 @@ class RecentPapers:
         """The papers first seen since `now - days`, newest first, read again only if changed."""
         since = (now or utcnow()) - self.window
         with self._lock:
-            if self._since is None or store.papers_fingerprint(self._since) != self._fingerprint:
+            if self._since is None or store.papers.fingerprint(self._since) != self._fingerprint:
                 self._since = since
-                self._fingerprint = store.papers_fingerprint(since)
-                self._papers = store.papers_seen_since(since)
+                self._fingerprint = store.papers.fingerprint(since)
+                self._papers = store.papers.seen_since(since)
             papers = self._papers
         # papers that aged out of the window since the copy was read are left out
         return [p for p in papers if p.first_seen is None or p.first_seen >= since]

@@ -85,7 +85,7 @@ class SignupRoutes:
         if not await self.limiter.mail_to(email):
             return self.limiter.too_many(request)
         subscriber = parsed.subscriber
-        result = await self.site.store(lambda store: store.request_subscription(subscriber))
+        result = await self.site.store(lambda store: store.subscribers.sign_up(subscriber))
         if result.action == "confirm":
             message = self.site.confirm_mail(request, result.record)
         else:
@@ -101,7 +101,7 @@ class SignupRoutes:
         if isinstance(data, Response):
             return data
         record = await self.site.store(
-            lambda store: store.confirm_subscription(data.email, data.version)
+            lambda store: store.subscribers.confirm(data.email, data.version)
         )
         if record is None:
             return self.pages.gone(request, "Sign up again to get a new confirmation link.")
@@ -138,7 +138,7 @@ class SignupRoutes:
             )
         if not await self.limiter.mail_to(email):
             return self.limiter.too_many(request)
-        record = await self.site.store(lambda store: store.subscriber_record(email))
+        record = await self.site.store(lambda store: store.subscribers.find(email))
         status = record.subscriber.status if record else None
         if record is not None and status == "active":
             message = self.site.manage_mail(request, record, reason="link")

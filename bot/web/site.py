@@ -25,7 +25,8 @@ from bot.config.wiring import make_sender, message_domain, sender_address
 from bot.errors import SendError
 from bot.mail.deliver import MATCHES_PAGE
 from bot.mail.links import TokenData, TokenError, link, make_token, read_token
-from bot.store.store import Store, SubscriberRecord
+from bot.store.store import Store
+from bot.store.subscribers import SubscriberRecord
 from bot.web.guard import Csrf
 from bot.web.limits import RateLimiter, RateLimits
 from bot.web.mail import MailSettings, confirm_mail, manage_mail

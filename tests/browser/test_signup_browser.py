@@ -102,7 +102,7 @@ def test_sign_up_confirm_edit_with_live_preview_and_unsubscribe(
     page.wait_for_selector("h1:text('Check your inbox')")
     page.screenshot(path=shots / "2-check-inbox.png")
     with site.store() as store:
-        assert store.active_subscribers() == []
+        assert store.subscribers.active() == []
 
     page.goto(confirmation_link(site, ADA))
     page.wait_for_selector("h1:text('You are subscribed')")
@@ -122,7 +122,7 @@ def test_sign_up_confirm_edit_with_live_preview_and_unsubscribe(
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Saved.").wait_for()
     with site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("graph neural networks",)
     assert (sub.frequency, sub.send_at, sub.timezone) == ("weekly", "07:00", "Europe/Paris")
 
@@ -131,7 +131,7 @@ def test_sign_up_confirm_edit_with_live_preview_and_unsubscribe(
     page.wait_for_selector("h1:text('You are unsubscribed')")
     page.screenshot(path=shots / "5-unsubscribed.png")
     with site.store() as store:
-        assert store.active_subscribers() == []
+        assert store.subscribers.active() == []
     assert dialogs == [], "a paper's title never runs as script"
     assert sorted(p.name for p in shots.iterdir()) == [
         "1-signup.png",

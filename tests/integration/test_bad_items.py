@@ -339,8 +339,8 @@ def fetch_once(tmp_path: Path, server: LocalHTTPServer, case: Case) -> tuple[Sto
     }
     config = parse_config(yaml.safe_dump(raw))
     store = Store.open(config.database)
-    store.sync_config_subscribers(config.subscribers)
-    run_id = store.start_run(NOW)
+    store.subscribers.sync_config(config.subscribers)
+    run_id = store.health.start_run(NOW)
     fetches, _matched = asyncio.run(fetch_stage(config, store, run_id, config.sources, now=NOW))
     return store, fetches
 
@@ -354,7 +354,7 @@ def test_one_bad_item_is_skipped_or_read_in_part_with_one_warning(
     store, [fetch] = fetch_once(tmp_path, http_server, case)
     try:
         assert (fetch.status, fetch.error) == ("ok", None)
-        stored = store.papers(case.stored)
+        stored = store.papers.by_id(case.stored)
         assert set(stored) == set(case.stored)
         assert_bounded(stored[case.damaged])
     finally:
@@ -392,7 +392,7 @@ def test_the_broken_values_are_read_as_no_value_or_bounded(
     case = huggingface_case()
     store, _fetches = fetch_once(tmp_path, http_server, case)
     try:
-        paper = store.papers([case.damaged])[case.damaged]
+        paper = store.papers.by_id([case.damaged])[case.damaged]
     finally:
         store.close()
     assert paper.authors == ()

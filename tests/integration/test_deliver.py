@@ -200,7 +200,7 @@ def test_unsubscribed_while_the_run_is_sending_gets_nothing(
         # the web app, in this process with its own connection, while the run sends
         web = Store.open(tmp_path / "paperbot.db")
         try:
-            assert web.unsubscribe("reader4@example.org", 0)
+            assert web.subscribers.unsubscribe("reader4@example.org", 0)
         finally:
             web.close()
     finally:

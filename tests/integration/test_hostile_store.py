@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from bot.store.store import MIGRATIONS, Store
+from bot.store.schema import MIGRATIONS
+from bot.store.store import Store
 from tests.cli import paperbot_command, run_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import arxiv_source, smtp_section, write_config
@@ -193,7 +194,7 @@ def test_a_store_of_every_older_version_is_brought_up_to_date_whole(
     old_store(database, version)
     store = Store.open(database)
     try:
-        assert store.schema_version() == len(MIGRATIONS)
+        assert store.db.schema_version() == len(MIGRATIONS)
         assert store.status().subscribers == 1
     finally:
         store.close()

@@ -19,7 +19,7 @@ def test_any_page_number_in_the_query_string_gets_a_page(web_site: WebSite, page
     client = web_site.client()
     manage = subscribe(web_site, client, ADA, keywords="diffusion")
     with web_site.store() as store:
-        store.mark_sent(match_into_digest(web_site, diffusion_papers(3)).id)
+        store.outbox.mark_sent(match_into_digest(web_site, diffusion_papers(3)).id)
     answer = client.get(f"{manage}/matches", params={"page": page})
     assert answer.status_code == 200
     assert len(listed_titles(answer.text)) == 3
@@ -30,7 +30,7 @@ def test_ten_thousand_matches_come_back_as_pages(web_site: WebSite) -> None:
     manage = subscribe(web_site, client, ADA, keywords="diffusion")
     for start in range(0, 10_000, 2_000):
         with web_site.store() as store:
-            store.mark_sent(match_into_digest(web_site, diffusion_papers(2_000, start)).id)
+            store.outbox.mark_sent(match_into_digest(web_site, diffusion_papers(2_000, start)).id)
     first = client.get(f"{manage}/matches", timeout=60)
     last = client.get(f"{manage}/matches", params={"page": "999999"}, timeout=60)
     assert first.status_code == last.status_code == 200

@@ -20,7 +20,8 @@ from bot.ingest.sources import get_kind
 from bot.mail.senders import OutboxSender
 from bot.models import Paper, Validators
 from bot.run.pipeline import SourceOutcome, deliver_stage, match_pending, record_outcomes
-from bot.store.store import FetchRecord, Store
+from bot.store.health import FetchRecord
+from bot.store.store import Store
 from tests.httpserver import FIXTURES
 
 NOW = datetime(2024, 11, 28, 12, tzinfo=UTC)
@@ -65,8 +66,8 @@ def test_a_source_whose_papers_cannot_be_stored_is_that_sources_error(tmp_path: 
     first, second = arxiv_papers(config, 0), arxiv_papers(config, 2)
     store = Store.open(config.database)
     try:
-        store.sync_config_subscribers(config.subscribers)
-        run_id = store.start_run(NOW)
+        store.subscribers.sync_config(config.subscribers)
+        run_id = store.health.start_run(NOW)
         records = record_outcomes(
             store,
             run_id,
@@ -83,12 +84,12 @@ def test_a_source_whose_papers_cannot_be_stored_is_that_sources_error(tmp_path: 
         assert records[0].new > 0
         assert records[2].new > 0
 
-        stored = store.papers([p.id for p in (*first, *second, POISONED)])
+        stored = store.papers.by_id([p.id for p in (*first, *second, POISONED)])
         assert set(stored) == {p.id for p in (*first, *second)}
         # the failed source's validators are not kept: its next fetch is not a 304
-        assert store.validators(POISONED_URL) is None
-        assert store.validators("https://rss.arxiv.org/a") == Validators(etag='"v1"')
-        health = {s.source: s for s in store.status().sources}
+        assert store.health.validators(POISONED_URL) is None
+        assert store.health.validators("https://rss.arxiv.org/a") == Validators(etag='"v1"')
+        health = {s.source: s for s in store.health.sources()}
         assert (health["hf"].last_status, health["hf"].consecutive_failures) == ("error", 1)
 
         # the run goes on: match and deliver what the other sources brought
@@ -106,7 +107,7 @@ def test_the_store_is_not_poisoned_for_later_runs(tmp_path: Path) -> None:
     store = Store.open(config.database)
     try:
         for _run in range(2):
-            run_id = store.start_run(NOW)
+            run_id = store.health.start_run(NOW)
             records = record_outcomes(
                 store,
                 run_id,
@@ -116,6 +117,6 @@ def test_the_store_is_not_poisoned_for_later_runs(tmp_path: Path) -> None:
                 ],
             )
             assert [r.status for r in records] == ["error", "ok"]
-        assert set(store.papers([p.id for p in papers])) == {p.id for p in papers}
+        assert set(store.papers.by_id([p.id for p in papers])) == {p.id for p in papers}
     finally:
         store.close()

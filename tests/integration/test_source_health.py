@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.store.store import FetchRecord, Store
+from bot.store.health import FetchRecord
+from bot.store.store import Store
 from tests.httpserver import FIXTURES, LocalHTTPServer, Reply, Request
 from tests.integration.test_cross_source import lab_source
 from tests.integration.test_once import mails_to, run, smtp_section, write_config
@@ -170,9 +171,9 @@ def test_hugging_face_api_catches_up_every_missed_day(
     # the bot was down: the last success was four days ago
     store = Store.open(tmp_path / "paperbot.db")
     try:
-        run_id = store.start_run()
+        run_id = store.health.start_run()
         four_days_ago = datetime.now(UTC) - timedelta(days=4)
-        store.record_fetch(run_id, FetchRecord("hf", "ok"), four_days_ago)
+        store.health.record_fetch(run_id, FetchRecord("hf", "ok"), four_days_ago)
     finally:
         store.close()
     http_server.clear()

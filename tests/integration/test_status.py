@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from time_machine import TimeMachineFixture
 
-from bot.store.store import FetchRecord, Store, utcnow
+from bot.store.health import FetchRecord
+from bot.store.rows import utcnow
+from bot.store.store import Store
 from tests.cli import run_paperbot
 from tests.feedmaker import GrowingFeed
 from tests.httpserver import LocalHTTPServer
@@ -156,14 +158,14 @@ def test_runs_shows_the_history_newest_first(
     # a worker's fetch run that took 95 s and whose error spans lines
     store = Store.open(tmp_path / "paperbot.db")
     started = datetime(2025, 6, 3, 10, 0, tzinfo=UTC)
-    run_id = store.start_run(started)
-    store.finish_run(
+    run_id = store.health.start_run(started)
+    store.health.finish_run(
         run_id,
         "partial",
         {"new_papers": 2, "matched": 1, "errors": ["source x: bad page\n  at line 3", "two"]},
         now=started + timedelta(seconds=95),
     )
-    store.start_run(datetime(2025, 6, 3, 11, 0, tzinfo=UTC))  # killed: never finished
+    store.health.start_run(datetime(2025, 6, 3, 11, 0, tzinfo=UTC))  # killed: never finished
     store.close()
 
     code, out, _ = status(config, capsys, "--runs", "3")
@@ -217,11 +219,11 @@ def test_status_as_cron_runs_it(tmp_path: Path, http_server: LocalHTTPServer) ->
     store = Store.open(tmp_path / "paperbot.db")
     for hours_ago, flaky in ((40, "ok"), (30, "error"), (1, "error")):
         started = now - timedelta(hours=hours_ago)
-        run_id = store.start_run(started)
-        store.record_fetch(run_id, FetchRecord("good", "ok", 3), started)
+        run_id = store.health.start_run(started)
+        store.health.record_fetch(run_id, FetchRecord("good", "ok", 3), started)
         error = "HTTP 503" if flaky == "error" else None
-        store.record_fetch(run_id, FetchRecord("flaky", flaky, error=error), started)
-        store.finish_run(run_id, "partial" if error else "ok", {"errors": []}, now=started)
+        store.health.record_fetch(run_id, FetchRecord("flaky", flaky, error=error), started)
+        store.health.finish_run(run_id, "partial" if error else "ok", {"errors": []}, now=started)
     store.close()
 
     result = run_paperbot(config, "status", "--runs", "2")

@@ -109,7 +109,7 @@ def test_a_digest_waiting_in_the_outbox_is_never_sent_after_unsubscribing(
     assert main(["--config", str(site.config_path), "once"]) == 1, "mail server down"
     site.smtp.start()
     with site.store() as store:
-        assert {d.subscriber.email for d in store.pending_digests()} == {ADA, CONTROL}
+        assert {d.subscriber.email for d in store.outbox.pending()} == {ADA, CONTROL}
     with httpx.Client(base_url=site.url) as client:
         fields = {**form_fields(client.get("/link").text), "email": ADA}
         client.post("/link", data=fields)

@@ -9,7 +9,7 @@ import httpx
 from bs4 import BeautifulSoup
 
 from bot.mail.links import make_token
-from bot.store.store import utcnow
+from bot.store.rows import utcnow
 from tests.webapp import (
     SECRET,
     WebSite,
@@ -89,7 +89,7 @@ def test_preview_button_shows_the_edited_alerts_without_saving(web_site: WebSite
     assert "Diffusion models" not in text
     assert form_fields(answer.text)["keywords"] == "graph neural networks"
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("diffusion",), "a preview saves nothing"
 
 
@@ -126,7 +126,7 @@ def test_save_changes_alerts_and_cadence(web_site: WebSite) -> None:
     assert "Saved" in answer.text
     assert "Message passing" in preview_text(answer.text)
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("graph neural networks", "transform*")
     assert sub.exclude == ("survey",)
     assert (sub.frequency, sub.weekday, sub.send_at, sub.timezone) == (
@@ -150,7 +150,7 @@ def test_an_invalid_alert_is_refused_inline_with_its_position(web_site: WebSite)
     summary = soup.select_one(".error-summary a[href='#keywords']")
     assert summary is not None
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("diffusion",)
 
 
@@ -198,7 +198,7 @@ def test_a_config_file_subscriber_sees_that_the_file_wins(
         subscribers=[{"email": ADA, "keywords": ["grokking"], "authors": ["Y. Bengio"]}]
     )
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)
+        store.subscribers.sync_config(site.config.subscribers)
     client = site.client()
     submit(client, "/link", email=ADA)
     manage = site.link_in(site.mails_to(ADA)[-1], "manage").removeprefix(site.url)
@@ -216,8 +216,8 @@ def test_a_config_file_subscriber_sees_that_the_file_wins(
     assert refused.status_code == 403
     assert "configuration file" in refused.text
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)
-        [sub] = store.active_subscribers()
+        store.subscribers.sync_config(site.config.subscribers)
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("grokking",)
     assert sub.origin == "config"
 
@@ -231,7 +231,7 @@ def test_manage_link_of_a_pending_signup_lets_them_edit_before_confirming(
     assert page.status_code == 200
     assert "Not confirmed yet" in page.text
     with web_site.store() as store:
-        assert store.active_subscribers() == []
+        assert store.subscribers.active() == []
 
 
 def test_preview_sees_papers_recorded_after_the_app_started(web_site: WebSite) -> None:

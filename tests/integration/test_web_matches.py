@@ -14,7 +14,8 @@ from bot.mail.deliver import Letterhead, digest_message
 from bot.mail.digest import build_digest
 from bot.mail.links import make_token
 from bot.models import Paper
-from bot.store.store import PendingDigest, utcnow
+from bot.store.outbox import PendingDigest
+from bot.store.rows import utcnow
 from bot.web.guard import SECURITY_HEADERS
 from tests.webapp import SECRET, WebSite, body_text, paper, record, subscribe
 
@@ -37,12 +38,12 @@ def match_into_digest(site: WebSite, papers: list[Paper]) -> PendingDigest:
     """What a run does with new papers: match them, record the matches, make the digest."""
     record(site, *papers)
     with site.store() as store:
-        subscriber = store.subscriber(ADA)
+        subscriber = store.subscribers.find_active(ADA)
         assert subscriber is not None
         found = AlertIndex.build([subscriber]).match(papers)
-        store.add_matches(found)
-        store.create_digests("example.org")
-        [pending] = store.pending_digests()
+        store.matches.add(found)
+        store.outbox.create("example.org")
+        [pending] = store.outbox.pending()
     return pending
 
 
@@ -57,8 +58,8 @@ def digest_mail(site: WebSite, pending: PendingDigest) -> EmailMessage:
         secret=SECRET,
     )
     with site.store() as store:
-        papers = store.papers(m.paper_id for m in pending.matches)
-        store.mark_sent(pending.id)
+        papers = store.papers.by_id(m.paper_id for m in pending.matches)
+        store.outbox.mark_sent(pending.id)
     return digest_message(head, pending, papers, utcnow())
 
 
@@ -74,7 +75,7 @@ def test_every_paper_a_digest_left_out_is_on_the_page_its_mail_links_to(
     subscribe(web_site, web_site.client(), ADA, keywords="diffusion")  # 50 papers a digest
     pending = match_into_digest(web_site, diffusion_papers(60))
     with web_site.store() as store:
-        papers = store.papers(m.paper_id for m in pending.matches)
+        papers = store.papers.by_id(m.paper_id for m in pending.matches)
     sent = build_digest(pending.subscriber, pending.matches, papers, message_id="<x@y>")
     left_out = [entry.paper.title for entry in sent.left_out]
     assert len(left_out) == 10
@@ -108,9 +109,9 @@ def test_matches_not_yet_mailed_come_first_and_long_lists_have_pages(web_site: W
     waiting = diffusion_papers(40, start=100)
     record(web_site, *waiting)
     with web_site.store() as store:
-        subscriber = store.subscriber(ADA)
+        subscriber = store.subscribers.find_active(ADA)
         assert subscriber is not None
-        store.add_matches(AlertIndex.build([subscriber]).match(waiting))
+        store.matches.add(AlertIndex.build([subscriber]).match(waiting))
 
     first = client.get(f"{path}/matches")
     assert first.status_code == 200
@@ -137,11 +138,11 @@ def test_old_matches_are_not_listed(web_site: WebSite) -> None:
     path = subscribe(web_site, client, ADA, keywords="diffusion")
     old, new = diffusion_papers(1), diffusion_papers(1, start=5)
     with web_site.store() as store:
-        subscriber = store.subscriber(ADA)
+        subscriber = store.subscribers.find_active(ADA)
         assert subscriber is not None
         index = AlertIndex.build([subscriber])
-        store.add_matches(index.match(old), now=utcnow() - timedelta(days=31))
-        store.add_matches(index.match(new))
+        store.matches.add(index.match(old), now=utcnow() - timedelta(days=31))
+        store.matches.add(index.match(new))
     record(web_site, *old, *new)
     assert listed_titles(client.get(f"{path}/matches").text) == [new[0].title]
 

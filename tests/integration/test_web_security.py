@@ -50,8 +50,8 @@ def test_every_form_post_without_a_csrf_token_is_refused(web_site: WebSite) -> N
             assert page_title(answer.text) == "This form has expired"
     assert len(web_site.smtp.messages) == mails, "no mail went out"
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
-        assert store.subscriber_record("bob@example.org") is None
+        [sub] = store.subscribers.active()
+        assert store.subscribers.find("bob@example.org") is None
     assert sub.keywords == ("diffusion",)
 
 
@@ -65,7 +65,7 @@ def test_forged_csrf_tokens_are_refused(web_site: WebSite) -> None:
         forged = {**fields, "csrf_token": token, "keywords": "changed", "action": "save"}
         assert victim.post(path, data=forged).status_code == 403
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("diffusion",)
 
 
@@ -90,7 +90,7 @@ def test_a_filled_honeypot_looks_like_success_but_does_nothing(web_site: WebSite
     assert page_title(bot.text) == page_title(person.text) == "Check your inbox"
     assert web_site.mails_to(ADA) == []
     with web_site.store() as store:
-        assert store.subscriber_record(ADA) is None
+        assert store.subscribers.find(ADA) is None
     link = submit(client, "/link", email=ADA, website="spam")
     assert link.status_code == 200
     assert web_site.mails_to(ADA) == []

@@ -70,11 +70,11 @@ def test_signup_is_pending_until_the_mailed_link_is_opened(web_site: WebSite) ->
     assert answer.status_code == 200
     assert page_title(answer.text) == "Check your inbox"
     with web_site.store() as store:
-        record = store.subscriber_record(ADA)
+        record = store.subscribers.find(ADA)
         assert record is not None
         assert record.subscriber.status == "pending"
         assert record.subscriber.origin == "web"
-        assert store.active_subscribers() == [], "nothing goes to an unconfirmed address"
+        assert store.subscribers.active() == [], "nothing goes to an unconfirmed address"
 
     [mail] = web_site.mails_to(ADA)
     assert "Confirm" in str(mail["Subject"])
@@ -83,7 +83,7 @@ def test_signup_is_pending_until_the_mailed_link_is_opened(web_site: WebSite) ->
     assert confirmed.status_code == 200
     assert page_title(confirmed.text) == "You are subscribed"
     with web_site.store() as store:
-        [active] = store.active_subscribers()
+        [active] = store.subscribers.active()
     assert active.email == ADA
     assert active.keywords == ("diffusion", "grokking")
     assert active.authors == ("Guillaume Lajoie",)
@@ -98,7 +98,7 @@ def test_confirming_twice_is_harmless(web_site: WebSite) -> None:
     assert again.status_code == 200, "a mail scanner opening it first does not lock it"
     assert page_title(again.text) == "You are subscribed"
     with web_site.store() as store:
-        assert [s.email for s in store.active_subscribers()] == [ADA]
+        assert [s.email for s in store.subscribers.active()] == [ADA]
 
 
 def test_cadence_fields_are_stored_in_the_subscriber_columns(web_site: WebSite) -> None:
@@ -115,7 +115,7 @@ def test_cadence_fields_are_stored_in_the_subscriber_columns(web_site: WebSite) 
     )
     client.get(web_site.link_in(web_site.mails_to(ADA)[0], "confirm"))
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert (sub.frequency, sub.weekday, sub.send_at, sub.timezone) == (
         "weekly",
         2,
@@ -131,7 +131,7 @@ def test_default_cadence_is_as_soon_as_papers_arrive(web_site: WebSite) -> None:
     assert defaults["hour"] == ""
     sign_up(client, ADA, keywords="diffusion")
     with web_site.store() as store:
-        record = store.subscriber_record(ADA)
+        record = store.subscribers.find(ADA)
     assert record is not None
     assert (record.subscriber.frequency, record.subscriber.send_at) == ("daily", None)
 
@@ -174,7 +174,7 @@ def test_signup_answer_never_reveals_whether_the_address_is_subscribed(
     site = web_site_factory(subscribers=[{"email": "config@example.org", "keywords": ["grokking"]}])
     client = site.client()
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)
+        store.subscribers.sync_config(site.config.subscribers)
     # an active web subscriber, a pending one, a config-file one, and a stranger
     sign_up(client, "active@example.org", keywords="diffusion")
     client.get(site.link_in(site.mails_to("active@example.org")[0], "confirm"))
@@ -209,7 +209,7 @@ def test_resubmitting_an_active_address_changes_nothing(web_site: WebSite) -> No
     client.get(web_site.link_in(web_site.mails_to(ADA)[0], "confirm"))
     sign_up(client, ADA, keywords="something else entirely")
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("diffusion",), "a stranger cannot rewrite someone's alerts"
 
 
@@ -232,4 +232,4 @@ def test_preview_button_on_the_signup_page_sends_nothing(web_site: WebSite) -> N
     assert form_fields(answer.text)["email"] == ADA, "the form keeps what was typed"
     assert web_site.smtp.messages == []
     with web_site.store() as store:
-        assert store.subscriber_record(ADA) is None
+        assert store.subscribers.find(ADA) is None

@@ -62,7 +62,7 @@ def test_forged_tokens_get_a_404_page(web_site: WebSite, token: str) -> None:
     for path in ("manage", "unsubscribe"):
         assert_refused_page(httpx.post(f"{web_site.url}/{path}/{token}"), 404)
     with web_site.store() as store:
-        assert [s.email for s in store.active_subscribers()] == [ADA], "nothing changed"
+        assert [s.email for s in store.subscribers.active()] == [ADA], "nothing changed"
 
 
 def test_a_token_for_one_purpose_does_not_open_another(web_site: WebSite) -> None:
@@ -74,7 +74,7 @@ def test_a_token_for_one_purpose_does_not_open_another(web_site: WebSite) -> Non
     assert_refused_page(httpx.post(f"{web_site.url}/unsubscribe/{confirm}"), 404)
     assert_refused_page(client.get(f"/manage/{confirm}"), 404)
     with web_site.store() as store:
-        assert [s.email for s in store.active_subscribers()] == [ADA]
+        assert [s.email for s in store.subscribers.active()] == [ADA]
 
 
 def test_expired_confirmation_link_gets_a_410_page_and_activates_nothing(
@@ -86,7 +86,7 @@ def test_expired_confirmation_link_gets_a_410_page_and_activates_nothing(
     assert_refused_page(answer, 410)
     assert "expired" in page_title(answer.text)
     with web_site.store() as store:
-        assert store.active_subscribers() == []
+        assert store.subscribers.active() == []
     fresh = old_token("confirm", ADA, age=47 * 3600)
     assert web_site.client().get(f"/confirm/{fresh}").status_code == 200
 
@@ -164,4 +164,4 @@ def test_a_correctly_signed_malformed_token_is_a_404_never_a_500(
     for path in ("manage", "unsubscribe"):
         assert_refused_page(httpx.post(f"{web_site.url}/{path}/{signed(path, payload)}"), 404)
     with web_site.store() as store:
-        assert [s.email for s in store.active_subscribers()] == [ADA], "nothing changed"
+        assert [s.email for s in store.subscribers.active()] == [ADA], "nothing changed"

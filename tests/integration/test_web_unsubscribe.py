@@ -25,7 +25,7 @@ def links(site: WebSite, client: httpx.Client, email: str = ADA) -> tuple[str, s
 
 def status(site: WebSite, email: str = ADA) -> str:
     with site.store() as store:
-        found = store.subscriber_record(email)
+        found = store.subscribers.find(email)
     assert found is not None
     return found.subscriber.status
 
@@ -59,7 +59,7 @@ def test_rfc8058_one_click_post_needs_no_cookie_and_no_form(web_site: WebSite) -
     assert answer.status_code == 200
     assert status(web_site) == "unsubscribed"
     with web_site.store() as store:
-        assert store.active_subscribers() == []
+        assert store.subscribers.active() == []
 
 
 def test_one_click_post_as_multipart_or_empty_works_too(web_site: WebSite) -> None:
@@ -90,7 +90,7 @@ def test_old_links_do_not_touch_a_new_subscription(web_site: WebSite) -> None:
     assert httpx.get(old_manage).status_code == 410
     assert status(web_site) == "active"
     with web_site.store() as store:
-        [sub] = store.active_subscribers()
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("grokking",)
 
 
@@ -98,12 +98,12 @@ def test_unsubscribing_drops_digests_already_waiting(web_site: WebSite) -> None:
     _, unsubscribe = links(web_site, web_site.client())
     record(web_site, paper("2501.00001", "Diffusion models for proteins"))
     with web_site.store() as store:
-        store.add_matches({ADA: [Match("2501.00001", (Reason("keyword", "diffusion"),))]})
-        assert store.create_digests("example.org") == 1
-        assert len(store.pending_digests()) == 1
+        store.matches.add({ADA: [Match("2501.00001", (Reason("keyword", "diffusion"),))]})
+        assert store.outbox.create("example.org") == 1
+        assert len(store.outbox.pending()) == 1
     assert httpx.post(unsubscribe, data=ONE_CLICK).status_code == 200
     with web_site.store() as store:
-        assert store.pending_digests() == []
+        assert store.outbox.pending() == []
         statuses = store.db.execute("SELECT status FROM digests").fetchall()
     assert statuses == [("dropped",)]
 
@@ -113,15 +113,15 @@ def test_a_config_file_subscriber_can_unsubscribe_and_it_holds(
 ) -> None:
     site = web_site_factory(subscribers=[{"email": ADA, "keywords": ["grokking"]}])
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)
+        store.subscribers.sync_config(site.config.subscribers)
     client = site.client()
     submit(client, "/link", email=ADA)
     unsubscribe = site.link_in(site.mails_to(ADA)[-1], "unsubscribe")
     assert httpx.post(unsubscribe, data=ONE_CLICK).status_code == 200
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)  # what every run does
-        store.sync_config_subscribers(site.config.subscribers)
-        assert store.active_subscribers() == [], "the person's unsubscribe beats the file"
+        store.subscribers.sync_config(site.config.subscribers)  # what every run does
+        store.subscribers.sync_config(site.config.subscribers)
+        assert store.subscribers.active() == [], "the person's unsubscribe beats the file"
 
 
 def test_config_subscriber_can_come_back_through_the_signup_form(
@@ -129,14 +129,14 @@ def test_config_subscriber_can_come_back_through_the_signup_form(
 ) -> None:
     site = web_site_factory(subscribers=[{"email": ADA, "keywords": ["grokking"]}])
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)
-        record_ = store.subscriber_record(ADA)
+        store.subscribers.sync_config(site.config.subscribers)
+        record_ = store.subscribers.find(ADA)
         assert record_ is not None
-        assert store.unsubscribe(ADA, record_.token_version)
+        assert store.subscribers.unsubscribe(ADA, record_.token_version)
     subscribe(site, site.client(), ADA, keywords="something else")
     with site.store() as store:
-        store.sync_config_subscribers(site.config.subscribers)
-        [sub] = store.active_subscribers()
+        store.subscribers.sync_config(site.config.subscribers)
+        [sub] = store.subscribers.active()
     assert sub.keywords == ("grokking",), "the file still decides the alerts"
 
 
@@ -144,12 +144,12 @@ def test_pending_signup_waits_for_the_link_even_across_runs(web_site: WebSite) -
     client = web_site.client()
     submit(client, "/", email=ADA, keywords="diffusion", action="subscribe")
     with web_site.store() as store:
-        store.sync_config_subscribers([])
-        assert store.active_subscribers() == []
+        store.subscribers.sync_config([])
+        assert store.subscribers.active() == []
         assert_status(store, "pending")
 
 
 def assert_status(store: Store, expected: str) -> None:
-    found = store.subscriber_record(ADA)
+    found = store.subscribers.find(ADA)
     assert found is not None
     assert found.subscriber.status == expected

@@ -84,7 +84,7 @@ def subscribe(config_file: Path) -> None:
     config = load_config(config_file)
     store = Store.open(config.database)
     try:
-        store.sync_config_subscribers(config.subscribers)
+        store.subscribers.sync_config(config.subscribers)
     finally:
         store.close()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.run.operator import plan, smtp_problem, source_problems
-from bot.store.store import AlertState, SourceHealth
+from bot.store.health import SourceHealth
+from bot.store.notices import AlertState
 
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 KEY = "source:arxiv"

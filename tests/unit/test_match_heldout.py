@@ -4,7 +4,7 @@ The listings are real captures parsed by the project's own source parsers, as a 
 them: arXiv's all-archives RSS feed of 2024-11-28 (168 new and cross-listed papers; the 75
 replacements are not new papers and are left out) and two Hugging Face Daily Papers API
 answers (2024-10-25, real upvotes; one 2026 item). Each paper carries its source's name,
-as `Store.record` gives it.
+as `store.papers.record` gives it.
 
 Every expected set below was worked out by reading the fixture files (grep and an XML
 reader over titles, abstracts and `dc:creator`), never by running the engine; the comment

@@ -9,7 +9,10 @@ import pytest
 
 from bot.errors import StoreError
 from bot.models import Link, Match, Paper, Reason, Subscriber, Validators
-from bot.store.store import SCHEMA_VERSION, FetchRecord, Store, utcnow
+from bot.store.health import FetchRecord
+from bot.store.rows import utcnow
+from bot.store.schema import SCHEMA_VERSION
+from bot.store.store import Store
 from bot.text.ids import canonical_id
 
 TITLE = "Neural Collapse in Deep Classifiers Revisited"
@@ -51,7 +54,7 @@ def lab_paper(title: str = TITLE) -> Paper:
 def test_open_creates_folder_wal_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "paperbot.db"
     store = Store.open(path)
-    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db.schema_version() == SCHEMA_VERSION
     store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -74,21 +77,21 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_record_reports_new_once(store: Store) -> None:
-    first = store.record("arxiv", [arxiv_paper()])
-    again = store.record("arxiv", [arxiv_paper()])
+    first = store.papers.record("arxiv", [arxiv_paper()])
+    again = store.papers.record("arxiv", [arxiv_paper()])
     assert first.new == ("2411.01234",)
     assert again.new == ()
     assert again.changed == ()
-    assert store.paper_count() == 1
+    assert store.papers.count() == 1
 
 
 def test_second_source_adds_itself_and_links(store: Store) -> None:
-    store.record("arxiv", [arxiv_paper()])
+    store.papers.record("arxiv", [arxiv_paper()])
     hf = arxiv_paper(votes=42, links=(Link("hf", "https://huggingface.co/papers/2411.01234"),))
-    result = store.record("hf", [hf])
+    result = store.papers.record("hf", [hf])
     assert result.new == ()
     assert result.changed == ("2411.01234",), "new sources and votes can change what matches"
-    paper = store.papers(["2411.01234"])["2411.01234"]
+    paper = store.papers.by_id(["2411.01234"])["2411.01234"]
     assert paper.sources == ("arxiv", "hf")
     assert paper.votes == 42
     assert {lk.label for lk in paper.links} == {"abs", "hf"}
@@ -96,124 +99,124 @@ def test_second_source_adds_itself_and_links(store: Store) -> None:
 
 def test_lab_page_paper_later_seen_on_arxiv_is_one_paper(store: Store) -> None:
     lab = lab_paper()
-    store.record("lab", [lab])
+    store.papers.record("lab", [lab])
     sub = Subscriber(email="ada@example.org", keywords=("neural collapse",))
-    store.sync_config_subscribers([sub])
-    store.add_matches({sub.email: [Match(lab.id, (Reason("keyword", "neural collapse"),))]})
+    store.subscribers.sync_config([sub])
+    store.matches.add({sub.email: [Match(lab.id, (Reason("keyword", "neural collapse"),))]})
 
-    result = store.record("arxiv", [arxiv_paper()])
+    result = store.papers.record("arxiv", [arxiv_paper()])
     assert result.new == ()
-    assert store.paper_count() == 1
-    paper = store.papers(["2411.01234"])["2411.01234"]
+    assert store.papers.count() == 1
+    paper = store.papers.by_id(["2411.01234"])["2411.01234"]
     assert paper.sources == ("lab", "arxiv")
     assert paper.abstract.startswith("We revisit neural collapse in deep classifiers")
     assert paper.authors == ("Ada Lovelace", "Alan Turing")
-    assert store.matched_paper_ids(sub.email) == {"2411.01234"}, "the ledger follows the re-key"
+    assert store.matches.paper_ids(sub.email) == {"2411.01234"}, "the ledger follows the re-key"
 
 
 def test_arxiv_paper_then_lab_page_merges_into_the_arxiv_id(store: Store) -> None:
-    store.record("arxiv", [arxiv_paper()])
-    result = store.record("lab", [lab_paper()])
+    store.papers.record("arxiv", [arxiv_paper()])
+    result = store.papers.record("lab", [lab_paper()])
     assert result.new == ()
-    assert store.paper_count() == 1
-    paper = store.papers(["2411.01234"])["2411.01234"]
+    assert store.papers.count() == 1
+    paper = store.papers.by_id(["2411.01234"])["2411.01234"]
     assert paper.link("page") == "https://lab.example.org/pubs/42"
 
 
 def test_two_arxiv_papers_with_one_title_stay_two(store: Store) -> None:
-    store.record("arxiv", [arxiv_paper("2411.00001"), arxiv_paper("2411.00002")])
-    assert store.paper_count() == 2
+    store.papers.record("arxiv", [arxiv_paper("2411.00001"), arxiv_paper("2411.00002")])
+    assert store.papers.count() == 2
 
 
 def test_a_match_is_recorded_once_per_subscriber(store: Store) -> None:
     sub = Subscriber(email="ada@example.org")
-    store.sync_config_subscribers([sub])
-    store.record("arxiv", [arxiv_paper()])
+    store.subscribers.sync_config([sub])
+    store.papers.record("arxiv", [arxiv_paper()])
     match = Match("2411.01234", (Reason("keyword", "neural collapse", ("neural collapse",)),))
-    assert store.add_matches({sub.email: [match]}) == 1
-    assert store.add_matches({sub.email: [match]}) == 0
+    assert store.matches.add({sub.email: [match]}) == 1
+    assert store.matches.add({sub.email: [match]}) == 0
 
 
 def test_outbox_pending_until_marked_sent(store: Store) -> None:
     sub = Subscriber(email="ada@example.org")
-    store.sync_config_subscribers([sub])
-    store.record("arxiv", [arxiv_paper()])
-    store.add_matches({sub.email: [Match("2411.01234", (Reason("author", "Ada Lovelace"),))]})
-    assert store.create_digests("example.org") == 1
-    [pending] = store.pending_digests()
+    store.subscribers.sync_config([sub])
+    store.papers.record("arxiv", [arxiv_paper()])
+    store.matches.add({sub.email: [Match("2411.01234", (Reason("author", "Ada Lovelace"),))]})
+    assert store.outbox.create("example.org") == 1
+    [pending] = store.outbox.pending()
     assert pending.message_id.endswith("@example.org>")
     assert [m.paper_id for m in pending.matches] == ["2411.01234"]
 
-    store.mark_attempt_failed(pending.id, "451 try later", permanent=False)
-    assert [d.id for d in store.pending_digests()] == [pending.id], "a 4xx leaves it pending"
-    assert store.create_digests("example.org") == 0, "no second digest for the same matches"
+    store.outbox.mark_attempt_failed(pending.id, "451 try later", permanent=False)
+    assert [d.id for d in store.outbox.pending()] == [pending.id], "a 4xx leaves it pending"
+    assert store.outbox.create("example.org") == 0, "no second digest for the same matches"
 
-    store.mark_sent(pending.id)
-    assert store.pending_digests() == []
-    assert store.undelivered_matches(sub.email) == []
+    store.outbox.mark_sent(pending.id)
+    assert store.outbox.pending() == []
+    assert store.matches.undelivered(sub.email) == []
 
 
 def test_removed_config_subscriber_gets_nothing(store: Store) -> None:
     ada, bob = Subscriber(email="ada@example.org"), Subscriber(email="bob@example.org")
-    store.sync_config_subscribers([ada, bob])
-    store.record("arxiv", [arxiv_paper()])
-    store.add_matches({bob.email: [Match("2411.01234", (Reason("author", "x"),))]})
-    store.create_digests("example.org")
-    store.sync_config_subscribers([ada])
-    assert [s.email for s in store.active_subscribers()] == ["ada@example.org"]
-    assert store.drop_inactive_pending() == 1
-    assert store.pending_digests() == []
+    store.subscribers.sync_config([ada, bob])
+    store.papers.record("arxiv", [arxiv_paper()])
+    store.matches.add({bob.email: [Match("2411.01234", (Reason("author", "x"),))]})
+    store.outbox.create("example.org")
+    store.subscribers.sync_config([ada])
+    assert [s.email for s in store.subscribers.active()] == ["ada@example.org"]
+    assert store.outbox.drop_inactive() == 1
+    assert store.outbox.pending() == []
 
 
 def test_a_config_file_longer_than_sqlites_variable_limit_syncs(store: Store) -> None:
     # 40,000 addresses: more than a stock SQLite build takes as variables of one statement
     store.db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
     people = [Subscriber(email=f"reader{i}@example.org") for i in range(40_000)]
-    store.sync_config_subscribers(people)
-    store.sync_config_subscribers(people[1:])
-    active = store.active_subscribers()
+    store.subscribers.sync_config(people)
+    store.subscribers.sync_config(people[1:])
+    active = store.subscribers.active()
     assert len(active) == 39_999
     assert active[0].email == "reader1@example.org"
 
 
 def test_validators_and_source_health(store: Store) -> None:
     url = "https://rss.arxiv.org/rss/cs.LG"
-    store.save_validators(url, Validators(etag='"abc"', last_modified=None))
-    assert store.validators(url) == Validators(etag='"abc"', last_modified=None)
+    store.health.save_validators(url, Validators(etag='"abc"', last_modified=None))
+    assert store.health.validators(url) == Validators(etag='"abc"', last_modified=None)
 
     now = utcnow()
-    store.record_fetch(None, FetchRecord("arxiv", "error", error="HTTP 500"), now)
-    store.record_fetch(None, FetchRecord("arxiv", "error", error="HTTP 500"), now)
-    [health] = store.status().sources
+    store.health.record_fetch(None, FetchRecord("arxiv", "error", error="HTTP 500"), now)
+    store.health.record_fetch(None, FetchRecord("arxiv", "error", error="HTTP 500"), now)
+    [health] = store.health.sources()
     assert health.consecutive_failures == 2
     assert health.last_success is None
-    store.record_fetch(None, FetchRecord("arxiv", "ok", items=3, new=3), now)
-    [health] = store.status().sources
+    store.health.record_fetch(None, FetchRecord("arxiv", "ok", items=3, new=3), now)
+    [health] = store.health.sources()
     assert (health.consecutive_failures, health.last_status, health.items) == (0, "ok", 3)
     assert health.last_success is not None
 
 
 def test_dry_run_copy_leaves_the_original_alone(store: Store, tmp_path: Path) -> None:
     copy = store.backup_to(tmp_path / "copy.db")
-    copy.record("arxiv", [arxiv_paper()])
-    assert copy.paper_count() == 1
-    assert store.paper_count() == 0
+    copy.papers.record("arxiv", [arxiv_paper()])
+    assert copy.papers.count() == 1
+    assert store.papers.count() == 0
     copy.close()
 
 
 def test_papers_wait_for_matching_until_their_matches_commit(tmp_path: Path) -> None:
     path = tmp_path / "paperbot.db"
     store = Store.open(path)
-    store.record("arxiv", [arxiv_paper("2411.00001"), arxiv_paper("2411.00002")])
+    store.papers.record("arxiv", [arxiv_paper("2411.00001"), arxiv_paper("2411.00002")])
     store.close()  # the run dies before matching
 
     store = Store.open(path)
-    assert {p.id for p in store.papers_to_match()} == {"2411.00001", "2411.00002"}
-    store.add_matches({}, matched=["2411.00001", "2411.00002"])
-    assert store.papers_to_match() == []
+    assert {p.id for p in store.papers.to_match()} == {"2411.00001", "2411.00002"}
+    store.matches.add({}, matched=["2411.00001", "2411.00002"])
+    assert store.papers.to_match() == []
 
-    store.record("arxiv", [arxiv_paper("2411.00001")])
-    assert store.papers_to_match() == [], "seeing a paper again does not re-match it"
-    store.record("hf", [arxiv_paper("2411.00001", votes=7)])
-    assert [p.id for p in store.papers_to_match()] == ["2411.00001"], "enriched: match again"
+    store.papers.record("arxiv", [arxiv_paper("2411.00001")])
+    assert store.papers.to_match() == [], "seeing a paper again does not re-match it"
+    store.papers.record("hf", [arxiv_paper("2411.00001", votes=7)])
+    assert [p.id for p in store.papers.to_match()] == ["2411.00001"], "enriched: match again"
     store.close()

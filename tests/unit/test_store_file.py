@@ -18,7 +18,8 @@ import sqlite_utils
 from bot.errors import StoreBusy, StoreFull, StoreUnusable
 from bot.models import Paper
 from bot.store.file import APPLICATION_ID, create, header_problem
-from bot.store.store import MIGRATIONS, SCHEMA_VERSION, Store
+from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.store.store import Store
 
 #: schema versions that shipped before stores carried paperbot's application_id
 BEFORE_APPLICATION_ID = 6
@@ -40,7 +41,7 @@ def paper(number: int) -> Paper:
 def filled_store(path: Path, papers: int = 300) -> Path:
     """A real store with `papers` papers in it, closed (its WAL checkpointed away)."""
     store = Store.open(path)
-    store.record("arxiv", [paper(n) for n in range(papers)])
+    store.papers.record("arxiv", [paper(n) for n in range(papers)])
     store.close()
     return path
 
@@ -70,7 +71,7 @@ def assert_refused(path: Path, *words: str) -> None:
 def test_a_missing_file_becomes_a_whole_new_store(tmp_path: Path) -> None:
     path = tmp_path / "data" / "paperbot.db"
     store = Store.open(path)
-    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db.schema_version() == SCHEMA_VERSION
     store.close()
     assert [p.name for p in path.parent.iterdir()] == ["paperbot.db"], "no temporary left"
     with sqlite3.connect(path) as conn:
@@ -118,7 +119,7 @@ def test_a_store_left_by_a_crash_with_its_wal_opens_with_every_commit(tmp_path: 
     path = filled_store(tmp_path / "paperbot.db")
     freeze_with_wal(path, tmp_path / "crashed")
     store = Store.open(tmp_path / "crashed" / "paperbot.db")
-    assert store.paper_count() == 300
+    assert store.papers.count() == 300
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     store.close()
 
@@ -199,7 +200,7 @@ def test_a_store_made_before_the_application_id_is_recognised_and_kept(tmp_path:
     conn.close()
 
     store = Store.open(path)
-    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db.schema_version() == SCHEMA_VERSION
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     assert store.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     store.close()
@@ -229,7 +230,7 @@ def test_a_crash_while_a_new_store_is_made_leaves_no_file_at_the_path(tmp_path: 
     assert result.returncode == -9
     assert not path.exists(), "a crash leaves nothing the next run would misread"
     store = Store.open(path)  # the next run makes a whole store
-    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db.schema_version() == SCHEMA_VERSION
     store.close()
 
 
@@ -256,21 +257,21 @@ def test_a_store_made_meanwhile_by_another_process_is_kept(tmp_path: Path) -> No
 def test_disk_full_is_named_and_the_step_is_rolled_back_whole(tmp_path: Path) -> None:
     path = tmp_path / "paperbot.db"
     store = Store.open(path)
-    store.record("arxiv", [paper(n) for n in range(5)])
+    store.papers.record("arxiv", [paper(n) for n in range(5)])
     pages = store.db.execute("PRAGMA page_count").fetchone()[0]
     # SQLite's own limit on the file's size: it reports SQLITE_FULL as a full disk does
     store.db.execute(f"PRAGMA max_page_count = {pages + 2}")
 
     with pytest.raises(StoreFull) as full:
-        store.record("arxiv", [paper(n) for n in range(5, 300)])
+        store.papers.record("arxiv", [paper(n) for n in range(5, 300)])
     assert str(full.value) == (
         f"disk full writing {path}: free some space; nothing was lost, the next run continues"
     )
     assert not store.db.conn.in_transaction
-    assert store.paper_count() == 5, "nothing of the failed step was kept"
+    assert store.papers.count() == 5, "nothing of the failed step was kept"
 
     store.db.execute("PRAGMA max_page_count = 1073741823")  # space was freed
-    assert len(store.record("arxiv", [paper(n) for n in range(300)]).new) == 295
+    assert len(store.papers.record("arxiv", [paper(n) for n in range(300)]).new) == 295
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store.close()
 
@@ -282,9 +283,9 @@ def test_a_locked_database_is_named_and_reads_go_on(tmp_path: Path) -> None:
     other.execute("INSERT INTO runs (started) VALUES ('2026-01-01T00:00:00+00:00')")
     try:
         store = Store.open(path, busy_timeout=0.2)
-        assert store.paper_count() == 3, "a reader is never blocked by a writer"
+        assert store.papers.count() == 3, "a reader is never blocked by a writer"
         with pytest.raises(StoreBusy) as busy:
-            store.record("arxiv", [paper(10)])
+            store.papers.record("arxiv", [paper(10)])
         assert str(busy.value).startswith(
             f"the database {path} is locked by another process (waited 0.2 s)"
         )
@@ -292,5 +293,5 @@ def test_a_locked_database_is_named_and_reads_go_on(tmp_path: Path) -> None:
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert store.record("arxiv", [paper(10)]).new == ("2411.00010",)
+    assert store.papers.record("arxiv", [paper(10)]).new == ("2411.00010",)
     store.close()

@@ -23,7 +23,8 @@ import pytest
 from bot.ingest.sources import get_kind
 from bot.models import Paper, Subscriber
 from bot.run.pipeline import match_pending
-from bot.store.store import MIGRATIONS, Store, _migration_8
+from bot.store.schema import MIGRATIONS, _migration_8
+from bot.store.store import Store
 from bot.text.ids import canonical_id, normalize_title
 from tests.httpserver import FIXTURES
 
@@ -85,7 +86,7 @@ def listings(lab_title: str = LAB_TITLE) -> dict[str, tuple[Paper, ...]]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "paperbot.db")
-    s.sync_config_subscribers([ADA])
+    s.subscribers.sync_config([ADA])
     yield s
     s.close()
 
@@ -93,18 +94,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def deliver(store: Store, now: datetime) -> list[str]:
     """Match, put Ada's matches in a digest and "send" it: the titles she got."""
     match_pending(store)
-    store.create_digests("example.org", now)
+    store.outbox.create("example.org", now)
     titles: list[str] = []
-    for digest in store.pending_digests():
-        papers = store.papers(m.paper_id for m in digest.matches)
+    for digest in store.outbox.pending():
+        papers = store.papers.by_id(m.paper_id for m in digest.matches)
         titles += [papers[m.paper_id].title for m in digest.matches]
-        store.mark_sent(digest.id, now)
+        store.outbox.mark_sent(digest.id, now)
     return titles
 
 
 def records_of_ours(store: Store) -> list[Paper]:
     """Every stored record that is this paper (by arXiv id, DOI or one of its titles)."""
-    everything = store.papers_seen_since(datetime(2000, 1, 1, tzinfo=UTC))
+    everything = store.papers.seen_since(datetime(2000, 1, 1, tzinfo=UTC))
     return [p for p in everything if p.arxiv_id == ARXIV_ID or p.doi == DOI or p.title in TITLES]
 
 
@@ -118,7 +119,7 @@ def assert_one_paper_with_every_source(store: Store) -> None:
         "SELECT source FROM paper_sources WHERE paper_id = ?", (ARXIV_ID,)
     ).fetchall()
     assert {source for (source,) in listed_by} == set(SOURCES)
-    assert store.paper_count() == 3, "the journal's and the lab's other papers stay apart"
+    assert store.papers.count() == 3, "the journal's and the lab's other papers stay apart"
 
 
 def ours(titles: Sequence[str]) -> list[str]:
@@ -135,19 +136,21 @@ def test_every_order_in_one_run_is_one_paper_mailed_once(
 ) -> None:
     papers = listings(lab_title)
     for source in order:
-        store.record(source, papers[source], now=T0)
+        store.papers.record(source, papers[source], now=T0)
     assert_one_paper_with_every_source(store)
-    assert ours(deliver(store, T0)) == [store.papers([ARXIV_ID])[ARXIV_ID].title]
+    assert ours(deliver(store, T0)) == [store.papers.by_id([ARXIV_ID])[ARXIV_ID].title]
     assert ours(deliver(store, T0 + timedelta(days=1))) == []
 
 
 @pytest.mark.parametrize("order", ORDERS, ids="-".join)
 def test_every_order_in_one_record_call_is_one_paper(store: Store, order: tuple[str, ...]) -> None:
     papers = listings()
-    result = store.record("aggregator", [p for source in order for p in papers[source]], now=T0)
+    result = store.papers.record(
+        "aggregator", [p for source in order for p in papers[source]], now=T0
+    )
     assert ARXIV_ID in result.new, "the paper is new once, under its final id"
     assert not {f"doi:{DOI}", canonical_id(title=LAB_TITLE)} & set(result.new)
-    [paper] = [p for p in store.papers(result.new).values() if p.title in TITLES]
+    [paper] = [p for p in store.papers.by_id(result.new).values() if p.title in TITLES]
     assert paper.id == ARXIV_ID
     assert paper.doi == DOI
     assert len(ours(deliver(store, T0))) == 1
@@ -175,14 +178,14 @@ def test_every_order_across_runs_is_one_paper_never_mailed_again(
     delivered: list[str] = []
     for day, source in enumerate(order):
         now = T0 + timedelta(days=day)
-        store.record(source, papers[source], now=now)
+        store.papers.record(source, papers[source], now=now)
         delivered += ours(deliver(store, now))
     assert_one_paper_with_every_source(store)
     expected = 2 if first_pair_shares_nothing(order, lab_title) else 1
     assert len(delivered) == expected, delivered
     # every source lists it again: still one paper, nothing more to mail
     for day, source in enumerate(order, start=len(order)):
-        store.record(source, papers[source], now=T0 + timedelta(days=day))
+        store.papers.record(source, papers[source], now=T0 + timedelta(days=day))
     assert ours(deliver(store, T0 + timedelta(days=9))) == []
     assert_one_paper_with_every_source(store)
     [(count,)] = store.db.execute("SELECT count(*) FROM matches").fetchall()
@@ -213,29 +216,31 @@ def ids_in(store: Store) -> set[str]:
 
 
 def test_two_arxiv_ids_never_merge_through_a_title_and_a_doi(store: Store) -> None:
-    store.record("arxiv", [arxiv("2411.00001", ARXIV_TITLE)], now=T0)
-    store.record("arxiv", [arxiv("2411.00002", "Another paper entirely, with a DOI", DOI)], now=T0)
+    store.papers.record("arxiv", [arxiv("2411.00001", ARXIV_TITLE)], now=T0)
+    store.papers.record(
+        "arxiv", [arxiv("2411.00002", "Another paper entirely, with a DOI", DOI)], now=T0
+    )
     # the journal entry shares its title with one and its DOI with the other
-    store.record("journal", [journal(DOI, ARXIV_TITLE)], now=T0)
+    store.papers.record("journal", [journal(DOI, ARXIV_TITLE)], now=T0)
     assert ids_in(store) == {"2411.00001", "2411.00002"}
-    assert store.papers(["2411.00002"])["2411.00002"].sources == ("arxiv", "journal")
-    assert store.papers(["2411.00001"])["2411.00001"].sources == ("arxiv",)
+    assert store.papers.by_id(["2411.00002"])["2411.00002"].sources == ("arxiv", "journal")
+    assert store.papers.by_id(["2411.00001"])["2411.00001"].sources == ("arxiv",)
 
 
 def test_two_dois_never_merge_through_a_title(store: Store) -> None:
     other_doi = "10.1016/j.adhoc.2024.999999"
-    store.record("journal", [journal(DOI, JOURNAL_TITLE)], now=T0)
-    store.record("journal", [journal(other_doi, JOURNAL_TITLE)], now=T0)
+    store.papers.record("journal", [journal(DOI, JOURNAL_TITLE)], now=T0)
+    store.papers.record("journal", [journal(other_doi, JOURNAL_TITLE)], now=T0)
     assert ids_in(store) == {f"doi:{DOI}", f"doi:{other_doi}"}
     # arXiv carries the first DOI and the shared title: it joins the first only
-    store.record("arxiv", [arxiv(ARXIV_ID, JOURNAL_TITLE, DOI)], now=T0)
+    store.papers.record("arxiv", [arxiv(ARXIV_ID, JOURNAL_TITLE, DOI)], now=T0)
     assert ids_in(store) == {ARXIV_ID, f"doi:{other_doi}"}
 
 
 def test_short_titles_never_join_records(store: Store) -> None:
-    store.record("arxiv", [arxiv(ARXIV_ID, "Erratum")], now=T0)
-    store.record("journal", [journal(DOI, "Erratum")], now=T0)
-    store.record("lab", [lab("Erratum")], now=T0)
+    store.papers.record("arxiv", [arxiv(ARXIV_ID, "Erratum")], now=T0)
+    store.papers.record("journal", [journal(DOI, "Erratum")], now=T0)
+    store.papers.record("lab", [lab("Erratum")], now=T0)
     assert ids_in(store) == {ARXIV_ID, f"doi:{DOI}", canonical_id(title="Erratum")}
 
 
@@ -244,29 +249,29 @@ def test_short_titles_never_join_records(store: Store) -> None:
 
 def test_a_paper_mailed_under_two_ids_is_never_mailed_under_the_third(store: Store) -> None:
     papers = listings()
-    store.record("journal", papers["journal"], now=T0)
-    store.record("lab", papers["lab"], now=T0)
+    store.papers.record("journal", papers["journal"], now=T0)
+    store.papers.record("lab", papers["lab"], now=T0)
     assert sorted(ours(deliver(store, T0))) == sorted([JOURNAL_TITLE, LAB_TITLE])
 
-    store.record("arxiv", papers["arxiv"], now=T0 + timedelta(days=1))
+    store.papers.record("arxiv", papers["arxiv"], now=T0 + timedelta(days=1))
     assert_one_paper_with_every_source(store)
     assert ours(deliver(store, T0 + timedelta(days=1))) == []
-    assert store.matched_paper_ids(ADA.email) == {ARXIV_ID}
+    assert store.matches.paper_ids(ADA.email) == {ARXIV_ID}
 
 
 def test_a_match_waiting_in_a_digest_gives_way_to_the_delivered_one(store: Store) -> None:
     papers = listings()
-    store.record("journal", papers["journal"], now=T0)
+    store.papers.record("journal", papers["journal"], now=T0)
     assert ours(deliver(store, T0)) == [JOURNAL_TITLE]
     # the lab page's record is matched and queued, but not sent yet
-    store.record("lab", papers["lab"], now=T0 + timedelta(hours=1))
+    store.papers.record("lab", papers["lab"], now=T0 + timedelta(hours=1))
     match_pending(store)
-    store.create_digests("example.org", T0 + timedelta(hours=1))
-    [waiting] = store.pending_digests()
+    store.outbox.create("example.org", T0 + timedelta(hours=1))
+    [waiting] = store.outbox.pending()
     assert [m.paper_id for m in waiting.matches] == [canonical_id(title=LAB_TITLE)]
 
-    store.record("arxiv", papers["arxiv"], now=T0 + timedelta(hours=2))
-    assert store.pending_digests() == [], "the queued digest held only this paper: dropped"
+    store.papers.record("arxiv", papers["arxiv"], now=T0 + timedelta(hours=2))
+    assert store.outbox.pending() == [], "the queued digest held only this paper: dropped"
     assert ours(deliver(store, T0 + timedelta(hours=2))) == []
     [(status,)] = store.db.execute(
         "SELECT d.status FROM matches m JOIN digests d ON d.id = m.digest_id"
@@ -277,14 +282,14 @@ def test_a_match_waiting_in_a_digest_gives_way_to_the_delivered_one(store: Store
 def test_a_store_from_before_title_keys_finds_papers_by_their_title(tmp_path: Path) -> None:
     path = tmp_path / "paperbot.db"
     store = Store.open(path)
-    store.record("lab", listings()["lab"], now=T0)
+    store.papers.record("lab", listings()["lab"], now=T0)
     # what a store of the previous schema looks like: no table of titles
     store.db.execute("DROP TABLE paper_titles")
     store.db.execute(f"PRAGMA user_version = {MIGRATIONS.index(_migration_8)}")
     store.close()
 
     store = Store.open(path)
-    store.record("arxiv", listings()["arxiv"], now=T0)
+    store.papers.record("arxiv", listings()["arxiv"], now=T0)
     [paper] = records_of_ours(store)
     assert set(paper.sources) == {"lab", "arxiv"}
     store.close()
@@ -294,17 +299,17 @@ def test_duplicates_an_older_paperbot_left_are_merged_when_the_paper_comes_again
     store: Store,
 ) -> None:
     papers = listings()
-    store.record("arxiv", papers["arxiv"], now=T0)
+    store.papers.record("arxiv", papers["arxiv"], now=T0)
     # an older paperbot stored the journal entry beside the arXiv record with its DOI
     [journal_entry, _] = papers["journal"]
-    store._insert_paper(replace(journal_entry, sources=("journal",), first_seen=T0), T0)
+    store.papers._insert(replace(journal_entry, sources=("journal",), first_seen=T0), T0)
     assert len(records_of_ours(store)) == 2
     assert len(ours(deliver(store, T0))) == 2, "the old bug: one digest, the paper twice"
 
     # the lab page's title finds the arXiv record, whose DOI finds the journal's
-    store.record("lab", papers["lab"], now=T0 + timedelta(days=1))
+    store.papers.record("lab", papers["lab"], now=T0 + timedelta(days=1))
     [paper] = records_of_ours(store)
     assert paper.id == ARXIV_ID
     assert set(paper.sources) == set(SOURCES)
     assert ours(deliver(store, T0 + timedelta(days=1))) == []
-    assert store.matched_paper_ids(ADA.email) == {ARXIV_ID}
+    assert store.matches.paper_ids(ADA.email) == {ARXIV_ID}

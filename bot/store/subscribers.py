@@ -1,0 +1,232 @@
+"""Subscribers: those of the config file, kept in step with it, and those of the web form,
+who sign up (pending), confirm, edit their alerts and unsubscribe.
+
+A subscriber's alerts and cadence are `rows.SUBSCRIBER_SETTINGS`; every statement here
+writes them all, so that a new field is stored without a change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.models import Subscriber
+from bot.store.database import Database
+from bot.store.rows import SUBSCRIBER, SUBSCRIBER_SETTINGS, from_iso, iso, marks, utcnow
+
+#: what a new row is given from a Subscriber (then origin, status, created, updated)
+_GIVEN = ("email", *SUBSCRIBER_SETTINGS)
+_INSERT = (
+    f"INSERT INTO subscribers ({', '.join(_GIVEN)}, origin, status, created, updated)"
+    f" VALUES ({marks(len(_GIVEN) + 4)})"
+)
+#: the config file's subscribers: new ones added, known ones given the file's alerts
+_SYNC = (
+    f"{_INSERT} ON CONFLICT(email) DO UPDATE SET"
+    f" {', '.join(f'{c} = excluded.{c}' for c in SUBSCRIBER_SETTINGS)}, origin = 'config',"
+    # the file wins for alerts, never over a person's own unsubscribe:
+    # only a row the file had dropped comes back to life
+    " status = CASE WHEN origin = 'config' AND status = 'removed' THEN 'active' ELSE status END,"
+    " updated = excluded.updated"
+)
+_given_values = SUBSCRIBER.writer(_GIVEN)
+_settings_values = SUBSCRIBER.writer(SUBSCRIBER_SETTINGS)
+_SET_SETTINGS = ", ".join(f"{c} = ?" for c in SUBSCRIBER_SETTINGS)
+#: what `_record` reads, in its order
+_RECORD = f"token_version, confirmed_at, {SUBSCRIBER.select()}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRecord:
+    """A subscriber in any status, with the token version their links must carry."""
+
+    subscriber: Subscriber
+    token_version: int
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignupResult:
+    """What a web sign-up did: `confirm` (now pending: mail a confirmation link) or `known`
+    (already active: nothing changed, mail the manage link)."""
+
+    action: str
+    record: SubscriberRecord
+
+
+class Subscribers:
+    """The subscribers table: who gets digests, with which alerts, and their web links."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def sync_config(self, subscribers: Sequence[Subscriber], now: datetime | None = None) -> None:
+        """Make the store's config-file subscribers exactly those of the config file."""
+        stamp = iso(now or utcnow())
+        with self.db.transaction():
+            # one statement for all: 100,000 execute calls cost seconds
+            self.db.executemany(
+                _SYNC,
+                ((*_given_values(sub), "config", "active", stamp, stamp) for sub in subscribers),
+            )
+            self.db.fill_temp_ids(
+                "config_emails", (s.email for s in subscribers), "email TEXT PRIMARY KEY"
+            )
+            self.db.execute(
+                "UPDATE subscribers SET status = 'removed', updated = ? WHERE origin = 'config'"
+                " AND status = 'active' AND email NOT IN (SELECT email FROM temp.config_emails)",
+                (stamp,),
+            )
+
+    def active(self) -> list[Subscriber]:
+        """Every subscriber who should receive digests."""
+        rows = self.db.execute(
+            f"SELECT {SUBSCRIBER.select()} FROM subscribers WHERE status = 'active' ORDER BY id"
+        )
+        return [SUBSCRIBER.read(row) for row in rows]
+
+    def active_ids(self) -> dict[str, int]:
+        """Every active subscriber's row id, by address."""
+        return dict(self.db.execute("SELECT email, id FROM subscribers WHERE status = 'active'"))
+
+    def find_active(self, email: str) -> Subscriber | None:
+        """The active subscriber with this address, if any."""
+        row = self.db.execute(
+            f"SELECT {SUBSCRIBER.select()} FROM subscribers WHERE email = ? AND status = 'active'",
+            (email,),
+        ).fetchone()
+        return SUBSCRIBER.read(row) if row else None
+
+    def find(self, email: str) -> SubscriberRecord | None:
+        """The subscriber with this address whatever their status, with their token version."""
+        row = self.db.execute(
+            f"SELECT {_RECORD} FROM subscribers WHERE email = ?", (email,)
+        ).fetchone()
+        return _record(row) if row else None
+
+    def cadence_marks(self) -> list[tuple[int, Subscriber, datetime | None]]:
+        """Every active subscriber's id, cadence and when they were last served.
+
+        The Subscribers carry only the address and the cadence fields (the worker asks
+        this every minute; alerts are not needed to decide who is due). Never served yet
+        counts from when they subscribed: the first digest comes at the first slot after
+        that, not the moment they appear.
+        """
+        rows = self.db.execute(
+            "SELECT id, email, frequency, weekday, send_at, timezone,"
+            " coalesce(served_at, created) FROM subscribers WHERE status = 'active' ORDER BY id"
+        )
+        return [
+            (
+                sid,
+                Subscriber(email, frequency=freq, weekday=day, send_at=at, timezone=zone),
+                from_iso(mark),
+            )
+            for sid, email, freq, day, at, zone, mark in rows
+        ]
+
+    # --- the web form's subscribers --------------------------------------------------------
+
+    def sign_up(self, sub: Subscriber, now: datetime | None = None) -> SignupResult:
+        """A web sign-up: a new or lapsed address becomes pending, an active one is left alone.
+
+        A config-file address keeps the file's alerts; one the file dropped becomes a web
+        subscriber with the submitted alerts.
+        """
+        stamp = iso(now or utcnow())
+        with self.db.transaction():
+            record = self.find(sub.email)
+            if record is None:
+                self.db.execute(_INSERT, (*_given_values(sub), "web", "pending", stamp, stamp))
+            elif record.subscriber.status == "active":
+                return SignupResult("known", record)
+            elif record.subscriber.origin == "config" and record.subscriber.status != "removed":
+                self.db.execute(
+                    "UPDATE subscribers SET status = 'pending', updated = ? WHERE email = ?",
+                    (stamp, sub.email),
+                )
+            else:
+                self._write_settings(sub, stamp, sets="origin = 'web', status = 'pending'")
+            fresh = self.find(sub.email)
+        assert fresh is not None
+        return SignupResult("confirm", fresh)
+
+    def confirm(
+        self, email: str, version: int, now: datetime | None = None
+    ) -> SubscriberRecord | None:
+        """Activate a pending subscriber; None when the link's version or status no longer fit."""
+        stamp = iso(now or utcnow())
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at,"
+                " ?), updated = ? WHERE email = ? AND token_version = ? AND status = 'pending'",
+                (stamp, stamp, email, version),
+            )
+            record = self.find(email)
+        if record is None or record.token_version != version:
+            return None
+        return record if record.subscriber.status == "active" else None
+
+    def update_alerts(
+        self, sub: Subscriber, version: int, now: datetime | None = None
+    ) -> SubscriberRecord | None:
+        """Save a web subscriber's alerts and cadence; None when the link or origin do not allow."""
+        stamp = iso(now or utcnow())
+        with self.db.transaction():
+            changed = self._write_settings(
+                sub,
+                stamp,
+                where="token_version = ? AND origin = 'web' AND status IN ('active', 'pending')",
+                params=(version,),
+            )
+            record = self.find(sub.email)
+        return record if changed else None
+
+    def unsubscribe(self, email: str, version: int, now: datetime | None = None) -> bool:
+        """Stop all mail now: unsubscribed, every earlier link void, pending digests dropped."""
+        stamp = iso(now or utcnow())
+        with self.db.transaction():
+            row = self.db.execute(
+                "SELECT id FROM subscribers WHERE email = ? AND token_version = ?"
+                " AND status != 'unsubscribed'",
+                (email, version),
+            ).fetchone()
+            if row is None:
+                return False
+            self.db.execute(
+                "UPDATE subscribers SET status = 'unsubscribed', token_version = token_version + 1,"
+                " updated = ? WHERE id = ?",
+                (stamp, row[0]),
+            )
+            self.db.execute(
+                "UPDATE digests SET status = 'dropped' WHERE status = 'pending'"
+                " AND subscriber_id = ?",
+                (row[0],),
+            )
+        return True
+
+    def _write_settings(
+        self,
+        sub: Subscriber,
+        stamp: str | None,
+        *,
+        sets: str = "",
+        where: str = "1",
+        params: tuple[Any, ...] = (),
+    ) -> bool:
+        """Overwrite the alert and cadence columns of `sub.email` (where `where` holds)."""
+        extra = f", {sets}" if sets else ""
+        cursor = self.db.execute(
+            f"UPDATE subscribers SET {_SET_SETTINGS}, updated = ?{extra}"
+            f" WHERE email = ? AND {where}",
+            (*_settings_values(sub), stamp, sub.email, *params),
+        )
+        return cursor.rowcount == 1
+
+
+def _record(row: Sequence[Any]) -> SubscriberRecord:
+    """The record from a row of `_RECORD`."""
+    token_version, confirmed_at, *subscriber = row
+    return SubscriberRecord(SUBSCRIBER.read(subscriber), token_version, from_iso(confirmed_at))
