@@ -50,16 +50,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from bot.errors import SendError
+from bot.mail.caches import CACHES
 from bot.mail.digest import build_digest
 from bot.mail.links import link, make_token
-from bot.mail.render import (
-    PrebuiltMessage,
-    build_message,
-    envelope_headers,
-    limit_entry_cache,
-    release_caches,
-    render_digest,
-)
+from bot.mail.mime import PrebuiltMessage, build_message, envelope_headers
+from bot.mail.render import render_digest
 from bot.mail.senders import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
@@ -359,7 +354,7 @@ class _Delivery:
             finally:
                 gc.unfreeze()
                 await self.sender.close()
-                release_caches()
+                CACHES.clear()
         return self._report()
 
     def _settle_unconfirmed(self) -> None:
@@ -794,7 +789,7 @@ def _start_renderer(database: Path, identity: tuple[int, int], head: Letterhead)
     if _file_identity(database) != identity:
         raise RuntimeError(f"{database} is no longer the database being delivered")
     _renderer = _Renderer(Store.open(database), head, {})
-    limit_entry_cache(RENDER_PROCESS_ENTRIES)
+    CACHES.limit_entries(RENDER_PROCESS_ENTRIES)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 

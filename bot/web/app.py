@@ -48,7 +48,7 @@ from bot.mail.links import (
     read_token,
     secret_from_env,
 )
-from bot.mail.render import EntryView, entry_view
+from bot.mail.views import EntryView, entry_view
 from bot.models import Paper, Subscriber
 from bot.store.store import RecentMatch, Store, SubscriberRecord, utcnow
 from bot.web.forms import (

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.errors import SendError
-from bot.mail.render import RenderedDigest, build_message
+from bot.mail.mime import RenderedDigest, build_message
 from bot.mail.senders import (
     ConnectionTrouble,
     DeliveryUnconfirmed,

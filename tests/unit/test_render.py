@@ -16,17 +16,11 @@ from bs4 import BeautifulSoup
 
 from bot.ingest.sources.arxiv_rss import ArxivRssOptions, ArxivRssSource
 from bot.mail.digest import build_digest
-from bot.mail.render import (
-    BIDI_CONTROLS,
-    MAX_HTML_BYTES,
-    TITLE_CHARS,
-    RenderedDigest,
-    build_message,
-    highlight,
-    html_wire_size,
-    render_digest,
-    shorten,
-)
+from bot.mail.display import BIDI_CONTROLS, shorten
+from bot.mail.highlight import highlight
+from bot.mail.mime import MAX_HTML_BYTES, RenderedDigest, build_message, html_wire_size
+from bot.mail.render import render_digest
+from bot.mail.views import TITLE_CHARS
 from bot.models import Digest, DigestEntry, Link, Match, Paper, Reason, Subscriber
 
 #: a real arXiv listing (every archive, 2024-11-28): 243 papers with their real abstracts

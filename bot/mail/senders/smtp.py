@@ -14,7 +14,7 @@ from typing import Literal, NoReturn
 import aiosmtplib
 
 from bot.errors import SendError
-from bot.mail.render import DigestMessage
+from bot.mail.mime import DigestMessage
 from bot.mail.senders.base import (
     BeforeTransmit,
     ConnectionTrouble,
