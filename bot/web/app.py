@@ -38,7 +38,7 @@ from bot.alerts.query import QueryError
 from bot.config.settings import Config
 from bot.config.wiring import make_sender, message_domain, sender_address
 from bot.errors import ConfigError, PaperbotError, SendError, StoreBusy, StoreError
-from bot.mail.deliver import MATCHES_PAGE
+from bot.mail.compose import MATCHES_PAGE
 from bot.mail.links import (
     SECRET_ENV,
     TokenData,
