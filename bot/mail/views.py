@@ -17,8 +17,9 @@ from markupsafe import Markup, escape
 from bot.mail.abstracts import wrapped
 from bot.mail.caches import CACHES
 from bot.mail.display import one_line, plain_text, safe_url, shorten
-from bot.mail.highlight import fold, highlight
+from bot.mail.highlight import highlight
 from bot.models import DigestEntry, Paper, Reason
+from bot.text.fold import fold
 
 #: titles are shown up to this many characters (long real titles have about 300)
 TITLE_CHARS = 500
