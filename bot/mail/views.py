@@ -3,12 +3,12 @@
 `entry_view` is what the templates show of one paper: title (matched terms highlighted),
 authors (the followed ones marked, a long list shortened), sources, date, reasons, abstract
 and links, each cut to its cap so that no one paper fills a digest, and shown through
-`bot.mail.display`.
+`bot.mail.display`. Followed authors are found by the matcher's own rule
+(`bot.text.fold.same_author`), so that what is marked is what matched.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +19,7 @@ from bot.mail.caches import CACHES
 from bot.mail.display import one_line, plain_text, safe_url, shorten
 from bot.mail.highlight import highlight
 from bot.models import DigestEntry, Paper, Reason
-from bot.text.fold import fold
+from bot.text.fold import author_key, fold, same_author
 
 #: titles are shown up to this many characters (long real titles have about 300)
 TITLE_CHARS = 500
@@ -166,34 +166,22 @@ def author_views(authors: tuple[str, ...], followed: frozenset[int]) -> tuple[st
     return _authors_text(items, more), _authors_html(items, more)
 
 
-def followed_authors(authors: Sequence[str], reasons: Iterable[Reason]) -> frozenset[int]:
-    """Indexes of the authors an `author` reason fired for (by full name or last + initial)."""
-    wanted = {
-        key
-        for reason in reasons
-        if reason.kind == "author"
-        for name in (reason.alert, *reason.terms)
-        for key in _author_keys(name)
-    }
-    if not wanted:
-        return frozenset()
-    return frozenset(i for i, name in enumerate(authors) if wanted & _author_keys(name))
+def followed_authors(authors: tuple[str, ...], reasons: Iterable[Reason]) -> frozenset[int]:
+    """Indexes of the authors an `author` reason's followed name designates."""
+    follows = tuple(reason.alert for reason in reasons if reason.kind == "author")
+    return _designated(authors, follows) if follows else frozenset()
 
 
-@CACHES.memo(maxsize=65536)
-def _author_keys(name: str) -> frozenset[str]:
-    """`guillaume lajoie` and `lajoie g`: "G. Lajoie" and "Lajoie, Guillaume" share the last."""
-    folded = fold(name)
-    if "," in folded:
-        last, _, first = folded.partition(",")
-        folded = f"{first} {last}"
-    words = re.findall(r"\w+", folded)
-    if not words:
-        return frozenset()
-    keys = {" ".join(words)}
-    if len(words) > 1:
-        keys.add(f"{words[-1]} {words[0][0]}")
-    return frozenset(keys)
+@CACHES.memo(maxsize=16384)
+def _designated(authors: tuple[str, ...], follows: tuple[str, ...]) -> frozenset[int]:
+    """Indexes of the authors one of the followed names designates, by the matcher's rule
+    (`same_author`): what is marked is what matched."""
+    keys = [key for key in map(author_key, follows) if key is not None]
+    return frozenset(
+        i
+        for i, name in enumerate(authors)
+        if (key := author_key(name)) is not None and any(same_author(k, key) for k in keys)
+    )
 
 
 def _author_items(
