@@ -48,20 +48,20 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from bot.errors import SendError
-from bot.mail.caches import CACHES
-from bot.mail.compose import Addressee, Letterhead, load_papers, message_or_error
-from bot.mail.mime import PrebuiltMessage
-from bot.mail.renderproc import RENDER_PROCESS_THRESHOLD, Prebuilt, RenderAhead
-from bot.mail.senders import (
+from bot.errors import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,
     RecipientRefused,
-    Sender,
+    SendError,
     ServerUnavailable,
     Withheld,
 )
+from bot.mail.caches import CACHES
+from bot.mail.compose import Addressee, Letterhead, load_papers, message_or_error
+from bot.mail.mime import PrebuiltMessage
+from bot.mail.renderproc import RENDER_PROCESS_THRESHOLD, Prebuilt, RenderAhead
+from bot.mail.senders import Sender
 from bot.mail.senders.base import one_line
 from bot.models import Paper
 from bot.store.store import PendingDigest, Store

@@ -37,17 +37,9 @@ from starlette.routing import Route
 from bot.alerts.query import QueryError
 from bot.config.settings import Config
 from bot.config.wiring import make_sender, message_domain, sender_address
-from bot.errors import ConfigError, PaperbotError, SendError, StoreBusy, StoreError
+from bot.errors import ConfigError, PaperbotError, SendError, StoreBusy, StoreError, TokenError
 from bot.mail.compose import MATCHES_PAGE
-from bot.mail.links import (
-    SECRET_ENV,
-    TokenData,
-    TokenError,
-    link,
-    make_token,
-    read_token,
-    secret_from_env,
-)
+from bot.mail.links import SECRET_ENV, TokenData, link, make_token, read_token, secret_from_env
 from bot.mail.views import EntryView, entry_view
 from bot.models import Paper, Subscriber
 from bot.store.store import RecentMatch, Store, SubscriberRecord, utcnow
