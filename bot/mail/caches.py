@@ -74,8 +74,11 @@ class PaperTable(Generic[V]):
 
     def get(self, paper: Paper, key: Hashable) -> V | None:
         """The value for this paper and key, or None."""
-        hit = self.table.get((paper.id, key))
+        # the table's dict itself: this runs for every entry of every digest
+        entries, full_key = self.table._entries, (paper.id, key)
+        hit = entries.get(full_key)
         if hit is not None and (hit[0] is paper or hit[0] == paper):
+            entries.move_to_end(full_key)
             return hit[1]
         return None
 

@@ -22,7 +22,7 @@ from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime
 from itertools import accumulate, repeat
 from operator import add
-from typing import AnyStr
+from typing import AnyStr, NamedTuple
 
 from bot.mail.caches import CACHES
 
@@ -45,8 +45,7 @@ _ADDR_SPEC = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-
 _URI = re.compile(r"[!#-;=?-\[\]_a-z~]+")
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedBody:
+class EncodedBody(NamedTuple):
     """A text part's body as `build_message` encodes it: Content-Transfer-Encoding and
     bytes (with "\\n" line ends), and the text they were made from."""
 
