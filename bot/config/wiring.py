@@ -10,7 +10,8 @@ from bot.config.settings import (
     DkimSettings,
 )
 from bot.errors import ConfigError
-from bot.mail.deliver import DeliverySettings, Letterhead
+from bot.mail.compose import Letterhead
+from bot.mail.deliver import DeliverySettings
 from bot.mail.dkim import DkimSigner, load_key
 from bot.mail.links import secret_from_env
 from bot.mail.senders import MessageSigner, OutboxSender, Sender, SmtpSender

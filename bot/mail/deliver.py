@@ -11,9 +11,10 @@ Each digest's status is looked up again just before it is sent: one unsubscribed
 app (another process) after its batch was read is not sent.
 
 A large outbox (RENDER_PROCESS_THRESHOLD digests or more) is rendered in a helper process
-that reads its own batches from the same SQLite file, a few batches ahead of the sending,
-so that building messages and talking SMTP use both cores; this process alone still sends
-and marks. If the helper cannot start or dies, the rest is rendered here (one error logged).
+(`bot.mail.renderproc`) that reads its own batches from the same SQLite file, a few batches
+ahead of the sending, so that building messages and talking SMTP use both cores; this
+process alone still sends and marks. If the helper cannot start or dies, the rest is
+rendered here (one error logged). Each digest's email is made by `bot.mail.compose`.
 
 Failures: a 4xx or a lost connection is retried with back-off within the run, then left
 pending for the next run; a 5xx for one recipient fails that digest (a hard bounce, a
@@ -29,6 +30,10 @@ lost connection, a kill) may be with the server. Each digest's transmissions are
 in the store right before the final dot (a refusal gives the count back); one that went
 out MAX_TRANSMISSIONS times without a verdict is `unconfirmed`: never sent again, its
 papers count as delivered. Every copy carries the digest's one Message-ID.
+
+Over 500 lines: the send loop (`_Delivery`) is one state machine whose parts (pauses,
+retries, the circuit breaker, connections retired, stops) share its counters and queue;
+split apart, each part would reach into the others' state.
 """
 
 from __future__ import annotations
@@ -37,61 +42,35 @@ import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
-import os
-import threading
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from bot.errors import SendError
-from bot.mail.digest import build_digest
-from bot.mail.links import link, make_token
-from bot.mail.render import (
-    PrebuiltMessage,
-    build_message,
-    envelope_headers,
-    limit_entry_cache,
-    release_caches,
-    render_digest,
-)
-from bot.mail.senders import (
+from bot.errors import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,
     RecipientRefused,
-    Sender,
+    SendError,
     ServerUnavailable,
     Withheld,
-    message_bytes,
 )
+from bot.mail.caches import CACHES
+from bot.mail.compose import Addressee, Letterhead, load_papers, message_or_error
+from bot.mail.mime import PrebuiltMessage
+from bot.mail.renderproc import RENDER_PROCESS_THRESHOLD, Prebuilt, RenderAhead
+from bot.mail.senders import Sender
 from bot.mail.senders.base import one_line
-from bot.models import Digest, Paper
+from bot.models import Paper
 from bot.store.outbox import PendingDigest
-from bot.store.rows import utcnow
 from bot.store.store import Store
 
 log = logging.getLogger("paperbot.deliver")
 
-#: the web app's pages that the links in every digest point to (see bot/web/app.py); the page
-#: of recent matches is `<manage link>/matches`, behind the same token
-UNSUBSCRIBE_PATH, MANAGE_PATH, MATCHES_PAGE = "unsubscribe", "manage", "matches"
 #: errors listed one by one in the report and the log; the rest are counted
 MAX_LISTED_ERRORS = 20
-#: a run with at least this many pending digests renders them in a helper process
-RENDER_PROCESS_THRESHOLD = 2000
-#: batches the helper process may be ahead of the sending (bounded: memory stays flat)
-RENDER_AHEAD = 3
-#: how often the helper process checks that the sending process is still there
-PARENT_CHECK_SECONDS = 1.0
-#: rendered entries the helper process keeps: half the in-process cache, as the sending
-#: process still holds its own memory (the whole of paperbot stays under 1 GB at 100,000)
-RENDER_PROCESS_ENTRIES = 8192
 #: times a digest may go out whole without a verdict, ever (the second is the one retry)
 MAX_TRANSMISSIONS = 2
 #: the longest pause before a retry, however many retries doubled it
@@ -127,83 +106,6 @@ class DeliverySettings:
     max_failures_in_a_row: int = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Letterhead:
-    """What every digest's headers and links share: addresses, list identity, link secret."""
-
-    from_: str
-    domain: str
-    list_name: str
-    unsubscribe_mailto: str
-    base_url: str | None = None
-    secret: str | None = None
-    reply_to: str | None = None
-    sender: str | None = None
-
-    @property
-    def list_id(self) -> str:
-        """`List-Id: paperbot <paperbot.example.org>`."""
-        return f"{self.list_name} <{self.list_name}.{self.domain}>"
-
-    def links(self, email: str, token_version: int) -> tuple[str | None, str | None]:
-        """(manage, unsubscribe) links of the web app, or (None, None) without base_url+secret."""
-        if not (self.base_url and self.secret):
-            return None, None
-        return (
-            link(
-                self.base_url, MANAGE_PATH, make_token(self.secret, "manage", email, token_version)
-            ),
-            link(
-                self.base_url,
-                UNSUBSCRIBE_PATH,
-                make_token(self.secret, "unsubscribe", email, token_version),
-            ),
-        )
-
-
-def digest_message(
-    head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper], now: datetime
-) -> EmailMessage:
-    """The email of one pending digest (pure; ValueError on a header that cannot be sent)."""
-    digest = build_digest(
-        pending.subscriber,
-        pending.matches,
-        papers,
-        message_id=pending.message_id,
-        created=pending.created,
-    )
-    return compose(head, digest, pending.token_version, now)
-
-
-def compose(
-    head: Letterhead, digest: Digest, token_version: int, now: datetime, subject_prefix: str = ""
-) -> EmailMessage:
-    """A digest's email: rendered, with list headers and its subscriber's own links."""
-    email = digest.subscriber.email
-    manage, unsubscribe = head.links(email, token_version)
-    rendered = render_digest(
-        digest,
-        list_name=head.list_name,
-        manage_url=manage,
-        unsubscribe_url=unsubscribe,
-        matches_url=f"{manage}/{MATCHES_PAGE}" if manage else None,
-    )
-    if subject_prefix:
-        rendered = replace(rendered, subject=subject_prefix + rendered.subject)
-    return build_message(
-        rendered,
-        sender=head.from_,
-        recipient=email,
-        message_id=digest.message_id,
-        date=now,
-        list_id=head.list_id,
-        unsubscribe_url=unsubscribe,
-        unsubscribe_mailto=head.unsubscribe_mailto,
-        reply_to=head.reply_to,
-        sender_header=head.sender,
-    )
-
-
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -230,33 +132,6 @@ def skip_pending(store: Store) -> DeliveryReport:
     """`--no-send`: mark every pending digest as delivered without sending it."""
     store.outbox.skip_all_pending()
     return DeliveryReport()
-
-
-@dataclass(frozen=True, slots=True)
-class Addressee:
-    """What sending a digest needs to know besides its message: ids, address, bounces."""
-
-    id: int
-    subscriber_id: int
-    email: str
-    hard_bounces: int = 0
-
-    @classmethod
-    def of(cls, pending: PendingDigest) -> Addressee:
-        """The addressee of a pending digest."""
-        return cls(
-            pending.id, pending.subscriber_id, pending.subscriber.email, pending.hard_bounces
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Prebuilt:
-    """A digest built by the render process: its bytes and envelope headers, or why not."""
-
-    addressee: Addressee
-    wire: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -361,7 +236,7 @@ class _Delivery:
             finally:
                 gc.unfreeze()
                 await self.sender.close()
-                release_caches()
+                CACHES.clear()
         return self._report()
 
     def _settle_unconfirmed(self) -> None:
@@ -438,7 +313,7 @@ class _Delivery:
     async def _produce_here(self, after: int) -> None:
         """Render the pending digests after id `after` in this process."""
         for batch in self.store.outbox.pending_batches(self.settings.batch_size, after=after):
-            _load_papers(self.store, self.papers, batch)
+            load_papers(self.store, self.papers, batch)
             for pending in batch:
                 if self.stopped:
                     return
@@ -454,42 +329,21 @@ class _Delivery:
         return self.store.db.file()
 
     async def _produce_elsewhere(self, database: Path) -> int:
-        """Have a render process build the digests, RENDER_AHEAD batches ahead; up to where.
+        """Have a render process build the digests, a few batches ahead; up to where.
 
         Returns the id up to which every digest is queued: all of them, or, when the render
         process fails, those before the batch it could not deliver (the caller renders the
-        rest). Batches are id ranges read from the outbox here, so none is read twice.
+        rest).
         """
-        loop = asyncio.get_running_loop()
-        size = self.settings.batch_size
-        try:
-            identity = _file_identity(database)
-        except OSError as exc:  # the file has gone: a helper would open another database
-            log.error("render process not started: %s; rendering here", one_line(exc))
+        helper = RenderAhead.start(self.store, database, self.head, self.settings.batch_size)
+        if helper is None:
             return 0
         log.info("rendering %d digests in a helper process", self.pending_at_start)
-        ahead: deque[tuple[int, asyncio.Future[list[Prebuilt]]]] = deque()
-        after = requested = 0
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            # not fork: this process runs an event loop, threads and an open SQLite connection
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_renderer,
-            initargs=(database, identity, self.head),
-        )
+        after = 0
         try:
             while not self.stopped:
                 try:
-                    while len(ahead) < RENDER_AHEAD and (
-                        ids := self.store.outbox.pending_ids(requested, size)
-                    ):
-                        task = loop.run_in_executor(pool, _render_range, requested, ids[-1], size)
-                        ahead.append((ids[-1], task))
-                        requested = ids[-1]
-                    if not ahead:
-                        break
-                    upto, task = ahead.popleft()
-                    built = await task
+                    built = await helper.next()
                 except Exception as exc:  # it died, could not start, or raised: go on here
                     log.error(
                         "render process failed (%s: %s); rendering the rest in this process,"
@@ -498,13 +352,14 @@ class _Delivery:
                         one_line(exc),
                     )
                     return after
-                await self._queue_prebuilt(built)
+                if built is None:
+                    break
+                upto, digests = built
+                await self._queue_prebuilt(digests)
                 after = upto
             return after
         finally:
-            for _, task in ahead:
-                task.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            helper.close()
 
     async def _queue_prebuilt(self, built: list[Prebuilt]) -> None:
         for digest in built:
@@ -522,7 +377,7 @@ class _Delivery:
         await self.queue.put(item)
 
     def _item(self, pending: PendingDigest) -> _Item | None:
-        message = _message_or_error(self.head, pending, self.papers)
+        message = message_or_error(self.head, pending, self.papers)
         if isinstance(message, str):
             self._unbuildable(Addressee.of(pending), message)
             return None
@@ -759,84 +614,3 @@ class _Delivery:
             withdrawn=self.withdrawn,
             unconfirmed=self.unconfirmed,
         )
-
-
-# --- the render process ---------------------------------------------------------------------
-
-
-def _load_papers(store: Store, papers: dict[str, Paper], batch: list[PendingDigest]) -> None:
-    # one query per batch for the papers not seen yet: most recur in many digests
-    wanted = {m.paper_id for digest in batch for m in digest.matches} - papers.keys()
-    if wanted:
-        papers.update(store.papers.by_id(wanted))
-
-
-def _file_identity(path: Path) -> tuple[int, int]:
-    """(device, inode): the render process reads the very file this process has open."""
-    stat = os.stat(path)
-    return stat.st_dev, stat.st_ino
-
-
-@dataclass(slots=True)
-class _Renderer:
-    """The render process's state: its own connection, the letterhead, the papers seen."""
-
-    store: Store
-    head: Letterhead
-    papers: dict[str, Paper]
-
-
-_renderer: _Renderer | None = None
-
-
-def _start_renderer(database: Path, identity: tuple[int, int], head: Letterhead) -> None:
-    """The render process's initializer: open the store the sending process has open."""
-    global _renderer
-    # Store.open would create an empty database where the file has gone: check it first
-    if _file_identity(database) != identity:
-        raise RuntimeError(f"{database} is no longer the database being delivered")
-    _renderer = _Renderer(Store.open(database), head, {})
-    limit_entry_cache(RENDER_PROCESS_ENTRIES)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Ends the render process once the sending process is gone (killed: no shutdown).
-
-    The pool's worker would otherwise wait for work forever, holding its memory and a
-    connection to the database.
-    """
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
-    os._exit(0)
-
-
-def _render_range(after: int, upto: int, size: int) -> list[Prebuilt]:
-    """In the render process: the pending digests with `after < id <= upto`, built."""
-    if _renderer is None:
-        raise RuntimeError("the render process was not initialized")
-    built: list[Prebuilt] = []
-    for batch in _renderer.store.outbox.pending_batches(size, after=after, upto=upto):
-        _load_papers(_renderer.store, _renderer.papers, batch)
-        built += [_prebuilt(_renderer.head, pending, _renderer.papers) for pending in batch]
-    return built
-
-
-def _prebuilt(head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper]) -> Prebuilt:
-    addressee = Addressee.of(pending)
-    message = _message_or_error(head, pending, papers)
-    if isinstance(message, str):
-        return Prebuilt(addressee, error=message)
-    # as every sender writes it by default (8bit, CRLF); another form is made from these
-    return Prebuilt(addressee, message_bytes(message), tuple(envelope_headers(message)))
-
-
-def _message_or_error(
-    head: Letterhead, pending: PendingDigest, papers: Mapping[str, Paper]
-) -> EmailMessage | str:
-    """A pending digest's email, or why it cannot be built (an address or header that no
-    server would take): the same in this process and in the render process."""
-    try:
-        return digest_message(head, pending, papers, utcnow())
-    except ValueError as exc:
-        return f"cannot build the digest: {exc}"

@@ -14,16 +14,12 @@ from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from bot.errors import PaperbotError
+from bot.errors import TokenError
 
 SECRET_ENV = "PAPERBOT_SECRET_KEY"
 PURPOSES = ("confirm", "manage", "unsubscribe")
 #: the longest address a token may carry (RFC 5321's path limit)
 MAX_EMAIL_LENGTH = 256
-
-
-class TokenError(PaperbotError):
-    """A token is forged, for another purpose, or expired."""
 
 
 @dataclass(frozen=True, slots=True)

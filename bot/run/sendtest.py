@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from bot.config.settings import Config
 from bot.config.wiring import letterhead, make_sender
 from bot.errors import SendError
-from bot.mail.deliver import Letterhead, compose
+from bot.mail.compose import Letterhead, compose
 from bot.mail.digest import build_digest
 from bot.models import Match, Paper, Reason, Subscriber
 

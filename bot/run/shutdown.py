@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
-from bot.mail.senders import BeforeTransmit, FatalSendError, Sender, Withheld
+from bot.errors import FatalSendError, Withheld
+from bot.mail.senders import BeforeTransmit, Sender
 
 log = logging.getLogger("paperbot")
 

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from bot.alerts.query import QueryError
-from bot.mail.render import EntryView, entry_view
+from bot.mail.views import EntryView, entry_view
 from bot.models import Subscriber
 from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord

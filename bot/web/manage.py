@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.mail.deliver import MATCHES_PAGE
-from bot.mail.render import entry_view
+from bot.mail.compose import MATCHES_PAGE
+from bot.mail.views import entry_view
 from bot.models import Paper
 from bot.store.matches import RecentMatch
 from bot.store.rows import utcnow

@@ -22,9 +22,9 @@ from starlette.responses import Response
 
 from bot.config.settings import Config
 from bot.config.wiring import make_sender, message_domain, sender_address
-from bot.errors import SendError
-from bot.mail.deliver import MATCHES_PAGE
-from bot.mail.links import TokenData, TokenError, link, make_token, read_token
+from bot.errors import SendError, TokenError
+from bot.mail.compose import MATCHES_PAGE
+from bot.mail.links import TokenData, link, make_token, read_token
 from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord
 from bot.web.guard import Csrf

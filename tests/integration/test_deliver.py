@@ -33,7 +33,7 @@ from bot.config.load import load_config
 from bot.config.wiring import letterhead, make_sender
 from bot.mail.deliver import DeliveryReport, DeliverySettings, deliver
 from bot.mail.links import SECRET_ENV, read_token
-from bot.mail.render import PrebuiltMessage, RenderedDigest, build_message, envelope_headers
+from bot.mail.mime import PrebuiltMessage, RenderedDigest, build_message, envelope_headers
 from bot.mail.senders import SmtpSender, envelope_sender, message_bytes, recipients_of
 from bot.mail.senders.smtp import smtp_data
 from bot.store.store import Store

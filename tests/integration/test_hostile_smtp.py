@@ -23,14 +23,14 @@ from typing import Any
 
 import pytest
 
-from bot.errors import SendError
-from bot.mail.senders import (
+from bot.errors import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,
+    SendError,
     ServerUnavailable,
-    SmtpSender,
 )
+from bot.mail.senders import SmtpSender
 from tests.feedmaker import GrowingFeed
 from tests.httpserver import LocalHTTPServer
 from tests.integration.test_once import smtp_section, write_config

@@ -13,20 +13,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bot.errors import SendError
-from bot.mail.render import RenderedDigest, build_message
-from bot.mail.senders import (
+from bot.errors import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,
-    OutboxSender,
-    Sender,
+    SendError,
     ServerUnavailable,
-    SmtpSender,
     Withheld,
-    get_kind,
-    message_bytes,
 )
+from bot.mail.mime import RenderedDigest, build_message
+from bot.mail.senders import OutboxSender, Sender, SmtpSender, get_kind, message_bytes
 from tests.smtpserver import PASSWORD, USER, SmtpTestServer, TlsCertificate
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ import httpx
 from bs4 import BeautifulSoup
 
 from bot.alerts.index import AlertIndex
-from bot.mail.deliver import Letterhead, digest_message
+from bot.mail.compose import Letterhead, digest_message
 from bot.mail.digest import build_digest
 from bot.mail.links import make_token
 from bot.models import Paper

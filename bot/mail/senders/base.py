@@ -13,50 +13,7 @@ from email.utils import getaddresses
 from types import TracebackType
 from typing import ClassVar, Protocol, Self
 
-from bot.errors import SendError
-
 _BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
-
-
-class FatalSendError(SendError):
-    """A failure every further message would hit too (auth, TLS, unreachable server, no disk).
-
-    The caller stops sending and leaves the rest pending instead of trying each of them.
-    """
-
-    fatal: ClassVar[bool] = True
-
-
-class ServerUnavailable(FatalSendError):
-    """The server cannot be reached now (refused, timed out, busy greeting): worth a retry later.
-
-    Unlike an authentication or TLS failure, waiting may fix it.
-    """
-
-
-class RecipientRefused(SendError):
-    """The server refused the recipient at RCPT TO; with `permanent` this is a hard bounce."""
-
-
-class ConnectionTrouble(SendError):
-    """A timeout or a lost connection in the middle of a message: the server, not the message.
-
-    Worth a retry; many in a row mean the server is stuck (the delivery's circuit breaker).
-    """
-
-
-class DeliveryUnconfirmed(ConnectionTrouble):
-    """The whole message went out (final dot written) but no verdict came back.
-
-    The server may have it: sending it again may deliver it twice (same Message-ID).
-    """
-
-
-class Withheld(SendError):
-    """Raised by a `before_transmit` hook: this message must not go out after all.
-
-    The sender drops the conversation before the final dot, so the server discards it.
-    """
 
 
 #: called by a sender right before the whole message goes out, the last moment it can be

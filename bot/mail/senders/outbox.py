@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from bot.errors import FatalSendError
 from bot.mail.senders.base import (
     BeforeTransmit,
-    FatalSendError,
     MessageSigner,
     Sender,
     one_line,

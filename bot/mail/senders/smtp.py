@@ -13,18 +13,20 @@ from typing import Literal, NoReturn
 
 import aiosmtplib
 
-from bot.errors import SendError
-from bot.mail.render import DigestMessage
-from bot.mail.senders.base import (
-    BeforeTransmit,
+from bot.errors import (
     ConnectionTrouble,
     DeliveryUnconfirmed,
     FatalSendError,
-    MessageSigner,
     RecipientRefused,
-    Sender,
+    SendError,
     ServerUnavailable,
     Withheld,
+)
+from bot.mail.mime import DigestMessage
+from bot.mail.senders.base import (
+    BeforeTransmit,
+    MessageSigner,
+    Sender,
     envelope_sender,
     one_line,
     recipients_of,
