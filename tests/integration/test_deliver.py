@@ -618,6 +618,7 @@ def test_dkim_signature_verifies(
         assert name == b"pb2025._domainkey.example.org."
         return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
+    assert len(smtp_server.received) == 2
     for received in smtp_server.received:
         assert received.raw.startswith(b"DKIM-Signature: ")
         assert dkim.verify(received.raw, dnsfunc=dns)
