@@ -1,4 +1,23 @@
-"""The errors paperbot reports to people: each renders as one line that says what and where."""
+"""The errors paperbot reports to people: each renders as one line that says what and where.
+
+Every exception of paperbot is here, except those private to one module. The tree:
+
+* PaperbotError: reported to a user as one line, never a traceback
+  + ConfigError: the config file is invalid (`path` says where)
+  + ParseError: a source's document is not what its kind expects
+  + EntryError: one item of a document cannot become a paper (skipped with a warning)
+  + FetchError: a source URL could not be fetched
+    - FetchDeadline: a source's whole fetch ran past its deadline
+  + SendError: a digest could not be handed to the mail server
+  + StoreError: the SQLite store cannot be opened, read or written
+    - StoreUnusable: the file is not a store paperbot can use
+    - StoreFull: the disk is full (the step was rolled back)
+    - StoreBusy: another process holds the database's lock too long
+  + QueryError: an alert query that cannot be parsed (`column` says where)
+  + LockBusy: another paperbot run holds the run lock too long
+* CronError (a ValueError, so that config validation reports it at its field): a schedule
+  that is not a cron expression
+"""
 
 from __future__ import annotations
 
@@ -94,3 +113,14 @@ class QueryError(PaperbotError):
         self.message = message
         self.column = column
         super().__init__(f"{message} at column {column}")
+
+
+# --- timing and run ----------------------------------------------------------------------------
+
+
+class CronError(ValueError):
+    """A schedule that is not a cron expression; the message says why in one line."""
+
+
+class LockBusy(PaperbotError):
+    """Another paperbot run held the lock for longer than this one was willing to wait."""
