@@ -74,7 +74,7 @@ from bot.mail.senders.base import one_line
 from bot.models import Digest, Paper
 from bot.store.store import PendingDigest, Store, utcnow
 
-log = logging.getLogger("paperbot.deliver")
+log = logging.getLogger(__name__)
 
 #: the web app's pages that the links in every digest point to (see bot/web/app.py); the page
 #: of recent matches is `<manage link>/matches`, behind the same token

@@ -41,7 +41,7 @@ from markupsafe import Markup, escape
 
 from bot.models import MAX_PAPERS, Digest, DigestEntry, Paper, Reason
 
-log = logging.getLogger("paperbot.render")
+log = logging.getLogger(__name__)
 
 #: Gmail clips HTML bodies past ~102 KB; the HTML part's body as sent (transfer-encoded,
 #: CRLF line ends: at least what any client counts) is kept within this many bytes

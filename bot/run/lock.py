@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.errors import LockBusy, PaperbotError, StoreFull
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 #: how often a waiting run looks again
 POLL_SECONDS = 0.05

@@ -23,7 +23,7 @@ from bot.errors import SendError
 from bot.mail.senders import Sender
 from bot.store.store import AlertState, Event, SourceHealth, Store
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 #: never more than one alert per problem in this long
 ALERT_INTERVAL = timedelta(days=1)

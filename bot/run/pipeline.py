@@ -41,7 +41,7 @@ from bot.run.shutdown import GuardedSender, Shutdown
 from bot.store.store import FetchRecord, Store, utcnow
 from bot.timing.cadence import is_due
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

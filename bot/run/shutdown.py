@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.mail.senders import BeforeTransmit, FatalSendError, Sender, Withheld
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

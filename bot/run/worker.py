@@ -35,7 +35,7 @@ from bot.run.shutdown import Shutdown
 from bot.store.store import Store, utcnow
 from bot.timing.schedule import Schedule, cron_trigger, next_fire
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 
 def source_schedule(spec: SourceSpec) -> Schedule:

@@ -74,7 +74,7 @@ from bot.web.matches import MATCHES_DAYS, MATCHES_LIMIT, match_list
 from bot.web.preview import PREVIEW_DAYS, AlertPreview, preview_alerts
 from bot.web.recent import RecentPapers
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

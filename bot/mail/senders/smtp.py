@@ -31,7 +31,7 @@ from bot.mail.senders.base import (
     register,
 )
 
-log = logging.getLogger("paperbot.smtp")
+log = logging.getLogger(__name__)
 
 Security = Literal["starttls", "tls", "none"]
 _LINE_END = re.compile(rb"\r\n|\r|\n")
