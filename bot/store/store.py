@@ -21,7 +21,18 @@ from typing import Any
 import sqlite_utils
 
 from bot.errors import StoreError, StoreUnusable
-from bot.models import Link, Match, Paper, Reason, Subscriber, Validators
+from bot.models import (
+    DigestStatus,
+    FetchStatus,
+    Link,
+    Match,
+    Paper,
+    Reason,
+    RunStatus,
+    Subscriber,
+    SubscriberStatus,
+    Validators,
+)
 from bot.store.file import (
     APPLICATION_ID,
     BUSY_TIMEOUT,
@@ -69,7 +80,7 @@ class FetchRecord:
     """One source's fetch in one run: outcome and counts, for status and health."""
 
     source: str
-    status: str  # ok | empty | not_modified | error | broken
+    status: FetchStatus
     items: int = 0
     new: int = 0
     duration: float = 0.0
@@ -99,8 +110,8 @@ class RecentMatch:
     match: Match
     matched_at: datetime
     digest_id: int | None = None
-    #: pending, sent, skipped (`--no-send`), failed or dropped; None: not in a digest yet
-    digest_status: str | None = None
+    #: None: not in a digest yet
+    digest_status: DigestStatus | None = None
     digest_created: datetime | None = None
 
 
@@ -123,7 +134,7 @@ class SourceHealth:
     source: str
     last_attempt: datetime | None
     last_success: datetime | None
-    last_status: str | None
+    last_status: FetchStatus | None
     last_error: str | None
     consecutive_failures: int
     items: int
@@ -138,7 +149,7 @@ class Bounce:
     """A subscriber whose address the mail server refused for good lately."""
 
     email: str
-    status: str  # active, or suspended after too many in a row
+    status: SubscriberStatus  # active, or suspended after too many in a row
     in_a_row: int
     error: str
 
@@ -153,7 +164,7 @@ class StoreStatus:
     failed_digests: int
     sent_digests: int
     last_run: datetime | None
-    last_run_status: str | None
+    last_run_status: RunStatus | None
     sources: tuple[SourceHealth, ...]
     #: start of the last run that fetched at least one source well (monitoring's heartbeat)
     last_good_run: datetime | None = None
@@ -178,7 +189,7 @@ class RunRecord:
 
     started: datetime
     finished: datetime | None
-    status: str | None
+    status: RunStatus | None
     new_papers: int | None = None
     matched: int | None = None
     sent: int | None = None
@@ -755,7 +766,7 @@ class Store:
     def finish_run(
         self,
         run_id: int,
-        status: str,
+        status: RunStatus,
         summary: Mapping[str, Any],
         now: datetime | None = None,
     ) -> None:
@@ -1218,7 +1229,9 @@ class Store:
         ).fetchone()
         return row is not None
 
-    def mark_sent(self, digest_id: int, now: datetime | None = None, status: str = "sent") -> None:
+    def mark_sent(
+        self, digest_id: int, now: datetime | None = None, status: DigestStatus = "sent"
+    ) -> None:
         """The server accepted this digest (or `--no-send` skipped it): never send it again.
 
         One statement, committed at once (autocommit): called after every accepted message,
@@ -1543,7 +1556,7 @@ def _row_paper(row: Mapping[str, Any]) -> Paper:
 
 
 def _row_run(
-    started: str, finished: str | None, status: str | None, summary: str | None
+    started: str, finished: str | None, status: RunStatus | None, summary: str | None
 ) -> RunRecord:
     """A run row; a summary written by another version, or none, gives what it can."""
     try:
