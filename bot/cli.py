@@ -29,7 +29,7 @@ from bot.run.worker import Worker, embedded_web, source_schedule
 from bot.store.store import Store
 from bot.timing.cadence import describe_cadence
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: hours without a good run before `paperbot status` fails (a daily job plus slack)

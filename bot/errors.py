@@ -1,4 +1,31 @@
-"""The errors paperbot reports to people: each renders as one line that says what and where."""
+"""The errors paperbot reports to people: each renders as one line that says what and where.
+
+Every exception of paperbot is here, except those private to one module. The tree:
+
+* PaperbotError: reported to a user as one line, never a traceback
+  + ConfigError: the config file is invalid (`path` says where)
+  + ParseError: a source's document is not what its kind expects
+  + EntryError: one item of a document cannot become a paper (skipped with a warning)
+  + FetchError: a source URL could not be fetched
+    - FetchDeadline: a source's whole fetch ran past its deadline
+  + SendError: a digest could not be handed to the mail server (`permanent`: a 5xx)
+    - FatalSendError: every further message would fail too: sending stops
+      - ServerUnavailable: the server cannot be reached now; a later run may
+      - Stopping: not a mail problem: a stop was asked for (also a Withheld)
+    - RecipientRefused: the server refused the recipient (a hard bounce when permanent)
+    - ConnectionTrouble: a timeout or lost connection mid-message (retried)
+      - DeliveryUnconfirmed: the whole message went out, no verdict came back
+    - Withheld: a `before_transmit` hook stopped this message before its final dot
+  + TokenError: a link's token is forged, for another purpose, or expired
+  + StoreError: the SQLite store cannot be opened, read or written
+    - StoreUnusable: the file is not a store paperbot can use
+    - StoreFull: the disk is full (the step was rolled back)
+    - StoreBusy: another process holds the database's lock too long
+  + QueryError: an alert query that cannot be parsed (`column` says where)
+  + LockBusy: another paperbot run holds the run lock too long
+* CronError (a ValueError, so that config validation reports it at its field): a schedule
+  that is not a cron expression
+"""
 
 from __future__ import annotations
 
@@ -104,6 +131,14 @@ class Withheld(SendError):
     """
 
 
+class Stopping(FatalSendError, Withheld):
+    """Not a mail problem: a stop was asked for, so no further message is started (and one
+    not yet sent whole is withheld)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopping: shutdown requested; left pending for the next run")
+
+
 class TokenError(PaperbotError):
     """A token is forged, for another purpose, or expired."""
 
@@ -139,3 +174,14 @@ class QueryError(PaperbotError):
         self.message = message
         self.column = column
         super().__init__(f"{message} at column {column}")
+
+
+# --- timing and run ----------------------------------------------------------------------------
+
+
+class CronError(ValueError):
+    """A schedule that is not a cron expression; the message says why in one line."""
+
+
+class LockBusy(PaperbotError):
+    """Another paperbot run held the lock for longer than this one was willing to wait."""

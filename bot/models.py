@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
+
+#: how often a subscriber is mailed
+Frequency = Literal["daily", "weekly"]
+#: where a subscriber's alerts are kept: the config file or the web page
+Origin = Literal["config", "web"]
+#: a subscriber: mailed (`active`), not confirmed yet (`pending`), gone by their own link
+#: (`unsubscribed`), gone from the config file (`removed`), or stopped by hard bounces
+#: (`suspended`)
+SubscriberStatus = Literal["active", "pending", "unsubscribed", "removed", "suspended"]
+#: a digest in the outbox: waiting, accepted by the server, refused for good, sent twice
+#: without a verdict (`unconfirmed`), marked delivered by `--no-send` (`skipped`), or left
+#: unsent because its subscriber left (`dropped`)
+DigestStatus = Literal["pending", "sent", "failed", "unconfirmed", "skipped", "dropped"]
+#: one fetch of a source: papers read (`ok`), none (`empty`), unchanged since the last
+#: (`not_modified`), not fetched (`error`), or not what its kind reads (`broken`)
+FetchStatus = Literal["ok", "empty", "not_modified", "error", "broken"]
+#: one run: all well, some source or send failed (`partial`), every source failed
+#: (`failed`), or stopped by a signal (`interrupted`)
+RunStatus = Literal["ok", "partial", "failed", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +131,12 @@ class Subscriber:
     exclude: tuple[str, ...] = ()
     max_papers: int = 50
     name: str | None = None
-    frequency: str = "daily"
+    frequency: Frequency = "daily"
     weekday: int = 0
     send_at: str | None = None
     timezone: str | None = None
-    origin: str = "config"
-    status: str = "active"
+    origin: Origin = "config"
+    status: SubscriberStatus = "active"
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,8 +99,10 @@ class WebSite:
         return load_config(self.config_path)
 
     def client(self, **options: Any) -> httpx.Client:
-        """A fresh HTTP client (its own cookies) that never follows redirects."""
-        client = httpx.Client(base_url=self.url, follow_redirects=False, timeout=10, **options)
+        """A fresh HTTP client (its own cookies) that never follows redirects (10 s timeout
+        unless `options` say otherwise), closed when the site stops."""
+        settings: dict[str, Any] = {"follow_redirects": False, "timeout": 10} | options
+        client = httpx.Client(base_url=self.url, **settings)
         self.clients.append(client)
         return client
 

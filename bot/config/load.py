@@ -32,7 +32,7 @@ from bot.models import MAX_PAPERS, Subscriber
 from bot.timing.cadence import parse_weekday
 
 M = TypeVar("M", bound=BaseModel)
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 #: largest config file read: room for about 100,000 subscribers with a few alerts each
 #: (PyYAML reads a few hundred KB a second); longer lists belong in the store (web sign-up)

@@ -22,7 +22,7 @@ from bot.config.checks import (
 )
 from bot.ingest.sources import SourceOptions
 from bot.ingest.sources.base import MAX_DEADLINE
-from bot.models import MAX_PAPERS, Subscriber
+from bot.models import MAX_PAPERS, Frequency, Subscriber
 from bot.timing.schedule import check_cron
 
 DEFAULT_CONFIG = Path("config/paperbot.yaml")
@@ -193,7 +193,7 @@ class SubscriberSettings(_Strict):
     categories: list[str] = []
     exclude: list[str] = []
     max_papers: int | None = Field(None, ge=1)
-    frequency: Literal["daily", "weekly"] | None = None
+    frequency: Frequency | None = None
     weekday: str | None = None
     send_at: str | None = None
     timezone: str | None = None
@@ -266,7 +266,7 @@ class ConfigFile(_Strict):
         ge=1,
         description=f"papers a digest holds (at most {MAX_PAPERS}); the rest are listed",
     )
-    frequency: Literal["daily", "weekly"] = "daily"
+    frequency: Frequency = "daily"
     weekday: str = "monday"
     send_at: str | None = None
     scheduling: SchedulingSettings = SchedulingSettings()

@@ -67,7 +67,7 @@ from bot.models import Paper
 from bot.store.outbox import PendingDigest
 from bot.store.store import Store
 
-log = logging.getLogger("paperbot.deliver")
+log = logging.getLogger(__name__)
 
 #: errors listed one by one in the report and the log; the rest are counted
 MAX_LISTED_ERRORS = 20

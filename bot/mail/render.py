@@ -36,7 +36,7 @@ from bot.mail.templates import (
 from bot.mail.views import entry_view
 from bot.models import MAX_PAPERS, Digest, DigestEntry, Paper
 
-log = logging.getLogger("paperbot.render")
+log = logging.getLogger(__name__)
 
 #: an abstract cut to fit the budget keeps about this many characters (two lines) at least;
 #: when even that does not fit, the lowest-ranked papers are left out instead

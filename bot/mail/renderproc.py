@@ -31,7 +31,7 @@ from bot.models import Paper
 from bot.store.outbox import PendingDigest
 from bot.store.store import Store
 
-log = logging.getLogger("paperbot.renderproc")
+log = logging.getLogger(__name__)
 
 #: a run with at least this many pending digests renders them in a helper process
 RENDER_PROCESS_THRESHOLD = 2000

@@ -18,16 +18,12 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.errors import PaperbotError, StoreFull
+from bot.errors import LockBusy, PaperbotError, StoreFull
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 #: how often a waiting run looks again
 POLL_SECONDS = 0.05
-
-
-class LockBusy(PaperbotError):
-    """Another paperbot run held the lock for longer than this one was willing to wait."""
 
 
 def lock_path(database: Path) -> Path:

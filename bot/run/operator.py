@@ -25,7 +25,7 @@ from bot.store.health import SourceHealth
 from bot.store.notices import AlertState, Event
 from bot.store.store import Store
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 #: never more than one alert per problem in this long
 ALERT_INTERVAL = timedelta(days=1)

@@ -33,7 +33,7 @@ from bot.ingest.sources import FetchWindow, get_kind
 from bot.ingest.sources.checks import clean_text
 from bot.mail.deliver import DeliveryReport, deliver, skip_pending
 from bot.mail.senders import OutboxSender, Sender
-from bot.models import Paper, Validators
+from bot.models import FetchStatus, Paper, RunStatus, Validators
 from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
@@ -43,7 +43,7 @@ from bot.store.rows import utcnow
 from bot.store.store import Store
 from bot.timing.cadence import is_due
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,7 @@ async def fetch_source(
     """
     started = utcnow()
     clock = time.monotonic()
+    status: FetchStatus
     try:
         async with fetcher.within(deadline) as watch:
             papers, validators, not_modified = await _fetch_pages(fetcher, spec, store, now, watch)
@@ -424,7 +425,7 @@ def run_status(
     delivery: DeliveryReport | None = None,
     *,
     interrupted: bool = False,
-) -> str:
+) -> RunStatus:
     """`ok`; `partial` (some source or send failed); `failed` (every source failed).
 
     Monitoring (`paperbot status --max-age`) counts `ok` and `partial` runs as alive.

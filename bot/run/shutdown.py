@@ -19,20 +19,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
-from bot.errors import FatalSendError, Withheld
+from bot.errors import Stopping
 from bot.mail.senders import BeforeTransmit, Sender
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-class Stopping(FatalSendError, Withheld):
-    """Not a mail problem: a stop was asked for, so no further message is started (and one
-    not yet sent whole is withheld)."""
-
-    def __init__(self) -> None:
-        super().__init__("stopping: shutdown requested; left pending for the next run")
 
 
 class Shutdown:

@@ -36,7 +36,7 @@ from bot.store.rows import utcnow
 from bot.store.store import Store
 from bot.timing.schedule import Schedule, cron_trigger, next_fire
 
-log = logging.getLogger("paperbot")
+log = logging.getLogger(__name__)
 
 
 def source_schedule(spec: SourceSpec) -> Schedule:

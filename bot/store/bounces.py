@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.models import SubscriberStatus
 from bot.store.database import Database
 from bot.store.rows import iso, utcnow
 
@@ -16,7 +17,7 @@ class Bounce:
     """A subscriber whose address the mail server refused for good lately."""
 
     email: str
-    status: str  # active, or suspended after too many in a row
+    status: SubscriberStatus  # active, or suspended after too many in a row
     in_a_row: int
     error: str
 

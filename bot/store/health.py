@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.models import Validators
+from bot.models import FetchStatus, RunStatus, Validators
 from bot.store.database import Database
 from bot.store.rows import from_iso, iso, utcnow
 
@@ -23,7 +23,7 @@ class FetchRecord:
     """One source's fetch in one run: outcome and counts, for status and health."""
 
     source: str
-    status: str  # ok | empty | not_modified | error | broken
+    status: FetchStatus
     items: int = 0
     new: int = 0
     duration: float = 0.0
@@ -37,7 +37,7 @@ class SourceHealth:
     source: str
     last_attempt: datetime | None
     last_success: datetime | None
-    last_status: str | None
+    last_status: FetchStatus | None
     last_error: str | None
     consecutive_failures: int
     items: int
@@ -56,7 +56,7 @@ class RunRecord:
 
     started: datetime
     finished: datetime | None
-    status: str | None
+    status: RunStatus | None
     new_papers: int | None = None
     matched: int | None = None
     sent: int | None = None
@@ -166,7 +166,7 @@ class Health:
     def finish_run(
         self,
         run_id: int,
-        status: str,
+        status: RunStatus,
         summary: Mapping[str, Any],
         now: datetime | None = None,
     ) -> None:
@@ -185,7 +185,7 @@ class Health:
         )
         return [_run(*row) for row in rows]
 
-    def last_run(self) -> tuple[datetime | None, str | None]:
+    def last_run(self) -> tuple[datetime | None, RunStatus | None]:
         """When the last run started and how it ended (None while it runs, or if it died)."""
         row = self.db.execute(
             "SELECT started, status FROM runs ORDER BY id DESC LIMIT 1"
@@ -200,7 +200,9 @@ class Health:
         return from_iso(row[0])
 
 
-def _run(started: str, finished: str | None, status: str | None, summary: str | None) -> RunRecord:
+def _run(
+    started: str, finished: str | None, status: RunStatus | None, summary: str | None
+) -> RunRecord:
     """A run row; a summary written by another version, or none, gives what it can."""
     try:
         found = json.loads(summary) if summary else {}

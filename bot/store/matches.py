@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.models import Match
+from bot.models import DigestStatus, Match
 from bot.store.database import Database
 from bot.store.rows import from_iso, iso, marks, reasons_json, reasons_of, utcnow
 from bot.store.subscribers import Subscribers
@@ -23,8 +23,8 @@ class RecentMatch:
     match: Match
     matched_at: datetime
     digest_id: int | None = None
-    #: pending, sent, skipped (`--no-send`), failed or dropped; None: not in a digest yet
-    digest_status: str | None = None
+    #: None: not in a digest yet
+    digest_status: DigestStatus | None = None
     digest_created: datetime | None = None
 
 

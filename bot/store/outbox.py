@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.models import Match, Subscriber
+from bot.models import DigestStatus, Match, Subscriber
 from bot.store.database import Database
 from bot.store.matches import Matches
 from bot.store.rows import SUBSCRIBER, from_iso, iso, utcnow
@@ -182,7 +182,9 @@ class Outbox:
 
     # --- what happened to a digest ------------------------------------------------------------
 
-    def mark_sent(self, digest_id: int, now: datetime | None = None, status: str = "sent") -> None:
+    def mark_sent(
+        self, digest_id: int, now: datetime | None = None, status: DigestStatus = "sent"
+    ) -> None:
         """The server accepted this digest (or `--no-send` skipped it): never send it again.
 
         One statement, committed at once (autocommit): called after every accepted message,

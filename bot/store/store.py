@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from bot.models import RunStatus
 from bot.store.bounces import Bounce, Bounces
 from bot.store.database import Database
 from bot.store.file import BUSY_TIMEOUT
@@ -41,7 +42,7 @@ class StoreStatus:
     failed_digests: int
     sent_digests: int
     last_run: datetime | None
-    last_run_status: str | None
+    last_run_status: RunStatus | None
     sources: tuple[SourceHealth, ...]
     #: start of the last run that fetched at least one source well (monitoring's heartbeat)
     last_good_run: datetime | None = None

@@ -13,15 +13,13 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.errors import CronError
+
 #: APScheduler's weekday names, Monday first
 _NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: crontab's weekday numbers: 0 (and 7) Sunday, 1 Monday ... 6 Saturday
 _CRONTAB_DAY = {name: (index + 1) % 7 for index, name in enumerate(_NAMES)}
 _DAY_TERM = re.compile(r"(?P<first>\*|\w+)(?:-(?P<last>\w+))?(?:/(?P<step>\d+))?")
-
-
-class CronError(ValueError):
-    """A schedule that is not a cron expression; the message says why in one line."""
 
 
 @dataclass(frozen=True, slots=True)

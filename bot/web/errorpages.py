@@ -19,7 +19,7 @@ from bot.errors import StoreBusy, StoreError
 from bot.web.guard import SECURITY_HEADERS
 from bot.web.site import Site
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 #: when a visitor who got a 503 page (the store busy or unusable) should try again, in seconds
 RETRY_AFTER = 60

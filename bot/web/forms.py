@@ -12,12 +12,13 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 from bot.alerts.query import QueryError, parse_follow, parse_query
 from bot.config.checks import check_email
-from bot.models import Subscriber
+from bot.models import Frequency, Subscriber
 
-FREQUENCIES = ("daily", "weekly")
+FREQUENCIES: tuple[Frequency, ...] = get_args(Frequency)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 #: most entries one field may hold, and the longest entry
 MAX_ENTRIES = 50

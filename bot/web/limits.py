@@ -22,7 +22,7 @@ from bot.store.store import Store
 from bot.web.guard import client_network
 from bot.web.pages import Pages
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 #: runs a piece of work on the store (in a worker thread) and returns its result

@@ -30,7 +30,7 @@ from bot.web.mail import alert_lines
 from bot.web.matches import MATCHES_DAYS, MATCHES_LIMIT, match_list
 from bot.web.site import Site
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 #: the statuses whose manage page works (a pending subscriber may edit before confirming)
 MANAGEABLE = ("active", "pending")

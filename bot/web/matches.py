@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.mail.digest import rank
-from bot.models import DigestEntry, Paper
+from bot.models import DigestEntry, DigestStatus, Paper
 from bot.store.matches import RecentMatch
 
 #: days of matches the page lists
@@ -24,7 +24,7 @@ PAGE_SIZE = 100
 MATCHES_LIMIT = 5000
 
 #: what a digest's status means to its reader
-_STATUS_WORDS = {
+_STATUS_WORDS: dict[DigestStatus, str] = {
     "pending": "being sent",
     "sent": "sent",
     "skipped": "not mailed (the operator skipped it)",
@@ -101,8 +101,9 @@ def _heading(match: RecentMatch) -> str:
     """A group's heading: the digest's date and what became of it."""
     if match.digest_id is None:
         return "Waiting for your next digest"
-    status = match.digest_status or ""
-    return f"Digest of {_when(match.digest_created)} ({_STATUS_WORDS.get(status, status)})"
+    status = match.digest_status
+    said = _STATUS_WORDS.get(status, status) if status is not None else ""
+    return f"Digest of {_when(match.digest_created)} ({said})"
 
 
 def _when(moment: datetime | None) -> str:

@@ -28,7 +28,7 @@ from bot.web.pages import static
 from bot.web.signup import CONFIRM_MAX_AGE, SignupRoutes
 from bot.web.site import Site
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 
 def create_app(

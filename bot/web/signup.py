@@ -21,7 +21,7 @@ from bot.web.livepreview import LivePreview
 from bot.web.mail import alert_lines, unknown_mail
 from bot.web.site import Site
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 #: how long a confirmation link works
 CONFIRM_MAX_AGE = timedelta(hours=48)

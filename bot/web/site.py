@@ -34,7 +34,7 @@ from bot.web.pages import Pages
 from bot.web.preview import PREVIEW_DAYS
 from bot.web.recent import RecentPapers
 
-log = logging.getLogger("paperbot.web")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -350,7 +350,7 @@ def test_one_bad_item_is_skipped_or_read_in_part_with_one_warning(
     kind: str, tmp_path: Path, http_server: LocalHTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     case = CASES[kind]()
-    caplog.set_level(logging.INFO, logger="paperbot")
+    caplog.set_level(logging.INFO, logger="bot")
     store, [fetch] = fetch_once(tmp_path, http_server, case)
     try:
         assert (fetch.status, fetch.error) == ("ok", None)

@@ -245,7 +245,8 @@ def test_a_stuck_once_lets_the_run_lock_go_at_its_deadline(
         sources=[{"name": "journal", "kind": "rss", "url": http_server.url("/feed.xml")}],
         subscribers=GROKKING,
     )
-    first = paperbot(config, "once")
+    first_log = tmp_path / "first.log"
+    first = paperbot(config, "once", log=first_log)
     try:
         http_server.wait_for_requests(1, timeout=STOP_TIMEOUT)  # stuck, holding the lock
         second = run_paperbot(config, "once")
@@ -256,8 +257,7 @@ def test_a_stuck_once_lets_the_run_lock_go_at_its_deadline(
             first.kill()
 
     assert first_code == 1, "the stuck source is an error"
-    assert first.stderr is not None
-    first_err = first.stderr.read().decode()
+    first_err = first_log.read_text()
     assert "gave up after the 1.5 s deadline" in first_err
     assert "Traceback" not in first_err
     assert second.returncode == 0, second.stderr

@@ -256,7 +256,7 @@ def test_a_5xx_for_one_recipient_fails_only_that_digest_and_suspends_after_n(
 ) -> None:
     config = readers_config(tmp_path, http_server, smtp_server, 4, max_hard_bounces=1)
     smtp_server.refuse("reader2@example.org", 550)
-    with caplog.at_level(logging.WARNING, logger="paperbot"):
+    with caplog.at_level(logging.WARNING, logger="bot"):
         assert run(config, "once") == 0, "a bounce is about one address, not a run failure"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     bounces = [r.message for r in caplog.records if r.message.startswith("send: hard bounce: ")]
@@ -315,7 +315,7 @@ def test_smtp_server_down_for_the_whole_run(
 ) -> None:
     config = readers_config(tmp_path, http_server, smtp_server, 3)
     smtp_server.stop()
-    with caplog.at_level(logging.ERROR, logger="paperbot"):
+    with caplog.at_level(logging.ERROR, logger="bot"):
         assert run(config, "once") == 1
     errors = [r.message for r in caplog.records if r.message.startswith("send: ")]
     assert len(errors) == 1, errors
@@ -356,7 +356,7 @@ def test_a_digest_whose_verdict_is_lost_after_the_dot_goes_out_at_most_twice_eve
         subscribers=[{"email": "ada@example.org", "keywords": ["diffusion"]}],
     )
     smtp_server.after_data("drop")  # keeps every copy, its 250 never leaves
-    with caplog.at_level(logging.ERROR, logger="paperbot"):
+    with caplog.at_level(logging.ERROR, logger="bot"):
         # with retries, the one retry goes in this run; without, in the next one
         for _ in range(1 if retries else 2):
             assert run(config, "once") == 1
@@ -428,7 +428,7 @@ def test_a_server_that_stalls_trips_the_circuit_breaker_and_the_rest_waits(
         max_failures_in_a_row=limit,
     )
     smtp_server.stall("MAIL")  # greets and answers EHLO, then never a word
-    with caplog.at_level(logging.ERROR, logger="paperbot"):
+    with caplog.at_level(logging.ERROR, logger="bot"):
         assert run(config, "once") == 1
     errors = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
@@ -464,7 +464,7 @@ def test_wrong_password_is_one_clear_error_and_nothing_is_marked(
         smtp_settings(server, username=USER, password_env="PAPERBOT_TEST_SMTP_PASSWORD"),
         subscribers=readers(3),
     )
-    with caplog.at_level(logging.ERROR, logger="paperbot"):
+    with caplog.at_level(logging.ERROR, logger="bot"):
         assert run(config, "once") == 1
     errors = [r.message for r in caplog.records if r.message.startswith("send: ")]
     assert len(errors) == 1, errors
@@ -493,7 +493,7 @@ def test_a_certificate_failure_is_one_clear_error_and_not_retried(
         smtp_settings(server, security="tls"),
         subscribers=readers(2),
     )
-    with caplog.at_level(logging.ERROR, logger="paperbot"):
+    with caplog.at_level(logging.ERROR, logger="bot"):
         assert run(config, "once") == 1
     errors = [r.message for r in caplog.records if r.message.startswith("send: ")]
     assert len(errors) == 1, errors
@@ -618,6 +618,7 @@ def test_dkim_signature_verifies(
         assert name == b"pb2025._domainkey.example.org."
         return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
+    assert len(smtp_server.received) == 2
     for received in smtp_server.received:
         assert received.raw.startswith(b"DKIM-Signature: ")
         assert dkim.verify(received.raw, dnsfunc=dns)
@@ -805,7 +806,7 @@ def test_a_large_outbox_rendered_in_a_helper_process_sends_the_same_messages(
     assert (report.sent, report.pending, report.errors) == (count, 0, ())
     in_process = by_recipient(smtp_server.received)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="paperbot"):
+    with caplog.at_level(logging.INFO, logger="bot"):
         report = deliver_now(there, threshold=count)
     assert (report.sent, report.pending, report.errors) == (count, 0, ())
     assert f"rendering {count} digests in a helper process" in caplog.messages
@@ -892,7 +893,7 @@ def test_the_helper_process_killed_mid_run_loses_and_doubles_nothing(
             killer.cancel()
             store.close()
 
-    with caplog.at_level(logging.ERROR, logger="paperbot"):
+    with caplog.at_level(logging.ERROR, logger="bot"):
         report = asyncio.run(run_with_a_kill())
     errors = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors

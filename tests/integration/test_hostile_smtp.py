@@ -65,12 +65,13 @@ def readers_config(
 
 def start(config: Path, command: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
     """`python -m bot --config CONFIG [OPTIONS] COMMAND` as a real process, stderr to `log`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), *options, command],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    with log.open("wb") as stderr:  # the child has its own copy of the file
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), *options, command],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def wait_until(condition: Any, what: str, timeout: float = STOP_TIMEOUT) -> None:

@@ -3,7 +3,6 @@ thousands of matches, on the real app served by uvicorn over a real store."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.integration.test_web_matches import diffusion_papers, listed_titles, match_into_digest
@@ -44,7 +43,7 @@ def test_a_mail_server_that_never_says_goodbye_does_not_hold_the_visitor(
     # the confirmation is accepted at once; QUIT is never answered. The page waited out a
     # whole smtp.timeout (30 s) for that courtesy; the client gives up after 20 s here
     web_site.smtp.stall("QUIT")
-    client = httpx.Client(base_url=web_site.url, timeout=20)
+    client = web_site.client(timeout=20)  # closed with the site
     page = client.get("/")
     answer = client.post(
         "/",

@@ -67,20 +67,16 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = closed_port()
     config = config_file(tmp_path, base_url=f"http://127.0.0.1:{port}")
     env = {**os.environ, SECRET_ENV: "a-long-enough-secret-for-the-test"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "web", "--port", str(port)],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "bot", "--config", str(config), "web", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    # leaving the `with` waits for the process and closes its stderr pipe
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            wait_until_up(url, process)
+            yield process, url
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def wait_until_up(url: str, process: subprocess.Popen[str]) -> None:
@@ -130,9 +126,9 @@ def test_dev_mode_needs_no_secret_and_no_base_url(tmp_path: Path) -> None:
     config = load_config(config_file(tmp_path))
     server = AppServer(lambda url: create_app(config, dev=True)).start()
     try:
-        client = httpx.Client(base_url=server.url)
-        fields = form_fields(client.get("/").text)
-        answer = client.post("/", data={**fields, "email": "ada@example.org", "keywords": "x"})
+        with httpx.Client(base_url=server.url) as client:
+            fields = form_fields(client.get("/").text)
+            answer = client.post("/", data={**fields, "email": "ada@example.org", "keywords": "x"})
         assert answer.status_code == 200
         [mail] = (tmp_path / "outbox").iterdir()
         assert f"{server.url}/confirm/" in mail.read_text(), "links use the browser's address"

@@ -53,7 +53,9 @@ def test_pages_load_nothing_from_elsewhere(web_site: WebSite) -> None:
     client = web_site.client()
     for path in ("/", "/link"):
         soup = BeautifulSoup(client.get(path).text, "html.parser")
-        for tag in soup.select("[src], link[href]"):
+        tags = soup.select("[src], link[href]")
+        assert tags, f"{path} has its stylesheet and script"
+        for tag in tags:
             url = str(tag.get("src") or tag.get("href"))
             assert not urlsplit(url).netloc, f"{path} loads {url}"
             asset = client.get(url)

@@ -44,15 +44,15 @@ def feed(http_server: LocalHTTPServer) -> GrowingFeed:
     return grown
 
 
-def paperbot(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """`python -m bot --config CONFIG ARGS` as a real process (stderr to `log` if given)."""
-    stderr = log.open("wb") if log else subprocess.PIPE
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def paperbot(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m bot --config CONFIG ARGS` as a real process, stderr to `log`."""
+    with log.open("wb") as stderr:  # the child has its own copy of the file
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
@@ -115,9 +115,10 @@ def test_worker_mails_each_subscriber_once_at_their_time_while_cron_runs_too(
     subscribe(config)  # now, before the slots, however slowly the processes start
     log = tmp_path / "worker.log"
     worker = paperbot(config, "run", log=log)
-    cron = paperbot(config, "once")  # started at the same moment
+    cron_log = tmp_path / "cron.log"
+    cron = paperbot(config, "once", log=cron_log)  # started at the same moment
     try:
-        assert cron.wait(timeout=STOP_TIMEOUT) == 0, cron.stderr.read() if cron.stderr else ""
+        assert cron.wait(timeout=STOP_TIMEOUT) == 0, cron_log.read_text()
         [early] = [r.message for r in smtp_server.wait_for(1, timeout=15)]
         feed.add("Grokking at dusk")  # fetched by the worker before the second slot
         smtp_server.wait_for(2, timeout=15)
@@ -169,7 +170,7 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_loses_nothing(
         assert "stopped by SIGTERM" in log.read_text()
 
     smtp_server.delay_data(0)
-    rerun = paperbot(config, "once")
+    rerun = paperbot(config, "once", log=tmp_path / "rerun.log")
     assert rerun.wait(timeout=STOP_TIMEOUT) == 0
     assert sorted(r.recipients[0] for r in smtp_server.received) == people, "each exactly once"
     assert digests(tmp_path / "paperbot.db") == {"sent": 5}
@@ -202,12 +203,12 @@ def test_a_second_run_waits_briefly_then_gives_up_with_one_line(
     impatient = named_config(tmp_path, "impatient.yaml", **common, scheduling={"lock_wait": 0.5})
     patient = named_config(tmp_path, "patient.yaml", **common, scheduling={"lock_wait": 30})
 
-    first = paperbot(holding, "once")
+    first = paperbot(holding, "once", log=tmp_path / "first.log")
     http_server.wait_for_requests(1, timeout=15)  # it holds the lock while it fetches
-    second = paperbot(impatient, "once")
+    second_log = tmp_path / "second.log"
+    second = paperbot(impatient, "once", log=second_log)
     assert second.wait(timeout=STOP_TIMEOUT) == 1
-    assert second.stderr is not None
-    message = second.stderr.read().decode()
+    message = second_log.read_text()
     assert message.count("\n") == 1, message
     assert "another paperbot run is working on" in message
     assert f"pid {first.pid}, paperbot once" in message
@@ -285,12 +286,13 @@ def test_run_with_web_serves_the_app_in_the_same_process(
     )
     log = tmp_path / "worker.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PAPERBOT_SECRET_KEY": "s" * 40}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "run", "--web", "--port", "0"],
-        stderr=log.open("wb"),
-        stdout=subprocess.DEVNULL,
-        env=env,
-    )
+    with log.open("wb") as stderr:  # the child has its own copy of the file
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), "run", "--web", "--port", "0"],
+            stderr=stderr,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
     try:
         wait_until(lambda: "serving the web app on" in log.read_text(), STOP_TIMEOUT, "the app")
         address = log.read_text().split("serving the web app on ")[1].split()[0]

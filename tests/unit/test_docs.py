@@ -32,6 +32,7 @@ def test_example_config_shows_every_source_kind() -> None:
 
 
 def test_readme_documents_every_source_kind() -> None:
+    assert KINDS, "the registry has the source kinds"
     for kind in KINDS:
         assert f"| `{kind}` |" in README, f"README has no row for source kind {kind}"
 
@@ -53,6 +54,7 @@ def test_readme_front_door_commands() -> None:
 def test_every_subcommand_has_help() -> None:
     parser = build_parser()
     help_text = parser.format_help()
+    assert COMMANDS, "the CLI has commands"
     for command in COMMANDS:
         assert command in help_text
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from bot.config.load import parse_config
-from bot.errors import ConfigError
+from bot.errors import ConfigError, CronError
 from bot.ingest.sources import get_kind
 from bot.run.worker import overdue, schedule_groups, source_schedule
-from bot.timing.schedule import CronError, Schedule, check_cron, cron_trigger, next_fire
+from bot.timing.schedule import Schedule, check_cron, cron_trigger, next_fire
 
 MONDAY = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 

@@ -256,7 +256,9 @@ def test_first_paper_in_full() -> None:
 
 def test_abstract_is_the_text_after_abstract_marker() -> None:
     items = {item_id(i): i for i in rss_items()}
-    for paper in every_announcement().papers:
+    papers = every_announcement().papers
+    assert len(papers) == 243
+    for paper in papers:
         description = items[paper.id].findtext("description") or ""
         after = description.split("Abstract:", 1)[1]
         assert paper.abstract[:40] == " ".join(decode_tex(after).split())[:40]
@@ -388,6 +390,7 @@ def test_dois() -> None:
     papers = by_id(every_announcement())
     with_doi = {k: v for k, v in dois.items() if v}
     assert len(with_doi) == 11
+    assert set(with_doi) <= set(papers), "every paper with a DOI was read"
     for paper_id, paper in papers.items():
         expected = with_doi.get(paper_id)
         assert paper.doi == (expected.lower() if expected else None)

@@ -40,6 +40,7 @@ def test_paperbot_sources_lists_every_kind_with_every_option(
 ) -> None:
     assert main(["sources"]) == 0
     out = capsys.readouterr().out
+    assert KINDS, "the registry has the source kinds"
     for name, kind in KINDS.items():
         block = out.split(f"{name}: ", 1)[1].split("\n\n", 1)[0]
         for option, info in kind.options_model.model_fields.items():

@@ -146,6 +146,7 @@ def test_a_page_or_a_dated_url_is_fetched_as_given(url: str) -> None:
 def test_real_api_day_is_read_completely() -> None:
     items = api_items(API_2024)
     papers = by_id(parse(API_2024))
+    assert items, "the capture has a day of papers"
     assert list(papers) == [item["paper"]["id"] for item in items]
     for item in items:
         raw = item["paper"]
@@ -230,7 +231,9 @@ def test_an_item_without_a_title_is_skipped_but_all_broken_is_an_error() -> None
 
 def test_listing_page_gives_the_same_papers_as_the_api_once_each() -> None:
     html = (HF / PAGE_2024).read_text(encoding="utf-8")
-    for item in api_items(API_2024):
+    items = api_items(API_2024)
+    assert items, "the capture has a day of papers"
+    for item in items:
         href = f'href="/papers/{item["paper"]["id"]}"'
         assert html.count(href) >= 4, "the page's cards repeat every paper"
     assert parse(PAGE_2024) == parse(API_2024)
@@ -261,7 +264,9 @@ def test_page_text_equals_what_the_arxiv_feed_says_of_the_same_papers() -> None:
         ArxivRssOptions(categories=["cs.LG"]),
     )
     arxiv = {p.id: p for p in feed.papers}
-    for paper in parse(PAGE_WRITTEN).papers:
+    papers = parse(PAGE_WRITTEN).papers
+    assert papers, "the page lists papers"
+    for paper in papers:
         same = arxiv[paper.id]
         assert (paper.title, paper.authors, paper.abstract) == (
             same.title,

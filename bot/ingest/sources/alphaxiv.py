@@ -66,7 +66,7 @@ class AlphaxivOptions(SourceOptions):
 
 
 @register
-class AlphaxivSource(SourceKind):
+class AlphaxivSource(SourceKind[AlphaxivOptions]):
     """alphaXiv's feed of discussed papers (hot, most viewed...), with votes and organisations."""
 
     name = "alphaxiv"

@@ -57,7 +57,7 @@ class ArxivApiOptions(SourceOptions):
 
 
 @register
-class ArxivApiSource(SourceKind):
+class ArxivApiSource(SourceKind[ArxivApiOptions]):
     """An arXiv API search (authors, categories, words), newest submissions first."""
 
     name = "arxiv-api"

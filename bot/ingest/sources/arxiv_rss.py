@@ -84,7 +84,7 @@ class ArxivRssOptions(SourceOptions):
 
 
 @register
-class ArxivRssSource(SourceKind):
+class ArxivRssSource(SourceKind[ArxivRssOptions]):
     """arXiv's daily feed of new submissions and cross-lists for some categories."""
 
     name = "arxiv-rss"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -51,23 +51,33 @@ class FetchWindow:
     last_success: date | None = None
 
 
-class SourceKind(ABC):
-    """A kind of source: which URLs to fetch and how to read what they return (no I/O here)."""
+#: a kind's options: its own subclass of SourceOptions
+Options = TypeVar("Options", bound=SourceOptions)
+
+
+class SourceKind(ABC, Generic[Options]):
+    """A kind of source: which URLs to fetch and how to read what they return (no I/O here).
+
+    A kind is declared with its options, `class RssSource(SourceKind[RssOptions])`, and says
+    `options_model = RssOptions`: the checker holds the two to each other and to the
+    options every method takes.
+    """
 
     name: ClassVar[str]
-    options_model: ClassVar[type[SourceOptions]] = SourceOptions
+    #: the model a source's config entry is validated into (a ClassVar cannot be generic)
+    options_model: type[Options]
     #: when the worker fetches a source of this kind unless its `schedule:` says otherwise
     default_schedule: ClassVar[Schedule] = Schedule("0 5 * * *")
 
     @abstractmethod
-    def start_urls(self, options: Any, window: FetchWindow) -> list[str]:
+    def start_urls(self, options: Options, window: FetchWindow) -> list[str]:
         """The URLs one fetch of this source starts from."""
 
     @abstractmethod
-    def parse(self, body: bytes, url: str, options: Any) -> Listing:
+    def parse(self, body: bytes, url: str, options: Options) -> Listing:
         """Read one fetched document; raise `ParseError` when it is not what this kind expects."""
 
-    def max_pages(self, options: Any) -> int:
+    def max_pages(self, options: Options) -> int:
         """How many `next_url` pages one fetch may follow."""
         return 1
 
@@ -76,15 +86,18 @@ class SourceKind(ABC):
         return None
 
 
-KINDS: dict[str, type[SourceKind]] = {}
+#: the kinds by name; a caller holds a kind by its name, so its options are any kind's
+KINDS: dict[str, type[SourceKind[Any]]] = {}
+
+Kind = TypeVar("Kind", bound="SourceKind[Any]")
 
 
-def register(cls: type[SourceKind]) -> type[SourceKind]:
+def register(cls: type[Kind]) -> type[Kind]:
     """Class decorator: make a source kind available under its `name`."""
     KINDS[cls.name] = cls
     return cls
 
 
-def get_kind(name: str) -> SourceKind:
+def get_kind(name: str) -> SourceKind[Any]:
     """An instance of the registered kind `name` (KeyError when unknown)."""
     return KINDS[name]()

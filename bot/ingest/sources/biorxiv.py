@@ -63,7 +63,7 @@ class BiorxivOptions(SourceOptions):
 
 
 @register
-class BiorxivSource(SourceKind):
+class BiorxivSource(SourceKind[BiorxivOptions]):
     """bioRxiv or medRxiv preprints posted since the last fetch, optionally by category."""
 
     name = "biorxiv"

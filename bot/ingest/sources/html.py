@@ -99,7 +99,7 @@ class HtmlOptions(SourceOptions):
 
 
 @register
-class HtmlSource(SourceKind):
+class HtmlSource(SourceKind[HtmlOptions]):
     """Any publications page (a lab's, e.g. Mila's), read with CSS selectors from the config."""
 
     name = "html"

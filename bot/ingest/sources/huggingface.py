@@ -64,7 +64,7 @@ class HuggingfaceOptions(SourceOptions):
 
 
 @register
-class HuggingfaceSource(SourceKind):
+class HuggingfaceSource(SourceKind[HuggingfaceOptions]):
     """Hugging Face Daily Papers (API or /papers pages), with upvotes, code and AI keywords."""
 
     name = "huggingface"

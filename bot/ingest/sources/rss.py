@@ -43,7 +43,7 @@ class RssOptions(SourceOptions):
 
 
 @register
-class RssSource(SourceKind):
+class RssSource(SourceKind[RssOptions]):
     """Any RSS/Atom feed: one paper per entry, identified by the arXiv id or DOI it links to."""
 
     name = "rss"

@@ -33,7 +33,7 @@ from bot.mail.senders.base import (
     register,
 )
 
-log = logging.getLogger("paperbot.smtp")
+log = logging.getLogger(__name__)
 
 Security = Literal["starttls", "tls", "none"]
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -44,6 +44,8 @@ _SIZE_REFUSED = 552
 _CLOSING = 421
 #: the longest wait for QUIT's answer: a courtesy once everything is sent
 QUIT_WAIT = 2.0
+#: how often a closing connection is looked at until its socket is gone
+_CLOSE_POLL = 0.01
 #: how far one message's conversation got: connecting, the envelope, or past the final dot
 Stage = Literal["connect", "envelope", "sent"]
 
@@ -157,18 +159,21 @@ class SmtpSender(Sender):
             raise
 
     async def close(self) -> None:
-        """Say QUIT on every open connection, all at once, waiting QUIT_WAIT at most."""
+        """Say QUIT on every open connection, all at once, and let them close: QUIT_WAIT at most."""
         connected = [client for client in self._clients if client.is_connected]
+        transports = [client.transport for client in connected if client.transport is not None]
+        # a courtesy: a server that hangs now must not hold the run (nor a visitor of the
+        # web page whose mail was accepted), once per connection
+        until = asyncio.get_running_loop().time() + min(self.timeout, self.deadline, QUIT_WAIT)
         try:
-            # a courtesy: a server that hangs now must not hold the run (nor a visitor of
-            # the web page whose mail was accepted), once per connection
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(self.timeout, self.deadline, QUIT_WAIT)):
+                async with asyncio.timeout_at(until):
                     await asyncio.gather(*(_quit(client) for client in connected))
         finally:  # closed even when the caller's own deadline cut the courtesy short
             for client in self._clients:
                 client.close()
             self._clients, self._idle = [], None
+        await _let_close(transports, until)
 
     async def send(
         self, message: EmailMessage, *, before_transmit: BeforeTransmit | None = None
@@ -462,6 +467,28 @@ class SmtpSender(Sender):
             raise FatalSendError(what) from exc
         # put off (rate limits, greylisting of our address): every message now alike
         raise ServerUnavailable(what) from exc
+
+
+async def _let_close(transports: list[asyncio.BaseTransport], until: float) -> None:
+    """Wait until each connection's socket is closed, and cut those still open at `until`.
+
+    A TLS connection closes only after the server's goodbye (close_notify): the event loop
+    must turn until then, or an `asyncio.run` that ends now leaves the socket behind.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(until):
+            while not all(_closed(transport) for transport in transports):
+                await asyncio.sleep(_CLOSE_POLL)
+    for transport in transports:
+        if not _closed(transport) and isinstance(transport, asyncio.Transport):
+            transport.abort()
+    await asyncio.sleep(0)  # an aborted socket is closed on the loop's next turn
+
+
+def _closed(transport: asyncio.BaseTransport) -> bool:
+    """Whether the socket under `transport` is closed (TLS: gone with its connection)."""
+    sock = transport.get_extra_info("socket")
+    return sock is None or sock.fileno() == -1
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
