@@ -1,4 +1,9 @@
-"""The one HTTP layer: polite, conditional, size-capped GETs with retries and deadlines (httpx)."""
+"""The one HTTP layer: polite, conditional, size-capped GETs with retries and deadlines (httpx).
+
+Over 500 lines on purpose: politeness (per-host pauses), retries with Retry-After, the
+deadline that bounds them all, redirects and the size cap are one loop around one request
+whose parts share its state; split, each part would need the others' internals.
+"""
 
 from __future__ import annotations
 
