@@ -182,6 +182,30 @@ def test_a_plain_list_of_keywords_means_any_of_them() -> None:
     assert ids(matched([sub], papers), ADA) == ["a", "b"]
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("grokking AND (collapse OR NOT survey)", ["both", "grok"]),  # needs grokking
+        ("(grokking OR collapse) -survey", ["both", "grok", "collapse"]),  # either
+        ("NOT (NOT grokking OR NOT collapse)", ["both"]),  # no rule: needs any of its atoms
+        ("NOT NOT collapse", ["both", "collapse"]),
+    ],
+)
+def test_a_boolean_alert_is_evaluated_on_every_day_with_an_atom_it_needs(
+    query: str, expected: list[str]
+) -> None:
+    papers = [
+        Paper("both", "Grokking and collapse"),
+        Paper("grok", "Grokking"),
+        Paper("collapse", "Collapse"),
+        Paper("survey", "A survey"),
+    ]
+    index = AlertIndex.build([Subscriber(ADA, keywords=(query,))])
+
+    assert [p.id for p in papers if index.match([p])] == expected, "each paper a day alone"
+    assert ids(index.match(papers), ADA) == expected
+
+
 def test_field_scopes_look_only_in_that_field() -> None:
     papers = [Paper("t", "Grokking"), Paper("a", "Untitled", abstract="grokking")]
 
