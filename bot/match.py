@@ -337,10 +337,11 @@ class _Day:
         papers = np.fromiter(map(_paper, pairs), np.int64, len(pairs))[slots]
         keep = self._admitted()[self.index.restrict_of[owners], papers]
         keys = pair_keys(owners, papers, len(self.papers))
-        if len(excluded := self._excluded()):
-            keep &= ~np.isin(keys, excluded)
-        order = np.argsort(keys[keep], kind="stable")
-        return keys[keep][order], slots[keep][order]
+        if len(excluded := np.sort(self._excluded())):  # searched: 0.02 s, np.isin 0.13
+            keep &= excluded[np.searchsorted(excluded, keys).clip(max=len(excluded) - 1)] != keys
+        keys, slots = keys[keep], slots[keep]
+        order = np.argsort(keys, kind="stable")  # runs of ascending keys: 0.01 s
+        return keys[order], slots[order]
 
     def _reach(self, entries: _Entries, lists: Mapping[AlertNo, Sized]) -> tuple[Ints, Ints]:
         """For each entry whose alert has a list, and each item of it: the entry's
