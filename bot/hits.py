@@ -2,13 +2,12 @@
 
 `AtomFinder` is made once per index from every distinct atom; `find` reads each paper
 once. Each title, abstract, organisation and AI keyword is folded once into words
-(`bot.fold`). A phrase of two exact words or more is looked up by its first two words
-(each pair of neighbouring paper words is one dict look-up); any other, by a dict from a
-paper word to the phrases that may start there (made when the word is first seen;
-`transform*` is filed under its letters). What the look-up did not compare is compared
-word by word. (Pairs: 108,000 patterns tried on the bench day, not 289,000; `find` 0.6 s
-CPU, not 0.73-0.89.) A NEAR is two phrases close in one section; authors, categories,
-sources and counts are read from their fields.
+(`bot.fold`). A dict from a paper word to the phrases that may start there (made when the
+word is first seen; `transform*` is filed under its letters) is read for a whole text in
+C (`map`, `compress`); a phrase of two exact words or more is filed under its second word
+too, one more look-up; the rest is compared word by word. (Bench day: 108,000 patterns
+tried, not 289,000; `find` 0.50-0.55 s CPU, not 0.73-0.89.) A NEAR is two phrases close in
+one section; authors, categories, sources and counts are read from their fields.
 
 A *place* is where a paper has an atom: (section, entry, first word, end word, the words
 as the paper writes them). Sections go in reading order (`TITLE` ... `TAGS`); an entry is
@@ -21,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import groupby, pairwise
+from itertools import compress, groupby
 from operator import itemgetter
 from typing import NamedTuple, NewType
 
@@ -50,21 +49,27 @@ class _Pattern(NamedTuple):
     phrases: dict[int, list[Phrase]]  # by section
 
 
-class _Starting(dict[str, tuple[_Pattern, ...]]):
-    """A paper word → the patterns not filed by pair that may start there: its own and its
-    prefixes', worked out when the word is first seen."""
+#: the patterns that may start at a word: those filed under it (its own, its prefixes'),
+#: and those of two exact words by their second one
+_Start = tuple[tuple[_Pattern, ...], dict[str, list[_Pattern]]]
 
-    def __init__(self, by_first: dict[str, list[_Pattern]], by_stem: dict[str, list[_Pattern]]):
-        self.by_first, self.by_stem = by_first, by_stem
-        self.stems = sorted({len(stem) for stem in by_stem})
 
-    def __missing__(self, word: str) -> tuple[_Pattern, ...]:
+class _Starting(dict[str, _Start | None]):
+    """A paper word → the patterns that may start there (None: none), worked out when the
+    word is first seen."""
+
+    def __init__(self, finder: AtomFinder) -> None:
+        self.by_first, self.by_stem, self.pairs = finder.by_first, finder.by_stem, finder.pairs
+        self.stems = sorted({len(stem) for stem in self.by_stem})
+
+    def __missing__(self, word: str) -> _Start | None:
         found = list(self.by_first.get(word, ()))
         for size in self.stems:
             if size > len(word):
                 break
             found += self.by_stem.get(word[:size], ())
-        self[word] = got = tuple(found)
+        pairs = self.pairs.get(word, {})
+        self[word] = got = (tuple(found), pairs) if found or pairs else None
         return got
 
 
@@ -73,9 +78,9 @@ class AtomFinder:
 
     def __init__(self, atoms: Iterable[Atom]) -> None:
         self._patterns: dict[Words, _Pattern] = {}
-        self._by_first: dict[str, list[_Pattern]] = defaultdict(list)  # exact first word
-        self._by_stem: dict[str, list[_Pattern]] = defaultdict(list)  # a first word's prefix
-        self._pairs: dict[tuple[str, str], list[_Pattern]] = defaultdict(list)  # exact two
+        self.by_first: dict[str, list[_Pattern]] = defaultdict(list)  # exact first word
+        self.by_stem: dict[str, list[_Pattern]] = defaultdict(list)  # a first word's prefix
+        self.pairs: dict[str, dict[str, list[_Pattern]]] = {}  # two exact words: 1st → 2nd →
         self._nears: list[Near] = []
         # followed names by (surname, first given name or ""), and by surname
         self._follows: dict[tuple[str, str], list[Author]] = defaultdict(list)
@@ -89,7 +94,7 @@ class AtomFinder:
             atoms.update(dict.fromkeys((near.first, near.second)))
         for atom in atoms:
             self._add(atom)
-        self._starting = _Starting(self._by_first, self._by_stem)  # a paper word → the others
+        self._starting = _Starting(self)
 
     def _add(self, atom: Atom) -> None:
         """File one atom under what finds it."""
@@ -101,9 +106,9 @@ class AtomFinder:
                 rest = [*words[known:]] if all(exact[1:]) else None
                 pattern = self._patterns[words] = _Pattern(words, known, rest, {})
                 if known == 2:
-                    self._pairs[words[0], words[1]].append(pattern)
+                    self.pairs.setdefault(words[0], {}).setdefault(words[1], []).append(pattern)
                 else:
-                    table = self._by_first if exact[0] else self._by_stem
+                    table = self.by_first if exact[0] else self.by_stem
                     table[words[0].rstrip("*")].append(pattern)
             for section in SECTIONS[atom.field]:
                 pattern.phrases.setdefault(section, []).append(atom)
@@ -139,20 +144,23 @@ class AtomFinder:
 
     def _read(self, hits: Hits, number: PaperNo, section: int, entry: int, text: str) -> None:
         """Every phrase occurrence in one text, filed under the atoms it makes true."""
-        folded, starting, pairs = words(text), self._starting, self._pairs
-        spans: list[tuple[int, int]] = []
-        tries = [(n, p) for n, word in enumerate(folded) for p in starting[word]]
-        tries += [(n, p) for n, two in enumerate(pairwise(folded)) for p in pairs.get(two, ())]
-        for first, pattern in tries:  # each pattern's in reading order
-            phrases, end = pattern.phrases.get(section), first + len(pattern.words)
-            if not phrases or end > len(folded):
-                continue
-            if pattern.rest != [] and not _agree(pattern, folded, first, end):  # []: all known
-                continue
-            spans = spans or word_spans(text)
-            place = (section, entry, first, end, text[spans[first][0] : spans[end - 1][1]])
-            for phrase in phrases:
-                hits[phrase].setdefault(number, []).append(place)
+        folded, spans = words(text), list[tuple[int, int]]()
+        starts, size = list(map(self._starting.__getitem__, folded)), len(folded)
+        for first, (tries, pairs) in zip(
+            compress(range(size), starts), filter(None, starts), strict=True
+        ):
+            if pairs and first + 1 < size and (second := pairs.get(folded[first + 1])):
+                tries = (*tries, *second)
+            for pattern in tries:
+                phrases, end = pattern.phrases.get(section), first + len(pattern.words)
+                if not phrases or end > size:
+                    continue
+                if pattern.rest != [] and not _agree(pattern, folded, first, end):  # []: known
+                    continue
+                spans = spans or word_spans(text)
+                place = (section, entry, first, end, text[spans[first][0] : spans[end - 1][1]])
+                for phrase in phrases:
+                    hits[phrase].setdefault(number, []).append(place)
 
     def _read_fields(self, hits: Hits, number: PaperNo, paper: Paper) -> None:
         """Followed authors, categories, sources and counts of one paper."""
