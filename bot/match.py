@@ -50,6 +50,7 @@ from bot.query import (
     Or,
     Phrase,
     QueryError,
+    atoms,
     parse_follow,
     parse_query,
 )
@@ -93,14 +94,6 @@ def pair_of(key: int, day: int) -> tuple[SubscriberNo, PaperNo]:
     return SubscriberNo(subscriber), PaperNo(paper)
 
 
-class _Alert(NamedTuple):
-    """A distinct alert: its reason's kind (author, keyword, exclude) and text, its tree."""
-
-    kind: Kind
-    text: str
-    root: Node
-
-
 class _Entries(NamedTuple):
     """Entries of subscribers (authors, keywords or excludes): each one's owner and alert."""
 
@@ -137,12 +130,14 @@ class AlertIndex:
     def __init__(self, subscribers: Sequence[Subscriber]) -> None:
         """Use `AlertIndex.build`."""
         self.subscribers = tuple(subscribers)
-        self.alerts: list[_Alert] = []
+        self.kinds: list[Kind] = []  # by alert number: its reasons' kind and text, its tree
+        self.texts: list[str] = []
+        self.roots: list[Node] = []
         self.alone: dict[Atom, list[AlertNo]] = defaultdict(list)  # alerts of one atom
         self.needing: dict[Atom, list[AlertNo]] = defaultdict(list)  # the others: `_needs`
-        atoms: dict[Atom, bool] = {}  # the atoms of boolean alerts
-        entries = {kind: self._numbered(kind, field, atoms) for kind, field in _FIELDS.items()}
-        self.finder = AtomFinder(chain(self.alone, atoms))
+        inner: dict[Atom, None] = {}  # the atoms of the others
+        entries = {kind: self._numbered(kind, field, inner) for kind, field in _FIELDS.items()}
+        self.finder = AtomFinder(chain(self.alone, inner))
         both = zip(entries["author"], entries["keyword"], strict=True)
         owners, alerts = (np.concatenate(pair) for pair in both)
         order = np.argsort(owners, kind="stable")  # by subscriber, authors first
@@ -183,27 +178,26 @@ class AlertIndex:
                         known.extend(matches)
         return found
 
-    def _numbered(self, kind: Kind, field: str, atoms: dict[Atom, bool]) -> _Entries:
+    def _numbered(self, kind: Kind, field: str, inner: dict[Atom, None]) -> _Entries:
         """Number the distinct entries of a field (parsing each once); all its entries."""
-        get, subscribers = attrgetter(field), self.subscribers
+        get, subscribers, start = attrgetter(field), self.subscribers, len(self.texts)
         texts = list(chain.from_iterable(map(get, subscribers)))
         first: dict[str, int] = {}  # each text's first place among the entries
         places = np.fromiter(map(first.setdefault, texts, count()), np.int64, len(texts))
-        start = len(self.alerts)
-        for text in first:
-            root = Author(parse_follow(text)) if kind == "author" else parse_query(text).root
-            number = AlertNo(len(self.alerts))
-            self.alerts.append(_Alert(kind, text, root))
+        roots = list(map(_follow if kind == "author" else _query, first))
+        self.kinds += [kind] * len(roots)
+        self.texts += first
+        self.roots += roots
+        for number, root in zip(map(AlertNo, range(start, len(self.texts))), roots, strict=True):
             if isinstance(root, (Not, And, Or)):
-                mine: dict[Atom, bool] = {}
-                _walk(root, True, mine)
-                atoms.update(mine)
-                for atom in _needs(root) or mine:
+                mine: dict[Atom, None] = {}
+                for atom in _needs(root, mine) or mine:
                     self.needing[atom].append(number)
+                inner.update(mine)
             else:
                 self.alone[root].append(number)
         alert_at = np.zeros(len(texts), np.int64)
-        alert_at[np.fromiter(first.values(), np.int64, len(first))] = range(start, len(self.alerts))
+        alert_at[np.fromiter(first.values(), np.int64, len(first))] = range(start, len(self.texts))
         counts = np.fromiter(map(len, map(get, subscribers)), np.int64, len(subscribers))
         return _Entries(np.repeat(np.arange(len(subscribers)), counts), alert_at[places])
 
@@ -213,28 +207,31 @@ class AlertIndex:
         return list(map(AlertNo, dict.fromkeys(written)))
 
 
-def _walk(node: Node, positive: bool, found: dict[Atom, bool]) -> None:
-    """Every atom of a tree, in writing order, with whether it occurs not negated."""
-    if isinstance(node, Not):
-        _walk(node.child, not positive, found)
-    elif isinstance(node, (And, Or)):
-        for child in node.children:
-            _walk(child, positive, found)
-    else:
-        found[node] = found.get(node, False) or positive
+def _query(text: str) -> Node:
+    """The tree of a keyword or exclude entry."""
+    return parse_query(text).root
 
 
-def _needs(node: Node) -> list[Atom] | None:
+def _follow(text: str) -> Node:
+    """The atom of an `authors:` entry."""
+    return Author(parse_follow(text))
+
+
+def _needs(node: Node, atoms: dict[Atom, None]) -> list[Atom] | None:
     """Atoms one of which a paper must have for the query to hold: an atom itself, one
     child's of an AND, every child's of an OR; None when this rule says nothing (a NOT).
     A query that does not hold without any of its atoms (`parse_query` rejects the others)
-    needs one of them all."""
-    if isinstance(node, And):
-        return next(filter(None, map(_needs, node.children)), None)
-    if isinstance(node, Or):
-        parts = list(map(_needs, node.children))
-        return None if None in parts else list(chain.from_iterable(filter(None, parts)))
-    return None if isinstance(node, Not) else [node]
+    needs one of them all. Every atom met is put in `atoms`."""
+    if isinstance(node, Not):
+        _needs(node.child, atoms)
+        return None
+    if isinstance(node, (And, Or)):
+        parts = [_needs(child, atoms) for child in node.children]
+        if isinstance(node, And):
+            return next(filter(None, parts), None)
+        return None if None in parts else [atom for part in parts if part for atom in part]
+    atoms[node] = None
+    return [node]
 
 
 def _first_error(subscribers: Sequence[Subscriber]) -> QueryError:
@@ -262,26 +259,26 @@ class _Day:
         for atom, found in self.hits.items():
             alone = index.alone.get(atom, ())
             self.fired.update(dict.fromkeys(alone, found))
-            self._made_alone(found, [a for a in alone if index.alerts[a].kind != "exclude"])
+            self._made_alone(found, [a for a in alone if index.kinds[a] != "exclude"])
             candidates.update(index.needing.get(atom, ()))
         sets, everything = _Sets(self.hits), Papers((1 << len(papers)) - 1)
         for number in candidates:
-            if fired := _holds(index.alerts[number].root, sets, everything):
+            if fired := _holds(index.roots[number], sets, everything):
                 self.fired[number] = papers_in = dict.fromkeys(numbers_in(fired))
-                if index.alerts[number].kind != "exclude":
+                if index.kinds[number] != "exclude":
                     self.made[number] = [(p, self._match(p, (number,))) for p in papers_in]
 
     def _made_alone(self, found: dict[PaperNo, list[Place]], alerts: list[AlertNo]) -> None:
         """The Matches of the alerts that are one atom (what they quote is the same)."""
         if not alerts:
             return
-        made = [(self.made.setdefault(a, []), self.index.alerts[a]) for a in alerts]
+        index = self.index
+        made = [(self.made.setdefault(a, []), index.kinds[a], index.texts[a]) for a in alerts]
         for number, places in found.items():
             terms, score = tuple(dict.fromkeys(map(_quote, places))), _weight(places)
             paper_id = self.papers[number].id
-            for pairs, alert in made:
-                reason = Reason(alert.kind, alert.text, terms)
-                pairs.append((number, Match(paper_id, (reason,), score)))
+            for pairs, kind, text in made:
+                pairs.append((number, Match(paper_id, (Reason(kind, text, terms),), score)))
 
     def _match(self, paper: PaperNo, alerts: Iterable[AlertNo]) -> Match:
         """The Match of these alerts (that fired) for one paper: each one's reason, quoting
@@ -295,17 +292,15 @@ class _Day:
                     places += found
                     key = atom.words if isinstance(atom, Phrase) and atom.field in _TEXT else atom
                     weights[key] = max(weights.get(key, 0.0), _weight(found))
-            alert = self.index.alerts[number]
             terms = tuple(dict.fromkeys(map(_quote, sorted(set(places)))))
-            reasons.append(Reason(alert.kind, alert.text, terms))
+            reasons.append(Reason(self.index.kinds[number], self.index.texts[number], terms))
         return Match(self.papers[paper].id, tuple(reasons), sum(weights.values()))
 
     def _positives(self, number: AlertNo) -> tuple[Atom, ...]:
         """An alert's distinct atoms not under a NOT, in writing order: what it quotes."""
         if number not in self.positives:
-            polarity: dict[Atom, bool] = {}
-            _walk(self.index.alerts[number].root, True, polarity)
-            self.positives[number] = tuple(atom for atom, yes in polarity.items() if yes)
+            found = dict.fromkeys(a for a, positive in atoms(self.index.roots[number]) if positive)
+            self.positives[number] = tuple(found)
         return self.positives[number]
 
     def spread(self) -> dict[str, list[Match]]:
@@ -346,7 +341,7 @@ class _Day:
     def _reach(self, entries: _Entries, lists: Mapping[AlertNo, Sized]) -> tuple[Ints, Ints]:
         """For each entry whose alert has a list, and each item of it: the entry's
         subscriber, and the item's place in the lists laid end to end (in their order)."""
-        starts, counts = np.zeros((2, len(self.index.alerts)), np.int64)
+        starts, counts = np.zeros((2, len(self.index.texts)), np.int64)
         alerts = np.fromiter(lists, np.int64, len(lists))
         counts[alerts] = np.fromiter(map(len, lists.values()), np.int64, len(lists))
         starts[alerts] = np.cumsum(counts[alerts]) - counts[alerts]
@@ -365,8 +360,8 @@ class _Day:
 
     def _excluded(self) -> Ints:
         """The pairs (`pair_keys`) that a subscriber's exclude entry rules out."""
-        alerts = self.index.alerts
-        fired = {a: p for a, p in self.fired.items() if alerts[a].kind == "exclude"}
+        kinds = self.index.kinds
+        fired = {a: p for a, p in self.fired.items() if kinds[a] == "exclude"}
         owners, slots = self._reach(self.index.exclusions, fired)
         papers = np.fromiter(chain.from_iterable(fired.values()), np.int64)[slots]
         return pair_keys(owners, papers, len(self.papers))
