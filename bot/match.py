@@ -52,7 +52,7 @@ from bot.query import (
     QueryError,
     atoms,
     parse_follow,
-    parse_query,
+    parse_tree,
 )
 
 TITLE_WEIGHT, OTHER_WEIGHT = 2.0, 1.0
@@ -184,7 +184,7 @@ class AlertIndex:
         texts = list(chain.from_iterable(map(get, subscribers)))
         first: dict[str, int] = {}  # each text's first place among the entries
         places = np.fromiter(map(first.setdefault, texts, count()), np.int64, len(texts))
-        roots = list(map(_follow if kind == "author" else _query, first))
+        roots = list(map(_follow if kind == "author" else parse_tree, first))
         self.kinds += [kind] * len(roots)
         self.texts += first
         self.roots += roots
@@ -207,11 +207,6 @@ class AlertIndex:
         return list(map(AlertNo, dict.fromkeys(written)))
 
 
-def _query(text: str) -> Node:
-    """The tree of a keyword or exclude entry."""
-    return parse_query(text).root
-
-
 def _follow(text: str) -> Node:
     """The atom of an `authors:` entry."""
     return Author(parse_follow(text))
@@ -220,7 +215,7 @@ def _follow(text: str) -> Node:
 def _needs(node: Node, atoms: dict[Atom, None]) -> list[Atom] | None:
     """Atoms one of which a paper must have for the query to hold: an atom itself, one
     child's of an AND, every child's of an OR; None when this rule says nothing (a NOT).
-    A query that does not hold without any of its atoms (`parse_query` rejects the others)
+    A query that does not hold without any of its atoms (`parse_tree` rejects the others)
     needs one of them all. Every atom met is put in `atoms`."""
     if isinstance(node, Not):
         _needs(node.child, atoms)
@@ -240,7 +235,7 @@ def _first_error(subscribers: Sequence[Subscriber]) -> QueryError:
         for field in ("authors", "keywords", "exclude"):
             for i, text in enumerate(getattr(sub, field)):
                 try:
-                    parse_follow(text) if field == "authors" else parse_query(text)
+                    parse_follow(text) if field == "authors" else parse_tree(text)
                 except QueryError as exc:
                     where = f"subscriber {sub.email}: {field}[{i}]"
                     return QueryError(f"{where}: {exc.message}", exc.column)
