@@ -1,13 +1,12 @@
 """Where a day's papers have the alerts' atoms: for each atom, the papers and the places.
 
 `AtomFinder` is made once per index from every distinct atom; `find` reads each paper
-once. Each title, abstract, organisation and AI keyword is folded once into words
-(`bot.fold`). A dict from a paper word to the phrases that may start there (made when the
-word is first seen; `transform*` is filed under its letters) is read for a whole text in
-C (`map`, `compress`); a phrase of two exact words or more is filed under its second word
-too, one more look-up; the rest is compared word by word. (Bench day: 108,000 patterns
-tried, not 289,000; `find` 0.50-0.55 s CPU, not 0.73-0.89.) A NEAR is two phrases close in
-one section; authors, categories, sources and counts are read from their fields.
+once. Each title, abstract, organisation and AI keyword is folded into words (`bot.fold`),
+all looked up at once (`map`, `compress`) in a dict of the phrases that may start at a
+word (`transform*` filed under its letters); a phrase of two exact words is filed under
+its second one there, one more look-up; the rest is compared word by word. (Bench day:
+108,000 patterns tried, not 289,000; `find` 0.50-0.55 s CPU, not 0.73-0.89.) A NEAR is two
+phrases close in one section; authors, categories, sources and counts come from fields.
 
 A *place* is where a paper has an atom: (section, entry, first word, end word, the words
 as the paper writes them). Sections go in reading order (`TITLE` ... `TAGS`); an entry is
@@ -49,14 +48,13 @@ class _Pattern(NamedTuple):
     phrases: dict[int, list[Phrase]]  # by section
 
 
-#: the patterns that may start at a word: those filed under it (its own, its prefixes'),
-#: and those of two exact words by their second one
 _Start = tuple[tuple[_Pattern, ...], dict[str, list[_Pattern]]]
 
 
 class _Starting(dict[str, _Start | None]):
-    """A paper word → the patterns that may start there (None: none), worked out when the
-    word is first seen."""
+    """A paper word → the patterns that may start there, or None: those filed under it (its
+    own, its prefixes'), and those of two exact words by their second one; worked out when
+    the word is first seen."""
 
     def __init__(self, finder: AtomFinder) -> None:
         self.by_first, self.by_stem, self.pairs = finder.by_first, finder.by_stem, finder.pairs
@@ -82,7 +80,7 @@ class AtomFinder:
         self.by_stem: dict[str, list[_Pattern]] = defaultdict(list)  # a first word's prefix
         self.pairs: dict[str, dict[str, list[_Pattern]]] = {}  # two exact words: 1st → 2nd →
         self._nears: list[Near] = []
-        # followed names by (surname, first given name or ""), and by surname
+        # followed names by surname and first given name ("" for none), and by surname
         self._follows: dict[tuple[str, str], list[Author]] = defaultdict(list)
         self._surnames: dict[str, list[Author]] = defaultdict(list)
         self._authors: dict[str, list[Author]] = {}  # a paper author → followed names
@@ -218,9 +216,8 @@ def close(firsts: list[Place], seconds: list[Place], distance: int) -> list[Plac
         starts, size = [b[2] for b in near], near[0][3] - near[0][2]
         for a in (a for a in firsts if a[:2] == entry):
             after = near[bisect_left(starts, a[3]) : bisect_right(starts, a[3] + distance)]
-            before = near[
-                bisect_left(starts, a[2] - distance - size) : bisect_right(starts, a[2] - size)
-            ]
+            low = a[2] - size  # the start of one that ends right before `a`
+            before = near[bisect_left(starts, low - distance) : bisect_right(starts, low)]
             if after or before:
                 found.update((a, *after, *before))
     return sorted(found)

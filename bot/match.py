@@ -8,20 +8,19 @@ An *alert* is one distinct (kind, text) — `keyword: neural collapse`, `author:
 
 1. atoms: `bot.hits.AtomFinder` reads each paper once and gives, for every atom, the
    papers that have it and where (the places a reason quotes);
-2. alerts: a set of papers is a Python int, one bit per paper (`Papers`), so AND, OR and
-   NOT over the whole day are one operation each. An alert that is one atom fires on its
-   atom's papers; a boolean alert's tree is evaluated over its atoms' sets, but only on a
-   day with one of the atoms it needs (`_needs`: 28,000 of 62,000 on the bench day);
+2. alerts: an alert of one atom fires on its atom's papers. A boolean one is evaluated
+   only on a day with an atom it needs (`_needs`: 28,000 of 62,000 on the bench day), over
+   sets of papers kept as Python ints, a bit per paper (`Papers`): AND, OR, NOT over the
+   whole day are one operation each;
 3. Matches: one per (alert, paper) that fired, shared by all the alert's subscribers;
 4. subscribers (`_Day.spread`): every (subscriber, paper) pair their fired alerts reach,
    gated by `categories` and `exclude`, sorted, and cut into one list each; a paper that
    two of a subscriber's alerts reached gets one Match of both. The one step in numpy:
    measured, 0.5-0.6 s where the same in Python took 0.9-1.5 s (1.2 million pairs a day).
 
-Scoring (`Match.score`): each distinct term that fired counts once — a phrase or NEAR
-2.0 when found in the title, else 1.0; any other term 1.0. A phrase is one term whichever
-of title/abstract it is scoped to. `rank` orders a digest: followed authors first, then
-score, then votes.
+Scoring (`Match.score`): each distinct term that fired counts once — a phrase or NEAR 2.0
+when found in the title, else 1.0 (a phrase is one term whichever of title/abstract it is
+scoped to); any other 1.0. `rank` orders a digest: followed authors, score, then votes.
 """
 
 from __future__ import annotations
@@ -38,22 +37,11 @@ from typing import Literal, NamedTuple, NewType
 import numpy as np
 import numpy.typing as npt
 
+from bot.errors import QueryError
 from bot.fold import fold_label
 from bot.hits import TITLE, AtomFinder, Hits, PaperNo, Place
 from bot.models import Match, Paper, Reason, Subscriber
-from bot.query import (
-    And,
-    Atom,
-    Author,
-    Node,
-    Not,
-    Or,
-    Phrase,
-    QueryError,
-    atoms,
-    parse_follow,
-    parse_tree,
-)
+from bot.query import And, Atom, Author, Node, Not, Or, Phrase, atoms, parse_follow, parse_tree
 
 TITLE_WEIGHT, OTHER_WEIGHT = 2.0, 1.0
 _BULK = 200_000  # allocations that make a piece of work "bulk" (see _collector_paused)
@@ -84,8 +72,7 @@ def papers_of(numbers: Iterable[PaperNo]) -> Papers:
 
 def pair_keys(subscribers: Ints, papers: Ints, day: int) -> Ints:
     """One number per (subscriber, paper) of a `day`-paper day, sorting by subscriber first."""
-    keys: Ints = subscribers * day + papers
-    return keys
+    return subscribers * day + papers
 
 
 def pair_of(key: int, day: int) -> tuple[SubscriberNo, PaperNo]:
@@ -110,9 +97,8 @@ def _admits(wanted: Iterable[str], categories: Iterable[str]) -> bool:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around bulk work that makes no reference cycles:
-    it would walk millions of new objects again and again. What is left (the index, the
-    matches) has no cycles and is moved out of its sight (`gc.freeze`)."""
+    """Pause the cyclic garbage collector around bulk work that makes no cycles (it would walk
+    millions of new objects again and again); what is left is moved out of sight (freeze)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -130,20 +116,18 @@ class AlertIndex:
     def __init__(self, subscribers: Sequence[Subscriber]) -> None:
         """Use `AlertIndex.build`."""
         self.subscribers = tuple(subscribers)
-        self.kinds: list[Kind] = []  # by alert number: its reasons' kind and text, its tree
-        self.texts: list[str] = []
-        self.roots: list[Node] = []
+        # by alert number: the kind and text its reasons name, its tree
+        self.kinds, self.texts, self.roots = list[Kind](), list[str](), list[Node]()
         self.alone: dict[Atom, list[AlertNo]] = defaultdict(list)  # alerts of one atom
         self.needing: dict[Atom, list[AlertNo]] = defaultdict(list)  # the others: `_needs`
         inner: dict[Atom, None] = {}  # the atoms of the others
-        entries = {kind: self._numbered(kind, field, inner) for kind, field in _FIELDS.items()}
+        of = {kind: self._numbered(kind, field, inner) for kind, field in _FIELDS.items()}
         self.finder = AtomFinder(chain(self.alone, inner))
-        both = zip(entries["author"], entries["keyword"], strict=True)
-        owners, alerts = (np.concatenate(pair) for pair in both)
+        owners, alerts = map(np.concatenate, zip(of["author"], of["keyword"], strict=True))
         order = np.argsort(owners, kind="stable")  # by subscriber, authors first
         self.entries = _Entries(owners[order], alerts[order])
         self.starts = np.searchsorted(self.entries.owners, np.arange(len(subscribers) + 1))
-        self.exclusions = entries["exclude"]
+        self.exclusions = of["exclude"]
         self.restricts = list(dict.fromkeys(s.categories for s in subscribers if s.categories))
         row = {categories: n for n, categories in enumerate(self.restricts)}
         rows = (row[s.categories] if s.categories else -1 for s in subscribers)
@@ -151,11 +135,9 @@ class AlertIndex:
 
     @classmethod
     def build(cls, subscribers: Sequence[Subscriber]) -> AlertIndex:
-        """Parse every subscriber's keywords, authors and exclude entries into one index.
-
-        Raises `QueryError` naming the subscriber and entry when an alert does not parse,
-        and `ValueError` when two subscribers share an email.
-        """
+        """Parse every subscriber's keywords, authors and exclude entries into one index;
+        a `QueryError` names the subscriber and entry that does not parse, a `ValueError`
+        says two subscribers share an email."""
         if len({s.email for s in subscribers}) != len(subscribers):
             raise ValueError("two subscribers share an email address")
         with _collector_paused():
@@ -184,7 +166,10 @@ class AlertIndex:
         texts = list(chain.from_iterable(map(get, subscribers)))
         first: dict[str, int] = {}  # each text's first place among the entries
         places = np.fromiter(map(first.setdefault, texts, count()), np.int64, len(texts))
-        roots = list(map(_follow if kind == "author" else parse_tree, first))
+        if kind == "author":
+            roots: list[Node] = [Author(parse_follow(text)) for text in first]
+        else:
+            roots = list(map(parse_tree, first))
         self.kinds += [kind] * len(roots)
         self.texts += first
         self.roots += roots
@@ -201,22 +186,11 @@ class AlertIndex:
         counts = np.fromiter(map(len, map(get, subscribers)), np.int64, len(subscribers))
         return _Entries(np.repeat(np.arange(len(subscribers)), counts), alert_at[places])
 
-    def alerts_of(self, owner: SubscriberNo) -> list[AlertNo]:
-        """A subscriber's alerts in their order, authors first, each once."""
-        written = self.entries.alerts[self.starts[owner] : self.starts[owner + 1]].tolist()
-        return list(map(AlertNo, dict.fromkeys(written)))
-
-
-def _follow(text: str) -> Node:
-    """The atom of an `authors:` entry."""
-    return Author(parse_follow(text))
-
 
 def _needs(node: Node, atoms: dict[Atom, None]) -> list[Atom] | None:
     """Atoms one of which a paper must have for the query to hold: an atom itself, one
-    child's of an AND, every child's of an OR; None when this rule says nothing (a NOT).
-    A query that does not hold without any of its atoms (`parse_tree` rejects the others)
-    needs one of them all. Every atom met is put in `atoms`."""
+    child's of an AND, every child's of an OR; None when this rule says nothing (a NOT):
+    then any of its atoms (`parse_tree` rejects the others). Puts each atom met in `atoms`."""
     if isinstance(node, Not):
         _needs(node.child, atoms)
         return None
@@ -254,19 +228,18 @@ class _Day:
         for atom, found in self.hits.items():
             alone = index.alone.get(atom, ())
             self.fired.update(dict.fromkeys(alone, found))
-            self._made_alone(found, [a for a in alone if index.kinds[a] != "exclude"])
+            if keywords := [a for a in alone if index.kinds[a] != "exclude"]:  # or follows
+                self._made_alone(found, keywords)
             candidates.update(index.needing.get(atom, ()))
-        sets, everything = _Sets(self.hits), Papers((1 << len(papers)) - 1)
+        sets, everything = dict[Atom, Papers](), Papers((1 << len(papers)) - 1)
         for number in candidates:
-            if fired := _holds(index.roots[number], sets, everything):
+            if fired := _holds(index.roots[number], self.hits, sets, everything):
                 self.fired[number] = papers_in = dict.fromkeys(numbers_in(fired))
                 if index.kinds[number] != "exclude":
                     self.made[number] = [(p, self._match(p, (number,))) for p in papers_in]
 
     def _made_alone(self, found: dict[PaperNo, list[Place]], alerts: list[AlertNo]) -> None:
         """The Matches of the alerts that are one atom (what they quote is the same)."""
-        if not alerts:
-            return
         index = self.index
         made = [(self.made.setdefault(a, []), index.kinds[a], index.texts[a]) for a in alerts]
         for number, places in found.items():
@@ -301,23 +274,22 @@ class _Day:
     def spread(self) -> dict[str, list[Match]]:
         """Each subscriber's Matches in paper order, by email (in numpy: see the module)."""
         pairs = list(chain.from_iterable(self.made.values()))  # alert after alert
-        if not pairs:
-            return {}
         keys, slots = self._reached(pairs)
+        written, starts = self.index.entries.alerts, self.index.starts  # authors first
         found = np.fromiter(map(_match, pairs), dtype=object, count=len(pairs))[slots]
         again = np.flatnonzero(keys[1:] == keys[:-1]) + 1
         for at in np.setdiff1d(again - 1, again).tolist():  # one Match of the alerts there
             owner, paper = pair_of(int(keys[at]), len(self.papers))
-            alerts = self.index.alerts_of(owner)
+            alerts = dict.fromkeys(written[starts[owner] : starts[owner + 1]].tolist())
             reached = [a for a in alerts if a in self.made and paper in self.fired[a]]
             found[at] = self._match(paper, reached)
         found, keys = np.delete(found, again), np.delete(keys, again)
         owners = keys // len(self.papers)  # the subscribers (see `pair_of`)
-        if not len(owners):  # all gated out
+        if not len(owners):  # none, or all gated out
             return {}
-        starts = np.flatnonzero(np.diff(owners, prepend=-1)).tolist()
+        firsts = np.flatnonzero(np.diff(owners, prepend=-1)).tolist()
         listed, emails = found.tolist(), [s.email for s in self.index.subscribers]
-        cuts = zip(owners[starts].tolist(), starts, [*starts[1:], len(listed)], strict=True)
+        cuts = zip(owners[firsts].tolist(), firsts, [*firsts[1:], len(listed)], strict=True)
         return {emails[owner]: listed[start:end] for owner, start, end in cuts}
 
     def _reached(self, pairs: list[tuple[PaperNo, Match]]) -> tuple[Ints, Ints]:
@@ -355,8 +327,7 @@ class _Day:
 
     def _excluded(self) -> Ints:
         """The pairs (`pair_keys`) that a subscriber's exclude entry rules out."""
-        kinds = self.index.kinds
-        fired = {a: p for a, p in self.fired.items() if kinds[a] == "exclude"}
+        fired = {a: p for a, p in self.fired.items() if self.index.kinds[a] == "exclude"}
         owners, slots = self._reach(self.index.exclusions, fired)
         papers = np.fromiter(chain.from_iterable(fired.values()), np.int64)[slots]
         return pair_keys(owners, papers, len(self.papers))
@@ -367,41 +338,29 @@ def _weight(places: list[Place]) -> float:
     return TITLE_WEIGHT if places and places[0][0] == TITLE else OTHER_WEIGHT
 
 
-class _Sets(dict[Atom, Papers]):
-    """Each atom's papers as a set, made when a boolean alert first asks for it."""
-
-    def __init__(self, hits: Hits) -> None:
-        self.hits = hits
-
-    def __missing__(self, atom: Atom) -> Papers:
-        self[atom] = found = papers_of(self.hits.get(atom, ()))
-        return found
-
-
-def _holds(node: Node, sets: Mapping[Atom, Papers], everything: Papers) -> Papers:
-    """The papers where a query holds, given each atom's papers."""
+def _holds(node: Node, hits: Hits, sets: dict[Atom, Papers], everything: Papers) -> Papers:
+    """The papers where a query holds, given each atom's (`sets`: each atom's made once)."""
     if isinstance(node, Not):
-        return Papers(everything & ~_holds(node.child, sets, everything))
+        return Papers(everything & ~_holds(node.child, hits, sets, everything))
     if isinstance(node, And):
         found = everything
         for child in node.children:
-            if not (found := Papers(found & _holds(child, sets, everything))):
+            if not (found := Papers(found & _holds(child, hits, sets, everything))):
                 break
         return found
     if isinstance(node, Or):
         found = Papers(0)
         for child in node.children:
-            found = Papers(found | _holds(child, sets, everything))
+            found = Papers(found | _holds(child, hits, sets, everything))
         return found
-    return sets[node]
+    if (known := sets.get(node)) is None:
+        known = sets[node] = papers_of(hits.get(node, ()))
+    return known
 
 
 def release_freed_memory() -> None:
-    """Give the memory freed by a large match back to the system (glibc's `malloc_trim`).
-
-    The C allocator keeps freed memory for reuse; once the index and a day's matches are
-    gone, the process would otherwise stay a few hundred MB larger while it sends.
-    """
+    """Give the memory freed by a large match back to the system (glibc's `malloc_trim`):
+    else the process would stay a few hundred MB larger while it sends."""
     with suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
