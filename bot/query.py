@@ -24,10 +24,12 @@ alone would match nearly every paper, so it is rejected (use `exclude:` for that
 
 To add a field: a scope name in `SCOPES` (and the lexer's list), the atom it makes in
 `_term`, then where the index and the reference evaluator find that atom in a paper.
+(Over 500 lines: tree, lexer and parser are one definition, read together.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,12 +56,28 @@ MAX_NESTING = 32
 # ------------------------------------------------------------------------------- tree
 
 
+# Phrases and authors, the commonest atoms, keep their hash (made once, with the atom):
+# the index looks atoms up some 1.5 million times to build and match a bench day, and
+# hashing their words each time (strings all over memory) cost 0.1-0.25 s of it (best of
+# 8-12 runs each). Pickled by their fields: another process hashes strings differently.
+
+
 @dataclass(frozen=True, slots=True)
 class Phrase:
     """Consecutive folded words in `field`; a word ending in `*` is a prefix."""
 
     words: tuple[str, ...]
     field: PhraseField = "text"
+    hashed: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hashed", hash((self.words, self.field)))
+
+    def __hash__(self) -> int:
+        return self.hashed
+
+    def __reduce__(self) -> tuple[type[Phrase], tuple[tuple[str, ...], PhraseField]]:
+        return Phrase, (self.words, self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +94,16 @@ class Author:
     """A paper author designated by this name (see `bot.fold.same_author`)."""
 
     key: AuthorKey
+    hashed: int = dataclasses.field(init=False, repr=False, compare=False)  # see Phrase
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hashed", hash(self.key))
+
+    def __hash__(self) -> int:
+        return self.hashed
+
+    def __reduce__(self) -> tuple[type[Author], tuple[AuthorKey]]:
+        return Author, (self.key,)
 
 
 @dataclass(frozen=True, slots=True)
