@@ -165,6 +165,30 @@ def test_author_category_source_and_votes_terms_count_one_each() -> None:
 # ------------------------------------------------------------------------ what fires
 
 
+@pytest.mark.parametrize(
+    ("keyword", "terms"),
+    [
+        ("neural", ("Neural", "neural")),  # each spelling once
+        ("neural collapse", ("Neural collapse",)),  # looked up by its two words
+        ("neural collapse nets", ("Neural collapse nets",)),  # the third compared
+        ("neural collapse deep", ()),
+        ("neural coll*", ("Neural collapse", "neural collapses")),  # a prefix second
+        ("neur* collapse", ("Neural collapse",)),  # a prefix first
+        ("collapses neural", ("collapses; neural",)),  # ends the text
+        ("neural deep", ()),  # the text ends after its first word
+        ("neural nets", ()),
+    ],
+)
+def test_phrases_sharing_a_first_word_are_each_found_only_where_all_their_words_are(
+    keyword: str, terms: tuple[str, ...]
+) -> None:
+    paper = Paper("p1", "Neural collapse nets", abstract="Deep neural collapses; neural")
+
+    found = matched([Subscriber(ADA, keywords=(keyword,))], [paper]).get(ADA, [])
+
+    assert tuple(t for m in found for r in m.reasons for t in r.terms) == terms
+
+
 def test_phrases_match_whole_words_only() -> None:
     papers = [
         Paper("organ", "An organ atlas", abstract="Organization of organs"),
