@@ -24,16 +24,14 @@ alone would match nearly every paper, so it is rejected (use `exclude:` for that
 
 To add a field: a scope name in `SCOPES` (and the lexer's list), the atom it makes in
 `_term`, then where the index and the reference evaluator find that atom in a paper.
-
-About 500 lines on purpose: the tree, the lexer, the parser and their error messages are
-the language's one definition, read together.
+(Over 500 lines: tree, lexer and parser are one definition, read together.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from sys import intern
@@ -58,12 +56,28 @@ MAX_NESTING = 32
 # ------------------------------------------------------------------------------- tree
 
 
+# Phrases and authors, the commonest atoms, keep their hash (made once, with the atom):
+# the index looks atoms up some 1.5 million times to build and match a bench day, and
+# hashing their words each time (strings all over memory) cost 0.1-0.25 s of it (best of
+# 8-12 runs each). Pickled by their fields: another process hashes strings differently.
+
+
 @dataclass(frozen=True, slots=True)
 class Phrase:
     """Consecutive folded words in `field`; a word ending in `*` is a prefix."""
 
     words: tuple[str, ...]
     field: PhraseField = "text"
+    hashed: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hashed", hash((self.words, self.field)))
+
+    def __hash__(self) -> int:
+        return self.hashed
+
+    def __reduce__(self) -> tuple[type[Phrase], tuple[tuple[str, ...], PhraseField]]:
+        return Phrase, (self.words, self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +94,16 @@ class Author:
     """A paper author designated by this name (see `bot.text.fold.same_author`)."""
 
     key: AuthorKey
+    hashed: int = dataclasses.field(init=False, repr=False, compare=False)  # see Phrase
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hashed", hash(self.key))
+
+    def __hash__(self) -> int:
+        return self.hashed
+
+    def __reduce__(self) -> tuple[type[Author], tuple[AuthorKey]]:
+        return Author, (self.key,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +298,8 @@ def _whole(digits: str, largest: int) -> bool:
 class _Parser:
     """Recursive descent over the tokens: or → and → unary (NOT, NEAR) → primary."""
 
+    __slots__ = ("depth", "lexed", "pos", "text", "tokens")
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.lexed = _LEX.findall(text)
@@ -281,16 +307,13 @@ class _Parser:
         self.pos = 0
         self.depth = 0
 
-    @contextmanager
-    def _nested(self, token: _Token) -> Iterator[None]:
-        """One level deeper (a group, a NOT) at `token`; too deep is a QueryError there."""
+    def _deeper(self, token: _Token) -> None:
+        """One level deeper (a group, a NOT) at `token`; too deep is a QueryError there. The
+        caller steps back up (not in a `finally`: an error ends the parse; a context manager
+        cost 1.5 µs of a boolean query's 11)."""
         if self.depth == MAX_NESTING:
             raise self.fail(f"nested more than {MAX_NESTING} levels deep", token)
         self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
 
     def fail(self, message: str, token: _Token) -> QueryError:
         """The error to raise about this token."""
@@ -349,8 +372,10 @@ class _Parser:
             raise self.fail(f"expected a term after '{_spelled(after)}'", after)
         if kind in ("neg", "NOT"):
             self.pos += 1
-            with self._nested(token):
-                return Not(self.parse_unary(scope, token))
+            self._deeper(token)
+            node: Node = Not(self.parse_unary(scope, token))
+            self.depth -= 1
+            return node
         first = self.parse_primary(scope)
         if self.tokens[self.pos][0] != "near":
             return first
@@ -375,8 +400,10 @@ class _Parser:
             except _Invalid as exc:  # the error is at the term's first token
                 raise self.fail(str(exc), token) from None
         if kind == "(":
-            with self._nested(token):
-                return self._group(token, scope)
+            self._deeper(token)
+            node = self._group(token, scope)
+            self.depth -= 1
+            return node
         if kind in (")", "end"):
             raise self.fail("unbalanced parenthesis", token)
         if kind == "scope":
@@ -479,12 +506,18 @@ def _phrase_words(raw: str, quoted: bool) -> tuple[str, ...]:
 
 def parse_query(text: str) -> Query:
     """Parse one keyword or exclude entry; raise `QueryError` (message, 1-based column)."""
+    return Query(text, parse_tree(text))
+
+
+def parse_tree(text: str) -> Node:
+    """`parse_query`'s tree alone (the index keeps no `Query`: with `_Parser`'s slots, the
+    bench's keywords parse in 1.29-1.33 s CPU, not 1.46-1.51)."""
     root = _Parser(text).parse()
     if isinstance(root, (Not, And, Or)) and _true_without_terms(root):
         raise QueryError(
             "the query matches papers without any of its terms: add one not negated", 1
         )
-    return Query(text, root)
+    return root
 
 
 def _true_without_terms(node: Node) -> bool:

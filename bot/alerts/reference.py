@@ -6,8 +6,11 @@ author follows, labels and counts, the `categories` restriction, `exclude`, reas
 (authors first, then keywords, in the subscriber's order; terms as the paper writes them,
 in reading order) and the score. Each pair (subscriber, paper) is decided on its own.
 
-Two things only keep it fast enough to check a whole benchmark day: a paper is folded
-once (`PaperView`), with each word's positions, and what it answers for an atom is kept.
+Three things only keep it fast enough to check a whole benchmark day: a paper is folded
+once (`PaperView`), with each word's positions; what it answers for an atom is kept; and
+so is whether an alert holds on it, by the alert's kind and text (many subscribers write
+the same alert: measured at 100,000 subscribers, 52-60,000 pairs a second instead of
+40-45,000).
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class PaperView:
         }
         self.authors = [author_key(name) for name in paper.authors]
         self.known: dict[Atom, list[_Found] | None] = {}
+        self.fired: dict[str, bool] = {}  # by an alert's kind and text: see `fires`
 
     def places(self, atom: Atom) -> list[_Found] | None:
         """Where the paper satisfies the atom (maybe nowhere in particular), or None."""
@@ -138,6 +142,12 @@ class PaperView:
         else:
             return [] if _counted(self.paper, atom) else None
         return found or None
+
+    def fires(self, alert: str, root: Node) -> bool:
+        """Does this alert (`kind: text`, its tree `root`) hold here? Kept: one text is one tree."""
+        if (known := self.fired.get(alert)) is None:
+            known = self.fired[alert] = self.holds(root)
+        return known
 
     def holds(self, node: Node) -> bool:
         """Evaluate a query tree on this paper."""
@@ -211,17 +221,20 @@ class _Alerts:
         self.alerts += [
             ("keyword", t, parse_query(t).root) for t in dict.fromkeys(subscriber.keywords)
         ]
-        self.excludes = [parse_query(text).root for text in subscriber.exclude]
+        self.excludes = [(f"exclude: {t}", parse_query(t).root) for t in subscriber.exclude]
+        self.keys = [f"{kind}: {text}" for kind, text, _ in self.alerts]  # see PaperView.fires
 
     def match(self, view: PaperView) -> Match | None:
         """The subscriber's Match for this paper, or None if no alert fires."""
         categories = self.subscriber.categories
         if categories and not _in_categories(view.paper, categories):
             return None
-        if any(view.holds(root) for root in self.excludes):
+        if any(view.fires(key, root) for key, root in self.excludes):
             return None
         fired = [
-            _fired(view, kind, text, root) for kind, text, root in self.alerts if view.holds(root)
+            _fired(view, kind, text, root)
+            for (kind, text, root), key in zip(self.alerts, self.keys, strict=True)
+            if view.fires(key, root)
         ]
         if not fired:
             return None

@@ -166,6 +166,30 @@ def test_author_category_source_and_votes_terms_count_one_each() -> None:
 # ------------------------------------------------------------------------ what fires
 
 
+@pytest.mark.parametrize(
+    ("keyword", "terms"),
+    [
+        ("neural", ("Neural", "neural")),  # each spelling once
+        ("neural collapse", ("Neural collapse",)),  # looked up by its two words
+        ("neural collapse nets", ("Neural collapse nets",)),  # the third compared
+        ("neural collapse deep", ()),
+        ("neural coll*", ("Neural collapse", "neural collapses")),  # a prefix second
+        ("neur* collapse", ("Neural collapse",)),  # a prefix first
+        ("collapses neural", ("collapses; neural",)),  # ends the text
+        ("neural deep", ()),  # the text ends after its first word
+        ("neural nets", ()),
+    ],
+)
+def test_phrases_sharing_a_first_word_are_each_found_only_where_all_their_words_are(
+    keyword: str, terms: tuple[str, ...]
+) -> None:
+    paper = Paper("p1", "Neural collapse nets", abstract="Deep neural collapses; neural")
+
+    found = matched([Subscriber(ADA, keywords=(keyword,))], [paper]).get(ADA, [])
+
+    assert tuple(t for m in found for r in m.reasons for t in r.terms) == terms
+
+
 def test_phrases_match_whole_words_only() -> None:
     papers = [
         Paper("organ", "An organ atlas", abstract="Organization of organs"),
@@ -181,6 +205,30 @@ def test_a_plain_list_of_keywords_means_any_of_them() -> None:
     sub = Subscriber(ADA, keywords=("grokking", "neural collapse"))
 
     assert ids(matched([sub], papers), ADA) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("grokking AND (collapse OR NOT survey)", ["both", "grok"]),  # needs grokking
+        ("(grokking OR collapse) -survey", ["both", "grok", "collapse"]),  # either
+        ("NOT (NOT grokking OR NOT collapse)", ["both"]),  # no rule: needs any of its atoms
+        ("NOT NOT collapse", ["both", "collapse"]),
+    ],
+)
+def test_a_boolean_alert_is_evaluated_on_every_day_with_an_atom_it_needs(
+    query: str, expected: list[str]
+) -> None:
+    papers = [
+        Paper("both", "Grokking and collapse"),
+        Paper("grok", "Grokking"),
+        Paper("collapse", "Collapse"),
+        Paper("survey", "A survey"),
+    ]
+    index = AlertIndex.build([Subscriber(ADA, keywords=(query,))])
+
+    assert [p.id for p in papers if index.match([p])] == expected, "each paper a day alone"
+    assert ids(index.match(papers), ADA) == expected
 
 
 def test_field_scopes_look_only_in_that_field() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +335,25 @@ def test_atoms_lists_every_atom_with_its_polarity() -> None:
         (C, True),
         (Author(AuthorKey("lajoie")), True),
     ]
+
+
+def test_atoms_pickled_in_another_process_are_found_in_this_ones_dicts() -> None:
+    # Phrases and authors keep their hash, and strings hash differently in each process.
+    text = "neural collapse OR author:Lajoie OR category:cs.LG"
+    code = "import pickle, sys; from bot.alerts.query import parse_tree; " + (
+        f"sys.stdout.buffer.write(pickle.dumps(parse_tree({text!r})))"
+    )
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=env, timeout=60, check=True
+    )
+    here = dict(atoms(parse_query(text).root))
+
+    unpickled = [atom for atom, _ in atoms(pickle.loads(child.stdout))]
+
+    assert len(unpickled) == 3
+    assert all(atom in here for atom in unpickled)
 
 
 @pytest.mark.parametrize(
