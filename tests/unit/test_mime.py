@@ -13,6 +13,7 @@ import pytest
 from bot.mail.mime import RenderedDigest, build_message
 from bot.mail.render import render_digest
 from bot.models import Digest, DigestEntry, Paper, Reason, Subscriber
+from tests.mailparse import body, message_of
 
 
 def one_paper() -> Digest:
@@ -29,26 +30,6 @@ def one_paper() -> Digest:
     )
     entry = DigestEntry(paper, (Reason("keyword", "neural collapse"),))
     return Digest(Subscriber("ada@example.org"), (entry,), "<d1@example.org>")
-
-
-def message_of(rendered: RenderedDigest, **headers: str) -> EmailMessage:
-    """The built message, serialized and parsed back as a mail client would."""
-    options = {
-        "sender": "paperbot <bot@example.org>",
-        "recipient": "ada@example.org",
-        "message_id": "<d1@example.org>",
-    } | headers
-    raw = build_message(rendered, **options).as_bytes()  # type: ignore[arg-type]
-    parsed = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
-def body(message: EmailMessage, subtype: str) -> str:
-    """The decoded text/<subtype> part (with the CRLFs of the wire made newlines)."""
-    part = message.get_body(preferencelist=(subtype,))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")
 
 
 def test_message_headers_and_parts() -> None:

@@ -7,7 +7,6 @@ import html as html_lib
 import re
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bot.mail.mime import MAX_HTML_BYTES, RenderedDigest, build_message, html_wi
 from bot.mail.render import render_digest
 from bot.mail.views import TITLE_CHARS
 from bot.models import Digest, DigestEntry, Link, Match, Paper, Reason, Subscriber
+from tests.mailparse import body, message_of
 
 #: a real arXiv listing (every archive, 2024-11-28): 243 papers with their real abstracts
 ARXIV_DAY = (
@@ -63,26 +63,6 @@ def digest(*entries: DigestEntry, omitted: int = 0, email: str = "ada@example.or
 def entry(p: Paper, *reasons: Reason) -> DigestEntry:
     """A digest entry that matched `neural collapse` unless told otherwise."""
     return DigestEntry(p, reasons or (keyword("neural collapse"),))
-
-
-def message_of(rendered: RenderedDigest, **headers: str) -> EmailMessage:
-    """The built message, serialized and parsed back as a mail client would."""
-    options = {
-        "sender": "paperbot <bot@example.org>",
-        "recipient": "ada@example.org",
-        "message_id": "<d1@example.org>",
-    } | headers
-    raw = build_message(rendered, **options).as_bytes()  # type: ignore[arg-type]
-    parsed = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
-def body(message: EmailMessage, subtype: str) -> str:
-    """The decoded text/<subtype> part (with the CRLFs of the wire made newlines)."""
-    part = message.get_body(preferencelist=(subtype,))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")
 
 
 MARK = re.compile(r"<mark[^>]*>(.*?)</mark>")
