@@ -1,0 +1,1 @@
+"""Learned recommendations beside exact alerts: seeds, feedback, the text model."""
