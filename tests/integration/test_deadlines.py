@@ -282,4 +282,6 @@ def test_a_configured_host_interval_spaces_a_sources_pages(
     starts = sorted(r.time for r in http_server.requests)
     assert len(starts) == 3
     spacing = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert all(gap >= 0.35 for gap in spacing), spacing
+    # unlisted, loopback pages come milliseconds apart; the margin is for a loaded machine,
+    # where the server may note one arrival late and the next on time
+    assert all(gap >= 0.2 for gap in spacing), spacing
