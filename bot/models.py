@@ -24,6 +24,14 @@ FetchStatus = Literal["ok", "empty", "not_modified", "error", "broken"]
 #: one run: all well, some source or send failed (`partial`), every source failed
 #: (`failed`), or stopped by a signal (`interrupted`)
 RunStatus = Literal["ok", "partial", "failed", "interrupted"]
+#: what a subscriber said of a paper through a digest's links
+Verdict = Literal["more", "less"]
+#: a seed looked up outside the store: found (with its text) or not known there
+SeedStatus = Literal["found", "unknown"]
+#: the reason kind of a paper recommended by the learned model rather than matched by an alert
+RECOMMENDED = "recommended"
+#: papers recommended per digest unless a subscriber says otherwise (`recommend:`)
+DEFAULT_RECOMMEND = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,7 @@ MAX_PAPERS = 100
 class Subscriber:
     """A subscriber, their alerts and their cadence, as the pipeline sees them (config or web).
 
+    `likes` and `recommend` drive the "Recommended for you" section (bot.recommend);
     `send_at`/`timezone` None mean "whenever a run finds something" and the config's zone;
     `weekday` (0 = Monday) matters only for `frequency == "weekly"`.
     """
@@ -137,6 +146,10 @@ class Subscriber:
     timezone: str | None = None
     origin: Origin = "config"
     status: SubscriberStatus = "active"
+    #: seed papers they like, as seed keys (see `bot.recommend.seeds.Seed.key`)
+    likes: tuple[str, ...] = ()
+    #: how many recommended papers a digest may hold (0: none)
+    recommend: int = DEFAULT_RECOMMEND
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +171,24 @@ class DigestEntry:
 
     paper: Paper
     reasons: tuple[Reason, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A subscriber's "more like this" or "less like this" on a paper, and when."""
+
+    paper_id: str
+    verdict: Verdict
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPaper:
+    """A seed looked up outside the store (the arXiv API): its text, or that none was found."""
+
+    key: str
+    status: SeedStatus
+    title: str = ""
+    abstract: str = ""
+    categories: tuple[str, ...] = ()
+    looked_up: datetime | None = None

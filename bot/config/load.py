@@ -29,6 +29,7 @@ from bot.config.wiring import dkim_signer
 from bot.errors import ConfigError
 from bot.ingest.sources import KINDS
 from bot.models import MAX_PAPERS, Subscriber
+from bot.recommend.seeds import parse_seed
 from bot.timing.cadence import parse_weekday
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +99,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         subscribers=subscribers,
         scheduling=settings.scheduling,
         alerts=settings.alerts,
+        recommendations=settings.recommendations,
     )
 
 
@@ -254,24 +256,39 @@ def _subscribers(settings: ConfigFile) -> tuple[Subscriber, ...]:
             raise ConfigError(f"{where}.email", f"duplicate subscriber {sub.email!r}")
         seen.add(sub.email.lower())
         _check_queries(sub, where)
-        result.append(_subscriber(sub, settings))
+        result.append(_subscriber(sub, settings, where))
     return tuple(result)
 
 
-def _subscriber(sub: SubscriberSettings, settings: ConfigFile) -> Subscriber:
+def _subscriber(sub: SubscriberSettings, settings: ConfigFile, where: str) -> Subscriber:
     """The Subscriber a config entry describes: its fields as written (lists as tuples), named
     as in the model, and the top level's defaults where it gives none."""
     given: dict[str, Any] = {
         name: tuple(value) if isinstance(value, list) else value
         for name, value in dict(sub).items()
+        if name != "like"
     }
     given.update(
+        likes=_likes(sub, where),
+        recommend=settings.recommend if sub.recommend is None else sub.recommend,
         max_papers=_capped_max_papers(sub.max_papers, settings.max_papers),
         frequency=sub.frequency or settings.frequency,
         weekday=parse_weekday(sub.weekday or settings.weekday),
         send_at=sub.send_at or settings.send_at,
     )
     return Subscriber(**given)
+
+
+def _likes(sub: SubscriberSettings, where: str) -> tuple[str, ...]:
+    """The seed keys of a subscriber's `like:` entries, each once, in the file's order."""
+    keys: dict[str, None] = {}
+    for index, text in enumerate(sub.like):
+        seed = parse_seed(text)
+        if seed is None:
+            problem = f"{SHORT_REPR.repr(text)} is not an arXiv id, arXiv link, DOI or doi.org link"
+            raise ConfigError(f"{where}.like[{index}]", problem)
+        keys.setdefault(seed.key)
+    return tuple(keys)
 
 
 def _capped_max_papers(own: int | None, default: int) -> int:

@@ -17,12 +17,13 @@ from bot.config.checks import (
     check_email,
     check_header_address,
     check_header_text,
+    check_url,
     is_host,
     rate_per_second,
 )
 from bot.ingest.sources import SourceOptions
 from bot.ingest.sources.base import MAX_DEADLINE
-from bot.models import MAX_PAPERS, Frequency, Subscriber
+from bot.models import DEFAULT_RECOMMEND, MAX_PAPERS, Frequency, Subscriber
 from bot.timing.schedule import check_cron
 
 DEFAULT_CONFIG = Path("config/paperbot.yaml")
@@ -35,6 +36,8 @@ MAX_SMTP_TIMEOUT, MAX_MESSAGE_DEADLINE = 600.0, 3600.0
 MAX_STORE_WAIT, MAX_MISFIRE_GRACE = 3600.0, 7 * 86400.0
 #: counts compared in the store: within SQLite's integers, far above any sensible value
 MAX_COUNT = 1000
+#: the most `like:` entries one subscriber may have (a library export is a few hundred)
+MAX_LIKES = 1000
 
 
 class _Strict(BaseModel):
@@ -197,6 +200,8 @@ class SubscriberSettings(_Strict):
     weekday: str | None = None
     send_at: str | None = None
     timezone: str | None = None
+    like: list[str] = Field([], max_length=MAX_LIKES)
+    recommend: int | None = Field(None, ge=0, le=MAX_PAPERS)
 
     @field_validator("email")
     @classmethod
@@ -251,6 +256,26 @@ class AlertSettings(_Strict):
     )
 
 
+class RecommendationSettings(_Strict):
+    """Where seeds the store does not have are looked up, and how long that may take."""
+
+    lookup_url: str = Field(
+        "https://export.arxiv.org/api/query",
+        description="the arXiv API's query URL (a mirror, or a local server in tests)",
+    )
+    lookup_deadline: float = Field(
+        60.0,
+        gt=0,
+        le=MAX_DEADLINE,
+        description="seconds all of one run's seed lookups may take",
+    )
+
+    @field_validator("lookup_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        return check_url(value)
+
+
 class ConfigFile(_Strict):
     """The top level of the config file, sources left raw for per-kind validation."""
 
@@ -266,9 +291,16 @@ class ConfigFile(_Strict):
         ge=1,
         description=f"papers a digest holds (at most {MAX_PAPERS}); the rest are listed",
     )
+    recommend: int = Field(
+        DEFAULT_RECOMMEND,
+        ge=0,
+        le=MAX_PAPERS,
+        description="recommended papers a digest holds for subscribers with seeds or feedback",
+    )
     frequency: Frequency = "daily"
     weekday: str = "monday"
     send_at: str | None = None
+    recommendations: RecommendationSettings = RecommendationSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
     alerts: AlertSettings = AlertSettings()
     fetch: FetchSettings = FetchSettings()
@@ -328,6 +360,9 @@ class Config:
     subscribers: tuple[Subscriber, ...]
     scheduling: SchedulingSettings = dataclass_field(default_factory=SchedulingSettings)
     alerts: AlertSettings = dataclass_field(default_factory=AlertSettings)
+    recommendations: RecommendationSettings = dataclass_field(
+        default_factory=RecommendationSettings
+    )
 
 
 def config_path(cli_value: str | None) -> Path:

@@ -37,6 +37,27 @@ class Seed:
     kind: SeedKind
     value: str
 
+    @property
+    def key(self) -> str:
+        """How the seed is kept (`Subscriber.likes`): `2411.01234`, `doi:10.1/x`, `title:Text`."""
+        return self.value if self.kind == "arxiv" else f"{self.kind}:{self.value}"
+
+
+#: the most a title seed keeps: a longer one is not a title
+MAX_TITLE_LENGTH = 500
+
+
+def seed_from_key(key: str) -> Seed | None:
+    """The seed a stored key names (see `Seed.key`), or None when it names none."""
+    if key.startswith("title:"):
+        title = _SPACE.sub(" ", key[len("title:") :]).strip()
+        return Seed("title", title) if 0 < len(title) <= MAX_TITLE_LENGTH else None
+    if key.startswith("doi:"):
+        doi = doi_from(key[len("doi:") :])
+        return Seed("doi", doi) if doi is not None else None
+    arxiv = arxiv_id_from(key)
+    return Seed("arxiv", arxiv) if arxiv is not None and arxiv == key else None
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -112,7 +133,7 @@ def _entry_seed(fields: _Fields) -> Seed | None:
     for name, value in fields:
         if name in _TITLE_FIELDS:
             title = _clean_title(value)
-            if title:
+            if 0 < len(title) <= MAX_TITLE_LENGTH:
                 return Seed("title", title)
     return None
 

@@ -111,6 +111,20 @@ class Papers:
                 result[paper.id] = paper
         return result
 
+    def find_seed_papers(self, keys: Iterable[str]) -> dict[str, Paper]:
+        """The stored papers these seed keys name (`2411.01234`, `doi:10.1/x`, `title:Text`),
+        by key; a key the store has no paper for is left out."""
+        found: dict[str, Paper] = {}
+        for key in dict.fromkeys(keys):
+            where, value = _seed_lookup(key)
+            row = self.db.execute(
+                f"SELECT {PAPER.select()} FROM papers WHERE {where} ORDER BY first_seen LIMIT 1",
+                (value,),
+            ).fetchone()
+            if row is not None:
+                found[key] = PAPER.read(row)
+        return found
+
     def to_match(self) -> list[Paper]:
         """Papers recorded (or enriched) whose matches are not committed yet.
 
@@ -226,13 +240,13 @@ class Papers:
         )
 
     def _move_references(self, old_id: str, new_id: str) -> None:
-        """What points at `old_id` (sources, titles, matches) now points at `new_id`.
+        """What points at `old_id` (sources, titles, feedback, matches) now points at `new_id`.
 
         A subscriber matched under both ids keeps one match: the one already delivered
         (or in a digest being sent) before one still waiting, else the older. A pending
         digest left without any paper by this is dropped, never sent empty.
         """
-        for table in ("paper_sources", "paper_titles"):
+        for table in ("paper_sources", "paper_titles", "feedback"):
             self.db.execute(
                 f"UPDATE OR IGNORE {table} SET paper_id = ? WHERE paper_id = ?", (new_id, old_id)
             )
@@ -253,6 +267,16 @@ class Papers:
                 " AND NOT EXISTS (SELECT 1 FROM matches WHERE digest_id = ?)",
                 (digest_id, digest_id),
             )
+
+
+def _seed_lookup(key: str) -> tuple[str, str]:
+    """The WHERE clause and its value that find a seed key's paper."""
+    if key.startswith("doi:"):
+        return "doi = ?", key[len("doi:") :]
+    if key.startswith("title:"):
+        title = key[len("title:") :]
+        return "id IN (SELECT paper_id FROM paper_titles WHERE title_key = ?)", title_key(title)
+    return "arxiv_id = ?", key
 
 
 def _row(paper: Paper, now: datetime) -> tuple[Any, ...]:

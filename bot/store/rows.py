@@ -50,6 +50,16 @@ def _json_tuple(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+def strings_json(values: Sequence[str]) -> str:
+    """A list of strings as stored: JSON text."""
+    return _to_json(list(values))
+
+
+def strings_of(text: str) -> tuple[str, ...]:
+    """A stored list of strings back."""
+    return _json_tuple(text)
+
+
 def _links_json(links: Sequence[Link]) -> str:
     return _to_json([[link.label, link.url] for link in links])
 

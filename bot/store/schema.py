@@ -165,6 +165,25 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Recommendations: seeds and their count per subscriber, feedback, looked-up seeds."""
+    db.executescript(
+        """
+        ALTER TABLE subscribers ADD COLUMN likes TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE subscribers ADD COLUMN recommend INTEGER NOT NULL DEFAULT 5;
+        CREATE TABLE feedback (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+            paper_id TEXT NOT NULL, verdict TEXT NOT NULL, at TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, paper_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE seed_papers (
+            key TEXT PRIMARY KEY, status TEXT NOT NULL, title TEXT NOT NULL,
+            abstract TEXT NOT NULL, categories TEXT NOT NULL, looked_up TEXT
+        ) WITHOUT ROWID;
+        """
+    )
+
+
 #: schema migrations, in order; the store's version is how many have run.
 #: Append only: a migration that has shipped is never edited.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
@@ -177,5 +196,6 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_7,
     _migration_8,
     _migration_9,
+    _migration_10,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@
     store.subscribers.active()            # subscribers: config file and web sign-ups
     store.matches.add(found)              # matches: the "never twice" ledger
     store.outbox.pending_batches()        # outbox: digests, pending until the server accepts
+    store.feedback / store.seed_papers    # recommendations: "more/less like this", seeds
     store.bounces / store.health / store.notices / store.ratelimit
     store.close()
 
@@ -22,6 +23,7 @@ from types import TracebackType
 from bot.models import RunStatus
 from bot.store.bounces import Bounce, Bounces
 from bot.store.database import Database
+from bot.store.feedback import FeedbackTable
 from bot.store.file import BUSY_TIMEOUT
 from bot.store.health import Health, SourceHealth
 from bot.store.matches import Matches
@@ -29,6 +31,7 @@ from bot.store.notices import Notices
 from bot.store.outbox import Outbox
 from bot.store.papers import Papers
 from bot.store.ratelimit import RateLimit
+from bot.store.seedpapers import SeedPapers
 from bot.store.subscribers import Subscribers
 
 
@@ -71,6 +74,8 @@ class Store:
         self.health = Health(db)
         self.notices = Notices(db)
         self.ratelimit = RateLimit(db)
+        self.feedback = FeedbackTable(db)
+        self.seed_papers = SeedPapers(db)
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> Store:

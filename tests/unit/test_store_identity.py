@@ -285,6 +285,10 @@ def test_a_store_from_before_title_keys_finds_papers_by_their_title(tmp_path: Pa
     store.papers.record("lab", listings()["lab"], now=T0)
     # what a store of the previous schema looks like: no table of titles
     store.db.execute("DROP TABLE paper_titles")
+    for later in ("DROP TABLE feedback", "DROP TABLE seed_papers"):  # migration 10's
+        store.db.execute(later)
+    for column in ("likes", "recommend"):
+        store.db.execute(f"ALTER TABLE subscribers DROP COLUMN {column}")
     store.db.execute(f"PRAGMA user_version = {MIGRATIONS.index(_migration_8)}")
     store.close()
 

@@ -1,0 +1,54 @@
+"""Seed papers looked up outside the store (the arXiv API), kept so each is asked for once.
+
+They never go into `papers`: a seed is usually an old paper, and what is in `papers` is
+matched against everyone's alerts and mailed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+from bot.models import SeedPaper, SeedStatus
+from bot.store.database import Database
+from bot.store.rows import from_iso, iso, marks, strings_json, strings_of
+
+_CHUNK = 500
+
+
+class SeedPapers:
+    """The `seed_papers` table: a seed key → what the lookup found (or that it found none)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, keys: Iterable[str]) -> dict[str, SeedPaper]:
+        """The looked-up seeds among these keys, by key."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, SeedPaper] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = self.db.execute(
+                "SELECT key, status, title, abstract, categories, looked_up FROM seed_papers"
+                f" WHERE key IN ({marks(len(chunk))})",
+                chunk,
+            )
+            for key, status, title, abstract, categories, looked_up in rows:
+                found[key] = SeedPaper(
+                    key,
+                    cast(SeedStatus, status),
+                    title,
+                    abstract,
+                    strings_of(categories),
+                    from_iso(looked_up),
+                )
+        return found
+
+    def save(self, seed_papers: Sequence[SeedPaper]) -> None:
+        """Keep what these lookups found, replacing earlier answers for the same keys."""
+        rows = [
+            (s.key, s.status, s.title, s.abstract, strings_json(s.categories), iso(s.looked_up))
+            for s in seed_papers
+        ]
+        with self.db.transaction():
+            self.db.executemany(f"INSERT OR REPLACE INTO seed_papers VALUES ({marks(6)})", rows)
