@@ -1,5 +1,7 @@
-"""Signed tokens for the links in mail (confirm, manage, unsubscribe).
+"""Signed tokens for the links in mail (confirm, manage, unsubscribe, feedback).
 
+A digest's "more/less like this" links carry its manage token (signed once per digest, not
+once per paper: a digest of 50 papers has 100 of them) and the paper's id.
 A token names its purpose, the subscriber's address and their token version; bumping the
 version (on unsubscribe) makes every earlier manage/unsubscribe link invalid at once.
 The secret comes from the environment (`PAPERBOT_SECRET_KEY`), never from the config file.
@@ -79,3 +81,12 @@ def _token_data(payload: object) -> TokenData | None:
 def link(base_url: str, path: str, token: str) -> str:
     """An absolute link on the web app: `{base_url}/{path}/{token}`."""
     return f"{base_url.rstrip('/')}/{path.strip('/')}/{quote(token, safe='')}"
+
+
+#: the web app's path of "more/less like this": `/feedback/<manage token>/<verdict>/<paper id>`
+FEEDBACK_PATH = "feedback"
+
+
+def feedback_link(base_url: str, manage_token: str, verdict: str, paper_id: str) -> str:
+    """The "more like this" (`verdict` more) or "less like this" (less) link of a paper."""
+    return f"{link(base_url, FEEDBACK_PATH, manage_token)}/{verdict}/{quote(paper_id, safe='')}"
