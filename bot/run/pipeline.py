@@ -29,6 +29,7 @@ from bot.config.wiring import (
 from bot.errors import FetchError, ParseError, StoreError
 from bot.ingest.fetch import HOST_INTERVALS as HOST_INTERVALS  # where the source tests look
 from bot.ingest.fetch import Deadline, Fetcher, user_agent_for
+from bot.ingest.lookup import LookupReport, look_up_seeds
 from bot.ingest.sources import FetchWindow, get_kind
 from bot.ingest.sources.checks import clean_text
 from bot.mail.deliver import DeliveryReport, deliver, skip_pending
@@ -160,8 +161,11 @@ async def fetch_all(
     now: datetime,
     specs: Sequence[SourceSpec] | None = None,
     progress: Progress = NO_PROGRESS,
+    *,
+    look_up: bool = False,
 ) -> list[SourceOutcome]:
-    """Fetch these sources (default: every one) concurrently through one polite client."""
+    """Fetch these sources (default: every one) concurrently through one polite client;
+    with `look_up`, the seeds the store does not know too (stored, never raising)."""
     specs = config.sources if specs is None else specs
 
     async def one(fetcher: Fetcher, spec: SourceSpec) -> SourceOutcome:
@@ -171,19 +175,40 @@ async def fetch_all(
 
     progress.start("fetch", len(specs))
     try:
-        async with Fetcher(
-            user_agent=user_agent_for(config.contact),
-            timeout=config.fetch.timeout,
-            retries=config.fetch.retries,
-            backoff=config.fetch.backoff,
-            max_bytes=config.fetch.max_bytes,
-            max_retry_after=config.fetch.max_retry_after,
-            host_intervals=config.fetch.hosts,
-            default_interval=config.fetch.default_interval,
-        ) as fetcher:
-            return list(await asyncio.gather(*(one(fetcher, spec) for spec in specs)))
+        async with make_fetcher(config) as fetcher:
+            fetched = asyncio.gather(*(one(fetcher, spec) for spec in specs))
+            if not look_up:
+                return list(await fetched)
+            # the seeds go through the same fetcher: export.arxiv.org's interval holds for both
+            outcomes, _ = await asyncio.gather(fetched, look_up_liked(config, store, fetcher))
+            return list(outcomes)
     finally:
         progress.finish("fetch")
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    """The one polite HTTP client of a run, as the config sets it."""
+    return Fetcher(
+        user_agent=user_agent_for(config.contact),
+        timeout=config.fetch.timeout,
+        retries=config.fetch.retries,
+        backoff=config.fetch.backoff,
+        max_bytes=config.fetch.max_bytes,
+        max_retry_after=config.fetch.max_retry_after,
+        host_intervals=config.fetch.hosts,
+        default_interval=config.fetch.default_interval,
+    )
+
+
+async def look_up_liked(config: Config, store: Store, fetcher: Fetcher) -> LookupReport:
+    """Look up the seeds of active subscribers who want recommendations (see bot.ingest.lookup)."""
+    keys = [key for s in store.subscribers.active() if s.recommend > 0 for key in s.likes]
+    if not keys:
+        return LookupReport()
+    settings = config.recommendations
+    return await look_up_seeds(
+        fetcher, store, keys, url=settings.lookup_url, deadline=settings.lookup_deadline
+    )
 
 
 # --- record + match -----------------------------------------------------------------------
@@ -367,7 +392,7 @@ async def fetch_stage(
     shutdown = shutdown or Shutdown()
     try:
         with shutdown.cancellable():
-            outcomes = await fetch_all(config, store, now, specs, progress)
+            outcomes = await fetch_all(config, store, now, specs, progress, look_up=True)
     except asyncio.CancelledError:
         if not shutdown.requested:
             raise
