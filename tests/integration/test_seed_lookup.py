@@ -65,10 +65,12 @@ def test_arxiv_seeds_are_looked_up_once_found_or_unknown(
         found = got["2201.13452"]
         assert found.status == "found"
         assert found.title.startswith("Asymptotic Analysis for a Nonlinear Reaction-Diffusion")
-        assert "cholera" in found.abstract and found.categories[0] == "math.AP"
+        assert "cholera" in found.abstract
+        assert found.categories[0] == "math.AP"
         assert {got[k].status for k in ("2201.13453", "2201.13454", "2201.13455")} == {"unknown"}
         asked = http_server.requests_to("/api/query")
-        assert len(asked) == 1 and sorted(ids_of(asked[0])) == sorted(keys)
+        assert len(asked) == 1
+        assert sorted(ids_of(asked[0])) == sorted(keys)
         assert look_up(store, http_server, keys) == LookupReport()
         assert len(http_server.requests_to("/api/query")) == 1, "what is known is not asked again"
 
@@ -78,7 +80,8 @@ def test_old_style_ids_are_looked_up(tmp_path: Path, http_server: LocalHTTPServe
     with Store.open(tmp_path / "p.db") as store:
         look_up(store, http_server, ["astro-ph/0601001"])
         seed = store.seed_papers.get(["astro-ph/0601001"])["astro-ph/0601001"]
-        assert seed.status == "found" and seed.title.startswith("Frequency of Hot Jupiters")
+        assert seed.status == "found"
+        assert seed.title.startswith("Frequency of Hot Jupiters")
 
 
 def test_seeds_in_the_store_dois_and_titles_are_not_asked_for(
@@ -93,7 +96,8 @@ def test_seeds_in_the_store_dois_and_titles_are_not_asked_for(
         assert http_server.requests_to("/api/query") == []
         assert (report.found, report.unknown) == (0, 2)
         got = store.seed_papers.get(keys)
-        assert set(got) == set(keys[1:]) and {s.status for s in got.values()} == {"unknown"}
+        assert set(got) == set(keys[1:])
+        assert {s.status for s in got.values()} == {"unknown"}
 
 
 def test_many_seeds_go_in_batches(tmp_path: Path, http_server: LocalHTTPServer) -> None:
@@ -126,9 +130,11 @@ def test_a_failed_lookup_stores_nothing_warns_once_and_is_tried_again(
     keys = ["2201.13452", "2201.13453", "2201.13454", "2201.13455"]
     with Store.open(tmp_path / "p.db") as store, caplog.at_level(logging.WARNING):
         report = look_up(store, http_server, keys, deadline=0.5)
-        assert report.failed and store.seed_papers.get(keys) == {}
+        assert report.failed
+        assert store.seed_papers.get(keys) == {}
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert len(warnings) == 1 and "seed lookup" in warnings[0].getMessage()
+        assert len(warnings) == 1
+        assert "seed lookup" in warnings[0].getMessage()
         http_server.handle("/api/query", serve_captures)
         look_up(store, http_server, keys)
         assert store.seed_papers.get(keys)["2201.13452"].status == "found"
