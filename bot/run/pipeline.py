@@ -34,10 +34,11 @@ from bot.ingest.sources import FetchWindow, get_kind
 from bot.ingest.sources.checks import clean_text
 from bot.mail.deliver import DeliveryReport, deliver, skip_pending
 from bot.mail.senders import OutboxSender, Sender
-from bot.models import FetchStatus, Paper, RunStatus, Validators
+from bot.models import FetchStatus, Match, Paper, RunStatus, Subscriber, Validators
 from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
+from bot.run.recommending import recommendations
 from bot.run.shutdown import GuardedSender, Shutdown
 from bot.store.health import FetchRecord
 from bot.store.rows import utcnow
@@ -283,10 +284,28 @@ def match_pending(store: Store) -> int:
 
 
 def _match(store: Store, papers: list[Paper]) -> int:
-    """Build the index, match, store the matches (all freed on return)."""
-    index = AlertIndex.build(store.subscribers.active())
-    found = index.match(papers)
+    """Build the index, match, recommend, store both in one commit (all freed on return)."""
+    subscribers = store.subscribers.active()
+    found = AlertIndex.build(subscribers).match(papers)
+    for email, recommended in _recommended(store, subscribers, papers, found).items():
+        found[email] = [*found.get(email, ()), *recommended]
     return store.matches.add(found, matched=[p.id for p in papers])
+
+
+def _recommended(
+    store: Store, subscribers: list[Subscriber], papers: list[Paper], found: dict[str, list[Match]]
+) -> dict[str, list[Match]]:
+    """The recommend stage's matches; none, with one error line, when it fails (a bug there
+    must not cost anyone their alert matches)."""
+    try:
+        return recommendations(store, subscribers, papers, found)
+    except StoreError:
+        raise
+    except Exception as exc:
+        log.debug("recommendations failed", exc_info=True)
+        problem = clean_text(f"{type(exc).__name__}: {exc}")[:300]
+        log.error("recommendations: %s; this batch is matched without them", problem)
+        return {}
 
 
 # --- deliver: see bot/mail/deliver.py ---------------------------------------------------------

@@ -142,6 +142,13 @@ class Papers:
         )
         return [PAPER.read(row) for row in rows]
 
+    def newest_texts(self, limit: int) -> list[tuple[str, str]]:
+        """(title, abstract) of the `limit` papers first seen last, newest first."""
+        rows = self.db.execute(
+            "SELECT title, abstract FROM papers ORDER BY first_seen DESC, id LIMIT ?", (limit,)
+        )
+        return [(title, abstract) for title, abstract in rows]
+
     def fingerprint(self, since: datetime) -> tuple[int, str | None]:
         """(count, latest update) of the papers first seen since `since`: it changes whenever
         one of them is added, merged or re-keyed, so a copy in memory can be reused until then."""
