@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from bot.mail.abstracts import abstract_lines
 from bot.mail.caches import CACHES
 from bot.mail.display import plain_text, safe_url, shorten
+from bot.mail.links import feedback_link
 from bot.mail.mime import MAX_HTML_BYTES, EncodedBody, RenderedDigest
 from bot.mail.pieces import RUN_CACHE, EntryParts, abstract_html, cut_piece, entry_pieces
 from bot.mail.templates import (
+    FEEDBACK_MARK,
     HTML_TEMPLATE,
     TEXT_TEMPLATE,
+    feedback_pieces,
     html_document,
     inline_fragment,
     render_block,
@@ -56,12 +59,15 @@ def render_digest(
     manage_url: str | None = None,
     unsubscribe_url: str | None = None,
     matches_url: str | None = None,
+    feedback: Feedback | None = None,
 ) -> RenderedDigest:
     """Render a digest's subject, text part and HTML part (CSS inlined, within MAX_HTML_BYTES).
 
-    Both parts show the same papers with the same (whole or cut) abstracts. `matches_url`
-    is the subscriber's page of recent matches, where papers left out can be seen; without
-    it their titles are listed in the digest, as many as fit.
+    Both parts show the same papers with the same (whole or cut) abstracts: the alerts'
+    matches, then "Recommended for you". `matches_url` is the subscriber's page of recent
+    matches, where papers left out can be seen; without it their titles are listed in the
+    digest, as many as fit. With `feedback` (the web app's base URL and the digest's manage
+    token) every paper has its "more/less like this" links.
     """
     frame = _Frame(
         digest,
@@ -70,18 +76,46 @@ def render_digest(
         safe_url(unsubscribe_url),
         safe_url(matches_url),
     )
-    pieces = [entry_pieces(entry) for entry in digest.entries]
+    entries = (*digest.entries, *digest.recommended)
+    links = [_feedback_links(feedback, entry.paper.id) for entry in entries]
+    pieces = [_linked(entry_pieces(e), fb) for e, fb in zip(entries, links, strict=True)]
     context = frame.context(len(pieces))
     body = EncodedBody.of(html_document([html for _, html in pieces], context))
     texts = [text for text, _ in pieces]
     if body.wire_size > MAX_HTML_BYTES:
-        parts = [EntryParts.of(entry) for entry in digest.entries]
-        count, limit, body = _fit(frame, parts, [html for _, html in pieces])
+        parts = [EntryParts.of(entry) for entry in entries]
+        count, limit, body = _fit(frame, parts, [html for _, html in pieces], links)
         context = frame.context(count)
-        texts = [cut_piece(part, limit)[0] for part in parts[:count]]
+        texts = [
+            _linked(cut_piece(part, limit), fb)[0]
+            for part, fb in zip(parts[:count], links, strict=False)
+        ]
     text = text_document(texts, context)
     # the HTML's body as measured goes with it: building the message encodes it no more
     return RenderedDigest(str(context["subject"]), text, body.text, html_body=body)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Where a digest's "more/less like this" links go: the web app, the digest's token."""
+
+    base_url: str
+    manage_token: str
+
+
+def _feedback_links(feedback: Feedback | None, paper_id: str) -> tuple[str, str]:
+    """A paper's "more/less like this" links in this digest: (text, HTML), or empty."""
+    if feedback is None:
+        return "", ""
+    base, token = feedback.base_url, feedback.manage_token
+    return feedback_pieces(
+        feedback_link(base, token, "more", paper_id), feedback_link(base, token, "less", paper_id)
+    )
+
+
+def _linked(piece: tuple[str, str], links: tuple[str, str]) -> tuple[str, str]:
+    """A paper's (text, HTML) pieces with its feedback links where its mark is."""
+    return piece[0].replace(FEEDBACK_MARK, links[0]), piece[1].replace(FEEDBACK_MARK, links[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +131,16 @@ class _Frame:
 
     @property
     def total(self) -> int:
-        """Papers matched: shown and left out."""
+        """Papers matched by alerts: shown and left out."""
         return len(self.digest.entries) + self.digest.omitted
 
-    def context(self, shown: int) -> dict[str, object]:
-        """The templates' values when the first `shown` papers are in the digest."""
+    def context(self, kept: int) -> dict[str, object]:
+        """The templates' values when the first `kept` papers are in the digest: the alerts'
+        matches first, then the recommended ones (the first the size budget drops)."""
         subscriber = self.digest.subscriber
-        heading = _heading(shown, self.total)
+        shown = min(kept, len(self.digest.entries))
+        recommended = kept - shown
+        heading = _heading(shown, self.total, recommended)
         omitted = self.total - shown
         listed: tuple[tuple[str, str], ...] = ()
         if omitted and self.matches_url is None:
@@ -124,13 +161,20 @@ class _Frame:
             "leftout_text": "".join(text for _, text in listed),
             "unlisted": omitted - len(listed),
             "config_origin": subscriber.origin == "config",
+            "alert_count": shown,
+            "recommended_count": recommended,
         }
 
 
-def _heading(shown: int, total: int) -> str:
-    """`3 new papers matching your alerts`, or `50 of 139 new papers ...` when capped."""
+def _heading(shown: int, total: int, recommended: int = 0) -> str:
+    """`3 new papers matching your alerts`, or `50 of 139 new papers ...` when capped;
+    `, 2 recommended` after it, or `2 recommended papers` alone."""
+    liked = f"{recommended} recommended"
+    if not total:
+        return f"{liked} {'paper' if recommended == 1 else 'papers'}"
     count = f"{shown} of {total}" if total > shown else str(shown)
-    return f"{count} new {'paper' if total == 1 else 'papers'} matching your alerts"
+    matched = f"{count} new {'paper' if total == 1 else 'papers'} matching your alerts"
+    return f"{matched}, {liked}" if recommended else matched
 
 
 @CACHES.memo(maxsize=RUN_CACHE)
@@ -198,7 +242,10 @@ def _line_bytes(abstract: str, terms: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _fit(
-    frame: _Frame, parts: Sequence[EntryParts], wholes: Sequence[str]
+    frame: _Frame,
+    parts: Sequence[EntryParts],
+    wholes: Sequence[str],
+    links: Sequence[tuple[str, str]],
 ) -> tuple[int, int | None, EncodedBody]:
     """(papers kept, abstract cut, HTML body) of a digest whose whole abstracts do not fit.
 
@@ -211,20 +258,25 @@ def _fit(
     count, size, body = len(parts), 0, EncodedBody.of("")
     for _ in range(6):
         count, limit = _plan(frame, estimates, target)
-        body = _html_body([cut_piece(p, limit)[1] for p in parts[:count]], frame.context(count))
+        body = _html_body(_cut_html(parts[:count], limit, links), frame.context(count))
         size = body.wire_size
         if size <= MAX_HTML_BYTES:
             return count, limit, body
         target -= size - MAX_HTML_BYTES + 256
     while count > 1:  # the estimates keep missing: fewer papers until it fits
         count -= 1
-        body = _html_body(
-            [cut_piece(p, ABSTRACT_FLOOR)[1] for p in parts[:count]], frame.context(count)
-        )
+        body = _html_body(_cut_html(parts[:count], ABSTRACT_FLOOR, links), frame.context(count))
         if body.wire_size <= MAX_HTML_BYTES:
             return count, ABSTRACT_FLOOR, body
     log.warning("the digest for %s is %d bytes of HTML", frame.digest.subscriber.email, size)
     return count, ABSTRACT_FLOOR, body
+
+
+def _cut_html(
+    parts: Sequence[EntryParts], limit: int | None, links: Sequence[tuple[str, str]]
+) -> list[str]:
+    """The HTML pieces of these entries with abstracts cut to `limit`, links in."""
+    return [_linked(cut_piece(p, limit), fb)[1] for p, fb in zip(parts, links, strict=False)]
 
 
 def _html_body(papers: Sequence[str], context: dict[str, object]) -> EncodedBody:

@@ -38,6 +38,12 @@ _SLOT = re.compile(rf"pb_{_NONCE}_([a-z0-9]+)_")
 
 #: what an abstract is in a paper's piece: none, whole, or cut (ending with a link to it)
 ABSTRACT_NONE, ABSTRACT_WHOLE, ABSTRACT_CUT = 0, 1, 2
+#: what a paper's piece says of why it is there: nothing, "Matched <alerts>", or the
+#: recommendation's why ("Like “<title>” — shared words: ...")
+WHY_NONE, WHY_MATCHED, WHY_RECOMMENDED = 0, 1, 2
+#: where a digest's "more/less like this" links go in every paper's piece (both parts),
+#: filled per digest (`feedback_pieces`); not a slot: the pieces are cached across digests
+FEEDBACK_MARK = f"pb_{_NONCE}_FEEDBACK"
 
 
 @functools.cache
@@ -153,28 +159,28 @@ def abstract_state(cut: Cut) -> int:
     return ABSTRACT_CUT if cut.cut else ABSTRACT_WHOLE if cut.kept else ABSTRACT_NONE
 
 
-#: skeletons of papers' pieces, by paper and (has reasons, abstract state)
+#: skeletons of papers' pieces, by paper and (why, abstract state)
 _HTML_SKELETONS: PaperTable[Skeleton] = CACHES.paper_table(16384)
 _TEXT_SKELETONS: PaperTable[Skeleton] = CACHES.paper_table(16384)
 
 
-def html_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def html_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """The skeleton of a paper's HTML piece (slots: title, authors, why, abstract)."""
-    variant = (has_reasons, abstract)
+    variant = (why, abstract)
     return _HTML_SKELETONS.get(paper, variant) or _HTML_SKELETONS.put(
-        paper, variant, _new_html_skeleton(paper, has_reasons, abstract)
+        paper, variant, _new_html_skeleton(paper, why, abstract)
     )
 
 
-def text_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def text_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """The skeleton of a paper's text piece (slots: authors, why, abstract)."""
-    variant = (has_reasons, abstract)
+    variant = (why, abstract)
     return _TEXT_SKELETONS.get(paper, variant) or _TEXT_SKELETONS.put(
-        paper, variant, _new_text_skeleton(paper, has_reasons, abstract)
+        paper, variant, _new_text_skeleton(paper, why, abstract)
     )
 
 
-def _skeleton_view(paper: Paper, has_reasons: bool, abstract: int) -> EntryView:
+def _skeleton_view(paper: Paper, why: int, abstract: int) -> EntryView:
     """The paper's view with slots for what depends on the digest's reasons and size."""
     view = entry_view(DigestEntry(paper, ()))
     return replace(
@@ -182,43 +188,68 @@ def _skeleton_view(paper: Paper, has_reasons: bool, abstract: int) -> EntryView:
         title_html=Markup(_slot("title")),
         authors=_slot("authors") if paper.authors else "",
         authors_html=Markup(_slot("authors")),
-        reasons=(_slot("why1"), _slot("why2")) if has_reasons else (),
+        reasons=(_slot("why1"), _slot("why2")) if why else (),
         abstract=_slot("abstract") if abstract else "",
     )
 
 
-def _new_html_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def _new_html_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """A paper's HTML piece rendered with slots, its CSS inlined, cut at the slots."""
-    view = _skeleton_view(paper, has_reasons, abstract)
+    view = _skeleton_view(paper, why, abstract)
     html = render_block(
         HTML_TEMPLATE,
         "paper",
         e=view,
         abstract=Markup(_slot("abstract")) if abstract else Markup(""),
         cut=abstract == ABSTRACT_CUT,
+        recommended=why == WHY_RECOMMENDED,
+        feedback=FEEDBACK_MARK,
+    )
+    return Skeleton.of(inline_fragment(html), _piece_slots(paper, why, abstract, title=True))
+
+
+def _new_text_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
+    """A paper's text piece rendered with slots, cut at the slots; its feedback mark last."""
+    view = _skeleton_view(paper, why, abstract)
+    text = render_block(
+        TEXT_TEMPLATE,
+        "paper",
+        e=view,
+        cut=abstract == ABSTRACT_CUT,
+        recommended=why == WHY_RECOMMENDED,
     )
     return Skeleton.of(
-        inline_fragment(html), _piece_slots(paper, has_reasons, abstract, title=True)
+        text.rstrip("\n") + "\n" + FEEDBACK_MARK,
+        _piece_slots(paper, why, abstract, title=False),
     )
 
 
-def _new_text_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
-    """A paper's text piece rendered with slots, cut at the slots."""
-    view = _skeleton_view(paper, has_reasons, abstract)
-    text = render_block(TEXT_TEMPLATE, "paper", e=view, cut=abstract == ABSTRACT_CUT)
-    return Skeleton.of(
-        text.rstrip("\n") + "\n", _piece_slots(paper, has_reasons, abstract, title=False)
-    )
-
-
-def _piece_slots(paper: Paper, has_reasons: bool, abstract: int, *, title: bool) -> list[str]:
+def _piece_slots(paper: Paper, why: int, abstract: int, *, title: bool) -> list[str]:
     """The slots a paper's skeleton must have."""
     return [
         *(["title"] if title else []),
         *(["authors"] if paper.authors else []),
-        *(["why"] if has_reasons else []),
+        *(["why"] if why else []),
         *(["abstract"] if abstract else []),
     ]
+
+
+@CACHES.memo(maxsize=1)
+def _feedback_skeletons() -> tuple[Skeleton, Skeleton]:
+    """The (text, HTML) skeletons of an entry's "more/less like this" links (built once)."""
+    slots = {"more": _slot("more"), "less": _slot("less")}
+    text = render_block(TEXT_TEMPLATE, "feedback", **slots)
+    html = inline_fragment(render_block(HTML_TEMPLATE, "feedback", **slots))
+    return Skeleton.of(text, slots), Skeleton.of(html, slots)
+
+
+def feedback_pieces(more: str, less: str) -> tuple[str, str]:
+    """An entry's "more/less like this" links with these URLs: (text, HTML), each ending
+    its own lines, to put where the entry's FEEDBACK_MARK is."""
+    text, html = _feedback_skeletons()
+    values = {"more": more, "less": less}
+    escaped = {"more": str(escape(more)), "less": str(escape(less))}
+    return text.fill(values), "\n" + html.fill(escaped).strip("\n") + "\n"
 
 
 # --- the document around the papers -------------------------------------------------------------
@@ -228,7 +259,9 @@ def html_document(papers: Sequence[str], context: dict[str, object]) -> str:
     """The document around the papers, from a skeleton inlined once per kind of digest."""
     skeleton = _shell_skeleton(_ShellKind.of(context))
     values = {slot: str(escape(context[key])) for slot, key in _SHELL_SLOTS.items() if context[key]}
-    values["papers"] = "".join(papers)
+    alerts = int(str(context["alert_count"]))
+    values["papers"] = "".join(papers[:alerts])
+    values["recommended"] = "".join(papers[alerts:])
     values["leftout"] = str(context["leftout_html"])
     # ASCII with character references (the CSS is ASCII, where they would not work): the
     # part is then 7bit, and sizing, packing and encoding it are plain byte counts
@@ -236,8 +269,10 @@ def html_document(papers: Sequence[str], context: dict[str, object]) -> str:
 
 
 def text_document(papers: Sequence[str], context: dict[str, object]) -> str:
-    """The text part: a skeleton per number of papers (the template numbers them)."""
-    skeleton = _text_shell_skeleton(_ShellKind.of(context), len(papers))
+    """The text part: a skeleton per number of papers (the template numbers them); the first
+    `alert_count` are the alerts' matches, the others recommended."""
+    alerts = min(len(papers), int(str(context["alert_count"])))
+    skeleton = _text_shell_skeleton(_ShellKind.of(context), alerts, len(papers) - alerts)
     values = {slot: str(context[key]) for slot, key in _SHELL_SLOTS.items() if context[key]}
     values.update((f"p{i}", paper) for i, paper in enumerate(papers))
     values["leftout"] = str(context["leftout_text"])
@@ -275,6 +310,7 @@ class _ShellKind:
     unsubscribe: bool
     matches: bool
     config_origin: bool
+    recommended: bool
 
     @classmethod
     def of(cls, context: Mapping[str, object]) -> _ShellKind:
@@ -289,6 +325,7 @@ class _ShellKind:
             unsubscribe=context["unsubscribe_url"] is not None,
             matches=context["matches_url"] is not None,
             config_origin=bool(context["config_origin"]),
+            recommended=bool(context["recommended_count"]),
         )
 
 
@@ -296,7 +333,11 @@ class _ShellKind:
 def _shell_skeleton(kind: _ShellKind) -> Skeleton:
     """The HTML document of this kind around a slot for the papers (lines packed)."""
     context = _shell_context(kind)
-    shell = _template(HTML_TEMPLATE).render(context, papers=Markup(_slot("papers")))
+    shell = _template(HTML_TEMPLATE).render(
+        context,
+        papers=Markup(_slot("papers")),
+        recommended=Markup(_slot("recommended")) if kind.recommended else "",
+    )
     skeleton = Skeleton.of(str(_inliner().inline(shell)), ["papers", "email", "heading"])
     return replace(skeleton, statics=tuple(map(_pack_inner_lines, skeleton.statics)))
 
@@ -315,12 +356,17 @@ def _pack_inner_lines(static: str) -> str:
 
 
 @CACHES.memo(maxsize=1024)
-def _text_shell_skeleton(kind: _ShellKind, count: int) -> Skeleton:
-    """The text document of this kind with slots for `count` papers."""
+def _text_shell_skeleton(kind: _ShellKind, count: int, recommended: int) -> Skeleton:
+    """The text document of this kind with slots for `count` matched papers and
+    `recommended` ones (numbered on from them: p<count>...)."""
     context = _shell_context(kind)
-    papers = [_slot(f"p{i}") for i in range(count)]
-    text = _template(TEXT_TEMPLATE).render(context, papers=papers)
-    return Skeleton.of(text, ["email", "heading", *(f"p{i}" for i in range(count))])
+    slots = [f"p{i}" for i in range(count + recommended)]
+    text = _template(TEXT_TEMPLATE).render(
+        context,
+        papers=[_slot(name) for name in slots[:count]],
+        recommended=[_slot(name) for name in slots[count:]],
+    )
+    return Skeleton.of(text, ["email", "heading", *slots])
 
 
 def _shell_context(kind: _ShellKind) -> dict[str, object]:
