@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from bot.mail.abstracts import abstract_lines
 from bot.mail.caches import CACHES
 from bot.mail.display import plain_text, safe_url, shorten
-from bot.mail.links import feedback_link
+from bot.mail.links import feedback_prefix, quoted_id
 from bot.mail.mime import MAX_HTML_BYTES, EncodedBody, RenderedDigest
 from bot.mail.pieces import RUN_CACHE, EntryParts, abstract_html, cut_piece, entry_pieces
 from bot.mail.templates import (
-    FEEDBACK_MARK,
     HTML_TEMPLATE,
+    PAPER_END,
     TEXT_TEMPLATE,
-    feedback_pieces,
+    FeedbackPieces,
     html_document,
     inline_fragment,
     render_block,
@@ -77,20 +77,17 @@ def render_digest(
         safe_url(matches_url),
     )
     entries = (*digest.entries, *digest.recommended)
-    links = [_feedback_links(feedback, entry.paper.id) for entry in entries]
-    pieces = [_linked(entry_pieces(e), fb) for e, fb in zip(entries, links, strict=True)]
+    links = _feedback_links(feedback, entries)
+    pieces = [entry_pieces(entry) for entry in entries]
     context = frame.context(len(pieces))
-    body = EncodedBody.of(html_document([html for _, html in pieces], context))
+    body = EncodedBody.of(html_document([html for _, html in pieces], context, links.html))
     texts = [text for text, _ in pieces]
     if body.wire_size > MAX_HTML_BYTES:
         parts = [EntryParts.of(entry) for entry in entries]
-        count, limit, body = _fit(frame, parts, [html for _, html in pieces], links)
+        count, limit, body = _fit(frame, parts, [html for _, html in pieces], links.html)
         context = frame.context(count)
-        texts = [
-            _linked(cut_piece(part, limit), fb)[0]
-            for part, fb in zip(parts[:count], links, strict=False)
-        ]
-    text = text_document(texts, context)
+        texts = [cut_piece(part, limit)[0] for part in parts[:count]]
+    text = text_document(texts, context, links.text)
     # the HTML's body as measured goes with it: building the message encodes it no more
     return RenderedDigest(str(context["subject"]), text, body.text, html_body=body)
 
@@ -103,19 +100,22 @@ class Feedback:
     manage_token: str
 
 
-def _feedback_links(feedback: Feedback | None, paper_id: str) -> tuple[str, str]:
-    """A paper's "more/less like this" links in this digest: (text, HTML), or empty."""
+@dataclass(frozen=True, slots=True)
+class _Links:
+    """Each entry's "more/less like this" links in one digest: text, HTML (none: empty)."""
+
+    text: tuple[str, ...] = ()
+    html: tuple[str, ...] = ()
+
+
+def _feedback_links(feedback: Feedback | None, entries: Sequence[DigestEntry]) -> _Links:
+    """The "more/less like this" links of these entries in this digest (none without
+    `feedback`)."""
     if feedback is None:
-        return "", ""
-    base, token = feedback.base_url, feedback.manage_token
-    return feedback_pieces(
-        feedback_link(base, token, "more", paper_id), feedback_link(base, token, "less", paper_id)
-    )
-
-
-def _linked(piece: tuple[str, str], links: tuple[str, str]) -> tuple[str, str]:
-    """A paper's (text, HTML) pieces with its feedback links where its mark is."""
-    return piece[0].replace(FEEDBACK_MARK, links[0]), piece[1].replace(FEEDBACK_MARK, links[1])
+        return _Links()
+    pieces = FeedbackPieces.of(feedback_prefix(feedback.base_url, feedback.manage_token))
+    filled = [pieces.fill(quoted_id(entry.paper.id)) for entry in entries]
+    return _Links(tuple(text for text, _ in filled), tuple(html for _, html in filled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +245,7 @@ def _fit(
     frame: _Frame,
     parts: Sequence[EntryParts],
     wholes: Sequence[str],
-    links: Sequence[tuple[str, str]],
+    links: Sequence[str],
 ) -> tuple[int, int | None, EncodedBody]:
     """(papers kept, abstract cut, HTML body) of a digest whose whole abstracts do not fit.
 
@@ -253,35 +253,39 @@ def _fit(
     document is rendered and measured; when an estimate was short, the next try aims
     lower by as much.
     """
-    estimates = [_Estimate.of(part, html) for part, html in zip(parts, wholes, strict=True)]
+    extra = links or [""] * len(parts)  # each paper's links and end are part of its size
+    estimates = [
+        _Estimate.of(part, html + fb + PAPER_END)
+        for part, html, fb in zip(parts, wholes, extra, strict=True)
+    ]
     target = MAX_HTML_BYTES
     count, size, body = len(parts), 0, EncodedBody.of("")
     for _ in range(6):
         count, limit = _plan(frame, estimates, target)
-        body = _html_body(_cut_html(parts[:count], limit, links), frame.context(count))
+        body = _html_body(_cut_html(parts[:count], limit), frame.context(count), links)
         size = body.wire_size
         if size <= MAX_HTML_BYTES:
             return count, limit, body
         target -= size - MAX_HTML_BYTES + 256
     while count > 1:  # the estimates keep missing: fewer papers until it fits
         count -= 1
-        body = _html_body(_cut_html(parts[:count], ABSTRACT_FLOOR, links), frame.context(count))
+        body = _html_body(_cut_html(parts[:count], ABSTRACT_FLOOR), frame.context(count), links)
         if body.wire_size <= MAX_HTML_BYTES:
             return count, ABSTRACT_FLOOR, body
     log.warning("the digest for %s is %d bytes of HTML", frame.digest.subscriber.email, size)
     return count, ABSTRACT_FLOOR, body
 
 
-def _cut_html(
-    parts: Sequence[EntryParts], limit: int | None, links: Sequence[tuple[str, str]]
-) -> list[str]:
-    """The HTML pieces of these entries with abstracts cut to `limit`, links in."""
-    return [_linked(cut_piece(p, limit), fb)[1] for p, fb in zip(parts, links, strict=False)]
+def _cut_html(parts: Sequence[EntryParts], limit: int | None) -> list[str]:
+    """The HTML pieces of these entries with abstracts cut to `limit`."""
+    return [cut_piece(part, limit)[1] for part in parts]
 
 
-def _html_body(papers: Sequence[str], context: dict[str, object]) -> EncodedBody:
-    """The HTML document around these papers, encoded as it is sent."""
-    return EncodedBody.of(html_document(papers, context))
+def _html_body(
+    papers: Sequence[str], context: dict[str, object], links: Sequence[str] = ()
+) -> EncodedBody:
+    """The HTML document around these papers (and their feedback links), encoded as sent."""
+    return EncodedBody.of(html_document(papers, context, links[: len(papers)]))
 
 
 def _plan(frame: _Frame, estimates: Sequence[_Estimate], target: int) -> tuple[int, int | None]:

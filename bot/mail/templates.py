@@ -41,9 +41,9 @@ ABSTRACT_NONE, ABSTRACT_WHOLE, ABSTRACT_CUT = 0, 1, 2
 #: what a paper's piece says of why it is there: nothing, "Matched <alerts>", or the
 #: recommendation's why ("Like “<title>” — shared words: ...")
 WHY_NONE, WHY_MATCHED, WHY_RECOMMENDED = 0, 1, 2
-#: where a digest's "more/less like this" links go in every paper's piece (both parts),
-#: filled per digest (`feedback_pieces`); not a slot: the pieces are cached across digests
-FEEDBACK_MARK = f"pb_{_NONCE}_FEEDBACK"
+#: a paper's HTML piece stops before the end of its <div>: the document puts the digest's
+#: own "more/less like this" links there (the pieces are cached across digests), then this
+PAPER_END = "</div>\n"
 
 
 @functools.cache
@@ -203,13 +203,16 @@ def _new_html_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
         abstract=Markup(_slot("abstract")) if abstract else Markup(""),
         cut=abstract == ABSTRACT_CUT,
         recommended=why == WHY_RECOMMENDED,
-        feedback=FEEDBACK_MARK,
     )
-    return Skeleton.of(inline_fragment(html), _piece_slots(paper, why, abstract, title=True))
+    inlined = inline_fragment(html).rstrip()
+    if not inlined.endswith(PAPER_END.strip()):  # the document closes the piece: it must end so
+        raise RuntimeError("a paper's HTML piece does not end with its </div>")
+    unclosed = inlined.removesuffix(PAPER_END.strip()) + "\n"
+    return Skeleton.of(unclosed, _piece_slots(paper, why, abstract, title=True))
 
 
 def _new_text_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
-    """A paper's text piece rendered with slots, cut at the slots; its feedback mark last."""
+    """A paper's text piece rendered with slots, cut at the slots."""
     view = _skeleton_view(paper, why, abstract)
     text = render_block(
         TEXT_TEMPLATE,
@@ -219,7 +222,7 @@ def _new_text_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
         recommended=why == WHY_RECOMMENDED,
     )
     return Skeleton.of(
-        text.rstrip("\n") + "\n" + FEEDBACK_MARK,
+        text.rstrip("\n") + "\n",
         _piece_slots(paper, why, abstract, title=False),
     )
 
@@ -239,42 +242,78 @@ def _feedback_skeletons() -> tuple[Skeleton, Skeleton]:
     """The (text, HTML) skeletons of an entry's "more/less like this" links (built once)."""
     slots = {"more": _slot("more"), "less": _slot("less")}
     text = render_block(TEXT_TEMPLATE, "feedback", **slots)
-    html = inline_fragment(render_block(HTML_TEMPLATE, "feedback", **slots))
+    html = inline_fragment(render_block(HTML_TEMPLATE, "feedback", **slots)).strip() + "\n"
     return Skeleton.of(text, slots), Skeleton.of(html, slots)
 
 
-def feedback_pieces(more: str, less: str) -> tuple[str, str]:
-    """An entry's "more/less like this" links with these URLs: (text, HTML), each ending
-    its own lines, to put where the entry's FEEDBACK_MARK is."""
-    text, html = _feedback_skeletons()
-    values = {"more": more, "less": less}
-    escaped = {"more": str(escape(more)), "less": str(escape(less))}
-    return text.fill(values), "\n" + html.fill(escaped).strip("\n") + "\n"
+@dataclass(frozen=True, slots=True)
+class FeedbackPieces:
+    """One digest's "more/less like this" links around the place of a paper's id, in both
+    parts: `fill(paper id)` joins five strings (a digest of 100 papers has 200 links)."""
+
+    text: tuple[str, str, str]
+    html: tuple[str, str, str]
+
+    @classmethod
+    def of(cls, prefix: str) -> FeedbackPieces:
+        """The pieces of the links that start with `prefix` (see bot.mail.links)."""
+        text, html = _feedback_skeletons()
+        escaped = str(escape(prefix))
+        return cls(_around(text, prefix), _around(html, escaped))
+
+    def fill(self, quoted_id: str) -> tuple[str, str]:
+        """The (text, HTML) links of the paper with this (quoted, so HTML-safe) id."""
+        (t0, t1, t2), (h0, h1, h2) = self.text, self.html
+        return t0 + quoted_id + t1 + quoted_id + t2, h0 + quoted_id + h1 + quoted_id + h2
+
+
+def _around(skeleton: Skeleton, prefix: str) -> tuple[str, str, str]:
+    """A feedback skeleton's statics with the links' prefix and verdicts put in."""
+    s0, s1, s2 = skeleton.statics
+    values = dict(zip(skeleton.names, (f"{prefix}/more/", f"{prefix}/less/"), strict=True))
+    first, second = (values[name] for name in skeleton.names)
+    return s0 + first, s1 + second, s2
 
 
 # --- the document around the papers -------------------------------------------------------------
 
 
-def html_document(papers: Sequence[str], context: dict[str, object]) -> str:
-    """The document around the papers, from a skeleton inlined once per kind of digest."""
+def html_document(
+    papers: Sequence[str], context: dict[str, object], feedback: Sequence[str] = ()
+) -> str:
+    """The document around the papers, from a skeleton inlined once per kind of digest:
+    each paper's piece, its feedback links (`feedback`, if any), its PAPER_END."""
     skeleton = _shell_skeleton(_ShellKind.of(context))
     values = {slot: str(escape(context[key])) for slot, key in _SHELL_SLOTS.items() if context[key]}
     alerts = int(str(context["alert_count"]))
-    values["papers"] = "".join(papers[:alerts])
-    values["recommended"] = "".join(papers[alerts:])
+    closed = _closed(papers, feedback)
+    values["papers"] = "".join(closed[: 3 * alerts])
+    values["recommended"] = "".join(closed[3 * alerts :])
     values["leftout"] = str(context["leftout_html"])
     # ASCII with character references (the CSS is ASCII, where they would not work): the
     # part is then 7bit, and sizing, packing and encoding it are plain byte counts
     return skeleton.fill(values).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def text_document(papers: Sequence[str], context: dict[str, object]) -> str:
+def _closed(papers: Sequence[str], feedback: Sequence[str]) -> list[str]:
+    """The papers' HTML pieces, each followed by its feedback links and PAPER_END (joined
+    once, with the document: no piece is copied to add its links)."""
+    links = feedback or [""] * len(papers)
+    return [
+        part for paper, fb in zip(papers, links, strict=False) for part in (paper, fb, PAPER_END)
+    ]
+
+
+def text_document(
+    papers: Sequence[str], context: dict[str, object], feedback: Sequence[str] = ()
+) -> str:
     """The text part: a skeleton per number of papers (the template numbers them); the first
     `alert_count` are the alerts' matches, the others recommended."""
     alerts = min(len(papers), int(str(context["alert_count"])))
     skeleton = _text_shell_skeleton(_ShellKind.of(context), alerts, len(papers) - alerts)
     values = {slot: str(context[key]) for slot, key in _SHELL_SLOTS.items() if context[key]}
     values.update((f"p{i}", paper) for i, paper in enumerate(papers))
+    values.update((f"f{i}", links) for i, links in enumerate(feedback or [""] * len(papers)))
     values["leftout"] = str(context["leftout_text"])
     return skeleton.fill(values)
 
@@ -360,13 +399,10 @@ def _text_shell_skeleton(kind: _ShellKind, count: int, recommended: int) -> Skel
     """The text document of this kind with slots for `count` matched papers and
     `recommended` ones (numbered on from them: p<count>...)."""
     context = _shell_context(kind)
-    slots = [f"p{i}" for i in range(count + recommended)]
-    text = _template(TEXT_TEMPLATE).render(
-        context,
-        papers=[_slot(name) for name in slots[:count]],
-        recommended=[_slot(name) for name in slots[count:]],
-    )
-    return Skeleton.of(text, ["email", "heading", *slots])
+    slots = [_slot(f"p{i}") + _slot(f"f{i}") for i in range(count + recommended)]
+    text = _template(TEXT_TEMPLATE).render(context, papers=slots[:count], recommended=slots[count:])
+    names = [name for i in range(count + recommended) for name in (f"p{i}", f"f{i}")]
+    return Skeleton.of(text, ["email", "heading", *names])
 
 
 def _shell_context(kind: _ShellKind) -> dict[str, object]:

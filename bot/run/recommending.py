@@ -16,12 +16,15 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.alerts.gates import ruled_out
 from bot.models import RECOMMENDED, Feedback, Match, Paper, Reason, Subscriber
-from bot.recommend.model import Example, TextModel, paper_text
-from bot.recommend.scorer import Profile, recommend
 from bot.store.store import Store
+
+if TYPE_CHECKING:  # imported when first needed: scikit-learn and SciPy take 80 MB and a second
+    from bot.recommend.model import Example
+    from bot.recommend.scorer import Profile
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,9 @@ def recommendations(
     if not users:
         return {}
     started = time.monotonic()
+    from bot.recommend.model import TextModel, paper_text  # late: see the imports
+    from bot.recommend.scorer import recommend
+
     feedback = store.feedback.by_subscriber(ids[s.email] for s in users if ids[s.email] in gave)
     known = _known(store, users, feedback)
     profiles = _profiles(store, users, ids, feedback, known, papers, alert_matches)
@@ -79,6 +85,8 @@ def _known(
     store: Store, users: Sequence[Subscriber], feedback: Mapping[int, list[Feedback]]
 ) -> _Known:
     """The seeds (in the store's papers, else looked up and found) and feedback papers."""
+    from bot.recommend.model import Example, paper_text  # late: see the imports
+
     keys = list(dict.fromkeys(key for s in users for key in s.likes))
     stored = store.papers.find_seed_papers(keys)
     seeds = {key: Example.of_paper(paper) for key, paper in stored.items()}
@@ -99,6 +107,9 @@ def _profiles(
     alert_matches: Mapping[str, Sequence[Match]],
 ) -> list[Profile]:
     """One profile per user with something liked, in subscriber id order (deterministic)."""
+    from bot.recommend.model import Example  # late: see the imports
+    from bot.recommend.scorer import Profile
+
     candidates = [p.id for p in papers]
     ledger = store.matches.matched_among((ids[s.email] for s in users), candidates)
     gated = ruled_out(users, papers)
