@@ -163,10 +163,10 @@ async def fetch_all(
     specs: Sequence[SourceSpec] | None = None,
     progress: Progress = NO_PROGRESS,
     *,
-    look_up: bool = False,
+    fetcher: Fetcher | None = None,
 ) -> list[SourceOutcome]:
-    """Fetch these sources (default: every one) concurrently through one polite client;
-    with `look_up`, the seeds the store does not know too (stored, never raising)."""
+    """Fetch these sources (default: every one) concurrently through one polite client
+    (`fetcher`, else one of its own)."""
     specs = config.sources if specs is None else specs
 
     async def one(fetcher: Fetcher, spec: SourceSpec) -> SourceOutcome:
@@ -176,13 +176,10 @@ async def fetch_all(
 
     progress.start("fetch", len(specs))
     try:
-        async with make_fetcher(config) as fetcher:
-            fetched = asyncio.gather(*(one(fetcher, spec) for spec in specs))
-            if not look_up:
-                return list(await fetched)
-            # the seeds go through the same fetcher: export.arxiv.org's interval holds for both
-            outcomes, _ = await asyncio.gather(fetched, look_up_liked(config, store, fetcher))
-            return list(outcomes)
+        if fetcher is not None:
+            return list(await asyncio.gather(*(one(fetcher, spec) for spec in specs)))
+        async with make_fetcher(config) as own:
+            return list(await asyncio.gather(*(one(own, spec) for spec in specs)))
     finally:
         progress.finish("fetch")
 
@@ -202,7 +199,8 @@ def make_fetcher(config: Config) -> Fetcher:
 
 
 async def look_up_liked(config: Config, store: Store, fetcher: Fetcher) -> LookupReport:
-    """Look up the seeds of active subscribers who want recommendations (see bot.ingest.lookup)."""
+    """Look up the seeds of active subscribers who want recommendations that the store does
+    not know (see bot.ingest.lookup): after recording, so that today's papers are known."""
     keys = [key for s in store.subscribers.active() if s.recommend > 0 for key in s.likes]
     if not keys:
         return LookupReport()
@@ -409,15 +407,24 @@ async def fetch_stage(
     A stop cancels the fetch itself: nothing of it is recorded yet, so nothing is lost.
     """
     shutdown = shutdown or Shutdown()
-    try:
-        with shutdown.cancellable():
-            outcomes = await fetch_all(config, store, now, specs, progress, look_up=True)
-    except asyncio.CancelledError:
-        if not shutdown.requested:
-            raise
-        shutdown.absorb()
-        return [], 0
-    fetches = record_outcomes(store, run_id, outcomes)
+    async with make_fetcher(config) as fetcher:
+        try:
+            with shutdown.cancellable():
+                outcomes = await fetch_all(config, store, now, specs, progress, fetcher=fetcher)
+        except asyncio.CancelledError:
+            if not shutdown.requested:
+                raise
+            shutdown.absorb()
+            return [], 0
+        fetches = record_outcomes(store, run_id, outcomes)
+        # the seeds go through the sources' fetcher: export.arxiv.org's interval holds for both
+        try:
+            with shutdown.cancellable():
+                await look_up_liked(config, store, fetcher)
+        except asyncio.CancelledError:
+            if not shutdown.requested:
+                raise
+            shutdown.absorb()  # what was recorded is still matched; the lookup waits
     return fetches, match_pending(store)
 
 

@@ -133,8 +133,7 @@ def _profiles(
             ledger.get(sid, set())
             | {m.paper_id for m in alert_matches.get(subscriber.email, ())}
             | gated.get(subscriber.email, set())
-            | less
-            | {f.paper_id for f in given}
+            | {f.paper_id for f in given}  # "less like this", and "more": they had it
             | set(subscriber.likes)
             | {known.seed_ids[k] for k in subscriber.likes if k in known.seed_ids}
         )

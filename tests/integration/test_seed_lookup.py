@@ -35,8 +35,10 @@ def ids_of(request: Request) -> list[str]:
 
 
 def serve_captures(request: Request) -> Reply:
-    """The capture of the ids asked for, or arXiv's empty answer."""
-    name = CAPTURES.get(frozenset(ids_of(request)), EMPTY)
+    """The capture that answered these ids (or more of its ids: the API returns the same
+    entries of them), else arXiv's empty answer."""
+    asked = frozenset(ids_of(request))
+    name = next((name for ids, name in CAPTURES.items() if asked <= ids), EMPTY)
     return Reply(body=(ARXIV / name).read_bytes(), content_type="application/atom+xml")
 
 
