@@ -184,9 +184,10 @@ def precision(ids: Sequence[str], relevant: set[str], k: int) -> float:
 def quality(days: list[Day], args: argparse.Namespace) -> None:
     """Fit on every listed paper, score every run, print precision per category."""
     papers = [p for d in days for p in d.papers]
-    print(f"{len(days)} days, {len(papers):,} papers: " + ", ".join(
-        f"{d.name} ({len(d.papers)})" for d in days
-    ))
+    print(
+        f"{len(days)} days, {len(papers):,} papers: "
+        + ", ".join(f"{d.name} ({len(d.papers)})" for d in days)
+    )
     start = time.perf_counter()
     model = TextModel.fit([paper_text(p.title, p.abstract) for p in papers])
     print(f"model fit: {time.perf_counter() - start:.2f} s, {model.dimension:,} words")
@@ -266,8 +267,11 @@ def candidates_of(papers: list[Paper], count: int, rng: random.Random) -> list[P
         sentences = paper.abstract.split(". ")
         if len(sentences) > 1:
             del sentences[rng.randrange(len(sentences))]
-        out.append(replace(paper, id=f"{paper.id}-{copy // len(papers) + 1}",
-                           abstract=". ".join(sentences)))
+        out.append(
+            replace(
+                paper, id=f"{paper.id}-{copy // len(papers) + 1}", abstract=". ".join(sentences)
+            )
+        )
         copy += 1
     return out
 
@@ -283,8 +287,13 @@ def speed(days: list[Day], args: argparse.Namespace) -> None:
     fit = time.perf_counter() - start
     examples = [example(p) for p in papers]
     profiles = [
-        Profile(n, liked := tuple(rng.sample(examples, args.seeds)), (),
-                frozenset(e.key for e in liked), 5)
+        Profile(
+            n,
+            liked := tuple(rng.sample(examples, args.seeds)),
+            (),
+            frozenset(e.key for e in liked),
+            5,
+        )
         for n in range(args.subscribers)
     ]
     print(

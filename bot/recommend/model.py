@@ -33,7 +33,8 @@ BACKGROUND = 300
 #: the background sample is drawn with this seed, so that a model is the same for the same texts
 BACKGROUND_SEED = 14
 
-_STOP = frozenset(ENGLISH_STOP_WORDS)
+# English stop words, and the words of links that abstracts carry ("code at https://github.com/")
+_STOP = frozenset(ENGLISH_STOP_WORDS) | {"http", "https", "www", "com", "org", "github", "io"}
 
 
 def analyse(text: str) -> list[str]:
@@ -97,8 +98,8 @@ class TextModel:
     def vectors(self, texts: Sequence[str]) -> csr_matrix:
         """Unit-length TF-IDF rows of `texts`, one per text (an empty row for a text of no
         known word)."""
-        if self.vectorizer is None:
-            return csr_matrix((len(texts), 0), dtype=np.float32)
+        if self.vectorizer is None or not texts:  # sklearn refuses no text at all
+            return csr_matrix((len(texts), self.dimension), dtype=np.float32)
         return csr_matrix(self.vectorizer.transform(texts), dtype=np.float32)
 
 
