@@ -58,7 +58,7 @@ class ManageRoutes:
 
     async def manage_page(self, request: Request) -> Response:
         """The subscriber's alerts in a form, with what they would have sent lately."""
-        found = await self._manageable(request)
+        found = await self.manageable(request)
         if isinstance(found, Response):
             return found
         sub = found.subscriber
@@ -69,7 +69,7 @@ class ManageRoutes:
 
     async def manage_save(self, request: Request) -> Response:
         """Save the edited alerts (action=save) or only preview them (action=preview)."""
-        found = await self._manageable(request)
+        found = await self.manageable(request)
         if isinstance(found, Response):
             return found
         fields = await self.site.form(request)
@@ -109,7 +109,7 @@ class ManageRoutes:
 
     async def matches_page(self, request: Request) -> Response:
         """Every paper matched for the subscriber lately, shown or left out of a digest."""
-        found = await self._manageable(request)
+        found = await self.manageable(request)
         if isinstance(found, Response):
             return found
         email = found.subscriber.email
@@ -150,8 +150,9 @@ class ManageRoutes:
             **self.site.links(request, record),
         )
 
-    async def _manageable(self, request: Request) -> SubscriberRecord | Response:
-        """The record a manage link designates, or the 4xx page saying why it does not work."""
+    async def manageable(self, request: Request) -> SubscriberRecord | Response:
+        """The record a manage link (or a feedback link, on the same token) designates, or
+        the 4xx page saying why it does not work."""
         data = self.site.token(request, "manage")
         if isinstance(data, Response):
             return data

@@ -20,6 +20,7 @@ from bot.config.settings import Config
 from bot.errors import ConfigError, PaperbotError
 from bot.mail.links import SECRET_ENV, secret_from_env
 from bot.web.errorpages import ErrorPages
+from bot.web.feedback import FeedbackRoutes
 from bot.web.guard import BodyLimit, SecurityHeaders
 from bot.web.limits import RateLimits
 from bot.web.livepreview import LivePreview
@@ -70,9 +71,11 @@ def create_app(
 def _routes(site: Site, errors: ErrorPages) -> list[Route]:
     """Every path the app answers."""
     preview = LivePreview(site)
+    manage = ManageRoutes(site, preview)
     return [
         *SignupRoutes(site, preview).routes(),
-        *ManageRoutes(site, preview).routes(),
+        *manage.routes(),
+        *FeedbackRoutes(site, manage).routes(),
         *preview.routes(),
         Route("/static/{name}", static, methods=["GET"]),
         Route("/healthz", errors.health, methods=["GET"]),
