@@ -22,6 +22,7 @@ from bot.mail.links import SECRET_ENV, secret_from_env
 from bot.web.errorpages import ErrorPages
 from bot.web.feedback import FeedbackRoutes
 from bot.web.guard import BodyLimit, SecurityHeaders
+from bot.web.likesroutes import MAX_UPLOAD, UPLOAD_PATH, LikesRoutes
 from bot.web.limits import RateLimits
 from bot.web.livepreview import LivePreview
 from bot.web.manage import ManageRoutes
@@ -63,7 +64,10 @@ def create_app(
     errors = ErrorPages(site)
     return Starlette(
         routes=_routes(site, errors),
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, uploads=(UPLOAD_PATH,), upload_limit=MAX_UPLOAD),
+        ],
         exception_handlers=errors.handlers(),
     )
 
@@ -75,6 +79,7 @@ def _routes(site: Site, errors: ErrorPages) -> list[Route]:
     return [
         *SignupRoutes(site, preview).routes(),
         *manage.routes(),
+        *LikesRoutes(site, manage).routes(),
         *FeedbackRoutes(site, manage).routes(),
         *preview.routes(),
         Route("/static/{name}", static, methods=["GET"]),
