@@ -101,10 +101,15 @@ class LikesRoutes:
         except HTTPException as exc:
             if exc.status_code != 413:
                 raise
+            got = ("", b"")  # the body was over the limit: the file is too
+            too_big = True
+        else:
+            if isinstance(got, Response):
+                return got
+            too_big = len(got[1]) > MAX_EXPORT_BYTES
+        if too_big:
             problem = f"The file is larger than {_MB} MB: nothing was read."
             return await self.manage.render(request, found, status=413, upload_error=problem)
-        if isinstance(got, Response):
-            return got
         filename, data = got
         if found.subscriber.origin == "config":
             return await self.manage.render(request, found, status=403, likes_refused=True)
