@@ -106,6 +106,11 @@ class Subscribers:
         ).fetchone()
         return _record(row) if row else None
 
+    def id_of(self, email: str) -> int | None:
+        """The row id of the subscriber with this address (whatever their status), if any."""
+        row = self.db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+        return int(row[0]) if row else None
+
     def cadence_marks(self) -> list[tuple[int, Subscriber, datetime | None]]:
         """Every active subscriber's id, cadence and when they were last served.
 
