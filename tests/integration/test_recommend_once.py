@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,12 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup
 
+from bot.mail.links import SECRET_ENV
 from bot.store.store import Store
 from tests.httpserver import FIXTURES, LocalHTTPServer, Reply, Request
 from tests.integration.test_once import mails_to, run, smtp_section, text_part, write_config
 from tests.integration.test_seed_lookup import serve_captures
+from tests.webapp import SECRET, WebSite, form_fields
 
 #: two real days: every archive on 2024-11-28 (168 new papers), cs.AI on 2025-08-20 (86)
 DAY1 = FIXTURES / "arxiv" / "rss_all-archives_2024-11-28_trimmed.xml"
@@ -235,3 +238,69 @@ def test_no_send_and_dry_run_hold_for_recommendations(
     assert all('"recommended"' in reasons for (reasons,) in rows)
     assert run(config, "once") == 0
     assert smtp_server.messages == [], "primed: what --no-send marked is never sent"
+
+
+# --- the feedback links end to end ----------------------------------------------------------
+
+
+def test_more_like_this_in_a_mail_reaches_the_next_digest_through_the_web_app(
+    web_site_factory: Callable[..., WebSite],
+    http_server: LocalHTTPServer,
+    smtp_server: Any,
+    feed: Feed,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Digest → its "More like this" link → the real web app's page → the page's POST →
+    recorded → the next run's digest recommends by that paper; "Less like this" likewise."""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    http_server.handle("/api/query", serve_captures)
+    site = web_site_factory(
+        sources=[{"name": "arxiv", "kind": "arxiv-rss", "url": feed.url}],
+        subscribers=[
+            {
+                "email": "seeds@example.org",
+                "like": list(SEEDS),
+                "recommend": 5,
+                "keywords": ['"Long-Horizon Planning"'],
+            }
+        ],
+        recommendations={"lookup_url": http_server.url("/api/query")},
+    )
+    assert run(site.config_path, "once") == 0
+    [first] = site.mails_to("seeds@example.org")
+    matched, recommended = sections(first)
+    [planning] = matched
+    assert len(recommended) == 5
+    html = first.get_body(preferencelist=("html",))
+    assert html is not None
+    soup = BeautifulSoup(str(html.get_content()), "html.parser")
+    blocks = {
+        " ".join(div.h2.get_text(" ").split()): div
+        for div in soup.find_all("div", class_="paper")
+        if div.h2 is not None
+    }
+    more = blocks[planning].find("a", string="More like this")
+    less = blocks[recommended[0]].find("a", string="Less like this")
+    assert more is not None
+    assert less is not None
+    assert f"More like this: {more['href']}" in text_part(first).splitlines()
+
+    client = site.client()
+    for link in (str(more["href"]), str(less["href"])):
+        page = client.get(link)
+        assert page.status_code == 200
+        assert client.post(link, data=form_fields(page.text)).status_code == 200
+    ids = day_titles(DAY1)
+    with site.store() as store:
+        sid = store.subscribers.id_of("seeds@example.org")
+        assert sid is not None
+        given = {(f.paper_id, f.verdict) for f in store.feedback.of_subscriber(sid)}
+    assert given == {(ids[planning], "more"), (ids[recommended[0]], "less")}
+
+    feed.day = DAY2
+    assert run(site.config_path, "once") == 0
+    _, second = site.mails_to("seeds@example.org")
+    _, day2 = sections(second)
+    assert day2
+    assert not set(day2) & set(recommended)
+    assert f"Like “{planning}”" in text_part(second), "the paper liked by its link is a why"
