@@ -32,7 +32,8 @@ def day() -> tuple[Paper, ...]:
 
 def seeded(email: str, **fields: object) -> Subscriber:
     """A subscriber with the seeds and no alerts unless told otherwise."""
-    return Subscriber(email, likes=SEEDS, recommend=5, **fields)  # type: ignore[arg-type]
+    values: dict[str, object] = {"likes": SEEDS, "recommend": 5, **fields}
+    return Subscriber(email, **values)  # type: ignore[arg-type]
 
 
 def recommended(store: Store, email: str) -> list[str]:
@@ -143,3 +144,24 @@ def test_with_no_profile_no_model_is_fitted_nor_imported(tmp_path: Path) -> None
     matched, sklearn, scipy = done.stdout.split()
     assert int(matched) > 0
     assert (sklearn, scipy) == ("False", "False")
+
+
+def test_recommendations_turned_off_later_are_in_no_digest(
+    tmp_path: Path, baseline: list[str]
+) -> None:
+    """Recommended, then `recommend: 0` before the digest: none of them is mailed, and a
+    digest of them alone is not made at all."""
+    alone, mixed = seeded("a@example.org"), seeded("m@example.org", keywords=("language",))
+    with matched_day(tmp_path, [alone, mixed]) as store:
+        assert recommended(store, "a@example.org")
+        assert recommended(store, "m@example.org")
+        off = [seeded(s.email, keywords=s.keywords, recommend=0) for s in (alone, mixed)]
+        store.subscribers.sync_config(off)
+        assert store.outbox.create("example.org") == 1
+        ids = store.subscribers.active_ids()
+        rows = store.db.execute(
+            "SELECT subscriber_id, reasons FROM matches WHERE digest_id IS NOT NULL"
+        ).fetchall()
+    assert rows
+    assert {sid for sid, _ in rows} == {ids["m@example.org"]}
+    assert all(RECOMMENDED not in reasons for _, reasons in rows)
