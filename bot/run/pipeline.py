@@ -201,7 +201,7 @@ def make_fetcher(config: Config) -> Fetcher:
 async def look_up_liked(config: Config, store: Store, fetcher: Fetcher) -> LookupReport:
     """Look up the seeds of active subscribers who want recommendations that the store does
     not know (see bot.ingest.lookup): after recording, so that today's papers are known."""
-    keys = [key for s in store.subscribers.active() if s.recommend > 0 for key in s.likes]
+    keys = store.subscribers.liked_keys()
     if not keys:
         return LookupReport()
     settings = config.recommendations

@@ -14,7 +14,15 @@ from typing import Any
 
 from bot.models import Subscriber
 from bot.store.database import Database
-from bot.store.rows import SUBSCRIBER, SUBSCRIBER_SETTINGS, from_iso, iso, marks, utcnow
+from bot.store.rows import (
+    SUBSCRIBER,
+    SUBSCRIBER_SETTINGS,
+    from_iso,
+    iso,
+    marks,
+    strings_of,
+    utcnow,
+)
 
 #: what a new row is given from a Subscriber (then origin, status, created, updated)
 _GIVEN = ("email", *SUBSCRIBER_SETTINGS)
@@ -86,6 +94,14 @@ class Subscribers:
             f"SELECT {SUBSCRIBER.select()} FROM subscribers WHERE status = 'active' ORDER BY id"
         )
         return [SUBSCRIBER.read(row) for row in rows]
+
+    def liked_keys(self) -> set[str]:
+        """The seed keys of active subscribers who want recommendations (`recommend` > 0)."""
+        rows = self.db.execute(
+            "SELECT likes FROM subscribers"
+            " WHERE status = 'active' AND recommend > 0 AND likes != '[]'"
+        )
+        return {key for (likes,) in rows for key in strings_of(likes)}
 
     def active_ids(self) -> dict[str, int]:
         """Every active subscriber's row id, by address."""
