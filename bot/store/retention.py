@@ -54,11 +54,9 @@ class Pruned:
         )
 
 
-#: a paper that must stay: in the ledger, with feedback, or waiting to be matched
-_PAPER_KEPT = (
-    "p.pending_match = 1 OR EXISTS (SELECT 1 FROM matches m WHERE m.paper_id = p.id)"
-    " OR EXISTS (SELECT 1 FROM feedback f WHERE f.paper_id = p.id)"
-)
+#: a paper that must stay: waiting to be matched, in the ledger, or with feedback (the
+#: ledger's ids are gathered once: its key starts with the subscriber, not the paper)
+_PAPER_KEPT = "p.pending_match = 1 OR p.id IN (SELECT id FROM temp.ledger_papers)"
 
 
 class Retention:
@@ -78,8 +76,13 @@ class Retention:
 
     def _papers(self, cutoff: datetime) -> int:
         with self.db.transaction():
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS gone_papers (id TEXT PRIMARY KEY)")
-            self.db.execute("DELETE FROM temp.gone_papers")
+            for table in ("gone_papers", "ledger_papers"):
+                self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY)")
+                self.db.execute(f"DELETE FROM temp.{table}")
+            self.db.execute(
+                "INSERT OR IGNORE INTO temp.ledger_papers"
+                " SELECT paper_id FROM matches UNION SELECT paper_id FROM feedback"
+            )
             self.db.execute(
                 "INSERT INTO temp.gone_papers SELECT p.id FROM papers p"
                 f" WHERE p.updated < ? AND p.first_seen < ? AND NOT ({_PAPER_KEPT})",
