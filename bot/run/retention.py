@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime, timedelta
 
 from bot.config.settings import Config, RetentionSettings
@@ -30,7 +31,7 @@ def apply_retention(config: Config, store: Store, now: datetime | None = None) -
     """Apply `retention:` after a run: never fails the run (one warning line on error)."""
     try:
         pruned = store.retention.apply(retention_rules(config.retention), now)
-    except PaperbotError as exc:
+    except (PaperbotError, sqlite3.Error) as exc:  # the run's work is done and stays done
         log.warning("retention: skipped this time: %s", exc)
         return None
     if pruned.papers or pruned.fetches or pruned.runs or pruned.reclaimed:

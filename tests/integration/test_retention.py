@@ -5,13 +5,16 @@ retention, is not mailed again."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.config.load import load_config
 from bot.models import Paper
+from bot.run.retention import apply_retention
 from bot.store.store import Store
 from tests.cli import run_paperbot
 from tests.httpserver import LocalHTTPServer
@@ -156,3 +159,17 @@ def test_a_bad_retention_value_is_a_config_error(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "retention.papers_days" in result.stderr
+
+
+def test_retention_that_fails_is_one_warning_never_a_failed_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config(write_config(tmp_path, sources=[]))
+    with Store.open(config.database) as store:
+        store.db.execute("DROP TABLE paper_titles")  # hostile: a store missing a table
+
+        with caplog.at_level(logging.WARNING):
+            assert apply_retention(config, store) is None
+
+    [record] = caplog.records
+    assert record.getMessage() == "retention: skipped this time: no such table: paper_titles"
