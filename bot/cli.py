@@ -19,9 +19,11 @@ from bot.ingest.fetch import merge_intervals
 from bot.ingest.sources import KINDS, FetchWindow, get_kind
 from bot.mail.links import SECRET_ENV
 from bot.mail.render import render_digest
+from bot.run.backup import backup
 from bot.run.pipeline import RunReport, run_once
 from bot.run.preview import preview_digest
 from bot.run.progress import Progress, log_handler, progress_for
+from bot.run.retention import describe_retention, retention_rules
 from bot.run.sendtest import delivery_lines, send_test
 from bot.run.shutdown import Shutdown
 from bot.run.status import run_lines, stale_reasons, status_lines
@@ -99,7 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also show the last N runs: start, duration, outcome, counts, first error",
     )
+    _add_store_commands(commands)
     return parser
+
+
+def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`backup` and `retention`: looking after the store file."""
+    backup = commands.add_parser(
+        "backup", help="copy the store to FILE, safely while paperbot runs (restore: copy back)"
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="where the copy goes")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    commands.add_parser(
+        "retention", help="forget what `retention:` lets go now, and reclaim the space"
+    )
 
 
 #: the longest `--max-age` (ten years): more is no threshold at all
@@ -292,6 +307,7 @@ def describe_config(config: Config) -> list[str]:
         f" seeds (like:) or feedback; unknown seeds looked up at {rec.lookup_url}"
         f" within {rec.lookup_deadline:g} s"
     )
+    lines.append(describe_retention(config.retention))
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
@@ -386,6 +402,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_FAILED if reasons else EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """`paperbot backup FILE`: a checked copy of the store; one line saying what it holds."""
+    print(backup(_config(args), args.file, force=args.force).describe())
+    return EXIT_OK
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """`paperbot retention`: apply `retention:` now; one line saying what went."""
+    config = _config(args)
+    if not config.database.exists():
+        print(f"no store yet at {config.database}: nothing to do", file=sys.stderr)
+        return EXIT_OK
+    with Store.open(config.database, busy_timeout=config.scheduling.database_wait) as store:
+        pruned = store.retention.apply(retention_rules(config.retention))
+    print(pruned.describe())
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": cmd_once,
     "run": cmd_run,
@@ -395,4 +429,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "send-test": cmd_send_test,
     "sources": cmd_sources,
     "status": cmd_status,
+    "backup": cmd_backup,
+    "retention": cmd_retention,
 }

@@ -23,6 +23,7 @@ Every exception of paperbot is here, except those private to one module. The tre
     - StoreBusy: another process holds the database's lock too long
   + QueryError: an alert query that cannot be parsed (`column` says where)
   + LockBusy: another paperbot run holds the run lock too long
+  + BackupError: a backup could not be made, or would replace a file without --force
 * CronError (a ValueError, so that config validation reports it at its field): a schedule
   that is not a cron expression
 """
@@ -185,3 +186,7 @@ class CronError(ValueError):
 
 class LockBusy(PaperbotError):
     """Another paperbot run held the lock for longer than this one was willing to wait."""
+
+
+class BackupError(PaperbotError):
+    """`paperbot backup` could not make a whole, checked copy (or FILE exists: --force)."""

@@ -38,6 +38,8 @@ MAX_STORE_WAIT, MAX_MISFIRE_GRACE = 3600.0, 7 * 86400.0
 MAX_COUNT = 1000
 #: the most `like:` entries one subscriber may have (a library export is a few hundred)
 MAX_LIKES = 1000
+#: the longest retention a number can say (100 years); 0 or null keeps forever
+MAX_RETENTION_DAYS = 36_500
 
 
 class _Strict(BaseModel):
@@ -276,6 +278,30 @@ class RecommendationSettings(_Strict):
         return check_url(value)
 
 
+class RetentionSettings(_Strict):
+    """How long the store keeps what it no longer needs (0 or null: forever); applied after
+    each run and by `paperbot retention`. The "already sent" ledger is never deleted."""
+
+    papers_days: int | None = Field(
+        90,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="days before a paper nobody was matched or recommended is forgotten",
+    )
+    fetches_days: int | None = Field(
+        30,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="days the fetch log (one row per source per run) is kept",
+    )
+    runs_days: int | None = Field(
+        90,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="days finished runs are kept (the last run and last good run always stay)",
+    )
+
+
 class ConfigFile(_Strict):
     """The top level of the config file, sources left raw for per-kind validation."""
 
@@ -301,6 +327,7 @@ class ConfigFile(_Strict):
     weekday: str = "monday"
     send_at: str | None = None
     recommendations: RecommendationSettings = RecommendationSettings()
+    retention: RetentionSettings = RetentionSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
     alerts: AlertSettings = AlertSettings()
     fetch: FetchSettings = FetchSettings()
@@ -365,6 +392,7 @@ class Config:
     )
     #: recommended papers per digest for subscribers who do not say (`recommend:`)
     recommend: int = DEFAULT_RECOMMEND
+    retention: RetentionSettings = dataclass_field(default_factory=RetentionSettings)
 
 
 def config_path(cli_value: str | None) -> Path:

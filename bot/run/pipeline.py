@@ -39,6 +39,7 @@ from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
 from bot.run.recommending import recommendations
+from bot.run.retention import apply_retention
 from bot.run.shutdown import GuardedSender, Shutdown
 from bot.store.health import FetchRecord
 from bot.store.rows import utcnow
@@ -389,6 +390,8 @@ async def _cycle(
     store.health.finish_run(run_id, status, _summary(report))
     if send and not dry_run:
         await alert_operator(config, store, now=now, delivery=delivery, shutdown=shutdown)
+    if not dry_run:  # a dry run's store is a scratch copy, thrown away
+        apply_retention(config, store, now)
     return report
 
 

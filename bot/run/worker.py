@@ -31,6 +31,7 @@ from bot.errors import PaperbotError
 from bot.ingest.sources import get_kind
 from bot.run.lock import RunLock
 from bot.run.pipeline import alert_operator, deliver_stage, fetch_stage, run_status
+from bot.run.retention import apply_retention
 from bot.run.shutdown import Shutdown
 from bot.store.rows import utcnow
 from bot.store.store import Store
@@ -251,6 +252,8 @@ class Worker:
             await alert_operator(
                 self.config, store, now=now, delivery=report, shutdown=self.shutdown
             )
+            if not self.shutdown.requested:
+                apply_retention(self.config, store, now)
 
         await self._run_job("deliver", work)
 

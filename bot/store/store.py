@@ -7,6 +7,7 @@
     store.outbox.pending_batches()        # outbox: digests, pending until the server accepts
     store.feedback / store.seed_papers    # recommendations: "more/less like this", seeds
     store.bounces / store.health / store.notices / store.ratelimit
+    store.retention.apply(rules)          # retention: forget what is old, reclaim space
     store.close()
 
 Each part is a small class in its own module; `db` is the connection they share
@@ -31,6 +32,7 @@ from bot.store.notices import Notices
 from bot.store.outbox import Outbox
 from bot.store.papers import Papers
 from bot.store.ratelimit import RateLimit
+from bot.store.retention import Retention
 from bot.store.seedpapers import SeedPapers
 from bot.store.subscribers import Subscribers
 
@@ -76,6 +78,7 @@ class Store:
         self.ratelimit = RateLimit(db)
         self.feedback = FeedbackTable(db)
         self.seed_papers = SeedPapers(db)
+        self.retention = Retention(db)
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> Store:
