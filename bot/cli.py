@@ -286,6 +286,12 @@ def describe_config(config: Config) -> list[str]:
         lines.append(f"delivery: .eml files in {config.outbox}/ (no smtp: section)")
     lines += delivery_lines(config)
     lines += fetch_lines(config)
+    rec = config.recommendations
+    lines.append(
+        f"recommendations: up to {config.recommend} per digest by default, for subscribers with"
+        f" seeds (like:) or feedback; unknown seeds looked up at {rec.lookup_url}"
+        f" within {rec.lookup_deadline:g} s"
+    )
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
@@ -299,9 +305,13 @@ def describe_config(config: Config) -> list[str]:
         parts.append(f"authors: {', '.join(sub.authors)}" if sub.authors else "")
         parts.append(f"categories: {', '.join(sub.categories)}" if sub.categories else "")
         parts.append(f"exclude: {', '.join(sub.exclude)}" if sub.exclude else "")
+        parts.append(f"likes {len(sub.likes)} papers" if sub.likes else "")
         alerts = "; ".join(p for p in parts if p) or "no alerts"
         cadence = describe_cadence(sub, config.timezone)
-        lines.append(f"  {sub.email} ({alerts}; at most {sub.max_papers} papers; {cadence})")
+        recommended = f", {sub.recommend} recommended" if sub.recommend else ""
+        lines.append(
+            f"  {sub.email} ({alerts}; at most {sub.max_papers} papers{recommended}; {cadence})"
+        )
     return lines
 
 

@@ -163,6 +163,8 @@ class Digest:
     created: datetime | None = None
     #: the matched papers past `max_papers`, ranked (`omitted` counts them)
     left_out: tuple[DigestEntry, ...] = ()
+    #: "Recommended for you", after the alert matches: best first, at most `recommend`
+    recommended: tuple[DigestEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,7 @@ class _Entries(NamedTuple):
     alerts: Ints
 
 
-def _admits(wanted: Iterable[str], categories: Iterable[str]) -> bool:
+def admits(wanted: Iterable[str], categories: Iterable[str]) -> bool:
     """Does a `categories:` entry (`cs.*`, a prefix) admit a paper in these (folded) ones?"""
     names = [n for n in map(fold_label, wanted) if n]
     prefixes = tuple(n.rstrip("*") for n in names if n.endswith("*"))
@@ -333,7 +333,7 @@ class _Day:
         Worked out once per distinct set of categories that papers have (cs.LG, ...)."""
         sets: dict[tuple[str, ...], int] = {}
         of = [sets.setdefault(tuple(map(fold_label, p.categories)), len(sets)) for p in self.papers]
-        rows = [[_admits(r, c) for c in sets] for r in self.index.restricts]
+        rows = [[admits(r, c) for c in sets] for r in self.index.restricts]
         return np.array([*rows, [True] * len(sets)], dtype=bool).reshape(-1, len(sets))[:, of]
 
     def _excluded(self) -> Ints:

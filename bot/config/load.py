@@ -100,6 +100,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         scheduling=settings.scheduling,
         alerts=settings.alerts,
         recommendations=settings.recommendations,
+        recommend=settings.recommend,
     )
 
 

@@ -363,6 +363,8 @@ class Config:
     recommendations: RecommendationSettings = dataclass_field(
         default_factory=RecommendationSettings
     )
+    #: recommended papers per digest for subscribers who do not say (`recommend:`)
+    recommend: int = DEFAULT_RECOMMEND
 
 
 def config_path(cli_value: str | None) -> Path:

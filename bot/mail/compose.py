@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from bot.mail.digest import build_digest
 from bot.mail.links import link, make_token
 from bot.mail.mime import build_message
-from bot.mail.render import render_digest
+from bot.mail.render import Feedback, render_digest
 from bot.models import Digest, Paper
 from bot.store.outbox import PendingDigest
 from bot.store.rows import utcnow
@@ -44,20 +44,29 @@ class Letterhead:
         """`List-Id: paperbot <paperbot.example.org>`."""
         return f"{self.list_name} <{self.list_name}.{self.domain}>"
 
-    def links(self, email: str, token_version: int) -> tuple[str | None, str | None]:
-        """(manage, unsubscribe) links of the web app, or (None, None) without base_url+secret."""
+    def links(
+        self, email: str, token_version: int, feedback: Feedback | None = None
+    ) -> tuple[str | None, str | None]:
+        """(manage, unsubscribe) links of the web app, or (None, None) without base_url+secret;
+        the manage link with the token of `feedback` when given (one token per digest)."""
         if not (self.base_url and self.secret):
             return None, None
+        feedback = feedback or self.feedback(email, token_version)
         return (
-            link(
-                self.base_url, MANAGE_PATH, make_token(self.secret, "manage", email, token_version)
-            ),
+            link(self.base_url, MANAGE_PATH, feedback.manage_token) if feedback else None,
             link(
                 self.base_url,
                 UNSUBSCRIBE_PATH,
                 make_token(self.secret, "unsubscribe", email, token_version),
             ),
         )
+
+    def feedback(self, email: str, token_version: int) -> Feedback | None:
+        """Where a digest's "more/less like this" links go (its manage token), or None
+        without base_url+secret."""
+        if not (self.base_url and self.secret):
+            return None
+        return Feedback(self.base_url, make_token(self.secret, "manage", email, token_version))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +105,15 @@ def compose(
 ) -> EmailMessage:
     """A digest's email: rendered, with list headers and its subscriber's own links."""
     email = digest.subscriber.email
-    manage, unsubscribe = head.links(email, token_version)
+    feedback = head.feedback(email, token_version)
+    manage, unsubscribe = head.links(email, token_version, feedback)
     rendered = render_digest(
         digest,
         list_name=head.list_name,
         manage_url=manage,
         unsubscribe_url=unsubscribe,
         matches_url=f"{manage}/{MATCHES_PAGE}" if manage else None,
+        feedback=feedback,
     )
     if subject_prefix:
         rendered = replace(rendered, subject=subject_prefix + rendered.subject)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from bot.models import MAX_PAPERS, Digest, DigestEntry, Match, Paper, Subscriber
+from bot.models import MAX_PAPERS, RECOMMENDED, Digest, DigestEntry, Match, Paper, Subscriber
 
 
 def build_digest(
@@ -16,9 +16,13 @@ def build_digest(
     message_id: str,
     created: datetime | None = None,
 ) -> Digest:
-    """Rank the matches, keep the first `max_papers` (at most MAX_PAPERS), list the rest."""
+    """Rank the matches, keep the first `max_papers` (at most MAX_PAPERS), list the rest;
+    the recommended ones apart, best first, the first `recommend` of them kept."""
     present = [m for m in matches if m.paper_id in papers]
-    ranked = [DigestEntry(papers[m.paper_id], m.reasons) for m in rank(present, papers)]
+    alerts = [m for m in present if not is_recommended(m)]
+    ranked = [DigestEntry(papers[m.paper_id], m.reasons) for m in rank(alerts, papers)]
+    best = sorted((m for m in present if is_recommended(m)), key=lambda m: (-m.score, m.paper_id))
+    recommended = [DigestEntry(papers[m.paper_id], m.reasons) for m in best]
     # a store written before the bound existed may hold a larger max_papers
     cap = max(1, min(subscriber.max_papers, MAX_PAPERS))
     return Digest(
@@ -28,7 +32,13 @@ def build_digest(
         omitted=max(0, len(ranked) - cap),
         created=created,
         left_out=tuple(ranked[cap:]),
+        recommended=tuple(recommended[: max(0, min(subscriber.recommend, MAX_PAPERS))]),
     )
+
+
+def is_recommended(match: Match) -> bool:
+    """Whether the match is a recommendation (its one reason is RECOMMENDED), not an alert's."""
+    return any(reason.kind == RECOMMENDED for reason in match.reasons)
 
 
 def rank(matches: Iterable[Match], papers_by_id: Mapping[str, Paper]) -> list[Match]:

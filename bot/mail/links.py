@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -89,4 +90,18 @@ FEEDBACK_PATH = "feedback"
 
 def feedback_link(base_url: str, manage_token: str, verdict: str, paper_id: str) -> str:
     """The "more like this" (`verdict` more) or "less like this" (less) link of a paper."""
-    return f"{link(base_url, FEEDBACK_PATH, manage_token)}/{verdict}/{quote(paper_id, safe='')}"
+    return f"{feedback_prefix(base_url, manage_token)}/{verdict}/{quoted_id(paper_id)}"
+
+
+def feedback_prefix(base_url: str, manage_token: str) -> str:
+    """What every feedback link of one digest starts with (made once per digest)."""
+    return link(base_url, FEEDBACK_PATH, manage_token)
+
+
+def quoted_id(paper_id: str) -> str:
+    """A paper id as the last part of a feedback link (`/` and every reserved mark quoted)."""
+    # most ids (2411.01234) need no quoting: a digest has two links per paper, so skip it
+    return paper_id if _UNRESERVED.fullmatch(paper_id) else quote(paper_id, safe="")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")

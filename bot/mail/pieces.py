@@ -17,7 +17,15 @@ from bot.mail.abstracts import Cut, abstract_cut, abstract_lines, wrapped
 from bot.mail.caches import CACHES, PaperTable, Table
 from bot.mail.highlight import highlight
 from bot.mail.mime import pack_lines
-from bot.mail.templates import abstract_state, html_skeleton, styled, text_skeleton
+from bot.mail.templates import (
+    WHY_MATCHED,
+    WHY_NONE,
+    WHY_RECOMMENDED,
+    abstract_state,
+    html_skeleton,
+    styled,
+    text_skeleton,
+)
 from bot.mail.views import (
     author_views,
     display_title,
@@ -25,7 +33,7 @@ from bot.mail.views import (
     highlighted_terms,
     reason_lines,
 )
-from bot.models import DigestEntry, Paper, Reason
+from bot.models import RECOMMENDED, DigestEntry, Paper, Reason
 
 #: rendered entries kept: ~3 KB each. A day of 2,000 papers and 100,000 subscribers has
 #: 1.15 million entries but only ~160,000 distinct (paper, reasons): a cache this size
@@ -118,7 +126,7 @@ def _entry_text(entry: EntryParts, cut: Cut) -> str:
     """The entry's text piece: its paper's skeleton filled."""
     paper = entry.paper
     state = abstract_state(cut)
-    skeleton = text_skeleton(paper, bool(entry.reasons), state)
+    skeleton = text_skeleton(paper, why_of(entry.reasons), state)
     return skeleton.fill(
         {
             "authors": entry.authors[0],
@@ -132,7 +140,7 @@ def _entry_html(entry: EntryParts, cut: Cut) -> str:
     """The entry's HTML piece: its paper's skeleton filled."""
     paper = entry.paper
     state = abstract_state(cut)
-    skeleton = html_skeleton(paper, bool(entry.reasons), state)
+    skeleton = html_skeleton(paper, why_of(entry.reasons), state)
     return skeleton.fill(
         {
             "title": _title_html(paper.title, entry.terms),
@@ -141,6 +149,13 @@ def _entry_html(entry: EntryParts, cut: Cut) -> str:
             "abstract": _cut_html(paper.abstract, entry.terms, cut) if state else "",
         }
     )
+
+
+def why_of(reasons: tuple[Reason, ...]) -> int:
+    """What an entry's piece says of why it is there (see WHY_NONE in bot.mail.templates)."""
+    if not reasons:
+        return WHY_NONE
+    return WHY_RECOMMENDED if reasons[0].kind == RECOMMENDED else WHY_MATCHED
 
 
 @CACHES.memo(maxsize=16384)

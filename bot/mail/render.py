@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from bot.mail.abstracts import abstract_lines
 from bot.mail.caches import CACHES
 from bot.mail.display import plain_text, safe_url, shorten
+from bot.mail.links import feedback_prefix, quoted_id
 from bot.mail.mime import MAX_HTML_BYTES, EncodedBody, RenderedDigest
 from bot.mail.pieces import RUN_CACHE, EntryParts, abstract_html, cut_piece, entry_pieces
 from bot.mail.templates import (
     HTML_TEMPLATE,
+    PAPER_END,
     TEXT_TEMPLATE,
+    FeedbackPieces,
     html_document,
     inline_fragment,
     render_block,
@@ -56,12 +59,15 @@ def render_digest(
     manage_url: str | None = None,
     unsubscribe_url: str | None = None,
     matches_url: str | None = None,
+    feedback: Feedback | None = None,
 ) -> RenderedDigest:
     """Render a digest's subject, text part and HTML part (CSS inlined, within MAX_HTML_BYTES).
 
-    Both parts show the same papers with the same (whole or cut) abstracts. `matches_url`
-    is the subscriber's page of recent matches, where papers left out can be seen; without
-    it their titles are listed in the digest, as many as fit.
+    Both parts show the same papers with the same (whole or cut) abstracts: the alerts'
+    matches, then "Recommended for you". `matches_url` is the subscriber's page of recent
+    matches, where papers left out can be seen; without it their titles are listed in the
+    digest, as many as fit. With `feedback` (the web app's base URL and the digest's manage
+    token) every paper has its "more/less like this" links.
     """
     frame = _Frame(
         digest,
@@ -70,18 +76,46 @@ def render_digest(
         safe_url(unsubscribe_url),
         safe_url(matches_url),
     )
-    pieces = [entry_pieces(entry) for entry in digest.entries]
+    entries = (*digest.entries, *digest.recommended)
+    links = _feedback_links(feedback, entries)
+    pieces = [entry_pieces(entry) for entry in entries]
     context = frame.context(len(pieces))
-    body = EncodedBody.of(html_document([html for _, html in pieces], context))
+    body = EncodedBody.of(html_document([html for _, html in pieces], context, links.html))
     texts = [text for text, _ in pieces]
     if body.wire_size > MAX_HTML_BYTES:
-        parts = [EntryParts.of(entry) for entry in digest.entries]
-        count, limit, body = _fit(frame, parts, [html for _, html in pieces])
+        parts = [EntryParts.of(entry) for entry in entries]
+        count, limit, body = _fit(frame, parts, [html for _, html in pieces], links.html)
         context = frame.context(count)
         texts = [cut_piece(part, limit)[0] for part in parts[:count]]
-    text = text_document(texts, context)
+    text = text_document(texts, context, links.text)
     # the HTML's body as measured goes with it: building the message encodes it no more
     return RenderedDigest(str(context["subject"]), text, body.text, html_body=body)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Where a digest's "more/less like this" links go: the web app, the digest's token."""
+
+    base_url: str
+    manage_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Links:
+    """Each entry's "more/less like this" links in one digest: text, HTML (none: empty)."""
+
+    text: tuple[str, ...] = ()
+    html: tuple[str, ...] = ()
+
+
+def _feedback_links(feedback: Feedback | None, entries: Sequence[DigestEntry]) -> _Links:
+    """The "more/less like this" links of these entries in this digest (none without
+    `feedback`)."""
+    if feedback is None:
+        return _Links()
+    pieces = FeedbackPieces.of(feedback_prefix(feedback.base_url, feedback.manage_token))
+    filled = [pieces.fill(quoted_id(entry.paper.id)) for entry in entries]
+    return _Links(tuple(text for text, _ in filled), tuple(html for _, html in filled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +131,16 @@ class _Frame:
 
     @property
     def total(self) -> int:
-        """Papers matched: shown and left out."""
+        """Papers matched by alerts: shown and left out."""
         return len(self.digest.entries) + self.digest.omitted
 
-    def context(self, shown: int) -> dict[str, object]:
-        """The templates' values when the first `shown` papers are in the digest."""
+    def context(self, kept: int) -> dict[str, object]:
+        """The templates' values when the first `kept` papers are in the digest: the alerts'
+        matches first, then the recommended ones (the first the size budget drops)."""
         subscriber = self.digest.subscriber
-        heading = _heading(shown, self.total)
+        shown = min(kept, len(self.digest.entries))
+        recommended = kept - shown
+        heading = _heading(shown, self.total, recommended)
         omitted = self.total - shown
         listed: tuple[tuple[str, str], ...] = ()
         if omitted and self.matches_url is None:
@@ -124,13 +161,20 @@ class _Frame:
             "leftout_text": "".join(text for _, text in listed),
             "unlisted": omitted - len(listed),
             "config_origin": subscriber.origin == "config",
+            "alert_count": shown,
+            "recommended_count": recommended,
         }
 
 
-def _heading(shown: int, total: int) -> str:
-    """`3 new papers matching your alerts`, or `50 of 139 new papers ...` when capped."""
+def _heading(shown: int, total: int, recommended: int = 0) -> str:
+    """`3 new papers matching your alerts`, or `50 of 139 new papers ...` when capped;
+    `, 2 recommended` after it, or `2 recommended papers` alone."""
+    liked = f"{recommended} recommended"
+    if not total:
+        return f"{liked} {'paper' if recommended == 1 else 'papers'}"
     count = f"{shown} of {total}" if total > shown else str(shown)
-    return f"{count} new {'paper' if total == 1 else 'papers'} matching your alerts"
+    matched = f"{count} new {'paper' if total == 1 else 'papers'} matching your alerts"
+    return f"{matched}, {liked}" if recommended else matched
 
 
 @CACHES.memo(maxsize=RUN_CACHE)
@@ -198,7 +242,10 @@ def _line_bytes(abstract: str, terms: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _fit(
-    frame: _Frame, parts: Sequence[EntryParts], wholes: Sequence[str]
+    frame: _Frame,
+    parts: Sequence[EntryParts],
+    wholes: Sequence[str],
+    links: Sequence[str],
 ) -> tuple[int, int | None, EncodedBody]:
     """(papers kept, abstract cut, HTML body) of a digest whose whole abstracts do not fit.
 
@@ -206,30 +253,39 @@ def _fit(
     document is rendered and measured; when an estimate was short, the next try aims
     lower by as much.
     """
-    estimates = [_Estimate.of(part, html) for part, html in zip(parts, wholes, strict=True)]
+    extra = links or [""] * len(parts)  # each paper's links and end are part of its size
+    estimates = [
+        _Estimate.of(part, html + fb + PAPER_END)
+        for part, html, fb in zip(parts, wholes, extra, strict=True)
+    ]
     target = MAX_HTML_BYTES
     count, size, body = len(parts), 0, EncodedBody.of("")
     for _ in range(6):
         count, limit = _plan(frame, estimates, target)
-        body = _html_body([cut_piece(p, limit)[1] for p in parts[:count]], frame.context(count))
+        body = _html_body(_cut_html(parts[:count], limit), frame.context(count), links)
         size = body.wire_size
         if size <= MAX_HTML_BYTES:
             return count, limit, body
         target -= size - MAX_HTML_BYTES + 256
     while count > 1:  # the estimates keep missing: fewer papers until it fits
         count -= 1
-        body = _html_body(
-            [cut_piece(p, ABSTRACT_FLOOR)[1] for p in parts[:count]], frame.context(count)
-        )
+        body = _html_body(_cut_html(parts[:count], ABSTRACT_FLOOR), frame.context(count), links)
         if body.wire_size <= MAX_HTML_BYTES:
             return count, ABSTRACT_FLOOR, body
     log.warning("the digest for %s is %d bytes of HTML", frame.digest.subscriber.email, size)
     return count, ABSTRACT_FLOOR, body
 
 
-def _html_body(papers: Sequence[str], context: dict[str, object]) -> EncodedBody:
-    """The HTML document around these papers, encoded as it is sent."""
-    return EncodedBody.of(html_document(papers, context))
+def _cut_html(parts: Sequence[EntryParts], limit: int | None) -> list[str]:
+    """The HTML pieces of these entries with abstracts cut to `limit`."""
+    return [cut_piece(part, limit)[1] for part in parts]
+
+
+def _html_body(
+    papers: Sequence[str], context: dict[str, object], links: Sequence[str] = ()
+) -> EncodedBody:
+    """The HTML document around these papers (and their feedback links), encoded as sent."""
+    return EncodedBody.of(html_document(papers, context, links[: len(papers)]))
 
 
 def _plan(frame: _Frame, estimates: Sequence[_Estimate], target: int) -> tuple[int, int | None]:

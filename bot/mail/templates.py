@@ -38,6 +38,12 @@ _SLOT = re.compile(rf"pb_{_NONCE}_([a-z0-9]+)_")
 
 #: what an abstract is in a paper's piece: none, whole, or cut (ending with a link to it)
 ABSTRACT_NONE, ABSTRACT_WHOLE, ABSTRACT_CUT = 0, 1, 2
+#: what a paper's piece says of why it is there: nothing, "Matched <alerts>", or the
+#: recommendation's why ("Like “<title>” — shared words: ...")
+WHY_NONE, WHY_MATCHED, WHY_RECOMMENDED = 0, 1, 2
+#: a paper's HTML piece stops before the end of its <div>: the document puts the digest's
+#: own "more/less like this" links there (the pieces are cached across digests), then this
+PAPER_END = "</div>\n"
 
 
 @functools.cache
@@ -153,28 +159,28 @@ def abstract_state(cut: Cut) -> int:
     return ABSTRACT_CUT if cut.cut else ABSTRACT_WHOLE if cut.kept else ABSTRACT_NONE
 
 
-#: skeletons of papers' pieces, by paper and (has reasons, abstract state)
+#: skeletons of papers' pieces, by paper and (why, abstract state)
 _HTML_SKELETONS: PaperTable[Skeleton] = CACHES.paper_table(16384)
 _TEXT_SKELETONS: PaperTable[Skeleton] = CACHES.paper_table(16384)
 
 
-def html_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def html_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """The skeleton of a paper's HTML piece (slots: title, authors, why, abstract)."""
-    variant = (has_reasons, abstract)
+    variant = (why, abstract)
     return _HTML_SKELETONS.get(paper, variant) or _HTML_SKELETONS.put(
-        paper, variant, _new_html_skeleton(paper, has_reasons, abstract)
+        paper, variant, _new_html_skeleton(paper, why, abstract)
     )
 
 
-def text_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def text_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """The skeleton of a paper's text piece (slots: authors, why, abstract)."""
-    variant = (has_reasons, abstract)
+    variant = (why, abstract)
     return _TEXT_SKELETONS.get(paper, variant) or _TEXT_SKELETONS.put(
-        paper, variant, _new_text_skeleton(paper, has_reasons, abstract)
+        paper, variant, _new_text_skeleton(paper, why, abstract)
     )
 
 
-def _skeleton_view(paper: Paper, has_reasons: bool, abstract: int) -> EntryView:
+def _skeleton_view(paper: Paper, why: int, abstract: int) -> EntryView:
     """The paper's view with slots for what depends on the digest's reasons and size."""
     view = entry_view(DigestEntry(paper, ()))
     return replace(
@@ -182,64 +188,132 @@ def _skeleton_view(paper: Paper, has_reasons: bool, abstract: int) -> EntryView:
         title_html=Markup(_slot("title")),
         authors=_slot("authors") if paper.authors else "",
         authors_html=Markup(_slot("authors")),
-        reasons=(_slot("why1"), _slot("why2")) if has_reasons else (),
+        reasons=(_slot("why1"), _slot("why2")) if why else (),
         abstract=_slot("abstract") if abstract else "",
     )
 
 
-def _new_html_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def _new_html_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """A paper's HTML piece rendered with slots, its CSS inlined, cut at the slots."""
-    view = _skeleton_view(paper, has_reasons, abstract)
+    view = _skeleton_view(paper, why, abstract)
     html = render_block(
         HTML_TEMPLATE,
         "paper",
         e=view,
         abstract=Markup(_slot("abstract")) if abstract else Markup(""),
         cut=abstract == ABSTRACT_CUT,
+        recommended=why == WHY_RECOMMENDED,
     )
-    return Skeleton.of(
-        inline_fragment(html), _piece_slots(paper, has_reasons, abstract, title=True)
-    )
+    inlined = inline_fragment(html).rstrip()
+    if not inlined.endswith(PAPER_END.strip()):  # the document closes the piece: it must end so
+        raise RuntimeError("a paper's HTML piece does not end with its </div>")
+    unclosed = inlined.removesuffix(PAPER_END.strip()) + "\n"
+    return Skeleton.of(unclosed, _piece_slots(paper, why, abstract, title=True))
 
 
-def _new_text_skeleton(paper: Paper, has_reasons: bool, abstract: int) -> Skeleton:
+def _new_text_skeleton(paper: Paper, why: int, abstract: int) -> Skeleton:
     """A paper's text piece rendered with slots, cut at the slots."""
-    view = _skeleton_view(paper, has_reasons, abstract)
-    text = render_block(TEXT_TEMPLATE, "paper", e=view, cut=abstract == ABSTRACT_CUT)
+    view = _skeleton_view(paper, why, abstract)
+    text = render_block(
+        TEXT_TEMPLATE,
+        "paper",
+        e=view,
+        cut=abstract == ABSTRACT_CUT,
+        recommended=why == WHY_RECOMMENDED,
+    )
     return Skeleton.of(
-        text.rstrip("\n") + "\n", _piece_slots(paper, has_reasons, abstract, title=False)
+        text.rstrip("\n") + "\n",
+        _piece_slots(paper, why, abstract, title=False),
     )
 
 
-def _piece_slots(paper: Paper, has_reasons: bool, abstract: int, *, title: bool) -> list[str]:
+def _piece_slots(paper: Paper, why: int, abstract: int, *, title: bool) -> list[str]:
     """The slots a paper's skeleton must have."""
     return [
         *(["title"] if title else []),
         *(["authors"] if paper.authors else []),
-        *(["why"] if has_reasons else []),
+        *(["why"] if why else []),
         *(["abstract"] if abstract else []),
     ]
+
+
+@CACHES.memo(maxsize=1)
+def _feedback_skeletons() -> tuple[Skeleton, Skeleton]:
+    """The (text, HTML) skeletons of an entry's "more/less like this" links (built once)."""
+    slots = {"more": _slot("more"), "less": _slot("less")}
+    text = render_block(TEXT_TEMPLATE, "feedback", **slots)
+    html = inline_fragment(render_block(HTML_TEMPLATE, "feedback", **slots)).strip() + "\n"
+    return Skeleton.of(text, slots), Skeleton.of(html, slots)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackPieces:
+    """One digest's "more/less like this" links around the place of a paper's id, in both
+    parts: `fill(paper id)` joins five strings (a digest of 100 papers has 200 links)."""
+
+    text: tuple[str, str, str]
+    html: tuple[str, str, str]
+
+    @classmethod
+    def of(cls, prefix: str) -> FeedbackPieces:
+        """The pieces of the links that start with `prefix` (see bot.mail.links)."""
+        text, html = _feedback_skeletons()
+        escaped = str(escape(prefix))
+        return cls(_around(text, prefix), _around(html, escaped))
+
+    def fill(self, quoted_id: str) -> tuple[str, str]:
+        """The (text, HTML) links of the paper with this (quoted, so HTML-safe) id."""
+        (t0, t1, t2), (h0, h1, h2) = self.text, self.html
+        return t0 + quoted_id + t1 + quoted_id + t2, h0 + quoted_id + h1 + quoted_id + h2
+
+
+def _around(skeleton: Skeleton, prefix: str) -> tuple[str, str, str]:
+    """A feedback skeleton's statics with the links' prefix and verdicts put in."""
+    s0, s1, s2 = skeleton.statics
+    values = dict(zip(skeleton.names, (f"{prefix}/more/", f"{prefix}/less/"), strict=True))
+    first, second = (values[name] for name in skeleton.names)
+    return s0 + first, s1 + second, s2
 
 
 # --- the document around the papers -------------------------------------------------------------
 
 
-def html_document(papers: Sequence[str], context: dict[str, object]) -> str:
-    """The document around the papers, from a skeleton inlined once per kind of digest."""
+def html_document(
+    papers: Sequence[str], context: dict[str, object], feedback: Sequence[str] = ()
+) -> str:
+    """The document around the papers, from a skeleton inlined once per kind of digest:
+    each paper's piece, its feedback links (`feedback`, if any), its PAPER_END."""
     skeleton = _shell_skeleton(_ShellKind.of(context))
     values = {slot: str(escape(context[key])) for slot, key in _SHELL_SLOTS.items() if context[key]}
-    values["papers"] = "".join(papers)
+    alerts = int(str(context["alert_count"]))
+    closed = _closed(papers, feedback)
+    values["papers"] = "".join(closed[: 3 * alerts])
+    values["recommended"] = "".join(closed[3 * alerts :])
     values["leftout"] = str(context["leftout_html"])
     # ASCII with character references (the CSS is ASCII, where they would not work): the
     # part is then 7bit, and sizing, packing and encoding it are plain byte counts
     return skeleton.fill(values).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def text_document(papers: Sequence[str], context: dict[str, object]) -> str:
-    """The text part: a skeleton per number of papers (the template numbers them)."""
-    skeleton = _text_shell_skeleton(_ShellKind.of(context), len(papers))
+def _closed(papers: Sequence[str], feedback: Sequence[str]) -> list[str]:
+    """The papers' HTML pieces, each followed by its feedback links and PAPER_END (joined
+    once, with the document: no piece is copied to add its links)."""
+    links = feedback or [""] * len(papers)
+    return [
+        part for paper, fb in zip(papers, links, strict=False) for part in (paper, fb, PAPER_END)
+    ]
+
+
+def text_document(
+    papers: Sequence[str], context: dict[str, object], feedback: Sequence[str] = ()
+) -> str:
+    """The text part: a skeleton per number of papers (the template numbers them); the first
+    `alert_count` are the alerts' matches, the others recommended."""
+    alerts = min(len(papers), int(str(context["alert_count"])))
+    skeleton = _text_shell_skeleton(_ShellKind.of(context), alerts, len(papers) - alerts)
     values = {slot: str(context[key]) for slot, key in _SHELL_SLOTS.items() if context[key]}
     values.update((f"p{i}", paper) for i, paper in enumerate(papers))
+    values.update((f"f{i}", links) for i, links in enumerate(feedback or [""] * len(papers)))
     values["leftout"] = str(context["leftout_text"])
     return skeleton.fill(values)
 
@@ -275,6 +349,7 @@ class _ShellKind:
     unsubscribe: bool
     matches: bool
     config_origin: bool
+    recommended: bool
 
     @classmethod
     def of(cls, context: Mapping[str, object]) -> _ShellKind:
@@ -289,6 +364,7 @@ class _ShellKind:
             unsubscribe=context["unsubscribe_url"] is not None,
             matches=context["matches_url"] is not None,
             config_origin=bool(context["config_origin"]),
+            recommended=bool(context["recommended_count"]),
         )
 
 
@@ -296,7 +372,11 @@ class _ShellKind:
 def _shell_skeleton(kind: _ShellKind) -> Skeleton:
     """The HTML document of this kind around a slot for the papers (lines packed)."""
     context = _shell_context(kind)
-    shell = _template(HTML_TEMPLATE).render(context, papers=Markup(_slot("papers")))
+    shell = _template(HTML_TEMPLATE).render(
+        context,
+        papers=Markup(_slot("papers")),
+        recommended=Markup(_slot("recommended")) if kind.recommended else "",
+    )
     skeleton = Skeleton.of(str(_inliner().inline(shell)), ["papers", "email", "heading"])
     return replace(skeleton, statics=tuple(map(_pack_inner_lines, skeleton.statics)))
 
@@ -315,12 +395,14 @@ def _pack_inner_lines(static: str) -> str:
 
 
 @CACHES.memo(maxsize=1024)
-def _text_shell_skeleton(kind: _ShellKind, count: int) -> Skeleton:
-    """The text document of this kind with slots for `count` papers."""
+def _text_shell_skeleton(kind: _ShellKind, count: int, recommended: int) -> Skeleton:
+    """The text document of this kind with slots for `count` matched papers and
+    `recommended` ones (numbered on from them: p<count>...)."""
     context = _shell_context(kind)
-    papers = [_slot(f"p{i}") for i in range(count)]
-    text = _template(TEXT_TEMPLATE).render(context, papers=papers)
-    return Skeleton.of(text, ["email", "heading", *(f"p{i}" for i in range(count))])
+    slots = [_slot(f"p{i}") + _slot(f"f{i}") for i in range(count + recommended)]
+    text = _template(TEXT_TEMPLATE).render(context, papers=slots[:count], recommended=slots[count:])
+    names = [name for i in range(count + recommended) for name in (f"p{i}", f"f{i}")]
+    return Skeleton.of(text, ["email", "heading", *names])
 
 
 def _shell_context(kind: _ShellKind) -> dict[str, object]:

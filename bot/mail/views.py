@@ -18,7 +18,7 @@ from bot.mail.abstracts import wrapped
 from bot.mail.caches import CACHES
 from bot.mail.display import one_line, plain_text, safe_url, shorten
 from bot.mail.highlight import highlight
-from bot.models import DigestEntry, Paper, Reason
+from bot.models import RECOMMENDED, DigestEntry, Paper, Reason
 from bot.text.fold import author_key, fold, same_author
 
 #: titles are shown up to this many characters (long real titles have about 300)
@@ -32,6 +32,8 @@ FOLLOWED_AUTHORS = 10
 #: reasons shown per paper ("and N more" past that), each up to REASON_CHARS characters
 MAX_REASONS = 10
 REASON_CHARS = 300
+#: the liked paper's title a recommendation names is cut to this many characters
+LIKE_TITLE_CHARS = 150
 #: links shown per paper; a longer URL than URL_CHARS is not shown
 MAX_LINKS = 8
 URL_CHARS = 2000
@@ -133,14 +135,23 @@ def highlighted_terms(reasons: Iterable[Reason]) -> tuple[str, ...]:
     """Words to highlight in title and abstract: what every non-author alert hit."""
     terms: dict[str, None] = {}
     for reason in reasons:
-        if reason.kind != "author":
+        if reason.kind == RECOMMENDED:  # its `alert` is a title, not words to look for
+            terms.update(dict.fromkeys(reason.terms))
+        elif reason.kind != "author":
             terms.update(dict.fromkeys(reason.terms or (reason.alert,)))
     return tuple(terms)
 
 
 @CACHES.memo(maxsize=65536)
 def _reason_line(reason: Reason) -> str:
-    """`keyword: transform* (matched: transformer, Transformers)`; terms only if they differ."""
+    """`keyword: transform* (matched: transformer, Transformers)`; terms only if they differ.
+    A recommendation's: `Like “<title>” — shared words: a, b, c`."""
+    if reason.kind == RECOMMENDED:
+        like = f"Like “{shorten(one_line(reason.alert), LIKE_TITLE_CHARS)}”"
+        shared = ", ".join(dict.fromkeys(reason.terms))
+        return shorten(
+            plain_text(f"{like} — shared words: {shared}" if shared else like), REASON_CHARS
+        )
     alert = fold(reason.alert)
     extra = [t for t in dict.fromkeys(reason.terms) if fold(t) != alert]
     line = f"{reason}" + (f" (matched: {', '.join(extra)})" if extra else "")

@@ -29,14 +29,16 @@ from bot.config.wiring import (
 from bot.errors import FetchError, ParseError, StoreError
 from bot.ingest.fetch import HOST_INTERVALS as HOST_INTERVALS  # where the source tests look
 from bot.ingest.fetch import Deadline, Fetcher, user_agent_for
+from bot.ingest.lookup import LookupReport, look_up_seeds
 from bot.ingest.sources import FetchWindow, get_kind
 from bot.ingest.sources.checks import clean_text
 from bot.mail.deliver import DeliveryReport, deliver, skip_pending
 from bot.mail.senders import OutboxSender, Sender
-from bot.models import FetchStatus, Paper, RunStatus, Validators
+from bot.models import FetchStatus, Match, Paper, RunStatus, Subscriber, Validators
 from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
+from bot.run.recommending import recommendations
 from bot.run.shutdown import GuardedSender, Shutdown
 from bot.store.health import FetchRecord
 from bot.store.rows import utcnow
@@ -160,8 +162,11 @@ async def fetch_all(
     now: datetime,
     specs: Sequence[SourceSpec] | None = None,
     progress: Progress = NO_PROGRESS,
+    *,
+    fetcher: Fetcher | None = None,
 ) -> list[SourceOutcome]:
-    """Fetch these sources (default: every one) concurrently through one polite client."""
+    """Fetch these sources (default: every one) concurrently through one polite client
+    (`fetcher`, else one of its own)."""
     specs = config.sources if specs is None else specs
 
     async def one(fetcher: Fetcher, spec: SourceSpec) -> SourceOutcome:
@@ -171,19 +176,38 @@ async def fetch_all(
 
     progress.start("fetch", len(specs))
     try:
-        async with Fetcher(
-            user_agent=user_agent_for(config.contact),
-            timeout=config.fetch.timeout,
-            retries=config.fetch.retries,
-            backoff=config.fetch.backoff,
-            max_bytes=config.fetch.max_bytes,
-            max_retry_after=config.fetch.max_retry_after,
-            host_intervals=config.fetch.hosts,
-            default_interval=config.fetch.default_interval,
-        ) as fetcher:
+        if fetcher is not None:
             return list(await asyncio.gather(*(one(fetcher, spec) for spec in specs)))
+        async with make_fetcher(config) as own:
+            return list(await asyncio.gather(*(one(own, spec) for spec in specs)))
     finally:
         progress.finish("fetch")
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    """The one polite HTTP client of a run, as the config sets it."""
+    return Fetcher(
+        user_agent=user_agent_for(config.contact),
+        timeout=config.fetch.timeout,
+        retries=config.fetch.retries,
+        backoff=config.fetch.backoff,
+        max_bytes=config.fetch.max_bytes,
+        max_retry_after=config.fetch.max_retry_after,
+        host_intervals=config.fetch.hosts,
+        default_interval=config.fetch.default_interval,
+    )
+
+
+async def look_up_liked(config: Config, store: Store, fetcher: Fetcher) -> LookupReport:
+    """Look up the seeds of active subscribers who want recommendations that the store does
+    not know (see bot.ingest.lookup): after recording, so that today's papers are known."""
+    keys = store.subscribers.liked_keys()
+    if not keys:
+        return LookupReport()
+    settings = config.recommendations
+    return await look_up_seeds(
+        fetcher, store, keys, url=settings.lookup_url, deadline=settings.lookup_deadline
+    )
 
 
 # --- record + match -----------------------------------------------------------------------
@@ -258,10 +282,28 @@ def match_pending(store: Store) -> int:
 
 
 def _match(store: Store, papers: list[Paper]) -> int:
-    """Build the index, match, store the matches (all freed on return)."""
-    index = AlertIndex.build(store.subscribers.active())
-    found = index.match(papers)
+    """Build the index, match, recommend, store both in one commit (all freed on return)."""
+    subscribers = store.subscribers.active()
+    found = AlertIndex.build(subscribers).match(papers)
+    for email, recommended in _recommended(store, subscribers, papers, found).items():
+        found[email] = [*found.get(email, ()), *recommended]
     return store.matches.add(found, matched=[p.id for p in papers])
+
+
+def _recommended(
+    store: Store, subscribers: list[Subscriber], papers: list[Paper], found: dict[str, list[Match]]
+) -> dict[str, list[Match]]:
+    """The recommend stage's matches; none, with one error line, when it fails (a bug there
+    must not cost anyone their alert matches)."""
+    try:
+        return recommendations(store, subscribers, papers, found)
+    except StoreError:
+        raise
+    except Exception as exc:
+        log.debug("recommendations failed", exc_info=True)
+        problem = clean_text(f"{type(exc).__name__}: {exc}")[:300]
+        log.error("recommendations: %s; this batch is matched without them", problem)
+        return {}
 
 
 # --- deliver: see bot/mail/deliver.py ---------------------------------------------------------
@@ -365,15 +407,24 @@ async def fetch_stage(
     A stop cancels the fetch itself: nothing of it is recorded yet, so nothing is lost.
     """
     shutdown = shutdown or Shutdown()
-    try:
-        with shutdown.cancellable():
-            outcomes = await fetch_all(config, store, now, specs, progress)
-    except asyncio.CancelledError:
-        if not shutdown.requested:
-            raise
-        shutdown.absorb()
-        return [], 0
-    fetches = record_outcomes(store, run_id, outcomes)
+    async with make_fetcher(config) as fetcher:
+        try:
+            with shutdown.cancellable():
+                outcomes = await fetch_all(config, store, now, specs, progress, fetcher=fetcher)
+        except asyncio.CancelledError:
+            if not shutdown.requested:
+                raise
+            shutdown.absorb()
+            return [], 0
+        fetches = record_outcomes(store, run_id, outcomes)
+        # the seeds go through the sources' fetcher: export.arxiv.org's interval holds for both
+        try:
+            with shutdown.cancellable():
+                await look_up_liked(config, store, fetcher)
+        except asyncio.CancelledError:
+            if not shutdown.requested:
+                raise
+            shutdown.absorb()  # what was recorded is still matched; the lookup waits
     return fetches, match_pending(store)
 
 

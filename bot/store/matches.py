@@ -6,6 +6,7 @@ match waits for a digest (`outbox`), which then points at it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,6 +103,22 @@ class Matches:
             (email,),
         )
         return {pid for (pid,) in rows}
+
+    def matched_among(
+        self, subscriber_ids: Iterable[int], paper_ids: Iterable[str]
+    ) -> dict[int, set[str]]:
+        """Which of these papers each of these subscribers was ever matched or recommended
+        (those with none are absent); one query, by the ledger's primary key."""
+        rows = self.db.execute(
+            "SELECT subscriber_id, paper_id FROM matches"
+            " WHERE subscriber_id IN (SELECT value FROM json_each(?))"
+            " AND paper_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(subscriber_ids)), json.dumps(list(paper_ids))),
+        )
+        found: dict[int, set[str]] = {}
+        for subscriber_id, paper_id in rows:
+            found.setdefault(subscriber_id, set()).add(paper_id)
+        return found
 
     def of_digests(self, digest_ids: Sequence[int]) -> dict[int, tuple[Match, ...]]:
         """The matches each of these digests holds, by digest id (one query)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.models import DigestStatus, Match, Subscriber
+from bot.models import RECOMMENDED, DigestStatus, Match, Subscriber
 from bot.store.database import Database
 from bot.store.matches import Matches
 from bot.store.rows import SUBSCRIBER, from_iso, iso, utcnow
@@ -42,6 +42,11 @@ class PendingDigest:
     token_version: int = 0
     #: refusals in a row so far; a delivery resets them
     hard_bounces: int = 0
+
+
+#: a stored recommendation's reasons start so (see `reasons_json`): one who turned the section
+#: off (`recommend: 0`) after it was recommended gets it in no digest, nor a digest of it alone
+_RECOMMENDED_LIKE = f'[["{RECOMMENDED}"%'
 
 
 class Outbox:
@@ -78,15 +83,18 @@ class Outbox:
                 " SELECT subscriber_id, '<' || lower(hex(randomblob(16))) || '@' || ? || '>',"
                 " 'pending', ? FROM (SELECT DISTINCT m.subscriber_id FROM matches m"
                 " JOIN subscribers s ON s.id = m.subscriber_id"
-                f" WHERE m.digest_id IS NULL AND s.status = 'active'{chosen})"
+                f" WHERE m.digest_id IS NULL AND s.status = 'active'{chosen}"
+                f" AND (s.recommend > 0 OR m.reasons NOT LIKE '{_RECOMMENDED_LIKE}'))"
                 " ORDER BY subscriber_id",
                 (domain, stamp),
             )
             created = cursor.rowcount
             self.db.execute(
                 "UPDATE matches SET digest_id = d.id FROM digests d"
+                " JOIN subscribers s ON s.id = d.subscriber_id"
                 " WHERE d.id > ? AND d.subscriber_id = matches.subscriber_id"
-                " AND matches.digest_id IS NULL",
+                " AND matches.digest_id IS NULL"
+                f" AND (s.recommend > 0 OR matches.reasons NOT LIKE '{_RECOMMENDED_LIKE}')",
                 (before,),
             )
             if served and subscriber_ids is not None:

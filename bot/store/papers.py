@@ -115,15 +115,35 @@ class Papers:
         """The stored papers these seed keys name (`2411.01234`, `doi:10.1/x`, `title:Text`),
         by key; a key the store has no paper for is left out."""
         found: dict[str, Paper] = {}
-        for key in dict.fromkeys(keys):
-            where, value = _seed_lookup(key)
-            row = self.db.execute(
-                f"SELECT {PAPER.select()} FROM papers WHERE {where} ORDER BY first_seen LIMIT 1",
-                (value,),
-            ).fetchone()
-            if row is not None:
-                found[key] = PAPER.read(row)
-        return found
+        wanted = list(dict.fromkeys(keys))
+        # arXiv ids and DOIs a chunk at a time (a run asks for every subscriber's seeds)
+        arxiv = {key: key for key in wanted if not key.startswith(("doi:", "title:"))}
+        dois = {key[len("doi:") :]: key for key in wanted if key.startswith("doi:")}
+        for column, by_value in (("arxiv_id", arxiv), ("doi", dois)):
+            values = list(by_value)
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                rows = self.db.execute(
+                    f"SELECT {PAPER.select()} FROM papers WHERE {column} IN ({marks(len(chunk))})"
+                    " ORDER BY first_seen",
+                    chunk,
+                )
+                for row in rows:
+                    paper = PAPER.read(row)
+                    value = paper.arxiv_id if column == "arxiv_id" else paper.doi
+                    if value in by_value:
+                        found.setdefault(by_value[value], paper)  # the first seen
+        for key in wanted:
+            if key.startswith("title:"):
+                where, value = _seed_lookup(key)
+                row = self.db.execute(
+                    f"SELECT {PAPER.select()} FROM papers WHERE {where}"
+                    " ORDER BY first_seen LIMIT 1",
+                    (value,),
+                ).fetchone()
+                if row is not None:
+                    found[key] = PAPER.read(row)
+        return {key: found[key] for key in wanted if key in found}
 
     def to_match(self) -> list[Paper]:
         """Papers recorded (or enriched) whose matches are not committed yet.
@@ -141,6 +161,13 @@ class Papers:
             (iso(since),),
         )
         return [PAPER.read(row) for row in rows]
+
+    def newest_texts(self, limit: int) -> list[tuple[str, str]]:
+        """(title, abstract) of the `limit` papers first seen last, newest first."""
+        rows = self.db.execute(
+            "SELECT title, abstract FROM papers ORDER BY first_seen DESC, id LIMIT ?", (limit,)
+        )
+        return [(title, abstract) for title, abstract in rows]
 
     def fingerprint(self, since: datetime) -> tuple[int, str | None]:
         """(count, latest update) of the papers first seen since `since`: it changes whenever

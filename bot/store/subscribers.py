@@ -14,7 +14,15 @@ from typing import Any
 
 from bot.models import Subscriber
 from bot.store.database import Database
-from bot.store.rows import SUBSCRIBER, SUBSCRIBER_SETTINGS, from_iso, iso, marks, utcnow
+from bot.store.rows import (
+    SUBSCRIBER,
+    SUBSCRIBER_SETTINGS,
+    from_iso,
+    iso,
+    marks,
+    strings_of,
+    utcnow,
+)
 
 #: what a new row is given from a Subscriber (then origin, status, created, updated)
 _GIVEN = ("email", *SUBSCRIBER_SETTINGS)
@@ -87,6 +95,14 @@ class Subscribers:
         )
         return [SUBSCRIBER.read(row) for row in rows]
 
+    def liked_keys(self) -> set[str]:
+        """The seed keys of active subscribers who want recommendations (`recommend` > 0)."""
+        rows = self.db.execute(
+            "SELECT likes FROM subscribers"
+            " WHERE status = 'active' AND recommend > 0 AND likes != '[]'"
+        )
+        return {key for (likes,) in rows for key in strings_of(likes)}
+
     def active_ids(self) -> dict[str, int]:
         """Every active subscriber's row id, by address."""
         return dict(self.db.execute("SELECT email, id FROM subscribers WHERE status = 'active'"))
@@ -105,6 +121,11 @@ class Subscribers:
             f"SELECT {_RECORD} FROM subscribers WHERE email = ?", (email,)
         ).fetchone()
         return _record(row) if row else None
+
+    def id_of(self, email: str) -> int | None:
+        """The row id of the subscriber with this address (whatever their status), if any."""
+        row = self.db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+        return int(row[0]) if row else None
 
     def cadence_marks(self) -> list[tuple[int, Subscriber, datetime | None]]:
         """Every active subscriber's id, cadence and when they were last served.

@@ -10,7 +10,7 @@ depends on whether an address is subscribed: only the mail, which goes to the ad
 owner, differs.
 
 Where things are: `server` (create_app, serve, listen), `site` (what every route shares),
-the routes in `signup`, `manage` and `livepreview`, `pages` (templates, message pages,
+the routes in `signup`, `manage`, `feedback` and `livepreview`, `pages` (templates, message pages,
 static files), `errorpages` (4xx, 503 + Retry-After, 500, /healthz), `guard` (CSRF,
 honeypot, middleware), `limits` (rate limits), `forms` (alert form parsing), `mail` (the
 app's mails), `preview`, `recent` and `matches` (what the pages list; pure).

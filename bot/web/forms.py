@@ -123,15 +123,19 @@ def parse_email(value: str) -> tuple[str | None, FieldError | None]:
 
 
 def parse_alerts(
-    form: AlertForm, email: str = PREVIEW_EMAIL, *, max_papers: int = 50
+    form: AlertForm, email: str = PREVIEW_EMAIL, *, max_papers: int = 50, need_alerts: bool = True
 ) -> ParsedAlerts:
-    """Check every alert and cadence field; the Subscriber (pending, web) when all are valid."""
+    """Check every alert and cadence field; the Subscriber (pending, web) when all are valid.
+
+    `need_alerts` False: no keyword and no author is fine (a subscriber with seed papers
+    gets recommendations alone).
+    """
     errors: list[FieldError] = []
     keywords = _queries("keywords", _keyword_entries(form.keywords), errors)
     exclude = _queries("exclude", _keyword_entries(form.exclude), errors)
     authors = _authors(form.authors, errors)
     categories = _categories(form.categories, errors)
-    if not keywords and not authors and not errors:
+    if need_alerts and not keywords and not authors and not errors:
         errors.append(FieldError("keywords", "add at least one keyword or one author"))
     frequency = form.frequency if form.frequency in FREQUENCIES else None
     if frequency is None:

@@ -149,10 +149,17 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """ASGI middleware: a body over MAX_BODY, declared or streamed, is an HTTP 413."""
+    """ASGI middleware: a body over MAX_BODY, declared or streamed, is an HTTP 413.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Paths ending in one of `uploads` (file uploads) may send up to `upload_limit`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, uploads: tuple[str, ...] = (), upload_limit: int = MAX_BODY
+    ) -> None:
         self.app = app
+        self.uploads = uploads
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on with a `receive` that counts (raised inside the app: a page)."""
@@ -161,14 +168,16 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
         received = 0
+        path = str(scope.get("path", ""))
+        limit = self.upload_limit if path.endswith(self.uploads) and self.uploads else MAX_BODY
 
         async def limited() -> Message:
             nonlocal received
-            if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
+            if not (declared.isascii() and declared.isdigit()) or int(declared) > limit:
                 raise HTTPException(413)
             message = await receive()
             received += len(message.get("body", b""))
-            if received > MAX_BODY:
+            if received > limit:
                 raise HTTPException(413)
             return message
 

@@ -57,10 +57,16 @@ class LivePreview:
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     async def form_page(
-        self, request: Request, template: str, form: AlertForm, **context: Any
+        self,
+        request: Request,
+        template: str,
+        form: AlertForm,
+        *,
+        need_alerts: bool = True,
+        **context: Any,
     ) -> Response:
         """A form page with the preview of its alerts (or their errors, next to the fields)."""
-        preview = await self.context(form)
+        preview = await self.context(form, need_alerts=need_alerts)
         record = context.get("record")
         if isinstance(record, SubscriberRecord):
             context.update(self.site.links(request, record))
@@ -73,9 +79,9 @@ class LivePreview:
             **context,
         )
 
-    async def context(self, form: AlertForm) -> dict[str, Any]:
+    async def context(self, form: AlertForm, *, need_alerts: bool = True) -> dict[str, Any]:
         """The template values of a form's preview: `preview` and `preview_errors`."""
-        parsed = parse_alerts(form)
+        parsed = parse_alerts(form, need_alerts=need_alerts)
         if parsed.subscriber is None:
             return {"preview": None, "preview_errors": list(parsed.errors)}
         preview, errors = await self.of(parsed.subscriber)

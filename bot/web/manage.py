@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,12 +20,13 @@ from starlette.routing import Route
 
 from bot.mail.compose import MATCHES_PAGE
 from bot.mail.views import entry_view
-from bot.models import Paper
+from bot.models import Paper, Subscriber
 from bot.store.matches import RecentMatch
 from bot.store.rows import utcnow
 from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord
-from bot.web.forms import AlertForm, by_field, number_in, parse_alerts
+from bot.web.forms import AlertForm, number_in, parse_alerts
+from bot.web.likes import likes_context, load_likes
 from bot.web.livepreview import LivePreview
 from bot.web.mail import alert_lines
 from bot.web.matches import MATCHES_DAYS, MATCHES_LIMIT, match_list
@@ -58,58 +60,67 @@ class ManageRoutes:
 
     async def manage_page(self, request: Request) -> Response:
         """The subscriber's alerts in a form, with what they would have sent lately."""
-        found = await self._manageable(request)
+        found = await self.manageable(request)
         if isinstance(found, Response):
             return found
-        sub = found.subscriber
-        form = AlertForm.from_subscriber(sub, self.site.config.timezone)
+        return await self.render(request, found)
+
+    async def render(
+        self,
+        request: Request,
+        record: SubscriberRecord,
+        status: int = 200,
+        form: AlertForm | None = None,
+        **context: Any,
+    ) -> Response:
+        """The manage page (the config file's, for its subscribers) with the papers they like
+        and their feedback; `form` the alerts as typed, `context` what the page reports."""
+        sub = record.subscriber
+        likes = await self.site.store(lambda store: load_likes(store, record))
+        context = {**context}
+        context.update(likes_context(likes, context))
         if sub.origin == "config":
-            return await self._config_page(request, found)
-        return await self.preview.form_page(request, "manage.html.j2", form, record=found)
+            return await self._config_page(request, record, status, **context)
+        return await self.preview.form_page(
+            request,
+            "manage.html.j2",
+            form or AlertForm.from_subscriber(sub, self.site.config.timezone),
+            need_alerts=not sub.likes,
+            record=record,
+            status=status,
+            **context,
+        )
 
     async def manage_save(self, request: Request) -> Response:
         """Save the edited alerts (action=save) or only preview them (action=preview)."""
-        found = await self._manageable(request)
+        found = await self.manageable(request)
         if isinstance(found, Response):
             return found
         fields = await self.site.form(request)
         if isinstance(fields, Response):
             return fields
         if found.subscriber.origin == "config":
-            return await self._config_page(request, found, status=403)
+            return await self.render(request, found, status=403)
         form = AlertForm.from_fields(fields, self.site.config.timezone)
         if fields.get("action") != "save":
             if not await self.site.limiter.preview(request):
                 return self.site.limiter.too_many(request)
-            return await self.preview.form_page(request, "manage.html.j2", form, record=found)
+            return await self.render(request, found, form=form)
         sub = found.subscriber
-        parsed = parse_alerts(form, sub.email, max_papers=sub.max_papers)
-        if parsed.subscriber is None:
-            return self.pages.page(
-                request,
-                "manage.html.j2",
-                status=400,
-                form=form,
-                record=found,
-                errors=by_field(parsed.errors),
-                preview=None,
-                **self.site.links(request, found),
-            )
-        edited = replace(parsed.subscriber, name=sub.name)
+        parsed = parse_alerts(form, sub.email, max_papers=sub.max_papers, need_alerts=not sub.likes)
+        if parsed.subscriber is None:  # the preview shows the same errors, by their fields
+            return await self.render(request, found, status=400, form=form)
         saved = await self.site.store(
-            lambda store: store.subscribers.update_alerts(edited, found.token_version)
+            lambda store: _save_alerts(store, parsed.subscriber, found.token_version)
         )
         if saved is None:
             return self.pages.gone(request, "Ask for a new link to manage your alerts.")
         log.info("alerts saved: %s", sub.email)
-        form = AlertForm.from_subscriber(saved.subscriber, self.site.config.timezone)
-        return await self.preview.form_page(
-            request, "manage.html.j2", form, record=saved, saved=True
-        )
+        return await self.render(request, saved, saved=True)
 
     async def matches_page(self, request: Request) -> Response:
         """Every paper matched for the subscriber lately, shown or left out of a digest."""
-        found = await self._manageable(request)
+        found = await self.manageable(request)
         if isinstance(found, Response):
             return found
         email = found.subscriber.email
@@ -135,9 +146,10 @@ class ManageRoutes:
         )
 
     async def _config_page(
-        self, request: Request, record: SubscriberRecord, status: int = 200
+        self, request: Request, record: SubscriberRecord, status: int, **context: Any
     ) -> Response:
-        """A config-file subscriber's page: the file wins, so it shows and never edits."""
+        """A config-file subscriber's page: the file wins, so it shows and never edits
+        (only their feedback, which is not in the file, can be removed)."""
         preview, errors = await self.preview.of(record.subscriber)
         return self.pages.page(
             request,
@@ -147,11 +159,13 @@ class ManageRoutes:
             alerts=alert_lines(record.subscriber),
             preview=preview,
             preview_errors=errors,
+            **context,
             **self.site.links(request, record),
         )
 
-    async def _manageable(self, request: Request) -> SubscriberRecord | Response:
-        """The record a manage link designates, or the 4xx page saying why it does not work."""
+    async def manageable(self, request: Request) -> SubscriberRecord | Response:
+        """The record a manage link (or a feedback link, on the same token) designates, or
+        the 4xx page saying why it does not work."""
         data = self.site.token(request, "manage")
         if isinstance(data, Response):
             return data
@@ -194,6 +208,17 @@ class ManageRoutes:
             return self.pages.gone(request, "Use the link in your latest digest.")
         log.info("unsubscribed: %s", data.email)
         return self.pages.page(request, "unsubscribed.html.j2", email=data.email)
+
+
+def _save_alerts(store: Store, edited: Subscriber | None, version: int) -> SubscriberRecord | None:
+    """Save the alerts and cadence of the form; the seeds and `recommend` stay as stored
+    (they are edited in their own forms, and the store writes every setting)."""
+    current = store.subscribers.find(edited.email) if edited is not None else None
+    if edited is None or current is None:
+        return None
+    sub = current.subscriber
+    kept = replace(edited, name=sub.name, likes=sub.likes, recommend=sub.recommend)
+    return store.subscribers.update_alerts(kept, version)
 
 
 def _page_number(request: Request) -> int:

@@ -20,7 +20,9 @@ from bot.config.settings import Config
 from bot.errors import ConfigError, PaperbotError
 from bot.mail.links import SECRET_ENV, secret_from_env
 from bot.web.errorpages import ErrorPages
+from bot.web.feedback import FeedbackRoutes
 from bot.web.guard import BodyLimit, SecurityHeaders
+from bot.web.likesroutes import MAX_UPLOAD, UPLOAD_PATH, LikesRoutes
 from bot.web.limits import RateLimits
 from bot.web.livepreview import LivePreview
 from bot.web.manage import ManageRoutes
@@ -62,7 +64,10 @@ def create_app(
     errors = ErrorPages(site)
     return Starlette(
         routes=_routes(site, errors),
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, uploads=(UPLOAD_PATH,), upload_limit=MAX_UPLOAD),
+        ],
         exception_handlers=errors.handlers(),
     )
 
@@ -70,9 +75,12 @@ def create_app(
 def _routes(site: Site, errors: ErrorPages) -> list[Route]:
     """Every path the app answers."""
     preview = LivePreview(site)
+    manage = ManageRoutes(site, preview)
     return [
         *SignupRoutes(site, preview).routes(),
-        *ManageRoutes(site, preview).routes(),
+        *manage.routes(),
+        *LikesRoutes(site, manage).routes(),
+        *FeedbackRoutes(site, manage).routes(),
         *preview.routes(),
         Route("/static/{name}", static, methods=["GET"]),
         Route("/healthz", errors.health, methods=["GET"]),

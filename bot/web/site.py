@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from typing import TypeVar
 
 import anyio.to_thread
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -84,14 +85,39 @@ class Site:
             raise HTTPException(400) from exc
         if not self.csrf.check(request, fields):
             log.info("form refused: missing or invalid CSRF token")
-            return self.pages.message(
-                request,
-                403,
-                "This form has expired",
-                "It was open too long or did not come from this site. "
-                "Go back, reload the page and send it again.",
-            )
+            return self._expired(request)
         return fields
+
+    async def upload(
+        self, request: Request, field: str, max_bytes: int
+    ) -> tuple[str, bytes] | Response:
+        """A multipart form's file (its name and at most `max_bytes` + 1 bytes of it, so that
+        a longer one shows) once the CSRF check passed, else the 403 page; ("", b"") when
+        the form has no file. A body over the app's limit raises HTTPException(413)."""
+        try:
+            async with request.form(max_files=1, max_fields=MAX_FIELDS) as form:
+                fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+                file = form.get(field)
+                if not self.csrf.check(request, fields):
+                    log.info("upload refused: missing or invalid CSRF token")
+                    return self._expired(request)
+                if not isinstance(file, UploadFile):
+                    return "", b""
+                return file.filename or "", await file.read(max_bytes + 1)
+        except HTTPException:
+            raise
+        except Exception as exc:  # an undecodable body is a bad request, not a crash
+            raise HTTPException(400) from exc
+
+    def _expired(self, request: Request) -> Response:
+        """The 403 page of a form whose CSRF token did not check out."""
+        return self.pages.message(
+            request,
+            403,
+            "This form has expired",
+            "It was open too long or did not come from this site. "
+            "Go back, reload the page and send it again.",
+        )
 
     def token(
         self, request: Request, purpose: str, max_age: timedelta | None = None

@@ -772,12 +772,15 @@ def deliver_now(config: Path, threshold: int | None, batch_size: int = 3) -> Del
 
 #: a signed link's token: it carries the second it was made in
 TOKEN = re.compile(rb"/(manage|unsubscribe)/([A-Za-z0-9_.-]+)")
+#: the "more/less like this" links carry the digest's manage token
+FEEDBACK_TOKEN = re.compile(rb"/feedback/([A-Za-z0-9_.-]+)/")
 
 
 def comparable(raw: bytes) -> bytes:
     """The message bytes without what differs on every build: boundary, Date, link tokens."""
     raw = re.sub(rb"=_[0-9a-f]{24}", b"=_BOUNDARY", raw)
     raw = TOKEN.sub(rb"/\1/TOKEN", raw)
+    raw = FEEDBACK_TOKEN.sub(b"/feedback/TOKEN/", raw)
     return re.sub(rb"\r\nDate: [^\r]*\r\n", b"\r\nDate: DATE\r\n", raw)
 
 
@@ -822,6 +825,8 @@ def test_a_large_outbox_rendered_in_a_helper_process_sends_the_same_messages(
         assert {purpose for purpose, _ in links} == {"manage", "unsubscribe"}
         for purpose, token in links:  # the helper signed them with the same secret
             assert read_token(SECRET, purpose, token).email == recipient
+        feedback = {m[1].decode() for m in FEEDBACK_TOKEN.finditer(message.raw)}
+        assert feedback == {token for purpose, token in links if purpose == "manage"}
         assert message.mail_options == expected.mail_options
         assert message.mail_from == expected.mail_from
     assert {row["status"] for row in digests(there)} == {"sent"}

@@ -2,6 +2,13 @@
 // 1. Live preview: as the alerts are edited, the preview below the form is refreshed
 //    (the form's Preview button does the same with a page load).
 // 2. On the sign-up form, the time zone starts at the browser's own when it is in the list.
+// 3. A feedback link's page sends its form at once: the link's GET records nothing (mail
+//    scanners fetch every link), the POST does; without JavaScript the button does it.
+(function () {
+  "use strict";
+  var auto = document.querySelector("form[data-autosubmit]");
+  if (auto) HTMLFormElement.prototype.submit.call(auto);
+})();
 (function () {
   "use strict";
   var form = document.querySelector("form[data-preview]");
