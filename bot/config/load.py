@@ -101,6 +101,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         alerts=settings.alerts,
         recommendations=settings.recommendations,
         recommend=settings.recommend,
+        bounces=settings.bounces,
     )
 
 

@@ -137,7 +137,11 @@ def _status_blocks(part: Message) -> list[dict[str, str]]:
     """The header blocks of a delivery-status part as lower-cased name -> value dicts."""
     payload = part.get_payload()
     if isinstance(payload, list):  # the parser read each block as a message of headers
-        return [{k.lower(): _one_line(str(v)) for k, v in p.items()} for p in payload]
+        return [
+            {k.lower(): _one_line(str(v)) for k, v in p.items()}
+            for p in payload
+            if isinstance(p, Message)
+        ]
     raw = part.get_payload(decode=True)
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(payload)
     blocks = []
@@ -182,7 +186,9 @@ def _own_parts(msg: Message) -> list[Message]:
     if msg.is_multipart():
         payload = msg.get_payload()
         children = payload if isinstance(payload, list) else []
-        return [leaf for child in children for leaf in _own_parts(child)]
+        return [
+            leaf for child in children if isinstance(child, Message) for leaf in _own_parts(child)
+        ]
     return [msg]
 
 
@@ -192,9 +198,10 @@ def _candidates(msg: Message, text: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     try:
         temporary, permanent = all_failures(msg)
+        detected: list[object] = [*permanent, *temporary]
     except Exception:  # a third-party detector tripping on a hostile message: use the text
-        temporary, permanent = set(), set()
-    for raw in (*permanent, *temporary):
+        detected = []
+    for raw in detected:
         address = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         found[address.strip("<>").lower()] = None
     for match in _ADDRESS.finditer(text):
