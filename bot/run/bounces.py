@@ -11,6 +11,7 @@ leaves a message the next read recognizes (by the hash of its bytes) and only mo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import imaplib
 import logging
@@ -28,7 +29,7 @@ from typing import Protocol
 
 from bot.config.settings import Config, ImapSettings
 from bot.config.wiring import letterhead
-from bot.errors import BounceReadError
+from bot.errors import BounceReadError, PaperbotError
 from bot.mail.dsn import Failure, read_bounce
 from bot.mail.links import read_bounce_tag, secret_from_env
 from bot.store.bounces import MailOutcome
@@ -116,10 +117,8 @@ class ImapBox:
 
     def close(self) -> None:
         """Log out (errors on the way out do not matter)."""
-        try:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
             self.client.logout()
-        except (OSError, imaplib.IMAP4.error):
-            pass
 
 
 def _connect(settings: ImapSettings) -> imaplib.IMAP4:
@@ -282,3 +281,45 @@ def _recipients(msg: Message) -> set[str]:
 
 def _subject(msg: Message) -> str:
     return re.sub(r"\s+", " ", str(msg.get("Subject", "(no subject)")))[:120]
+
+
+def read_bounces(config: Config) -> ReadReport:
+    """`paperbot bounces`: read the mailbox now against the configured store.
+
+    No run lock: two reads at once cannot count a message twice (its record is unique).
+    """
+    with Store.open(config.database, busy_timeout=config.scheduling.database_wait) as store:
+        return read_mailbox(config, store)
+
+
+def read_after_run(config: Config, store: Store) -> str | None:
+    """A run's read of the mailbox: its line, or one error line; never stops the run."""
+    if config.bounces is None:
+        return None
+    try:
+        line = read_mailbox(config, store).line()
+    except PaperbotError as exc:
+        log.warning("%s", exc)
+        return str(exc)
+    log.info("%s", line)
+    return None
+
+
+def bounce_line(config: Config) -> str:
+    """What `check-config` says about reading bounces back."""
+    settings = config.bounces
+    if settings is None:
+        return "bounces: not read back (no bounces: section); only 5xx at send time count"
+    if settings.imap is not None:
+        imap = settings.imap
+        where = (
+            f"IMAP {imap.host}:{imap.effective_port} ({imap.security}) as {imap.username},"
+            f" folder {imap.folder}, processed moved to {imap.processed_folder}"
+            if imap.processed_folder
+            else f"IMAP {imap.host}:{imap.effective_port} ({imap.security}) as"
+            f" {imap.username}, folder {imap.folder}, processed flagged {KEYWORD}"
+        )
+    else:
+        where = f"Maildir {settings.maildir} (processed moved to cur/)"
+    verp = "on: bot+b-<tag>@… names the subscriber" if settings.verp else "off"
+    return f"bounces: read after each run from {where}; VERP envelope sender {verp}"
