@@ -199,7 +199,7 @@ def read_messages(config: Config, store: Store, box: Mailbox) -> ReadReport:
     counts: Counter[str] = Counter()
     suspend_after = config.smtp.max_hard_bounces if config.smtp else 3
     for key, raw in box.messages():
-        identity = "sha256:" + hashlib.sha256(raw).hexdigest()
+        identity = message_identity(raw)
         if store.mail_read.known(identity):
             if store.mail_read.outcome(identity) != "reported":
                 box.done(key)  # recorded before a crash, never moved: move it now
@@ -220,6 +220,12 @@ def read_messages(config: Config, store: Store, box: Mailbox) -> ReadReport:
                 log.info("bounces: %s", verdict.detail)
             box.done(key)
     return ReadReport(counts)
+
+
+def message_identity(raw: bytes) -> str:
+    """A message's identity: the hash of its bytes with CRLF line ends (an IMAP server hands
+    out CRLF whatever the file holds), so the same message is the same in either mailbox."""
+    return "sha256:" + hashlib.sha256(re.sub(rb"\r?\n", b"\r\n", raw)).hexdigest()
 
 
 def classify(config: Config, store: Store, msg: Message) -> Verdict:
@@ -289,6 +295,7 @@ def read_bounces(config: Config) -> ReadReport:
     No run lock: two reads at once cannot count a message twice (its record is unique).
     """
     with Store.open(config.database, busy_timeout=config.scheduling.database_wait) as store:
+        store.subscribers.sync_config(config.subscribers)  # the file's subscribers, as a run
         return read_mailbox(config, store)
 
 
