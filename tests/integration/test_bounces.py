@@ -99,8 +99,8 @@ def check_corpus(database: Path, table: dict[str, tuple[str, dict[str, str]]]) -
     for name, (cls, failed) in table.items():
         outcome, who = got[identity((CORPUS / name).read_bytes())]
         if cls == "not a bounce":  # a positive DSN is read (and set aside), not counted
-            expected = "ignored" if name == "rfc3464_28_delivered.eml" else "reported"
-            assert outcome == expected, name
+            want = "ignored" if name == "rfc3464_28_delivered.eml" else "reported"
+            assert outcome == want, name
         elif cls == "hard" and name not in WEAKER:
             assert outcome == "hard_bounce", name
             assert failed[who or ""] == "hard", name
@@ -111,7 +111,7 @@ def check_corpus(database: Path, table: dict[str, tuple[str, dict[str, str]]]) -
             assert who in failed, name
     # safety: a subscriber's hard count is exactly the files that call them hard
     expected: dict[str, int] = {}
-    for name, (cls, failed) in table.items():
+    for name, (cls, _failed) in table.items():
         if cls == "hard" and name not in WEAKER:
             who = got[identity((CORPUS / name).read_bytes())][1] or ""
             expected[who] = expected.get(who, 0) + 1
@@ -208,7 +208,8 @@ def test_a_wrong_imap_password_is_one_line(tmp_path: Path) -> None:
             del os.environ["TEST_IMAP_WRONG"]
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
-    assert "IMAP 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+    assert "IMAP 127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_store_locked_while_reading_never_counts_a_bounce_twice(tmp_path: Path) -> None:
@@ -224,7 +225,8 @@ def test_a_store_locked_while_reading_never_counts_a_bounce_twice(tmp_path: Path
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
     assert (box / "new" / "m1").exists()  # not recorded: still new, nothing counted
     assert hard_counts(tmp_path / "paperbot.db")[who] == 0
     assert run_paperbot(config, "bounces").returncode == 0
@@ -240,7 +242,8 @@ def test_a_crash_between_recording_and_moving_never_counts_twice(tmp_path: Path)
     (box / "cur").rmdir()
     (box / "cur").write_text("not a folder")  # the move fails after the record committed
     failed = run_paperbot(config, "bounces")
-    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
     assert hard_counts(tmp_path / "paperbot.db")[who] == 1
     assert (box / "new" / "m1").exists()
     (box / "cur").unlink()
@@ -260,7 +263,8 @@ def test_hard_bounces_read_back_suspend_with_the_operator_notice(tmp_path: Path)
     assert run_paperbot(config, "bounces").returncode == 0
     with Store.open(tmp_path / "paperbot.db") as store:
         record = store.subscribers.find(who)
-        assert record is not None and record.subscriber.status == "suspended"
+        assert record is not None
+        assert record.subscriber.status == "suspended"
         events = store.notices.unnotified_events()
     assert [(e.kind, e.email) for e in events] == [("subscriber_suspended", who)]
 
@@ -280,7 +284,8 @@ def test_soft_bounces_are_recorded_and_never_suspend(tmp_path: Path) -> None:
     assert sorted(got.values()) == [("soft_bounce", who)] * 3
     with Store.open(tmp_path / "paperbot.db") as store:
         record = store.subscribers.find(who)
-        assert record is not None and record.subscriber.status == "active"
+        assert record is not None
+        assert record.subscriber.status == "active"
 
 
 def test_a_bounce_for_a_non_subscriber_is_ignored(tmp_path: Path) -> None:
@@ -317,8 +322,10 @@ def test_a_mailed_unsubscribe_unsubscribes_a_subscriber_only(tmp_path: Path) -> 
         gone = store.subscribers.find("leaves@example.net")
         stays = store.subscribers.find("stays@example.org")
         events = store.notices.events("unsubscribed_by_mail")
-    assert gone is not None and gone.subscriber.status == "unsubscribed"
-    assert stays is not None and stays.subscriber.status == "active"
+    assert gone is not None
+    assert gone.subscriber.status == "unsubscribed"
+    assert stays is not None
+    assert stays.subscriber.status == "active"
     assert [e.email for e in events] == ["leaves@example.net"]
     assert sorted(o for o, _ in outcomes(tmp_path / "paperbot.db").values()) == [
         "ignored",
@@ -349,7 +356,8 @@ def test_a_verp_tag_names_the_subscriber(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_verp_tags_are_short_signed_and_case_proof() -> None:
     tag = bounce_tag(SECRET, 123456)
-    assert len(f"paperbot+{tag}") <= 64 and tag == tag.lower()
+    assert len(f"paperbot+{tag}") <= 64
+    assert tag == tag.lower()
     assert read_bounce_tag(SECRET, tag) == 123456
     assert read_bounce_tag(SECRET, tag.upper()) == 123456
     assert read_bounce_tag("another-secret", tag) is None
