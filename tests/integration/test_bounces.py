@@ -22,8 +22,10 @@ from bot.models import Subscriber
 from bot.run.bounces import message_identity
 from bot.store.store import Store
 from tests.cli import run_paperbot
+from tests.httpserver import LocalHTTPServer
 from tests.imapserver import PASSWORD, USER, dovecot_missing, imap_server
-from tests.integration.test_once import write_config
+from tests.integration.test_once import arxiv_source, smtp_section, write_config
+from tests.smtpserver import SmtpTestServer
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "bounces"
 _ROW = re.compile(
@@ -362,3 +364,81 @@ def test_verp_tags_are_short_signed_and_case_proof() -> None:
     assert read_bounce_tag(SECRET, tag.upper()) == 123456
     assert read_bounce_tag("another-secret", tag) is None
     assert read_bounce_tag(SECRET, tag.replace("b-2n9c", "b-2n9d")) is None
+
+
+def test_a_run_sends_with_verp_and_reads_bounces_after_delivery(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = maildir(tmp_path / "Maildir")
+    reader = "kijitora@example.co.jp"  # postfix_04 says this address is unknown
+    config = write_config(
+        tmp_path,
+        sources=[arxiv_source(http_server)],
+        smtp=smtp_section(smtp_server) | {"max_hard_bounces": 1},
+        bounces={"maildir": str(box)},
+        subscribers=[{"email": reader, "keywords": ["diffusion"]}],
+    )
+    shutil.copy(CORPUS / "postfix_04_userunknown.eml", box / "new" / "m1")
+    monkeypatch.setenv("PAPERBOT_SECRET_KEY", SECRET)
+    result = run_paperbot(config, "once")
+    assert result.returncode == 0, result.stderr
+    [received] = smtp_server.received
+    local, _, domain = received.mail_from.partition("@")
+    assert domain == "example.org"
+    assert local.startswith("bot+b-")
+    with Store.open(tmp_path / "paperbot.db") as store:
+        assert read_bounce_tag(SECRET, local.partition("+")[2]) == store.subscribers.id_of(reader)
+        record = store.subscribers.find(reader)
+    assert record is not None
+    assert record.subscriber.status == "suspended"  # read back after the digest went out
+
+
+def test_a_run_whose_bounce_mailbox_is_missing_still_sends(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        sources=[arxiv_source(http_server)],
+        smtp=smtp_section(smtp_server),
+        bounces={"maildir": str(tmp_path / "no-such-maildir")},
+        subscribers=[{"email": "reader@example.org", "keywords": ["diffusion"]}],
+    )
+    result = run_paperbot(config, "once")
+    assert len(smtp_server.received) == 1
+    assert result.returncode == 1  # something needs the operator's attention
+    lines = [line for line in result.stderr.splitlines() if "no-such-maildir" in line]
+    assert len(lines) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_shows_the_bounce_mailbox(tmp_path: Path) -> None:
+    config = config_for(tmp_path, {"maildir": str(tmp_path / "Maildir")}, ["a@example.org"])
+    result = run_paperbot(config, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert f"bounces: read after each run from Maildir {tmp_path / 'Maildir'}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("bounces", "error"),
+    [
+        ({}, "exactly one of imap: or maildir:"),
+        (
+            {"maildir": "/x", "imap": {"host": "h", "username": "u", "password_env": "P"}},
+            "exactly one",
+        ),
+        ({"imap": {"host": "h:993", "username": "u", "password_env": "P"}}, "not a host name"),
+        ({"imap": {"host": "h", "username": "u"}}, "password_env"),
+        ({"imap": {"host": "h", "username": "u", "password_env": "P", "timeout": 0}}, "timeout"),
+    ],
+)
+def test_a_bad_bounces_section_is_one_line(
+    tmp_path: Path, bounces: dict[str, Any], error: str
+) -> None:
+    config = write_config(tmp_path, bounces=bounces)
+    result = run_paperbot(config, "check-config")
+    assert result.returncode == 2
+    assert error in result.stderr
+    assert result.stderr.strip().count("\n") == 0
