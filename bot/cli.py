@@ -20,6 +20,7 @@ from bot.ingest.sources import KINDS, FetchWindow, get_kind
 from bot.mail.links import SECRET_ENV
 from bot.mail.render import render_digest
 from bot.run.backup import backup
+from bot.run.bounces import bounce_line, read_bounces
 from bot.run.pipeline import RunReport, run_once
 from bot.run.preview import preview_digest
 from bot.run.progress import Progress, log_handler, progress_for
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send_test.add_argument("address", help="where the test message goes")
     commands.add_parser("sources", help="list source kinds and their options")
+    commands.add_parser(
+        "bounces", help="read bounces and mailed unsubscribes from the bounces: mailbox now"
+    )
     status = commands.add_parser(
         "status", help="last fetch per source, counts, pending/failed digests"
     )
@@ -276,6 +280,12 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bounces(args: argparse.Namespace) -> int:
+    """`paperbot bounces`: read the bounce mailbox once and say what it held."""
+    print(read_bounces(_config(args)).line())
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """`paperbot check-config`: validate and print what was understood."""
     config = _config(args)
@@ -308,6 +318,7 @@ def describe_config(config: Config) -> list[str]:
         f" within {rec.lookup_deadline:g} s"
     )
     lines.append(describe_retention(config.retention))
+    lines.append(bounce_line(config))
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
@@ -431,4 +442,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "backup": cmd_backup,
     "retention": cmd_retention,
+    "bounces": cmd_bounces,
 }

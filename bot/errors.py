@@ -17,6 +17,7 @@ Every exception of paperbot is here, except those private to one module. The tre
       - DeliveryUnconfirmed: the whole message went out, no verdict came back
     - Withheld: a `before_transmit` hook stopped this message before its final dot
   + TokenError: a link's token is forged, for another purpose, or expired
+  + BounceReadError: the bounce mailbox cannot be read (IMAP login, a missing Maildir)
   + StoreError: the SQLite store cannot be opened, read or written
     - StoreUnusable: the file is not a store paperbot can use
     - StoreFull: the disk is full (the step was rolled back)
@@ -142,6 +143,10 @@ class Stopping(FatalSendError, Withheld):
 
 class TokenError(PaperbotError):
     """A token is forged, for another purpose, or expired."""
+
+
+class BounceReadError(PaperbotError):
+    """The bounce mailbox cannot be read: IMAP refused us, or the Maildir is missing."""
 
 
 class StoreError(PaperbotError):

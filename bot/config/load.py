@@ -102,6 +102,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         recommendations=settings.recommendations,
         retention=settings.retention,
         recommend=settings.recommend,
+        bounces=settings.bounces,
     )
 
 

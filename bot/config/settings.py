@@ -8,7 +8,14 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot.config.checks import (
     SHORT_REPR,
@@ -142,6 +149,68 @@ class SmtpSettings(_Strict):
     def password(self) -> str | None:
         """The SMTP password read from the environment variable named in the config."""
         return os.environ.get(self.password_env) if self.password_env else None
+
+
+class ImapSettings(_Strict):
+    """The IMAP mailbox bounces and mailed unsubscribes arrive in; password from the env."""
+
+    host: str = Field(description="the IMAP server's host name or IP address, without a port")
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str = Field(min_length=1, description="the mailbox's login name")
+    password_env: str = Field(
+        min_length=1, description="environment variable holding the mailbox password"
+    )
+    folder: str = Field("INBOX", min_length=1, description="the folder that is read")
+    processed_folder: str | None = Field(
+        "paperbot-processed",
+        description="where read messages are moved; null: flagged \\Seen and $PaperbotRead",
+    )
+    timeout: float = Field(
+        30.0, gt=0, le=MAX_SMTP_TIMEOUT, description="seconds one IMAP reply may take"
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        if not is_host(value):
+            raise ValueError(f"not a host name or IP address (got {SHORT_REPR.repr(value)})")
+        return value
+
+    @field_validator("folder", "processed_folder")
+    @classmethod
+    def _valid_folder(cls, value: str | None) -> str | None:
+        if value is not None and (not value.isprintable() or '"' in value or "\\" in value):
+            raise ValueError(f"not a folder name (got {SHORT_REPR.repr(value)})")
+        return value
+
+    @property
+    def effective_port(self) -> int:
+        """The port, defaulting by security mode (993 for tls, else 143)."""
+        return self.port or (993 if self.security == "tls" else 143)
+
+    def password(self) -> str | None:
+        """The mailbox password read from the environment variable named in the config."""
+        return os.environ.get(self.password_env)
+
+
+class BounceSettings(_Strict):
+    """Where bounces and mailed unsubscribes are read back: an IMAP mailbox or a Maildir."""
+
+    imap: ImapSettings | None = None
+    maildir: Path | None = Field(
+        None, description="a Maildir (with new/ and cur/) the mail server delivers them to"
+    )
+    verp: bool = Field(
+        True,
+        description="each digest's envelope sender names its subscriber: bot+b-<tag>@domain",
+    )
+
+    @model_validator(mode="after")
+    def _one_mailbox(self) -> BounceSettings:
+        if (self.imap is None) == (self.maildir is None):
+            raise ValueError("give exactly one of imap: or maildir:")
+        return self
 
 
 MAX_INTERVAL = 600.0
@@ -333,6 +402,7 @@ class ConfigFile(_Strict):
     fetch: FetchSettings = FetchSettings()
     sources: list[dict[str, Any]] = []
     smtp: SmtpSettings | None = None
+    bounces: BounceSettings | None = None
     subscribers: list[SubscriberSettings] = []
 
     @field_validator("weekday", "send_at")
@@ -393,6 +463,8 @@ class Config:
     #: recommended papers per digest for subscribers who do not say (`recommend:`)
     recommend: int = DEFAULT_RECOMMEND
     retention: RetentionSettings = dataclass_field(default_factory=RetentionSettings)
+    #: where bounces and mailed unsubscribes are read back (None: they are not)
+    bounces: BounceSettings | None = None
 
 
 def config_path(cli_value: str | None) -> Path:

@@ -44,6 +44,7 @@ def delivery_settings(config: Config) -> DeliverySettings:
         retry_delay=smtp.retry_delay,
         max_hard_bounces=smtp.max_hard_bounces,
         max_failures_in_a_row=smtp.max_failures_in_a_row,
+        verp=bool(config.bounces and config.bounces.verp and secret_from_env()),
     )
 
 

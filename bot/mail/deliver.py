@@ -59,10 +59,11 @@ from bot.errors import (
 )
 from bot.mail.caches import CACHES
 from bot.mail.compose import Addressee, Letterhead, load_papers, message_or_error
-from bot.mail.mime import PrebuiltMessage
+from bot.mail.links import bounce_tag, verp_address
+from bot.mail.mime import DigestMessage, PrebuiltMessage
 from bot.mail.renderproc import RENDER_PROCESS_THRESHOLD, Prebuilt, RenderAhead
 from bot.mail.senders import Sender
-from bot.mail.senders.base import one_line
+from bot.mail.senders.base import envelope_sender, one_line
 from bot.models import Paper
 from bot.store.outbox import PendingDigest
 from bot.store.store import Store
@@ -104,6 +105,8 @@ class DeliverySettings:
     max_hard_bounces: int = 3
     batch_size: int = 500
     max_failures_in_a_row: int = 5
+    #: each digest's envelope sender names its subscriber (`bot+b-<tag>@…`, bounces: verp)
+    verp: bool = False
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -439,6 +442,10 @@ class _Delivery:
     async def _hand_over(self, item: _Item, transmission: _Transmission) -> None:
         """The send itself, counted while it is on its way (see `_crowded`)."""
         self.sending += 1
+        if self.settings.verp and self.head.secret and isinstance(item.message, DigestMessage):
+            # signed once per digest: a bounce to this address names its subscriber
+            tag = bounce_tag(self.head.secret, item.pending.subscriber_id)
+            item.message.envelope_from = verp_address(envelope_sender(item.message), tag)
         try:
             await self.sender.send(item.message, before_transmit=transmission)
         finally:

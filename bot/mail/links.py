@@ -10,6 +10,8 @@ The secret comes from the environment (`PAPERBOT_SECRET_KEY`), never from the co
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass
@@ -105,3 +107,48 @@ def quoted_id(paper_id: str) -> str:
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+#: hex digits of a VERP tag's signature: 40 bits, short enough for a 64-character local part
+_TAG_SIGNATURE = 10
+
+
+def bounce_tag(secret: str, subscriber_id: int) -> str:
+    """The VERP tag naming a subscriber: `b-<id in base 36>-<signature>`, lower case only
+    (some servers fold the case of local parts), made once per digest."""
+    body = f"b-{_base36(subscriber_id)}"
+    return f"{body}-{_tag_signature(secret, body)}"
+
+
+def read_bounce_tag(secret: str, tag: str) -> int | None:
+    """The subscriber id a VERP tag names, or None if it is not one of ours."""
+    body, _, signature = tag.lower().rpartition("-")
+    if not body.startswith("b-") or not hmac.compare_digest(
+        signature, _tag_signature(secret, body)
+    ):
+        return None
+    try:
+        return int(body[2:], 36)
+    except ValueError:
+        return None
+
+
+def verp_address(address: str, tag: str) -> str:
+    """`local+<tag>@domain` of an address (any `+detail` of its local part replaced)."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}+{tag}@{domain}"
+
+
+def _tag_signature(secret: str, body: str) -> str:
+    mac = hmac.new(f"paperbot-bounce:{secret}".encode(), body.encode(), hashlib.sha256)
+    return mac.hexdigest()[:_TAG_SIGNATURE]
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if number == 0:
+            return out

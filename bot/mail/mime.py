@@ -141,6 +141,8 @@ class DigestMessage(EmailMessage):
 
     #: (payload, its bytes) as `_text_part` encoded them, so that writing skips re-encoding
     wire_body: tuple[str, bytes] | None = None
+    #: the envelope sender (MAIL FROM) when it is not the header's: a VERP address
+    envelope_from: str | None = None
 
     def as_bytes(self, unixfrom: bool = False, policy: Policy | None = None) -> bytes:
         """The message serialized as `BytesGenerator` would, several times faster."""

@@ -35,6 +35,7 @@ from bot.ingest.sources.checks import clean_text
 from bot.mail.deliver import DeliveryReport, deliver, skip_pending
 from bot.mail.senders import OutboxSender, Sender
 from bot.models import FetchStatus, Match, Paper, RunStatus, Subscriber, Validators
+from bot.run.bounces import read_after_run
 from bot.run.lock import RunLock
 from bot.run.operator import SMTP, notify, smtp_problem, source_problems
 from bot.run.progress import NO_PROGRESS, Progress
@@ -380,6 +381,9 @@ async def _cycle(
             config, store, sender, now=now, progress=progress, shutdown=shutdown
         )
     errors = tuple(f"source {f.source}: {f.error}" for f in fetches if f.error) + delivery.errors
+    if send and not dry_run and not shutdown.requested:
+        bounce_error = read_after_run(config, store)  # after delivery: it never stops the mail
+        errors += (bounce_error,) if bounce_error else ()
     if shutdown.requested:
         stopped = f"stopped by {shutdown.signal_name}; what is left waits for the next run"
         log.warning("%s", stopped)

@@ -184,6 +184,18 @@ def _migration_10(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """Mail read back (bounces, mailed unsubscribes): each message once, with its outcome."""
+    db.executescript(
+        """
+        CREATE TABLE mail_read (
+            identity TEXT PRIMARY KEY, at TEXT NOT NULL, outcome TEXT NOT NULL,
+            subscriber_id INTEGER REFERENCES subscribers(id), detail TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
 #: schema migrations, in order; the store's version is how many have run.
 #: Append only: a migration that has shipped is never edited.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
@@ -197,5 +209,6 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_8,
     _migration_9,
     _migration_10,
+    _migration_11,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

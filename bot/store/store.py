@@ -6,7 +6,7 @@
     store.matches.add(found)              # matches: the "never twice" ledger
     store.outbox.pending_batches()        # outbox: digests, pending until the server accepts
     store.feedback / store.seed_papers    # recommendations: "more/less like this", seeds
-    store.bounces / store.health / store.notices / store.ratelimit
+    store.bounces / store.mail_read / store.health / store.notices / store.ratelimit
     store.retention.apply(rules)          # retention: forget what is old, reclaim space
     store.close()
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.models import RunStatus
-from bot.store.bounces import Bounce, Bounces
+from bot.store.bounces import Bounce, Bounces, MailRead
 from bot.store.database import Database
 from bot.store.feedback import FeedbackTable
 from bot.store.file import BUSY_TIMEOUT
@@ -73,6 +73,7 @@ class Store:
         self.matches = Matches(db, self.subscribers)
         self.outbox = Outbox(db, self.matches)
         self.bounces = Bounces(db)
+        self.mail_read = MailRead(db)
         self.health = Health(db)
         self.notices = Notices(db)
         self.ratelimit = RateLimit(db)

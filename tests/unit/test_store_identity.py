@@ -285,6 +285,7 @@ def test_a_store_from_before_title_keys_finds_papers_by_their_title(tmp_path: Pa
     store.papers.record("lab", listings()["lab"], now=T0)
     # what a store of the previous schema looks like: no table of titles
     store.db.execute("DROP TABLE paper_titles")
+    store.db.execute("DROP TABLE mail_read")  # migration 11's
     for later in ("DROP TABLE feedback", "DROP TABLE seed_papers"):  # migration 10's
         store.db.execute(later)
     for column in ("likes", "recommend"):

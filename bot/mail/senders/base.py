@@ -102,7 +102,11 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 def envelope_sender(message: EmailMessage) -> str:
-    """The bounce address: the Sender header's address, else the From header's."""
+    """The bounce address: a VERP one set on the message, else the Sender header's address,
+    else the From header's."""
+    verp = getattr(message, "envelope_from", None)
+    if isinstance(verp, str):
+        return verp
     found = _addresses(message, "Sender") or _addresses(message, "From")
     if not found:
         raise ValueError("the message has no From address")
