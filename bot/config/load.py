@@ -101,6 +101,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         alerts=settings.alerts,
         recommendations=settings.recommendations,
         recommend=settings.recommend,
+        web=settings.web,
     )
 
 
@@ -261,6 +262,15 @@ def _subscribers(settings: ConfigFile) -> tuple[Subscriber, ...]:
     return tuple(result)
 
 
+def subscriber_entry(raw: Mapping[str, Any], defaults: ConfigFile | None = None) -> Subscriber:
+    """The Subscriber one entry describes, checked by the config file's own rules (a
+    `subscribers:` entry, a CSV row, `paperbot subscribers add`), with `defaults`' top-level
+    values where it gives none; a ConfigError names the field (`keywords[1]`)."""
+    sub = _validated(SubscriberSettings, raw, "")
+    _check_queries(sub, "")
+    return _subscriber(sub, defaults or ConfigFile(), "")
+
+
 def _subscriber(sub: SubscriberSettings, settings: ConfigFile, where: str) -> Subscriber:
     """The Subscriber a config entry describes: its fields as written (lists as tuples), named
     as in the model, and the top level's defaults where it gives none."""
@@ -287,7 +297,7 @@ def _likes(sub: SubscriberSettings, where: str) -> tuple[str, ...]:
         seed = parse_seed(text)
         if seed is None:
             problem = f"{SHORT_REPR.repr(text)} is not an arXiv id, arXiv link, DOI or doi.org link"
-            raise ConfigError(f"{where}.like[{index}]", problem)
+            raise ConfigError(format_path(where, ("like", index)), problem)
         keys.setdefault(seed.key)
     return tuple(keys)
 
@@ -308,7 +318,7 @@ def _check_queries(sub: SubscriberSettings, where: str) -> None:
         for index, text in enumerate(getattr(sub, field)):
             problem = check(text, field == "authors")
             if problem:
-                raise ConfigError(f"{where}.{field}[{index}]", problem)
+                raise ConfigError(format_path(where, (field, index)), problem)
 
 
 def _query_checker() -> Callable[[str, bool], str | None]:
