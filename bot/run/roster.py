@@ -33,6 +33,7 @@ from bot.models import Subscriber
 from bot.store.store import Store
 from bot.store.subscribers import RosterDetails, RosterEntry, SubscriberRecord
 from bot.timing.cadence import WEEKDAYS, describe_cadence
+from bot.web.forms import category_problems
 from bot.web.mail import alert_lines, confirmation, mail_settings
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,14 @@ def _when(moment: datetime | None) -> str:
 
 
 def entry_of(fields: dict[str, Any]) -> Subscriber:
-    """A subscriber from the given fields, by the config file's rules (ConfigError if not)."""
+    """A subscriber from the given fields, by the config file's rules and the web form's
+    rule for category names (ConfigError if not)."""
     given = {k: v for k, v in fields.items() if v not in (None, "", [], ())}
-    return subscriber_entry(given)
+    sub = subscriber_entry(given)
+    problems = category_problems(sub.categories)
+    if problems:
+        raise ConfigError("categories", problems[0])
+    return sub
 
 
 def optin_refusal(config: Config) -> str | None:

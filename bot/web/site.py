@@ -169,9 +169,7 @@ class Site:
 
     def confirm_mail(self, request: Request, record: SubscriberRecord) -> EmailMessage:
         """The double opt-in mail with the subscriber's confirmation link."""
-        return confirmation(
-            self.mail_settings(request), self.secret, record, self.confirm_max_age
-        )
+        return confirmation(self.mail_settings(request), self.secret, record, self.confirm_max_age)
 
     def manage_mail(self, request: Request, record: SubscriberRecord, reason: str) -> EmailMessage:
         """The mail with the subscriber's manage and unsubscribe links."""
