@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.config.load import parse_config
+from bot.errors import ConfigError
 from bot.store.store import Store
 from tests.cli import run_paperbot
 from tests.integration.test_web_tokens import old_token
@@ -293,3 +295,29 @@ def test_the_configs_confirmation_window_is_the_apps_and_the_clis(
     assert "it expires in 1 hour" in body_text(site.mails_to(BOB)[0])
     answer = site.client().get(f"/confirm/{old_token('confirm', ADA, age=2 * 3600)}")
     assert answer.status_code == 410
+
+
+@pytest.mark.parametrize(
+    ("web", "problem"),
+    [
+        ({"mails_per_client": 0}, "web.mails_per_client"),
+        ({"previews_per_client": 10**7}, "web.previews_per_client"),
+        ({"confirm_hours": 0}, "web.confirm_hours"),
+        ({"confirm_hours": 24 * 365}, "web.confirm_hours"),
+        ({"mails_per_hour": 3}, "web.mails_per_hour: unknown key"),
+    ],
+)
+def test_web_limits_out_of_bounds_are_one_config_error(web: dict[str, int], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(yaml.safe_dump({"web": web}))
+    assert str(caught.value).startswith(problem)
+
+
+def test_check_config_shows_the_web_limits_and_their_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "paperbot.yaml"
+    config.write_text(yaml.safe_dump({"web": {"mails_per_address": 2}}), encoding="utf-8")
+    result = run_paperbot(config, "check-config")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("web:")]
+    assert "20 sign-up/link mails per client network, 2 per address, 300 previews" in line
+    assert "confirmation links work 48 hours" in line
