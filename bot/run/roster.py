@@ -285,16 +285,22 @@ async def send_optins(
     rate = (config.smtp.messages_per_second or OPTIN_PER_SECOND) if config.smtp else None
     pace = RateLimiter(rate)
     unsent: list[str] = []
-    async with make_sender(config) as sender:
-        for index, record in enumerate(records):
-            email = record.subscriber.email
-            await pace.wait()
-            try:
-                await sender.send(confirmation(settings, secret, record, max_age))
-            except FatalSendError as exc:
-                report(f"opt-in mails stopped at {email}: {exc}")
-                return unsent + [r.subscriber.email for r in records[index:]]
-            except SendError as exc:
-                report(f"opt-in mail to {email} not sent: {exc}")
-                unsent.append(email)
+    done = 0
+    try:
+        async with make_sender(config) as sender:
+            for record in records:
+                email = record.subscriber.email
+                await pace.wait()
+                try:
+                    await sender.send(confirmation(settings, secret, record, max_age))
+                except FatalSendError:
+                    raise
+                except SendError as exc:
+                    report(f"opt-in mail to {email} not sent: {exc}")
+                    unsent.append(email)
+                done += 1
+    except FatalSendError as exc:  # the server is gone: every later mail would fail too
+        if done < len(records):  # (not when closing the connection after the last one)
+            report(f"opt-in mails stopped at {records[done].subscriber.email}: {exc}")
+            unsent += [r.subscriber.email for r in records[done:]]
     return unsent

@@ -321,3 +321,20 @@ def test_check_config_shows_the_web_limits_and_their_defaults(tmp_path: Path) ->
     [line] = [line for line in result.stdout.splitlines() if line.startswith("web:")]
     assert "20 sign-up/link mails per client network, 2 per address, 300 previews" in line
     assert "confirmation links work 48 hours" in line
+
+
+def test_an_opt_in_mail_that_cannot_go_leaves_the_address_pending_and_add_retries(
+    site: WebSite,
+) -> None:
+    site.smtp.stop()
+    try:
+        failed = paperbot(site, "add", ADA, "--keyword", "grokking")
+    finally:
+        site.smtp.start()
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
+    assert f"opt-in mails stopped at {ADA}" in failed.stdout
+    assert status_of(site, ADA) == "pending"
+    again = paperbot(site, "add", ADA, "--keyword", "grokking")
+    assert again.returncode == 0, again.stderr
+    assert len(site.mails_to(ADA)) == 1
