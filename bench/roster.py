@@ -41,7 +41,7 @@ def write_rows(path: Path, count: int, rng: random.Random) -> None:
                     f"reader{n}@example.org",
                     ";".join(rng.sample(WORDS, rng.randint(1, 3))),
                     "G. Lajoie" if n % 3 == 0 else "",
-                    rng.choice(("", "cs.LG", "cs.LG stat.ML")),
+                    rng.choice(("", "cs.LG", "cs.LG;stat.ML")),
                     "survey" if n % 5 == 0 else "",
                     rng.choice(("daily", "daily", "weekly")),
                     rng.choice(("", f"{rng.randrange(24):02d}:00")),

@@ -540,7 +540,10 @@ def _roster_import(config: Config, store: Store, args: argparse.Namespace) -> in
 
 def _roster_export(config: Config, store: Store, args: argparse.Namespace) -> int:
     entries = store.subscribers.roster("active", "web")
-    write_csv(args.file, [e.subscriber for e in entries])
+    try:
+        write_csv(args.file, [e.subscriber for e in entries])
+    except OSError as exc:
+        return _refused(f"cannot write {args.file}: {exc.strerror or exc}")
     print(f"{len(entries)} active store subscribers written to {args.file}")
     return EXIT_OK
 

@@ -328,7 +328,10 @@ def _check_queries(sub: SubscriberSettings, where: str) -> None:
                 raise ConfigError(format_path(where, (field, index)), problem)
 
 
+@functools.cache
 def _query_checker() -> Callable[[str, bool], str | None]:
+    """The check of one alert (made once; its answers remembered: a list of 100,000
+    subscribers repeats the same alerts)."""
     from bot.alerts.query import QueryError, parse_follow, parse_query
 
     def check(text: str, follow: bool) -> str | None:
@@ -338,7 +341,7 @@ def _query_checker() -> Callable[[str, bool], str | None]:
             return str(exc)
         return None
 
-    return check
+    return functools.lru_cache(maxsize=65536)(check)
 
 
 def _check_smtp(smtp: SmtpSettings | None) -> None:

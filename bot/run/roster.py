@@ -67,7 +67,7 @@ class BadRow:
     problem: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.problem}"
+        return f"line {self.line}: {self.problem}" if self.line else self.problem
 
 
 def open_store(config: Config) -> Store:
@@ -78,12 +78,18 @@ def open_store(config: Config) -> Store:
     return store
 
 
-def file_wins(config: Config, email: str) -> str | None:
-    """The refusal for an address the config file lists, else None."""
-    if email.lower() in {s.email.lower() for s in config.subscribers}:
+def file_wins(config: Config, email: str, listed: set[str] | None = None) -> str | None:
+    """The refusal for an address the config file lists, else None (`listed`: the file's
+    addresses in lower case, when they are already at hand)."""
+    if email.lower() in (listed if listed is not None else file_addresses(config)):
         where = config.path or "the config file"
         return f"{email} is in the config file, which wins: edit {where} instead"
     return None
+
+
+def file_addresses(config: Config) -> set[str]:
+    """The config file's addresses, in lower case."""
+    return {s.email.lower() for s in config.subscribers}
 
 
 # --- list and show -------------------------------------------------------------------------
@@ -205,6 +211,8 @@ def read_csv(path: Path, config: Config) -> tuple[list[Subscriber], list[BadRow]
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             return _read_rows(csv.reader(handle), config)
+    except OSError as exc:
+        return [], [BadRow(0, f"cannot read {path}: {exc.strerror or exc}")]
     except UnicodeDecodeError as exc:
         return [], [BadRow(0, f"{path} is not UTF-8 text ({exc.reason})")]
     except csv.Error as exc:
@@ -221,12 +229,13 @@ def _read_rows(rows: Any, config: Config) -> tuple[list[Subscriber], list[BadRow
     subscribers: list[Subscriber] = []
     bad: list[BadRow] = []
     seen: dict[str, int] = {}
+    listed = file_addresses(config)
     line = rows.line_num + 1
     for row in rows:
         start, line = line, rows.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
-        problem, sub = _check_row(dict(zip(header, row, strict=False)), len(row), header, config)
+        problem, sub = _check_row(dict(zip(header, row, strict=False)), len(row), header, listed)
         if sub is not None and sub.email.lower() in seen:
             problem, sub = f"{sub.email} is also on line {seen[sub.email.lower()]}", None
         if sub is None:
@@ -238,7 +247,7 @@ def _read_rows(rows: Any, config: Config) -> tuple[list[Subscriber], list[BadRow
 
 
 def _check_row(
-    cells: dict[str, str], width: int, header: Sequence[str], config: Config
+    cells: dict[str, str], width: int, header: Sequence[str], listed: set[str]
 ) -> tuple[str, Subscriber | None]:
     """(problem, None) or ("", the subscriber) for one row's cells."""
     if width != len(header):
@@ -250,8 +259,9 @@ def _check_row(
         sub = entry_of(fields)
     except ConfigError as exc:
         return str(exc), None
-    refused = file_wins(config, sub.email)
-    return (refused, None) if refused else ("", sub)
+    if sub.email.lower() in listed:
+        return f"{sub.email} is in the config file, which wins: edit it instead", None
+    return "", sub
 
 
 def write_csv(path: Path, subscribers: Sequence[Subscriber]) -> None:
