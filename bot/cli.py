@@ -525,7 +525,8 @@ def _roster_import(config: Config, store: Store, args: argparse.Namespace) -> in
     for row in bad:
         print(f"paperbot: {args.file}: {row}", file=sys.stderr)
     if bad:
-        return _refused(f"{args.file}: {len(bad)} bad rows: nothing imported")
+        rows = "a bad row" if len(bad) == 1 else f"{len(bad)} bad rows"
+        return _refused(f"{args.file}: {rows}: nothing imported")
     counts = store.subscribers.import_many(subscribers, "active" if args.confirm else "pending")
     state = "active" if args.confirm else "pending"
     print(f"{len(counts.added)} added ({state}), {counts.updated} already known updated")

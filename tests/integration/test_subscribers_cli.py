@@ -338,3 +338,26 @@ def test_an_opt_in_mail_that_cannot_go_leaves_the_address_pending_and_add_retrie
     again = paperbot(site, "add", ADA, "--keyword", "grokking")
     assert again.returncode == 0, again.stderr
     assert len(site.mails_to(ADA)) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read"),
+        (b"email,keywords\xff\n", "is not UTF-8 text"),  # hand-made: a Latin-1 byte
+        (b"email,keywords\nada@example.org,x\n", "line 1: the header must name"),
+        (HEADER.encode() + b"ada@example.org,x\n", "line 2: 2 cells, the header has 8"),
+    ],
+)
+def test_a_file_that_is_not_the_csv_is_refused_in_a_line(
+    site: WebSite, tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    rows = tmp_path / "list.csv"
+    if content is not None:
+        rows.write_bytes(content)
+    result = paperbot(site, "import", str(rows), "--confirm")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    first, last = result.stderr.strip().splitlines()
+    assert problem in first
+    assert last.endswith("a bad row: nothing imported")
