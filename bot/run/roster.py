@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,8 +34,6 @@ from bot.store.subscribers import RosterDetails, RosterEntry, SubscriberRecord
 from bot.timing.cadence import WEEKDAYS, describe_cadence
 from bot.web.forms import category_problems
 from bot.web.mail import alert_lines, confirmation, mail_settings
-
-log = logging.getLogger(__name__)
 
 #: the CSV's columns, in the order export writes them (`weekday` matters for weekly ones)
 COLUMNS = (
