@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot import __version__
 from bot.config.checks import check_email
@@ -25,11 +26,26 @@ from bot.run.pipeline import RunReport, run_once
 from bot.run.preview import preview_digest
 from bot.run.progress import Progress, log_handler, progress_for
 from bot.run.retention import describe_retention, retention_rules
+from bot.run.roster import (
+    ORIGINS,
+    STATUSES,
+    detail_lines,
+    entry_of,
+    file_wins,
+    open_store,
+    optin_refusal,
+    read_csv,
+    roster_json,
+    send_optins,
+    table_lines,
+    write_csv,
+)
 from bot.run.sendtest import delivery_lines, send_test
 from bot.run.shutdown import Shutdown
 from bot.run.status import run_lines, stale_reasons, status_lines
 from bot.run.worker import Worker, embedded_web, source_schedule
 from bot.store.store import Store
+from bot.store.subscribers import SubscriberRecord
 from bot.timing.cadence import describe_cadence
 
 log = logging.getLogger(__name__)
@@ -106,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also show the last N runs: start, duration, outcome, counts, first error",
     )
     _add_store_commands(commands)
+    _subscribers_parser(commands)
     return parser
 
 
@@ -118,6 +135,42 @@ def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
     commands.add_parser(
         "retention", help="forget what `retention:` lets go now, and reclaim the space"
+    )
+
+
+def _subscribers_parser(commands: Any) -> None:
+    """`paperbot subscribers ACTION`: the operator's list of subscribers."""
+    roster = commands.add_parser(
+        "subscribers", help="list, show, add, remove, suspend, import and export subscribers"
+    )
+    actions = roster.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="every subscriber, with counts")
+    listing.add_argument("--status", choices=STATUSES, help="only subscribers in this status")
+    listing.add_argument("--origin", choices=ORIGINS, help="only the config file's, or the store's")
+    listing.add_argument("--json", action="store_true", help="JSON for scripts")
+    actions.add_parser("show", help="one subscriber: alerts, cadence, state").add_argument("email")
+    add = actions.add_parser("add", help="add a subscriber (mailed the opt-in link)")
+    add.add_argument("email")
+    for name, what in (("keyword", "keyword"), ("author", "author"), ("category", "category")):
+        add.add_argument(f"--{name}", action="append", default=[], help=f"a {what} (repeat)")
+    add.add_argument("--exclude", action="append", default=[], help="never these (repeat)")
+    add.add_argument(
+        "--confirm", action="store_true", help="active at once: you vouch for their consent"
+    )
+    for name, what in (
+        ("remove", "remove a store subscriber (mail stops, links die)"),
+        ("suspend", "stop mailing a subscriber until unsuspend"),
+        ("unsuspend", "mail a suspended subscriber again; clears the bounce count"),
+    ):
+        actions.add_parser(name, help=what).add_argument("email")
+    imports = actions.add_parser("import", help="add or update subscribers from a CSV file")
+    imports.add_argument("file", type=Path)
+    imports.add_argument(
+        "--confirm", action="store_true", help="active at once: you vouch for their consent"
+    )
+    actions.add_parser("export", help="active store subscribers to a CSV file").add_argument(
+        "file", type=Path
     )
 
 
@@ -319,6 +372,12 @@ def describe_config(config: Config) -> list[str]:
     )
     lines.append(describe_retention(config.retention))
     lines.append(bounce_line(config))
+    web = config.web
+    lines.append(
+        f"web: per hour at most {web.mails_per_client} sign-up/link mails per client network,"
+        f" {web.mails_per_address} per address, {web.previews_per_client} previews per client"
+        f" network; confirmation links work {web.confirm_hours} hours"
+    )
     lines.append(f"sources ({len(config.sources)}):")
     for spec in config.sources:
         urls = get_kind(spec.kind).start_urls(spec.options, today)
@@ -431,6 +490,123 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    """`paperbot subscribers ACTION`: 0 done, 2 refused (unknown, config file, bad rows),
+    1 an opt-in mail not sent."""
+    config = _config(args)
+    action = ROSTER_ACTIONS[args.action]
+    with open_store(config) as store:
+        return action(config, store, args)
+
+
+def _refused(message: str) -> int:
+    print(f"paperbot: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _roster_list(config: Config, store: Store, args: argparse.Namespace) -> int:
+    entries = store.subscribers.roster(args.status, args.origin)
+    print(roster_json(entries) if args.json else "\n".join(table_lines(entries)))
+    return EXIT_OK
+
+
+def _roster_show(config: Config, store: Store, args: argparse.Namespace) -> int:
+    details = store.subscribers.details(args.email)
+    if details is None:
+        return _refused(f"no subscriber {args.email}")
+    print("\n".join(detail_lines(details, config)))
+    return EXIT_OK
+
+
+def _roster_add(config: Config, store: Store, args: argparse.Namespace) -> int:
+    fields = {"email": args.email, "keywords": args.keyword, "authors": args.author}
+    fields |= {"categories": args.category, "exclude": args.exclude}
+    try:
+        sub = entry_of(fields)
+    except ConfigError as exc:
+        return _refused(f"subscribers add: {exc}")
+    refusal = file_wins(config, sub.email) or (None if args.confirm else optin_refusal(config))
+    if refusal:
+        return _refused(refusal)
+    known = store.subscribers.find(sub.email)
+    if known and known.subscriber.status in ("active", "suspended"):
+        return _refused(f"{sub.email} is already a subscriber ({known.subscriber.status})")
+    result = store.subscribers.sign_up(sub)
+    if args.confirm:
+        store.subscribers.confirm(sub.email, result.record.token_version)
+        print(f"{sub.email} added, active")
+        return EXIT_OK
+    unsent = asyncio.run(send_optins(config, [result.record], print))
+    print(f"{sub.email} added, pending{'' if unsent else ': opt-in mail sent'}")
+    return EXIT_FAILED if unsent else EXIT_OK
+
+
+def _roster_status(
+    status: str, only: tuple[str, ...], done: str, *, file_too: bool = False
+) -> RosterAction:
+    """An action moving a subscriber to `status` from one of `only` (`file_too`: config-file
+    subscribers as well: bounces suspend them, and only the operator can undo that)."""
+
+    def change(config: Config, store: Store, args: argparse.Namespace) -> int:
+        refusal = None if file_too else file_wins(config, args.email)
+        if refusal:
+            return _refused(refusal)
+        known = store.subscribers.find(args.email)
+        if known is None:
+            return _refused(f"no subscriber {args.email}")
+        if not store.subscribers.set_status(args.email, status, only=only):
+            return _refused(f"{args.email} is {known.subscriber.status}: nothing to do")
+        print(f"{args.email} {done}")
+        return EXIT_OK
+
+    return change
+
+
+def _roster_import(config: Config, store: Store, args: argparse.Namespace) -> int:
+    refusal = None if args.confirm else optin_refusal(config)
+    if refusal:
+        return _refused(refusal)
+    subscribers, bad = read_csv(args.file, config)
+    for row in bad:
+        print(f"paperbot: {args.file}: {row}", file=sys.stderr)
+    if bad:
+        rows = "a bad row" if len(bad) == 1 else f"{len(bad)} bad rows"
+        return _refused(f"{args.file}: {rows}: nothing imported")
+    counts = store.subscribers.import_many(subscribers, "active" if args.confirm else "pending")
+    state = "active" if args.confirm else "pending"
+    print(f"{len(counts.added)} added ({state}), {counts.updated} already known updated")
+    if args.confirm or not counts.added:
+        return EXIT_OK
+    added = set(counts.added)
+    records = [SubscriberRecord(s, 0) for s in subscribers if s.email in added]
+    unsent = asyncio.run(send_optins(config, records, print))
+    print(f"{len(records) - len(unsent)} opt-in mails sent, {len(unsent)} not sent")
+    return EXIT_FAILED if unsent else EXIT_OK
+
+
+def _roster_export(config: Config, store: Store, args: argparse.Namespace) -> int:
+    entries = store.subscribers.roster("active", "web")
+    try:
+        write_csv(args.file, [e.subscriber for e in entries])
+    except OSError as exc:
+        return _refused(f"cannot write {args.file}: {exc.strerror or exc}")
+    print(f"{len(entries)} active store subscribers written to {args.file}")
+    return EXIT_OK
+
+
+RosterAction = Callable[[Config, Store, argparse.Namespace], int]
+ROSTER_ACTIONS: dict[str, RosterAction] = {
+    "list": _roster_list,
+    "show": _roster_show,
+    "add": _roster_add,
+    "remove": _roster_status("removed", ("active", "pending", "suspended"), "removed"),
+    "suspend": _roster_status("suspended", ("active", "pending"), "suspended"),
+    "unsuspend": _roster_status("active", ("suspended",), "unsuspended", file_too=True),
+    "import": _roster_import,
+    "export": _roster_export,
+}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": cmd_once,
     "run": cmd_run,
@@ -443,4 +619,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backup": cmd_backup,
     "retention": cmd_retention,
     "bounces": cmd_bounces,
+    "subscribers": cmd_subscribers,
 }

@@ -34,7 +34,6 @@ from bot.models import Paper
 from bot.store.store import Store
 from bot.web.limits import RateLimits
 from bot.web.server import create_app, listen
-from bot.web.signup import CONFIRM_MAX_AGE
 from tests.smtpserver import SmtpTestServer
 
 HOST = "127.0.0.1"
@@ -245,7 +244,7 @@ def web_site_factory(
     def factory(
         *,
         limits: RateLimits | None = None,
-        confirm_max_age: timedelta = CONFIRM_MAX_AGE,
+        confirm_max_age: timedelta | None = None,
         directory: Path | None = None,
         **settings: Any,
     ) -> WebSite:

@@ -3,6 +3,7 @@ it into a `Config`; everything after this sees typed, frozen values."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -103,6 +104,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         retention=settings.retention,
         recommend=settings.recommend,
         bounces=settings.bounces,
+        web=settings.web,
     )
 
 
@@ -263,6 +265,21 @@ def _subscribers(settings: ConfigFile) -> tuple[Subscriber, ...]:
     return tuple(result)
 
 
+def subscriber_entry(raw: Mapping[str, Any], defaults: ConfigFile | None = None) -> Subscriber:
+    """The Subscriber one entry describes, checked by the config file's own rules (a
+    `subscribers:` entry, a CSV row, `paperbot subscribers add`), with `defaults`' top-level
+    values where it gives none; a ConfigError names the field (`keywords[1]`)."""
+    sub = _validated(SubscriberSettings, raw, "")
+    _check_queries(sub, "")
+    return _subscriber(sub, defaults or _plain_defaults(), "")
+
+
+@functools.cache
+def _plain_defaults() -> ConfigFile:
+    """The top level's defaults, made once (a ConfigFile costs tens of microseconds)."""
+    return ConfigFile()
+
+
 def _subscriber(sub: SubscriberSettings, settings: ConfigFile, where: str) -> Subscriber:
     """The Subscriber a config entry describes: its fields as written (lists as tuples), named
     as in the model, and the top level's defaults where it gives none."""
@@ -289,7 +306,7 @@ def _likes(sub: SubscriberSettings, where: str) -> tuple[str, ...]:
         seed = parse_seed(text)
         if seed is None:
             problem = f"{SHORT_REPR.repr(text)} is not an arXiv id, arXiv link, DOI or doi.org link"
-            raise ConfigError(f"{where}.like[{index}]", problem)
+            raise ConfigError(format_path(where, ("like", index)), problem)
         keys.setdefault(seed.key)
     return tuple(keys)
 
@@ -310,10 +327,13 @@ def _check_queries(sub: SubscriberSettings, where: str) -> None:
         for index, text in enumerate(getattr(sub, field)):
             problem = check(text, field == "authors")
             if problem:
-                raise ConfigError(f"{where}.{field}[{index}]", problem)
+                raise ConfigError(format_path(where, (field, index)), problem)
 
 
+@functools.cache
 def _query_checker() -> Callable[[str, bool], str | None]:
+    """The check of one alert (made once; its answers remembered: a list of 100,000
+    subscribers repeats the same alerts)."""
     from bot.alerts.query import QueryError, parse_follow, parse_query
 
     def check(text: str, follow: bool) -> str | None:
@@ -323,7 +343,7 @@ def _query_checker() -> Callable[[str, bool], str | None]:
             return str(exc)
         return None
 
-    return check
+    return functools.lru_cache(maxsize=65536)(check)
 
 
 def _check_smtp(smtp: SmtpSettings | None) -> None:

@@ -371,6 +371,33 @@ class RetentionSettings(_Strict):
     )
 
 
+#: the most requests a web limit may allow per hour, and the longest confirmation window
+MAX_WEB_LIMIT, MAX_CONFIRM_HOURS = 1_000_000, 24 * 30
+
+
+class WebSettings(_Strict):
+    """The web app's rate limits (per hour, kept in the store) and its confirmation window."""
+
+    mails_per_client: int = Field(
+        20,
+        ge=1,
+        le=MAX_WEB_LIMIT,
+        description="sign-up and link mails one client network may ask for per hour",
+    )
+    mails_per_address: int = Field(
+        5, ge=1, le=MAX_WEB_LIMIT, description="sign-up and link mails one address gets per hour"
+    )
+    previews_per_client: int = Field(
+        300, ge=1, le=MAX_WEB_LIMIT, description="alert previews one client network gets per hour"
+    )
+    confirm_hours: int = Field(
+        48,
+        ge=1,
+        le=MAX_CONFIRM_HOURS,
+        description="hours a confirmation link (double opt-in) works",
+    )
+
+
 class ConfigFile(_Strict):
     """The top level of the config file, sources left raw for per-kind validation."""
 
@@ -400,6 +427,7 @@ class ConfigFile(_Strict):
     scheduling: SchedulingSettings = SchedulingSettings()
     alerts: AlertSettings = AlertSettings()
     fetch: FetchSettings = FetchSettings()
+    web: WebSettings = WebSettings()
     sources: list[dict[str, Any]] = []
     smtp: SmtpSettings | None = None
     bounces: BounceSettings | None = None
@@ -465,6 +493,7 @@ class Config:
     retention: RetentionSettings = dataclass_field(default_factory=RetentionSettings)
     #: where bounces and mailed unsubscribes are read back (None: they are not)
     bounces: BounceSettings | None = None
+    web: WebSettings = dataclass_field(default_factory=WebSettings)
 
 
 def config_path(cli_value: str | None) -> Path:

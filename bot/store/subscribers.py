@@ -56,6 +56,39 @@ class SubscriberRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RosterEntry:
+    """A subscriber as the operator's list shows them: settings, bounces, last digest."""
+
+    subscriber: Subscriber
+    hard_bounces: int
+    served_at: datetime | None
+    created: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RosterDetails:
+    """One subscriber looked up by the operator: the list entry and what waits for them."""
+
+    entry: RosterEntry
+    confirmed_at: datetime | None
+    last_digest: datetime | None
+    pending_digests: int
+    feedback: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCounts:
+    """What an import did: addresses added (and which), and known ones given new alerts."""
+
+    added: tuple[str, ...]
+    updated: int
+
+
+#: what `_entry` reads, in its order
+_ENTRY = f"hard_bounces, served_at, created, {SUBSCRIBER.select()}"
+
+
+@dataclass(frozen=True, slots=True)
 class SignupResult:
     """What a web sign-up did: `confirm` (now pending: mail a confirmation link) or `known`
     (already active: nothing changed, mail the manage link)."""
@@ -228,6 +261,98 @@ class Subscribers:
             )
         return True
 
+    # --- the operator's roster (`paperbot subscribers`) ---------------------------------------
+
+    def roster(self, status: str | None = None, origin: str | None = None) -> list[RosterEntry]:
+        """Every subscriber with this status and origin (None: any), by address."""
+        rows = self.db.execute(
+            f"SELECT {_ENTRY} FROM subscribers WHERE (?1 IS NULL OR status = ?1)"
+            " AND (?2 IS NULL OR origin = ?2) ORDER BY email",
+            (status, origin),
+        )
+        return [_entry(row) for row in rows]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many subscribers there are of each (origin, status)."""
+        rows = self.db.execute(
+            "SELECT origin, status, count(*) FROM subscribers GROUP BY origin, status"
+        )
+        return {(origin, status): count for origin, status, count in rows}
+
+    def details(self, email: str) -> RosterDetails | None:
+        """One subscriber with their last digest, digests waiting and feedback, if known."""
+        row = self.db.execute(
+            f"SELECT id, confirmed_at, {_ENTRY} FROM subscribers WHERE email = ?", (email,)
+        ).fetchone()
+        if row is None:
+            return None
+        sid, confirmed_at, *entry = row
+        last, pending = self.db.execute(
+            "SELECT max(CASE WHEN status = 'sent' THEN sent_at END),"
+            " count(CASE WHEN status = 'pending' THEN 1 END) FROM digests WHERE subscriber_id = ?",
+            (sid,),
+        ).fetchone()
+        (feedback,) = self.db.execute(
+            "SELECT count(*) FROM feedback WHERE subscriber_id = ?", (sid,)
+        ).fetchone()
+        return RosterDetails(
+            _entry(entry), from_iso(confirmed_at), from_iso(last), pending, feedback
+        )
+
+    def set_status(
+        self, email: str, status: str, *, only: Sequence[str], now: datetime | None = None
+    ) -> bool:
+        """Give the subscriber `status` if theirs is one of `only`; False when it is not.
+
+        Leaving `active` voids their links (the token version moves on) and drops the
+        digests waiting for them; becoming `active` again clears their bounce count.
+        """
+        stamp = iso(now or utcnow())
+        with self.db.transaction():
+            row = self.db.execute(
+                f"SELECT id FROM subscribers WHERE email = ? AND status IN ({marks(len(only))})",
+                (email, *only),
+            ).fetchone()
+            if row is None:
+                return False
+            stopping = status != "active"
+            self.db.execute(
+                "UPDATE subscribers SET status = ?, token_version = token_version + ?,"
+                " hard_bounces = CASE WHEN ? THEN hard_bounces ELSE 0 END, updated = ?"
+                " WHERE id = ?",
+                (status, int(stopping), stopping, stamp, row[0]),
+            )
+            if stopping:
+                self.db.execute(
+                    "UPDATE digests SET status = 'dropped' WHERE status = 'pending'"
+                    " AND subscriber_id = ?",
+                    (row[0],),
+                )
+        return True
+
+    def import_many(
+        self, subscribers: Sequence[Subscriber], status: str, now: datetime | None = None
+    ) -> ImportCounts:
+        """Add every new address with `status`, and give known store (not config-file)
+        subscribers the alerts and cadence given, keeping their status: all or nothing.
+
+        One statement for all rows (100,000 execute calls cost seconds); the addresses
+        already there are read once, inside the same transaction.
+        """
+        stamp = iso(now or utcnow())
+        upsert = (
+            f"{_INSERT} ON CONFLICT(email) DO UPDATE SET"
+            f" {', '.join(f'{c} = excluded.{c}' for c in SUBSCRIBER_SETTINGS)},"
+            " updated = excluded.updated WHERE origin != 'config'"
+        )
+        with self.db.transaction():
+            known = {e.lower() for (e,) in self.db.execute("SELECT email FROM subscribers")}
+            self.db.executemany(
+                upsert, ((*_given_values(s), "web", status, stamp, stamp) for s in subscribers)
+            )
+        added = tuple(s.email for s in subscribers if s.email.lower() not in known)
+        return ImportCounts(added, len(subscribers) - len(added))
+
     def _write_settings(
         self,
         sub: Subscriber,
@@ -245,6 +370,14 @@ class Subscribers:
             (*_settings_values(sub), stamp, sub.email, *params),
         )
         return cursor.rowcount == 1
+
+
+def _entry(row: Sequence[Any]) -> RosterEntry:
+    """The roster entry from a row of `_ENTRY`."""
+    hard_bounces, served_at, created, *subscriber = row
+    return RosterEntry(
+        SUBSCRIBER.read(subscriber), hard_bounces, from_iso(served_at), from_iso(created)
+    )
 
 
 def _record(row: Sequence[Any]) -> SubscriberRecord:

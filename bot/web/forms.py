@@ -253,12 +253,17 @@ def _categories(text: str, errors: list[FieldError]) -> tuple[str, ...]:
     if len(names) > MAX_ENTRIES:
         errors.append(FieldError("categories", f"at most {MAX_ENTRIES} categories"))
         return ()
-    for name in names:
-        if not _CATEGORY.fullmatch(name):
-            errors.append(
-                FieldError("categories", f"{name[:40]!r} is not an arXiv category like cs.LG")
-            )
+    errors.extend(FieldError("categories", problem) for problem in category_problems(names))
     return tuple(dict.fromkeys(names))
+
+
+def category_problems(names: Sequence[str]) -> list[str]:
+    """Why each of these is not an arXiv category name (cs.LG, or a prefix like cs.*)."""
+    return [
+        f"{name[:40]!r} is not an arXiv category like cs.LG"
+        for name in names
+        if not _CATEGORY.fullmatch(name)
+    ]
 
 
 def number_in(text: str, low: int, high: int) -> int | None:

@@ -18,6 +18,7 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.config.settings import WebSettings
 from bot.store.store import Store
 from bot.web.guard import client_network
 from bot.web.pages import Pages
@@ -25,6 +26,8 @@ from bot.web.pages import Pages
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: the config's defaults (`web:`), today's values: the one place they are written
+_DEFAULT = WebSettings()
 #: runs a piece of work on the store (in a worker thread) and returns its result
 StoreRunner = Callable[[Callable[[Store], T]], Awaitable[T]]
 
@@ -33,10 +36,19 @@ StoreRunner = Callable[[Callable[[Store], T]], Awaitable[T]]
 class RateLimits:
     """Requests allowed per `window`: mails per client network and per address, previews."""
 
-    mails_per_ip: int = 20
-    mails_per_address: int = 5
-    previews_per_ip: int = 300
+    mails_per_ip: int = _DEFAULT.mails_per_client
+    mails_per_address: int = _DEFAULT.mails_per_address
+    previews_per_ip: int = _DEFAULT.previews_per_client
     window: timedelta = timedelta(hours=1)
+
+    @classmethod
+    def from_settings(cls, web: WebSettings) -> RateLimits:
+        """The limits the config's `web:` section sets (each per hour)."""
+        return cls(
+            mails_per_ip=web.mails_per_client,
+            mails_per_address=web.mails_per_address,
+            previews_per_ip=web.previews_per_client,
+        )
 
 
 class RateLimiter:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 import jinja2
 
+from bot.config.settings import Config
+from bot.config.wiring import message_domain, sender_address
+from bot.mail.links import link, make_token
 from bot.models import Subscriber
+from bot.store.subscribers import SubscriberRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,31 @@ class MailSettings:
     domain: str
     list_name: str
     home_url: str
+
+
+def mail_settings(config: Config, base: str) -> MailSettings:
+    """Who the app's mails come from, and the site (at `base`) they point to."""
+    return MailSettings(
+        sender=sender_address(config),
+        domain=message_domain(config),
+        list_name=config.list_name,
+        home_url=base + "/",
+    )
+
+
+def confirmation(
+    settings: MailSettings, secret: str, record: SubscriberRecord, max_age: timedelta
+) -> EmailMessage:
+    """The double opt-in mail of a pending subscriber, its link signed with `secret` and
+    valid `max_age`: what a web sign-up and `paperbot subscribers add` both send."""
+    token = make_token(secret, "confirm", record.subscriber.email, record.token_version)
+    hours = int(max_age.total_seconds() // 3600)
+    return confirm_mail(
+        settings,
+        record.subscriber,
+        link(settings.home_url.removesuffix("/"), "confirm", token),
+        f"{hours} hours" if hours != 1 else "1 hour",
+    )
 
 
 def confirm_mail(

@@ -27,7 +27,7 @@ from bot.web.limits import RateLimits
 from bot.web.livepreview import LivePreview
 from bot.web.manage import ManageRoutes
 from bot.web.pages import static
-from bot.web.signup import CONFIRM_MAX_AGE, SignupRoutes
+from bot.web.signup import SignupRoutes
 from bot.web.site import Site
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,10 @@ def create_app(
     dev: bool = False,
     secret: str | None = None,
     limits: RateLimits | None = None,
-    confirm_max_age: timedelta = CONFIRM_MAX_AGE,
+    confirm_max_age: timedelta | None = None,
 ) -> Starlette:
-    """The web app on `config`'s store; `secret` defaults to $PAPERBOT_SECRET_KEY.
+    """The web app on `config`'s store; `secret` defaults to $PAPERBOT_SECRET_KEY, the
+    limits and the confirmation window to the config's `web:` section.
 
     Raises ConfigError without a secret or without `base_url`, unless `dev` (then a
     throw-away secret is made and links point at whatever host the browser used).
@@ -60,7 +61,12 @@ def create_app(
         raise ConfigError(
             "base_url", "not set; the links in mail need the public address of this app"
         )
-    site = Site(config, secret, limits or RateLimits(), confirm_max_age)
+    site = Site(
+        config,
+        secret,
+        limits or RateLimits.from_settings(config.web),
+        confirm_max_age or timedelta(hours=config.web.confirm_hours),
+    )
     errors = ErrorPages(site)
     return Starlette(
         routes=_routes(site, errors),

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.config.settings import WebSettings
 from bot.web.forms import PREVIEW_EMAIL, AlertForm, by_field, parse_alerts, parse_email
 from bot.web.guard import HONEYPOT_FIELD
 from bot.web.livepreview import LivePreview
@@ -23,8 +24,8 @@ from bot.web.site import Site
 
 log = logging.getLogger(__name__)
 
-#: how long a confirmation link works
-CONFIRM_MAX_AGE = timedelta(hours=48)
+#: how long a confirmation link works unless the config's `web.confirm_hours` says otherwise
+CONFIRM_MAX_AGE = timedelta(hours=WebSettings().confirm_hours)
 
 
 class SignupRoutes:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.config.settings import Config
-from bot.config.wiring import make_sender, message_domain, sender_address
+from bot.config.wiring import make_sender
 from bot.errors import SendError, TokenError
 from bot.mail.compose import MATCHES_PAGE
 from bot.mail.links import TokenData, link, make_token, read_token
@@ -30,7 +30,7 @@ from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord
 from bot.web.guard import Csrf
 from bot.web.limits import RateLimiter, RateLimits
-from bot.web.mail import MailSettings, confirm_mail, manage_mail
+from bot.web.mail import MailSettings, confirmation, mail_settings, manage_mail
 from bot.web.pages import Pages
 from bot.web.preview import PREVIEW_DAYS
 from bot.web.recent import RecentPapers
@@ -165,22 +165,11 @@ class Site:
 
     def mail_settings(self, request: Request) -> MailSettings:
         """Who the app's mails come from and the site they point to."""
-        return MailSettings(
-            sender=sender_address(self.config),
-            domain=message_domain(self.config),
-            list_name=self.config.list_name,
-            home_url=self.base(request) + "/",
-        )
+        return mail_settings(self.config, self.base(request))
 
     def confirm_mail(self, request: Request, record: SubscriberRecord) -> EmailMessage:
         """The double opt-in mail with the subscriber's confirmation link."""
-        hours = int(self.confirm_max_age.total_seconds() // 3600)
-        return confirm_mail(
-            self.mail_settings(request),
-            record.subscriber,
-            self.link(request, "confirm", record),
-            f"{hours} hours" if hours != 1 else "1 hour",
-        )
+        return confirmation(self.mail_settings(request), self.secret, record, self.confirm_max_age)
 
     def manage_mail(self, request: Request, record: SubscriberRecord, reason: str) -> EmailMessage:
         """The mail with the subscriber's manage and unsubscribe links."""
