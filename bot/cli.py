@@ -245,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     logging.basicConfig(level=level, format="paperbot: %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # libraries' own chatter is not paperbot's news: httpx logs every request, flufl.bounce
+    # each detector it tries on every message
+    for library in ("httpx", "flufl.bounce"):
+        logging.getLogger(library).setLevel(logging.WARNING)
 
 
 def _config(args: argparse.Namespace) -> Config:
