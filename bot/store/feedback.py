@@ -9,10 +9,7 @@ from typing import cast
 
 from bot.models import Feedback, Verdict
 from bot.store.database import Database
-from bot.store.rows import from_iso, iso, marks, utcnow
-
-#: how many subscriber ids one query asks for (SQLite's parameter limit is far above)
-_CHUNK = 500
+from bot.store.rows import chunked, from_iso, iso, marks, utcnow
 
 
 class FeedbackTable:
@@ -47,10 +44,8 @@ class FeedbackTable:
 
     def by_subscriber(self, subscriber_ids: Iterable[int]) -> dict[int, list[Feedback]]:
         """The verdicts of these subscribers (those who gave any), newest first."""
-        ids = list(dict.fromkeys(subscriber_ids))
         found: dict[int, list[Feedback]] = {}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        for chunk in chunked(subscriber_ids):
             rows = self.db.execute(
                 "SELECT subscriber_id, paper_id, verdict, at FROM feedback"
                 f" WHERE subscriber_id IN ({marks(len(chunk))}) ORDER BY at DESC, paper_id",

@@ -17,7 +17,7 @@ from typing import Any
 from bot.models import Paper
 from bot.store.database import Database
 from bot.store.identity import Identity, matching_changed, merge_papers
-from bot.store.rows import PAPER, iso, marks, utcnow
+from bot.store.rows import PAPER, chunked, iso, marks, utcnow
 from bot.text.ids import normalize_title, title_key
 
 #: shortest normalized title that may join two records with different ids
@@ -99,10 +99,8 @@ class Papers:
 
     def by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
         """The stored papers with these ids, by id."""
-        ids = list(dict.fromkeys(ids))
         result: dict[str, Paper] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in chunked(ids):
             rows = self.db.execute(
                 f"SELECT {PAPER.select()} FROM papers WHERE id IN ({marks(len(chunk))})", chunk
             )
@@ -120,9 +118,7 @@ class Papers:
         arxiv = {key: key for key in wanted if not key.startswith(("doi:", "title:"))}
         dois = {key[len("doi:") :]: key for key in wanted if key.startswith("doi:")}
         for column, by_value in (("arxiv_id", arxiv), ("doi", dois)):
-            values = list(by_value)
-            for start in range(0, len(values), 500):
-                chunk = values[start : start + 500]
+            for chunk in chunked(by_value):
                 rows = self.db.execute(
                     f"SELECT {PAPER.select()} FROM papers WHERE {column} IN ({marks(len(chunk))})"
                     " ORDER BY first_seen",

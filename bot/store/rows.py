@@ -15,13 +15,14 @@ import functools
 import json
 import operator
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from bot.models import Link, Paper, Reason, Subscriber
 
 M = TypeVar("M")
+T = TypeVar("T", bound=Hashable)
 
 #: a conversion of one stored value; None: stored as it is
 Convert = Callable[[Any], Any] | None
@@ -157,3 +158,15 @@ def reasons_of(text: str) -> tuple[Reason, ...]:
 def marks(count: int) -> str:
     """`?, ?, ?` for `count` parameters."""
     return ", ".join("?" * count)
+
+
+#: values one `IN (?, ?, ...)` query asks for at a time (SQLite allows 32,766 parameters;
+#: 500 keeps each statement small and its plan cached)
+IN_CHUNK = 500
+
+
+def chunked(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """The values once each, in their order, in lists of at most `size` (for `IN` queries)."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]

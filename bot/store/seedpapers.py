@@ -11,9 +11,7 @@ from typing import cast
 
 from bot.models import SeedPaper, SeedStatus
 from bot.store.database import Database
-from bot.store.rows import from_iso, iso, marks, strings_json, strings_of
-
-_CHUNK = 500
+from bot.store.rows import chunked, from_iso, iso, marks, strings_json, strings_of
 
 
 class SeedPapers:
@@ -24,10 +22,8 @@ class SeedPapers:
 
     def get(self, keys: Iterable[str]) -> dict[str, SeedPaper]:
         """The looked-up seeds among these keys, by key."""
-        wanted = list(dict.fromkeys(keys))
         found: dict[str, SeedPaper] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for chunk in chunked(keys):
             rows = self.db.execute(
                 "SELECT key, status, title, abstract, categories, looked_up FROM seed_papers"
                 f" WHERE key IN ({marks(len(chunk))})",
