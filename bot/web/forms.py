@@ -122,6 +122,11 @@ def parse_email(value: str) -> tuple[str | None, FieldError | None]:
         return None, FieldError("email", "this is not a valid email address")
 
 
+#: the manage form's hidden field saying the subscriber has seed papers (so the live preview
+#: accepts no keyword and no author)
+SEEDS_FIELD = "has_seeds"
+
+
 def parse_alerts(
     form: AlertForm, email: str = PREVIEW_EMAIL, *, max_papers: int = 50, need_alerts: bool = True
 ) -> ParsedAlerts:

@@ -20,7 +20,14 @@ from bot.mail.views import EntryView, entry_view
 from bot.models import Subscriber
 from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord
-from bot.web.forms import PREVIEW_EMAIL, AlertForm, FieldError, by_field, parse_alerts
+from bot.web.forms import (
+    PREVIEW_EMAIL,
+    SEEDS_FIELD,
+    AlertForm,
+    FieldError,
+    by_field,
+    parse_alerts,
+)
 from bot.web.preview import AlertPreview, preview_alerts
 from bot.web.site import Site
 
@@ -52,7 +59,9 @@ class LivePreview:
         if not await self.site.limiter.preview(request):
             return self.site.limiter.too_many(request)
         form = AlertForm.from_fields(fields, self.site.config.timezone)
-        context = await self.context(form)
+        # the manage page of someone with seed papers says so: their alerts may be empty (the
+        # preview only; saving checks the stored seeds)
+        context = await self.context(form, need_alerts=fields.get(SEEDS_FIELD) != "yes")
         html = self.pages.fragment(request, "_preview.html.j2", **context)
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 
