@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +332,23 @@ def test_soft_bounces_are_recorded_and_never_suspend(tmp_path: Path) -> None:
         record = store.subscribers.find(who)
         assert record is not None
         assert record.subscriber.status == "active"
+
+
+def test_status_counts_the_bounces_read_back_in_the_last_week(tmp_path: Path) -> None:
+    box = maildir(tmp_path / "Maildir")
+    soft, hard = "kijitora@example.jp", "userunknown@example.jp"
+    config = config_for(tmp_path, {"maildir": str(box)}, [soft, hard])
+    for name in ("outlook_01_mailboxfull.eml", "gmail_06_mailboxfull.eml"):
+        shutil.copy(CORPUS / name, box / "new" / name)
+    shutil.copy(CORPUS / "gmail_01_userunknown.eml", box / "new" / "hard")
+    assert run_paperbot(config, "bounces").returncode == 0, "read"
+    with Store.open(tmp_path / "paperbot.db") as store:  # one read 8 days ago: not counted
+        eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+        store.mail_read.record(
+            "sha256:old", "hard_bounce", None, "old", suspend_after=3, now=eight_days_ago
+        )
+    result = run_paperbot(config, "status")
+    assert "bounces read back in the last 7 days: 1 hard, 2 soft\n" in result.stdout
 
 
 def test_a_bounce_for_a_non_subscriber_is_ignored(tmp_path: Path) -> None:
