@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.smtpserver import TlsCertificate
+
 DOVECOT = "/usr/sbin/dovecot"
 PASSWORD = "secret"
 USER = "bounces"
@@ -30,7 +32,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_login_user = {user}
@@ -52,13 +54,22 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
   chroot =
 }}
 """
+
+
+#: with a certificate: TLS on the imaps port, STARTTLS on the imap port, and no
+#: login without one
+_SSL = """\
+ssl = required
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem"""
 
 
 def dovecot_missing() -> str | None:
@@ -71,8 +82,12 @@ def dovecot_missing() -> str | None:
 class ImapTestServer:
     """A dovecot listening on 127.0.0.1:`port`, its mail under `directory`."""
 
-    def __init__(self, directory: Path, port: int, process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, directory: Path, port: int, process: subprocess.Popen[bytes], tls_port: int = 0
+    ) -> None:
         self.directory, self.port, self.process = directory, port, process
+        #: the imaps (implicit TLS) port; 0 when the server has no certificate
+        self.tls_port = tls_port
 
     @property
     def maildir(self) -> Path:
@@ -122,16 +137,33 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def imap_server() -> Iterator[ImapTestServer]:
-    """Start dovecot, wait for its greeting (5 s at most), stop it afterwards."""
+def imap_server(certificate: TlsCertificate | None = None) -> Iterator[ImapTestServer]:
+    """Start dovecot, wait for its greeting (5 s at most), stop it afterwards.
+
+    With a certificate, TLS is required: implicit on `tls_port`, STARTTLS on `port`.
+    """
     directory = Path(tempfile.mkdtemp(prefix="paperbot-imap-"))
     directory.chmod(0o755)  # the unprivileged server must reach it
     user, group, uid, gid, become = _names()
     port = _free_port()
+    tls_port = 0  # port 0 disables the imaps listener
+    while certificate and tls_port in (0, port):
+        tls_port = _free_port()
+    if certificate:  # copied: the server's user may not reach the test's temporary directory
+        shutil.copy(certificate.cert, directory / "cert.pem")
+        shutil.copy(certificate.key, directory / "key.pem")
     config = directory / "dovecot.conf"
     config.write_text(
         _CONFIG.format(
-            d=directory, user=user, group=group, uid=uid, gid=gid, port=port, password=PASSWORD
+            d=directory,
+            user=user,
+            group=group,
+            uid=uid,
+            gid=gid,
+            port=port,
+            tls_port=tls_port,
+            password=PASSWORD,
+            ssl=_SSL.format(d=directory) if certificate else "ssl = no",
         )
     )
     for sub in ("new", "cur", "tmp"):
@@ -146,7 +178,7 @@ def imap_server() -> Iterator[ImapTestServer]:
     )
     try:
         _wait_for_greeting(port, directory, process)
-        yield ImapTestServer(directory, port, process)
+        yield ImapTestServer(directory, port, process, tls_port)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

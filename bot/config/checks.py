@@ -3,8 +3,11 @@ returns the value or raises ValueError saying what is wrong, for pydantic to rep
 
 from __future__ import annotations
 
+import os
 import reprlib
+import ssl
 from email.utils import parseaddr
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -140,3 +143,16 @@ def rate_per_second(text: str) -> float:
 
 def address_part(value: str) -> str:
     return parseaddr(value)[1] or value
+
+
+def check_ca_file(path: Path) -> Path:
+    """A readable PEM file of CA certificates (what a TLS client is told to trust)."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{path} is not readable")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError, ValueError):
+        raise ValueError(f"{path} holds no PEM certificate") from None
+    return path

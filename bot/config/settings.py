@@ -21,6 +21,7 @@ from bot.config.checks import (
     SHORT_REPR,
     address_part,
     cadence_value,
+    check_ca_file,
     check_email,
     check_header_address,
     check_header_text,
@@ -169,12 +170,24 @@ class ImapSettings(_Strict):
     timeout: float = Field(
         30.0, gt=0, le=MAX_SMTP_TIMEOUT, description="seconds one IMAP reply may take"
     )
+    ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) to trust for the server's certificate instead of"
+        " the system's (a private CA); certificates are always verified",
+    )
 
     @field_validator("host")
     @classmethod
     def _valid_host(cls, value: str) -> str:
         if not is_host(value):
             raise ValueError(f"not a host name or IP address (got {SHORT_REPR.repr(value)})")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _valid_ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_ca_file(value)
         return value
 
     @field_validator("folder", "processed_folder")

@@ -132,18 +132,31 @@ def _connect(settings: ImapSettings) -> imaplib.IMAP4:
             client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
                 settings.host,
                 settings.effective_port,
-                ssl_context=ssl.create_default_context(),
+                ssl_context=tls_context(settings),
                 timeout=settings.timeout,
             )
         else:
             client = imaplib.IMAP4(settings.host, settings.effective_port, settings.timeout)
             if settings.security == "starttls":
-                client.starttls(ssl.create_default_context())
+                client.starttls(tls_context(settings))
         client.login(settings.username, password)
         _ok(client.select(_quoted(settings.folder)), f"select {settings.folder}")
+    except ssl.SSLCertVerificationError as exc:
+        raise BounceReadError(
+            f"bounces: IMAP {where}: certificate not trusted ({exc.verify_message});"
+            " bounces.imap.ca_file names the CA to trust"
+        ) from None
+    except ssl.SSLError as exc:
+        raise BounceReadError(f"bounces: IMAP {where}: TLS failed ({exc.reason})") from None
     except (OSError, imaplib.IMAP4.error) as exc:
         raise BounceReadError(f"bounces: IMAP {where}: {exc}") from None
     return client
+
+
+def tls_context(settings: ImapSettings) -> ssl.SSLContext:
+    """Certificates always verified: against `ca_file` when set, else the system's CAs."""
+    cafile = str(settings.ca_file) if settings.ca_file else None
+    return ssl.create_default_context(cafile=cafile)
 
 
 def _ok(answer: tuple[str, Sequence[object]], what: str) -> Sequence[object]:
@@ -326,6 +339,8 @@ def bounce_line(config: Config) -> str:
             else f"IMAP {imap.host}:{imap.effective_port} ({imap.security}) as"
             f" {imap.username}, folder {imap.folder}, processed flagged {KEYWORD}"
         )
+        if imap.security != "none":
+            where += f"; certificate checked against {imap.ca_file or 'the system CAs'}"
     else:
         where = f"Maildir {settings.maildir} (processed moved to cur/)"
     verp = "on: bot+b-<tag>@… names the subscriber" if settings.verp else "off"

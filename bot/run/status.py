@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.store.health import RunRecord, SourceHealth
 from bot.store.notices import AlertState
-from bot.store.store import StoreStatus
+from bot.store.store import READ_BACK_DAYS, StoreStatus
 
 
 def status_lines(
@@ -31,6 +31,7 @@ def status_lines(
         f"papers: {status.papers}, active subscribers: {status.subscribers}",
         _digest_line(status),
         *_bounce_lines(status),
+        *_read_back_lines(status),
         "sources:",
     ]
     known = {health.source for health in status.sources}
@@ -63,6 +64,28 @@ def _bounce_lines(status: StoreStatus) -> list[str]:
             for bounce in status.bounces
         ),
     ]
+
+
+#: how each outcome of a message read back reads in `paperbot status`
+_READ_BACK = {
+    "hard_bounce": "hard",
+    "soft_bounce": "soft",
+    "unsubscribed": "unsubscribed by mail",
+    "ignored": "for no subscriber",
+    "reported": "left unread (not a bounce)",
+}
+
+
+def _read_back_lines(status: StoreStatus) -> list[str]:
+    """What the bounce mailbox held lately (nothing when it was not read, or empty)."""
+    if not status.read_back:
+        return []
+    counts = ", ".join(
+        f"{status.read_back.get(outcome, 0)} {words}"
+        for outcome, words in _READ_BACK.items()
+        if status.read_back.get(outcome) or outcome in ("hard_bounce", "soft_bounce")
+    )
+    return [f"bounces read back in the last {READ_BACK_DAYS} days: {counts}"]
 
 
 def _source_line(health: SourceHealth, configured: bool, now: datetime, max_age: timedelta) -> str:

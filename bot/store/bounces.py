@@ -138,6 +138,14 @@ class MailRead:
             )
         )
 
+    def counts_since(self, since: datetime) -> dict[str, int]:
+        """How many messages of each outcome were read back since then."""
+        rows = self.db.execute(
+            "SELECT outcome, count(*) FROM mail_read WHERE at >= ? GROUP BY outcome",
+            (iso(since),),
+        )
+        return {str(outcome): int(n) for outcome, n in rows}
+
     def record(
         self,
         identity: str,

@@ -16,8 +16,9 @@ Each part is a small class in its own module; `db` is the connection they share
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -33,8 +34,12 @@ from bot.store.outbox import Outbox
 from bot.store.papers import Papers
 from bot.store.ratelimit import RateLimit
 from bot.store.retention import Retention
+from bot.store.rows import utcnow
 from bot.store.seedpapers import SeedPapers
 from bot.store.subscribers import Subscribers
+
+#: how far back `paperbot status` counts the mail read back from the bounce mailbox
+READ_BACK_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class StoreStatus:
     bounced_subscribers: int = 0
     #: the latest of them (at most 10), latest first
     bounces: tuple[Bounce, ...] = ()
+    #: messages read back from the bounce mailbox in the last READ_BACK_DAYS, by outcome
+    read_back: Mapping[str, int] = field(default_factory=dict)
 
 
 class Store:
@@ -137,4 +144,5 @@ class Store:
             suspended_subscribers=suspended,
             bounced_subscribers=bounced,
             bounces=self.bounces.recent(),
+            read_back=self.mail_read.counts_since(utcnow() - timedelta(days=READ_BACK_DAYS)),
         )

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.cli import run_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.imapserver import PASSWORD, USER, dovecot_missing, imap_server
 from tests.integration.test_once import arxiv_source, smtp_section, write_config
-from tests.smtpserver import SmtpTestServer
+from tests.smtpserver import SmtpTestServer, TlsCertificate
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "bounces"
 _ROW = re.compile(
@@ -151,23 +152,34 @@ def test_every_corpus_file_read_from_a_maildir(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(dovecot_missing() is not None, reason=str(dovecot_missing()))
-@pytest.mark.parametrize("processed", ["paperbot-processed", None])
+@pytest.mark.parametrize(
+    ("security", "processed"),
+    [
+        ("none", "paperbot-processed"),
+        ("none", None),
+        ("tls", "paperbot-processed"),  # the server refuses any login without TLS
+        ("starttls", None),
+    ],
+)
 def test_every_corpus_file_read_from_a_real_imap_server(
-    tmp_path: Path, processed: str | None
+    tmp_path: Path, security: str, processed: str | None, request: pytest.FixtureRequest
 ) -> None:
     table = corpus()
-    with imap_server() as server:
+    certificate = None if security == "none" else request.getfixturevalue("tls_certificate")
+    with imap_server(certificate) as server:
         for name in table:
             server.deliver(name, (CORPUS / name).read_bytes())
         imap = {
             "host": "127.0.0.1",
-            "port": server.port,
-            "security": "none",
+            "port": server.tls_port if security == "tls" else server.port,
+            "security": security,
             "username": USER,
             "password_env": "TEST_IMAP_PASSWORD",
             "processed_folder": processed,
             "timeout": 5,
         }
+        if certificate is not None:  # a private CA: the self-signed certificate itself
+            imap["ca_file"] = str(certificate.cert)
         config = config_for(tmp_path, {"imap": imap}, all_addresses(table))
         os.environ["TEST_IMAP_PASSWORD"] = PASSWORD
         try:
@@ -214,6 +226,36 @@ def test_a_wrong_imap_password_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().count("\n") == 0
     assert "IMAP 127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(dovecot_missing() is not None, reason=str(dovecot_missing()))
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_an_untrusted_imap_certificate_is_refused_in_one_line(
+    tmp_path: Path, security: str, tls_certificate: TlsCertificate
+) -> None:
+    with imap_server(tls_certificate) as server:
+        server.deliver("a.eml", (CORPUS / "postfix_04_userunknown.eml").read_bytes())
+        imap = {
+            "host": "127.0.0.1",
+            "port": server.tls_port if security == "tls" else server.port,
+            "security": security,
+            "username": USER,
+            "password_env": "TEST_IMAP_PASSWORD",
+            "timeout": 5,
+        }  # no ca_file: the self-signed certificate is checked against the system's CAs
+        config = config_for(tmp_path, {"imap": imap}, ["a@example.org"])
+        os.environ["TEST_IMAP_PASSWORD"] = PASSWORD
+        try:
+            result = run_paperbot(config, "bounces")
+        finally:
+            del os.environ["TEST_IMAP_PASSWORD"]
+        assert list((server.maildir / "new").iterdir())  # nothing was read
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"IMAP 127.0.0.1:{imap['port']}: certificate not trusted" in result.stderr
+    assert "self-signed certificate" in result.stderr  # the reason, from the TLS library
+    assert "Traceback" not in result.stderr
+    assert not outcomes(tmp_path / "paperbot.db")
 
 
 def test_a_store_locked_while_reading_never_counts_a_bounce_twice(tmp_path: Path) -> None:
@@ -290,6 +332,23 @@ def test_soft_bounces_are_recorded_and_never_suspend(tmp_path: Path) -> None:
         record = store.subscribers.find(who)
         assert record is not None
         assert record.subscriber.status == "active"
+
+
+def test_status_counts_the_bounces_read_back_in_the_last_week(tmp_path: Path) -> None:
+    box = maildir(tmp_path / "Maildir")
+    soft, hard = "kijitora@example.jp", "userunknown@example.jp"
+    config = config_for(tmp_path, {"maildir": str(box)}, [soft, hard])
+    for name in ("outlook_01_mailboxfull.eml", "gmail_06_mailboxfull.eml"):
+        shutil.copy(CORPUS / name, box / "new" / name)
+    shutil.copy(CORPUS / "gmail_01_userunknown.eml", box / "new" / "hard")
+    assert run_paperbot(config, "bounces").returncode == 0, "read"
+    with Store.open(tmp_path / "paperbot.db") as store:  # one read 8 days ago: not counted
+        eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+        store.mail_read.record(
+            "sha256:old", "hard_bounce", None, "old", suspend_after=3, now=eight_days_ago
+        )
+    result = run_paperbot(config, "status")
+    assert "bounces read back in the last 7 days: 1 hard, 2 soft\n" in result.stdout
 
 
 def test_a_bounce_for_a_non_subscriber_is_ignored(tmp_path: Path) -> None:
@@ -416,6 +475,56 @@ def test_a_run_whose_bounce_mailbox_is_missing_still_sends(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(dovecot_missing() is not None, reason=str(dovecot_missing()))
+def test_a_run_whose_imap_certificate_is_untrusted_still_sends(
+    tmp_path: Path,
+    http_server: LocalHTTPServer,
+    smtp_server: SmtpTestServer,
+    tls_certificate: TlsCertificate,
+) -> None:
+    with imap_server(tls_certificate) as server:
+        imap = {
+            "host": "127.0.0.1",
+            "port": server.tls_port,
+            "username": USER,
+            "password_env": "TEST_IMAP_PASSWORD",
+            "timeout": 5,
+        }
+        config = write_config(
+            tmp_path,
+            sources=[arxiv_source(http_server)],
+            smtp=smtp_section(smtp_server),
+            bounces={"imap": imap},
+            subscribers=[{"email": "reader@example.org", "keywords": ["diffusion"]}],
+        )
+        os.environ["TEST_IMAP_PASSWORD"] = PASSWORD
+        try:
+            result = run_paperbot(config, "once")
+        finally:
+            del os.environ["TEST_IMAP_PASSWORD"]
+    assert len(smtp_server.received) == 1
+    assert result.returncode == 1  # something needs the operator's attention
+    lines = [line for line in result.stderr.splitlines() if "certificate not trusted" in line]
+    assert len(lines) == 1
+    assert f"IMAP 127.0.0.1:{server.tls_port}" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_shows_the_imap_certificate_check(
+    tmp_path: Path, tls_certificate: TlsCertificate
+) -> None:
+    imap = {"host": "mail.example.org", "username": "u", "password_env": "P"}
+    config = config_for(tmp_path, {"imap": imap}, ["a@example.org"])
+    result = run_paperbot(config, "check-config")
+    assert "(tls)" in result.stdout
+    assert "certificate checked against the system CAs" in result.stdout
+    imap["ca_file"] = str(tls_certificate.cert)
+    config = config_for(tmp_path, {"imap": imap}, ["a@example.org"])
+    result = run_paperbot(config, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert f"certificate checked against {tls_certificate.cert}" in result.stdout
+
+
 def test_check_config_shows_the_bounce_mailbox(tmp_path: Path) -> None:
     config = config_for(tmp_path, {"maildir": str(tmp_path / "Maildir")}, ["a@example.org"])
     result = run_paperbot(config, "check-config")
@@ -434,6 +543,14 @@ def test_check_config_shows_the_bounce_mailbox(tmp_path: Path) -> None:
         ({"imap": {"host": "h:993", "username": "u", "password_env": "P"}}, "not a host name"),
         ({"imap": {"host": "h", "username": "u"}}, "password_env"),
         ({"imap": {"host": "h", "username": "u", "password_env": "P", "timeout": 0}}, "timeout"),
+        (
+            {"imap": {"host": "h", "username": "u", "password_env": "P", "ca_file": "/no/ca.pem"}},
+            "bounces.imap.ca_file: /no/ca.pem is not a file",
+        ),
+        (  # a readable file that is no certificate: this test's own source
+            {"imap": {"host": "h", "username": "u", "password_env": "P", "ca_file": __file__}},
+            "holds no PEM certificate",
+        ),
     ],
 )
 def test_a_bad_bounces_section_is_one_line(
