@@ -152,3 +152,19 @@ def test_an_unknown_kind_of_file_is_reported() -> None:
     report = read_export(b"%PDF-1.7", "paper.pdf")
     assert report.seeds == ()
     assert report.problems[0].where == "file"
+
+
+def test_a_real_zotero_csv_gives_arxiv_ids_dois_and_titles_wherever_zotero_put_them() -> None:
+    report = read_export(
+        (FIXTURES / "zotero_gabriel-p_arxiv_trimmed.csv").read_bytes(), "My Library.csv"
+    )
+    assert report.seeds == (
+        Seed("arxiv", "1708.02025"),  # only in Pages; the ADS bibcode URL is not an id
+        Seed("doi", "10.1002/asna.201211705"),
+        Seed("arxiv", "1707.02160"),
+        Seed("title", "Computer Programs for CCD Photometry"),  # neither id nor DOI
+        Seed("doi", "10.17159/sajs.2016/20150034"),
+        Seed("doi", "10.1086/666502"),  # written with a trailing ";"
+        Seed("arxiv", "1212.0858"),
+    )
+    assert report.problems == ()
