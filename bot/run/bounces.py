@@ -11,6 +11,7 @@ leaves a message the next read recognizes (by the hash of its bytes) and only mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import imaplib
@@ -323,6 +324,23 @@ def read_after_run(config: Config, store: Store) -> str | None:
         return str(exc)
     log.info("%s", line)
     return None
+
+
+async def read_in_worker(config: Config) -> None:
+    """The worker's read after a delivery job, in a thread with its own connection to the
+    store: the mailbox's blocking waits (IMAP, up to its timeout) must not hold the worker's
+    event loop, which also runs the other jobs and, with `run --web`, the web app."""
+    if config.bounces is None:
+        return
+
+    def read() -> None:
+        try:
+            with Store.open(config.database, busy_timeout=config.scheduling.database_wait) as store:
+                read_after_run(config, store)
+        except PaperbotError as exc:  # the store busy or broken: the next delivery tries again
+            log.warning("bounces: not read: %s", exc)
+
+    await asyncio.to_thread(read)
 
 
 def bounce_line(config: Config) -> str:

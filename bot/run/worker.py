@@ -29,6 +29,7 @@ from bot.config.settings import Config, SourceSpec
 from bot.config.wiring import make_sender
 from bot.errors import PaperbotError
 from bot.ingest.sources import get_kind
+from bot.run.bounces import read_in_worker
 from bot.run.lock import RunLock
 from bot.run.pipeline import alert_operator, deliver_stage, fetch_stage, run_status
 from bot.run.retention import apply_retention
@@ -253,6 +254,7 @@ class Worker:
                 self.config, store, now=now, delivery=report, shutdown=self.shutdown
             )
             if not self.shutdown.requested:
+                await read_in_worker(self.config)  # after delivery: it never stops the mail
                 apply_retention(self.config, store, now)
 
         await self._run_job("deliver", work)

@@ -26,6 +26,7 @@ from tests.cli import run_paperbot
 from tests.httpserver import LocalHTTPServer
 from tests.imapserver import PASSWORD, USER, dovecot_missing, imap_server
 from tests.integration.test_once import arxiv_source, smtp_section, write_config
+from tests.integration.test_worker import paperbot, stop, wait_until
 from tests.smtpserver import SmtpTestServer, TlsCertificate
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "bounces"
@@ -561,3 +562,30 @@ def test_a_bad_bounces_section_is_one_line(
     assert result.returncode == 2
     assert error in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_the_worker_reads_bounces_after_each_delivery(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
+) -> None:
+    box = maildir(tmp_path / "Maildir")
+    reader = "kijitora@example.co.jp"  # postfix_04 says this address is unknown
+    config = write_config(
+        tmp_path,
+        sources=[arxiv_source(http_server)],
+        smtp=smtp_section(smtp_server) | {"max_hard_bounces": 1},
+        bounces={"maildir": str(box)},
+        scheduling={"deliver": "* * * * * *"},  # every second
+        subscribers=[{"email": reader, "keywords": ["diffusion"]}],
+    )
+    shutil.copy(CORPUS / "postfix_04_userunknown.eml", box / "new" / "m1")
+    log = tmp_path / "worker.log"
+    worker = paperbot(config, "run", log=log)
+    try:
+        wait_until(lambda: not (box / "new" / "m1").exists(), 30, "the bounce read back")
+    finally:
+        assert stop(worker) == 0, log.read_text()
+    assert hard_counts(tmp_path / "paperbot.db") == {reader: 1}
+    with Store.open(tmp_path / "paperbot.db") as store:
+        record = store.subscribers.find(reader)
+    assert record is not None
+    assert record.subscriber.status == "suspended"
