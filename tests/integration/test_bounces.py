@@ -428,22 +428,35 @@ def test_verp_tags_are_short_signed_and_case_proof() -> None:
     assert read_bounce_tag(SECRET, tag.replace("b-2n9c", "b-2n9d")) is None
 
 
+#: the subscriber of the served arXiv day whose address postfix_04 says is unknown
+READER = "kijitora@example.co.jp"
+
+
+def reader_and_bounce(
+    tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer, **more: Any
+) -> tuple[Path, Path]:
+    """(Maildir, config): READER follows "diffusion" in the served arXiv day, suspended at
+    the first hard bounce; postfix_04's bounce for them waits in the Maildir."""
+    box = maildir(tmp_path / "Maildir")
+    config = write_config(
+        tmp_path,
+        sources=[arxiv_source(http_server)],
+        smtp=smtp_section(smtp_server) | {"max_hard_bounces": 1},
+        bounces={"maildir": str(box)},
+        subscribers=[{"email": READER, "keywords": ["diffusion"]}],
+        **more,
+    )
+    shutil.copy(CORPUS / "postfix_04_userunknown.eml", box / "new" / "m1")
+    return box, config
+
+
 def test_a_run_sends_with_verp_and_reads_bounces_after_delivery(
     tmp_path: Path,
     http_server: LocalHTTPServer,
     smtp_server: SmtpTestServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    box = maildir(tmp_path / "Maildir")
-    reader = "kijitora@example.co.jp"  # postfix_04 says this address is unknown
-    config = write_config(
-        tmp_path,
-        sources=[arxiv_source(http_server)],
-        smtp=smtp_section(smtp_server) | {"max_hard_bounces": 1},
-        bounces={"maildir": str(box)},
-        subscribers=[{"email": reader, "keywords": ["diffusion"]}],
-    )
-    shutil.copy(CORPUS / "postfix_04_userunknown.eml", box / "new" / "m1")
+    _, config = reader_and_bounce(tmp_path, http_server, smtp_server)
     monkeypatch.setenv("PAPERBOT_SECRET_KEY", SECRET)
     result = run_paperbot(config, "once")
     assert result.returncode == 0, result.stderr
@@ -452,8 +465,8 @@ def test_a_run_sends_with_verp_and_reads_bounces_after_delivery(
     assert domain == "example.org"
     assert local.startswith("bot+b-")
     with Store.open(tmp_path / "paperbot.db") as store:
-        assert read_bounce_tag(SECRET, local.partition("+")[2]) == store.subscribers.id_of(reader)
-        record = store.subscribers.find(reader)
+        assert read_bounce_tag(SECRET, local.partition("+")[2]) == store.subscribers.id_of(READER)
+        record = store.subscribers.find(READER)
     assert record is not None
     assert record.subscriber.status == "suspended"  # read back after the digest went out
 
@@ -567,25 +580,20 @@ def test_a_bad_bounces_section_is_one_line(
 def test_the_worker_reads_bounces_after_each_delivery(
     tmp_path: Path, http_server: LocalHTTPServer, smtp_server: SmtpTestServer
 ) -> None:
-    box = maildir(tmp_path / "Maildir")
-    reader = "kijitora@example.co.jp"  # postfix_04 says this address is unknown
-    config = write_config(
+    box, config = reader_and_bounce(
         tmp_path,
-        sources=[arxiv_source(http_server)],
-        smtp=smtp_section(smtp_server) | {"max_hard_bounces": 1},
-        bounces={"maildir": str(box)},
-        scheduling={"deliver": "* * * * * *"},  # every second
-        subscribers=[{"email": reader, "keywords": ["diffusion"]}],
+        http_server,
+        smtp_server,
+        scheduling={"deliver": "* * * * * *"},  # each second
     )
-    shutil.copy(CORPUS / "postfix_04_userunknown.eml", box / "new" / "m1")
     log = tmp_path / "worker.log"
     worker = paperbot(config, "run", log=log)
     try:
         wait_until(lambda: not (box / "new" / "m1").exists(), 30, "the bounce read back")
     finally:
         assert stop(worker) == 0, log.read_text()
-    assert hard_counts(tmp_path / "paperbot.db") == {reader: 1}
+    assert hard_counts(tmp_path / "paperbot.db") == {READER: 1}
     with Store.open(tmp_path / "paperbot.db") as store:
-        record = store.subscribers.find(reader)
+        record = store.subscribers.find(READER)
     assert record is not None
     assert record.subscriber.status == "suspended"
