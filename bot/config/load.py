@@ -30,7 +30,7 @@ from bot.config.wiring import dkim_signer
 from bot.errors import ConfigError
 from bot.ingest.sources import KINDS
 from bot.models import MAX_PAPERS, Subscriber
-from bot.recommend.seeds import parse_seed
+from bot.recommend.seeds import NOT_A_SEED, parse_seed
 from bot.timing.cadence import parse_weekday
 
 M = TypeVar("M", bound=BaseModel)
@@ -305,7 +305,7 @@ def _likes(sub: SubscriberSettings, where: str) -> tuple[str, ...]:
     for index, text in enumerate(sub.like):
         seed = parse_seed(text)
         if seed is None:
-            problem = f"{SHORT_REPR.repr(text)} is not an arXiv id, arXiv link, DOI or doi.org link"
+            problem = f"{SHORT_REPR.repr(text)} {NOT_A_SEED}"
             raise ConfigError(format_path(where, ("like", index)), problem)
         keys.setdefault(seed.key)
     return tuple(keys)

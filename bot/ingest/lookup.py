@@ -43,8 +43,8 @@ def seeds_to_look_up(store: Store, keys: Iterable[str]) -> list[str]:
     wanted = sorted(set(keys))
     if not wanted:
         return []
-    known = store.papers.find_seed_papers(wanted).keys() | store.seed_papers.get(wanted).keys()
-    return [key for key in wanted if key not in known]
+    known = store.known_seeds(wanted)
+    return [key for key in wanted if not known.knows(key)]
 
 
 async def look_up_seeds(

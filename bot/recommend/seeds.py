@@ -75,6 +75,10 @@ class SeedReport:
     problems: tuple[Problem, ...]
 
 
+#: what is said of a `like:` entry or a typed line that names no paper (after the entry)
+NOT_A_SEED = "is not an arXiv id, arXiv link, DOI or doi.org link"
+
+
 def parse_seed(text: str) -> Seed | None:
     """The seed one `like:` entry names (arXiv id, arXiv URL, DOI or doi.org link), or None."""
     text = text.strip()

@@ -87,14 +87,13 @@ def _known(
     """The seeds (in the store's papers, else looked up and found) and feedback papers."""
     from bot.recommend.model import Example, paper_text  # late: see the imports
 
-    keys = list(dict.fromkeys(key for s in users for key in s.likes))
-    stored = store.papers.find_seed_papers(keys)
-    seeds = {key: Example.of_paper(paper) for key, paper in stored.items()}
-    for key, seed in store.seed_papers.get(k for k in keys if k not in stored).items():
+    known = store.known_seeds(key for s in users for key in s.likes)
+    seeds = {key: Example.of_paper(paper) for key, paper in known.papers.items()}
+    for key, seed in known.looked_up.items():
         if seed.status == "found":
             seeds[key] = Example(key, seed.title, paper_text(seed.title, seed.abstract))
     fed = store.papers.by_id(f.paper_id for given in feedback.values() for f in given)
-    return _Known(seeds, {key: paper.id for key, paper in stored.items()}, fed)
+    return _Known(seeds, {key: paper.id for key, paper in known.papers.items()}, fed)
 
 
 def _profiles(

@@ -7,11 +7,25 @@ matched against everyone's alerts and mailed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import cast
 
-from bot.models import SeedPaper, SeedStatus
+from bot.models import Paper, SeedPaper, SeedStatus
 from bot.store.database import Database
 from bot.store.rows import chunked, from_iso, iso, marks, strings_json, strings_of
+
+
+@dataclass(frozen=True, slots=True)
+class KnownSeeds:
+    """What the store knows of some seed keys: the stored paper of each it has, else what a
+    lookup answered (found, or unknown); a key in neither waits for a lookup."""
+
+    papers: dict[str, Paper]
+    looked_up: dict[str, SeedPaper]
+
+    def knows(self, key: str) -> bool:
+        """True when the key has a stored paper or a lookup's answer."""
+        return key in self.papers or key in self.looked_up
 
 
 class SeedPapers:

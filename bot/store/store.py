@@ -16,7 +16,7 @@ Each part is a small class in its own module; `db` is the connection they share
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ from bot.store.papers import Papers
 from bot.store.ratelimit import RateLimit
 from bot.store.retention import Retention
 from bot.store.rows import utcnow
-from bot.store.seedpapers import SeedPapers
+from bot.store.seedpapers import KnownSeeds, SeedPapers
 from bot.store.subscribers import Subscribers
 
 #: how far back `paperbot status` counts the mail read back from the bounce mailbox
@@ -123,6 +123,13 @@ class Store:
         self.db.execute("SELECT id FROM subscribers LIMIT 1").fetchall()
         with self.db.transaction():
             pass
+
+    def known_seeds(self, keys: Iterable[str]) -> KnownSeeds:
+        """What the store knows of these seed keys: the papers table first (by arXiv id, DOI
+        or title), then the answers of earlier lookups for the rest."""
+        wanted = list(dict.fromkeys(keys))
+        papers = self.papers.find_seed_papers(wanted)
+        return KnownSeeds(papers, self.seed_papers.get(k for k in wanted if k not in papers))
 
     def status(self) -> StoreStatus:
         """Counts, last run and per-source health."""

@@ -124,7 +124,7 @@ def parse_email(value: str) -> tuple[str | None, FieldError | None]:
 
 #: the manage form's hidden field saying the subscriber has seed papers (so the live preview
 #: accepts no keyword and no author)
-SEEDS_FIELD = "has_seeds"
+HAS_SEEDS_FIELD = "has_seeds"
 
 
 def parse_alerts(

@@ -15,7 +15,13 @@ from typing import Any
 
 from bot.config.settings import MAX_LIKES
 from bot.models import MAX_PAPERS
-from bot.recommend.seeds import MAX_EXPORT_BYTES, Problem, parse_seed, seed_from_key
+from bot.recommend.seeds import (
+    MAX_EXPORT_BYTES,
+    NOT_A_SEED,
+    Problem,
+    parse_seed,
+    seed_from_key,
+)
 from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord
 from bot.web.forms import MAX_ENTRY_CHARS, FieldError
@@ -131,7 +137,7 @@ def parse_seed_lines(text: str) -> tuple[tuple[str, ...], tuple[FieldError, ...]
         seed = parse_seed(entry)
         if seed is None:
             shown = entry if len(entry) <= 60 else entry[:57] + "..."
-            problem = f"{shown!r} is not an arXiv id, arXiv link, DOI or doi.org link"
+            problem = f"{shown!r} {NOT_A_SEED}"
             errors.append(FieldError(SEEDS_FIELD, problem, number))
         else:
             keys.append(seed.key)
@@ -155,15 +161,14 @@ def load_likes(store: Store, record: SubscriberRecord) -> LikesView:
 
 def seed_views(store: Store, keys: Sequence[str]) -> tuple[SeedView, ...]:
     """These seeds as the page lists them."""
-    in_store = store.papers.find_seed_papers(keys)
-    looked_up = store.seed_papers.get(k for k in keys if k not in in_store)
+    known = store.known_seeds(keys)
     views = []
     for key in keys:
         title, status = "", "pending"
-        if key in in_store:
-            title, status = in_store[key].title, "found"
-        elif key in looked_up:
-            seed_paper = looked_up[key]
+        if key in known.papers:
+            title, status = known.papers[key].title, "found"
+        elif key in known.looked_up:
+            seed_paper = known.looked_up[key]
             title, status = seed_paper.title, seed_paper.status
         views.append(SeedView(key, seed_label(key), title, status))
     return tuple(views)

@@ -21,8 +21,8 @@ from bot.models import Subscriber
 from bot.store.store import Store
 from bot.store.subscribers import SubscriberRecord
 from bot.web.forms import (
+    HAS_SEEDS_FIELD,
     PREVIEW_EMAIL,
-    SEEDS_FIELD,
     AlertForm,
     FieldError,
     by_field,
@@ -61,7 +61,7 @@ class LivePreview:
         form = AlertForm.from_fields(fields, self.site.config.timezone)
         # the manage page of someone with seed papers says so: their alerts may be empty (the
         # preview only; saving checks the stored seeds)
-        context = await self.context(form, need_alerts=fields.get(SEEDS_FIELD) != "yes")
+        context = await self.context(form, need_alerts=fields.get(HAS_SEEDS_FIELD) != "yes")
         html = self.pages.fragment(request, "_preview.html.j2", **context)
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 

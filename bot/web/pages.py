@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from bot.config.settings import Config
-from bot.web.forms import SEEDS_FIELD, WEEKDAYS, timezones
+from bot.web.forms import HAS_SEEDS_FIELD, WEEKDAYS, timezones
 from bot.web.guard import CSRF_FIELD, HONEYPOT_FIELD, Csrf
 from bot.web.preview import PREVIEW_DAYS
 
@@ -46,7 +46,7 @@ class Pages:
             "csrf_field": CSRF_FIELD,
             "csrf_token": self.csrf.token(request),
             "honeypot": HONEYPOT_FIELD,
-            "seeds_field": SEEDS_FIELD,
+            "has_seeds_field": HAS_SEEDS_FIELD,
             "weekdays": WEEKDAYS,
             "timezones": timezones(),
             "preview_days": PREVIEW_DAYS,
