@@ -24,7 +24,7 @@ from bot.run.bounces import message_identity
 from bot.store.store import Store
 from tests.cli import run_paperbot
 from tests.httpserver import LocalHTTPServer
-from tests.imapserver import PASSWORD, USER, dovecot_missing, imap_server
+from tests.imapserver import PASSWORD, USER, ImapTestServer, dovecot_missing, imap_server
 from tests.integration.test_once import arxiv_source, smtp_section, write_config
 from tests.integration.test_worker import paperbot, stop, wait_until
 from tests.smtpserver import SmtpTestServer, TlsCertificate
@@ -83,6 +83,20 @@ def config_for(tmp_path: Path, bounces: dict[str, Any], emails: list[str], **mor
         scheduling={"database_wait": 0.5},
         **more,
     )
+
+
+def imap_section(server: ImapTestServer, security: str = "none", **more: Any) -> dict[str, Any]:
+    """The `bounces.imap` section for this test server: its TLS or plain port as `security`
+    asks, the password from TEST_IMAP_PASSWORD; `more` adds or replaces options."""
+    return {
+        "host": "127.0.0.1",
+        "port": server.tls_port if security == "tls" else server.port,
+        "security": security,
+        "username": USER,
+        "password_env": "TEST_IMAP_PASSWORD",
+        "timeout": 5,
+        **more,
+    }
 
 
 def outcomes(database: Path) -> dict[str, tuple[str, str | None]]:
@@ -170,15 +184,7 @@ def test_every_corpus_file_read_from_a_real_imap_server(
     with imap_server(certificate) as server:
         for name in table:
             server.deliver(name, (CORPUS / name).read_bytes())
-        imap = {
-            "host": "127.0.0.1",
-            "port": server.tls_port if security == "tls" else server.port,
-            "security": security,
-            "username": USER,
-            "password_env": "TEST_IMAP_PASSWORD",
-            "processed_folder": processed,
-            "timeout": 5,
-        }
+        imap = imap_section(server, security, processed_folder=processed)
         if certificate is not None:  # a private CA: the self-signed certificate itself
             imap["ca_file"] = str(certificate.cert)
         config = config_for(tmp_path, {"imap": imap}, all_addresses(table))
@@ -209,14 +215,7 @@ def test_a_wrong_imap_password_is_one_line(tmp_path: Path) -> None:
     if dovecot_missing():
         pytest.skip(str(dovecot_missing()))
     with imap_server() as server:
-        imap = {
-            "host": "127.0.0.1",
-            "port": server.port,
-            "security": "none",
-            "username": USER,
-            "password_env": "TEST_IMAP_WRONG",
-            "timeout": 5,
-        }
+        imap = imap_section(server, password_env="TEST_IMAP_WRONG")
         config = config_for(tmp_path, {"imap": imap}, ["a@example.org"])
         os.environ["TEST_IMAP_WRONG"] = "not-the-password"
         try:
@@ -236,14 +235,8 @@ def test_an_untrusted_imap_certificate_is_refused_in_one_line(
 ) -> None:
     with imap_server(tls_certificate) as server:
         server.deliver("a.eml", (CORPUS / "postfix_04_userunknown.eml").read_bytes())
-        imap = {
-            "host": "127.0.0.1",
-            "port": server.tls_port if security == "tls" else server.port,
-            "security": security,
-            "username": USER,
-            "password_env": "TEST_IMAP_PASSWORD",
-            "timeout": 5,
-        }  # no ca_file: the self-signed certificate is checked against the system's CAs
+        # no ca_file: the self-signed certificate is checked against the system's CAs
+        imap = imap_section(server, security)
         config = config_for(tmp_path, {"imap": imap}, ["a@example.org"])
         os.environ["TEST_IMAP_PASSWORD"] = PASSWORD
         try:
@@ -497,13 +490,7 @@ def test_a_run_whose_imap_certificate_is_untrusted_still_sends(
     tls_certificate: TlsCertificate,
 ) -> None:
     with imap_server(tls_certificate) as server:
-        imap = {
-            "host": "127.0.0.1",
-            "port": server.tls_port,
-            "username": USER,
-            "password_env": "TEST_IMAP_PASSWORD",
-            "timeout": 5,
-        }
+        imap = imap_section(server, "tls")
         config = write_config(
             tmp_path,
             sources=[arxiv_source(http_server)],
