@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,25 @@ from bot.store.store import Store
 from bot.timing.schedule import Schedule, cron_trigger, next_fire
 
 log = logging.getLogger(__name__)
+
+#: how often the worker reads the bounce mailbox (after a delivery job), and applies retention
+BOUNCE_READ_EVERY, RETENTION_EVERY = timedelta(minutes=15), timedelta(hours=24)
+
+
+@dataclass
+class Chore:
+    """Work the worker does after a delivery job at most once per `every`; the first time
+    at once (so a worker just started reads the mailbox and applies retention)."""
+
+    every: timedelta
+    next_time: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        """True when it is time (and then the next time is `every` from now)."""
+        if self.next_time is not None and now < self.next_time:
+            return False
+        self.next_time = now + self.every
+        return True
 
 
 def source_schedule(spec: SourceSpec) -> Schedule:
@@ -118,6 +137,10 @@ class Worker:
         self.groups = schedule_groups(config.sources)
         self._turn = asyncio.Lock()  # one job at a time inside this process too
         self._running: set[asyncio.Task[Any]] = set()
+        # the delivery job runs every minute; its chores need not: a mailbox login, or a
+        # retention pass over the whole ledger, each minute would be work for nothing
+        self._bounce_reads = Chore(BOUNCE_READ_EVERY)
+        self._retention = Chore(RETENTION_EVERY)
 
     # --- lifetime ----------------------------------------------------------------------------
 
@@ -253,8 +276,9 @@ class Worker:
             await alert_operator(
                 self.config, store, now=now, delivery=report, shutdown=self.shutdown
             )
-            if not self.shutdown.requested:
+            if not self.shutdown.requested and self._bounce_reads.due(now):
                 await read_in_worker(self.config)  # after delivery: it never stops the mail
+            if not self.shutdown.requested and self._retention.due(now):
                 apply_retention(self.config, store, now)
 
         await self._run_job("deliver", work)
